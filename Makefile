@@ -1,0 +1,115 @@
+# Strata — one command to run it, one to test it. `make help` lists targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+MODULES   := pkg proto deploy/local services/base-a services/base-b services/base-c services/gateway
+DATA      ?= .data
+BIN       := $(DATA)/bin
+TOOLS     := .bin
+# Pinned tool versions (the module proxy serves exact versions).
+STATICCHECK_VERSION := v0.8.2
+GO_TEST_FLAGS ?= -race -count=1 -timeout 15m
+export GOFLAGS ?= -buildvcs=false
+
+# Service binaries: every cmd/* directory under services/ that exists.
+SERVICE_CMDS := $(wildcard services/*/cmd/*)
+
+.PHONY: help
+help: ## List targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+.PHONY: build
+build: ## Build the launcher and every service binary into .data/bin
+	@mkdir -p $(BIN)
+	go build -o $(BIN)/strata-local ./deploy/local/cmd/strata-local
+	@for d in $(SERVICE_CMDS); do \
+		mod=$${d%/cmd/*}; name=$$(basename $$d); \
+		echo "go build -o $(BIN)/$$name ./$$d"; \
+		go build -o $(BIN)/$$name ./$$d; \
+	done
+
+.PHONY: run
+run: build ## Start the whole platform locally (Ctrl-C stops it)
+	STRATA_DATA_DIR=$(DATA) STRATA_BIN_DIR=$(BIN) $(BIN)/strata-local run
+
+.PHONY: test
+test: build ## Run every test (unit + integration against real PostgreSQL, RabbitMQ, FerretDB)
+	STRATA_REQUIRE_INTEGRATION=1 $(BIN)/strata-local test-env -- $(MAKE) --no-print-directory test-modules
+
+.PHONY: test-modules
+test-modules:
+	@for m in $(MODULES); do \
+		if [ -z "$$(cd $$m && go list ./... 2>/dev/null)" ]; then echo "== $$m: no packages yet"; continue; fi; \
+		echo "== go test $$m"; \
+		(cd $$m && go test $(GO_TEST_FLAGS) ./...); \
+	done
+
+.PHONY: test-unit
+test-unit: ## Unit tests only (integration tests skip without the stores)
+	@for m in $(MODULES); do (cd $$m && go test -count=1 ./...); done
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME each (default 10s)
+	@for m in $(MODULES); do \
+		for pkg in $$(cd $$m && go list ./...); do \
+			for f in $$(cd $$m && go test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
+				echo "== fuzz $$pkg $$f"; \
+				(cd $$m && go test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-10s} $$pkg); \
+			done; \
+		done; \
+	done
+
+.PHONY: bench
+bench: build ## Run the benchmarks against real stores and print one table
+	$(BIN)/strata-local test-env -- $(MAKE) --no-print-directory bench-modules
+
+.PHONY: bench-modules
+bench-modules:
+	@for m in $(MODULES); do \
+		(cd $$m && go test -run '^$$' -bench . -benchmem -count=1 ./... | grep -E '^(Benchmark|ok|FAIL|---)' || true); \
+	done
+
+$(TOOLS)/staticcheck:
+	GOBIN=$(abspath $(TOOLS)) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+$(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc: proto/tools/go.mod
+	cd proto/tools && go build -o ../../$(TOOLS)/ \
+		github.com/bufbuild/buf/cmd/buf \
+		google.golang.org/protobuf/cmd/protoc-gen-go \
+		google.golang.org/grpc/cmd/protoc-gen-go-grpc
+
+.PHONY: lint
+lint: $(TOOLS)/staticcheck ## go vet, staticcheck, gofmt, and a GOWORK=off build of every module
+	@for m in $(MODULES); do \
+		if [ -z "$$(cd $$m && go list ./... 2>/dev/null)" ]; then echo "== lint $$m: no packages yet"; continue; fi; \
+		echo "== lint $$m"; \
+		(cd $$m && go vet ./... && $(abspath $(TOOLS))/staticcheck ./... && GOWORK=off go build ./...); \
+	done
+	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+.PHONY: proto
+proto: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc ## Regenerate Go code from the protos
+	$(TOOLS)/buf lint
+	rm -rf proto/gen/go
+	$(TOOLS)/buf generate
+
+.PHONY: proto-check
+proto-check: proto ## Lint the protos, regenerate, and fail if generated code changed
+	@git add -N proto/gen 2>/dev/null || true
+	@if ! git diff --quiet -- proto/gen; then \
+		echo "proto/gen is out of date: run 'make proto' and commit the result"; git diff --stat -- proto/gen; exit 1; fi
+	@echo "proto-check: generated code is up to date"
+
+.PHONY: fmt
+fmt: ## Format all Go code
+	gofmt -w $(MODULES)
+
+.PHONY: tidy
+tidy: ## Sync the workspace's versions into every module, then go mod tidy each
+	go work sync
+	@for m in $(MODULES); do (cd $$m && GOWORK=off go mod tidy); done
+
+.PHONY: clean
+clean: ## Remove build output (keeps .data's databases)
+	rm -rf $(BIN) $(TOOLS)

@@ -1,0 +1,179 @@
+package stack
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Postgres is a private PostgreSQL cluster.
+type Postgres struct {
+	// URL connects as the cluster's superuser over TCP.
+	URL  string
+	Port int
+	proc *Proc
+}
+
+// PostgresOptions for StartPostgres.
+type PostgresOptions struct {
+	Dir  string // cluster lives in Dir/data
+	Port int
+	// Ephemeral trades durability for speed (tests): fsync off.
+	Ephemeral bool
+	Out       io.Writer
+}
+
+// StartPostgres initialises the cluster on first use and starts it.
+func StartPostgres(ctx context.Context, o PostgresOptions) (*Postgres, error) {
+	bin, err := postgresBinDir(ctx, o.Out)
+	if err != nil {
+		return nil, err
+	}
+	data := filepath.Join(o.Dir, "data")
+	sock := filepath.Join(o.Dir, "run")
+	pwFile := filepath.Join(o.Dir, "superuser.password")
+	if err := os.MkdirAll(sock, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(o.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	password, err := ReadOrCreateSecret(pwFile)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(data, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
+		if err := os.RemoveAll(data); err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(data, 0o700); err != nil {
+			return nil, err
+		}
+		if err := chownTree(o.Dir, "postgres"); err != nil {
+			return nil, err
+		}
+		args := []string{filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres",
+			"--auth-local=trust", "--auth-host=scram-sha-256", "--pwfile=" + pwFile,
+			"--encoding=UTF8", "--locale=C.UTF-8"}
+		if o.Ephemeral {
+			args = append(args, "--no-sync")
+		}
+		if os.Geteuid() == 0 {
+			args = append([]string{"runuser", "-u", "postgres", "--"}, args...)
+		}
+		if b, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("initdb: %w\n%s", err, b)
+		}
+	} else if err := chownTree(o.Dir, "postgres"); err != nil {
+		return nil, err
+	}
+	// The superuser password file is only needed by initdb; keep our copy
+	// readable by us alone.
+	argv := []string{filepath.Join(bin, "postgres"), "-D", data,
+		"-p", strconv.Itoa(o.Port),
+		"-c", "listen_addresses=127.0.0.1",
+		"-c", "unix_socket_directories=" + sock,
+		"-c", "max_connections=200",
+		"-c", "shared_buffers=128MB",
+	}
+	if o.Ephemeral {
+		argv = append(argv, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(o.Port)
+	if !PortFree(addr) {
+		return nil, fmt.Errorf("port %d is in use: is another strata-local running? (stop it, or set DATABASE_URL)", o.Port)
+	}
+	p, err := StartProc("postgres", argv, nil, o.Dir, filepath.Join(o.Dir, "postgres.log"), "postgres")
+	if err != nil {
+		return nil, err
+	}
+	u := &url.URL{Scheme: "postgres", User: url.UserPassword("postgres", password), Host: addr, Path: "/postgres", RawQuery: "sslmode=disable"}
+	pg := &Postgres{URL: u.String(), Port: o.Port, proc: p}
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for {
+		conn, err := pgx.Connect(wctx, pg.URL)
+		if err == nil {
+			_ = conn.Close(wctx)
+			return pg, nil
+		}
+		select {
+		case <-wctx.Done():
+			p.Stop(10 * time.Second)
+			return nil, fmt.Errorf("postgres did not become ready (see %s)", filepath.Join(o.Dir, "postgres.log"))
+		case <-p.Done():
+			return nil, fmt.Errorf("postgres exited at start (see %s)", filepath.Join(o.Dir, "postgres.log"))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Stop shuts the cluster down (fast mode: SIGINT finishes in-flight
+// transactions' rollback and checkpoints).
+func (pg *Postgres) Stop() {
+	if pg == nil || pg.proc == nil {
+		return
+	}
+	pg.proc.StopWith(syscall.SIGINT, 30*time.Second)
+}
+
+// Proc is the server process.
+func (pg *Postgres) Proc() *Proc { return pg.proc }
+
+// EnsureDatabase creates database name if it does not exist and returns its URL.
+func EnsureDatabase(ctx context.Context, adminURL, name string) (string, error) {
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return "", errors.New("cannot connect to PostgreSQL as its administrator")
+	}
+	defer func() { _ = conn.Close(ctx) }()
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		return "", err
+	}
+	if !exists {
+		if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+			return "", fmt.Errorf("create database %s: %w", name, err)
+		}
+	}
+	u, err := url.Parse(adminURL)
+	if err != nil {
+		return "", errors.New("invalid database URL")
+	}
+	u.Path = "/" + name
+	return u.String(), nil
+}
+
+// ReadOrCreateSecret returns the secret in path, creating a random one
+// (readable by this user only) on first use.
+func ReadOrCreateSecret(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	var r [24]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return "", err
+	}
+	s := hex.EncodeToString(r[:])
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return s, nil
+}

@@ -1,0 +1,138 @@
+package stack
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// RabbitMQ is a private RabbitMQ node beside any other on the machine: its
+// own node name, ports, epmd port and directories.
+type RabbitMQ struct {
+	URL      string
+	Port     int
+	epmdPort int
+	dir      string
+	proc     *Proc
+}
+
+// RabbitOptions for StartRabbitMQ.
+type RabbitOptions struct {
+	Dir  string
+	Port int // AMQP port; the distribution port is Port+1 and epmd Port+2
+	Out  io.Writer
+}
+
+// StartRabbitMQ starts the node and waits until it accepts AMQP logins.
+func StartRabbitMQ(ctx context.Context, o RabbitOptions) (*RabbitMQ, error) {
+	server, err := rabbitmqServer(ctx, o.Out)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range []string{"mnesia", "log", "home"} {
+		if err := os.MkdirAll(filepath.Join(o.Dir, d), 0o700); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.Chmod(o.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	password, err := ReadOrCreateSecret(filepath.Join(o.Dir, "strata.password"))
+	if err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(o.Port)
+	conf := fmt.Sprintf(`# Written by strata-local on every start.
+listeners.tcp.1 = %s
+default_user = strata
+default_pass = %s
+loopback_users = none
+log.console = true
+log.console.level = warning
+log.file = false
+`, addr, password)
+	confPath := filepath.Join(o.Dir, "rabbitmq.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(o.Dir, "enabled_plugins"), []byte("[].\n"), 0o600); err != nil {
+		return nil, err
+	}
+	if err := chownTree(o.Dir, "rabbitmq"); err != nil {
+		return nil, err
+	}
+	if !PortFree(addr) {
+		return nil, fmt.Errorf("port %d is in use: is another strata-local running? (stop it, or set AMQP_URL)", o.Port)
+	}
+	epmd := o.Port + 2
+	env := []string{
+		"HOME=" + filepath.Join(o.Dir, "home"),
+		"RABBITMQ_CONF_ENV_FILE=/dev/null",
+		"RABBITMQ_NODENAME=strata" + strconv.Itoa(o.Port) + "@localhost",
+		"RABBITMQ_NODE_PORT=" + strconv.Itoa(o.Port),
+		"RABBITMQ_DIST_PORT=" + strconv.Itoa(o.Port+1),
+		"ERL_EPMD_PORT=" + strconv.Itoa(epmd),
+		"RABBITMQ_MNESIA_BASE=" + filepath.Join(o.Dir, "mnesia"),
+		"RABBITMQ_LOG_BASE=" + filepath.Join(o.Dir, "log"),
+		"RABBITMQ_FEATURE_FLAGS_FILE=" + filepath.Join(o.Dir, "feature_flags"),
+		"RABBITMQ_ENABLED_PLUGINS_FILE=" + filepath.Join(o.Dir, "enabled_plugins"),
+		"RABBITMQ_CONFIG_FILE=" + confPath,
+	}
+	p, err := StartProc("rabbitmq", []string{server}, env, o.Dir, filepath.Join(o.Dir, "rabbitmq.log"), "rabbitmq")
+	if err != nil {
+		return nil, err
+	}
+	u := &url.URL{Scheme: "amqp", User: url.UserPassword("strata", password), Host: addr, Path: "/"}
+	r := &RabbitMQ{URL: u.String(), Port: o.Port, epmdPort: epmd, dir: o.Dir, proc: p}
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for {
+		conn, err := amqp.DialConfig(r.URL, amqp.Config{Dial: amqp.DefaultDial(time.Second)})
+		if err == nil {
+			_ = conn.Close()
+			return r, nil
+		}
+		select {
+		case <-wctx.Done():
+			r.Stop()
+			return nil, fmt.Errorf("rabbitmq did not become ready (see %s)", filepath.Join(o.Dir, "rabbitmq.log"))
+		case <-p.Done():
+			r.stopEPMD()
+			return nil, fmt.Errorf("rabbitmq exited at start (see %s)", filepath.Join(o.Dir, "rabbitmq.log"))
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// Stop stops the node gracefully and the private epmd it started.
+func (r *RabbitMQ) Stop() {
+	if r == nil || r.proc == nil {
+		return
+	}
+	r.proc.Stop(30 * time.Second)
+	r.stopEPMD()
+}
+
+// Kill kills the node with SIGKILL (fault injection); Restart brings it back.
+func (r *RabbitMQ) Kill() { r.proc.Kill() }
+
+// Proc is the node's process.
+func (r *RabbitMQ) Proc() *Proc { return r.proc }
+
+func (r *RabbitMQ) stopEPMD() {
+	args := []string{"epmd", "-port", strconv.Itoa(r.epmdPort), "-kill"}
+	if os.Geteuid() == 0 {
+		args = append([]string{"runuser", "-u", "rabbitmq", "--"}, args...)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = exec.CommandContext(ctx, args[0], args[1:]...).Run()
+}

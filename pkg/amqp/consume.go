@@ -1,0 +1,149 @@
+package amqp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/propagation"
+)
+
+// Delivery is one received message.
+type Delivery struct {
+	ID          string
+	Type        string
+	Body        []byte
+	Timestamp   time.Time
+	Headers     map[string]any
+	Redelivered bool
+}
+
+// permanentError marks a message that can never be processed.
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string { return e.err.Error() }
+func (e permanentError) Unwrap() error { return e.err }
+
+// Permanent wraps err so the consumer rejects the message without requeue:
+// it goes to the queue's dead-letter queue (a poison message).
+func Permanent(err error) error { return permanentError{err: err} }
+
+// IsPermanent reports whether err was wrapped by Permanent.
+func IsPermanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p)
+}
+
+// Handler processes one delivery. nil acks it; an error wrapped by Permanent
+// dead-letters it; any other error requeues it (up to the delivery limit).
+// The context carries the publisher's trace context.
+type Handler func(ctx context.Context, d Delivery) error
+
+// ConsumerOptions for Consume.
+type ConsumerOptions struct {
+	// Prefetch is the number of unacknowledged messages in flight (default 32).
+	Prefetch int
+	// Tag names the consumer.
+	Tag        string
+	Propagator propagation.TextMapPropagator
+}
+
+// Consume declares q and processes its messages until ctx ends, subscribing
+// again whenever the connection or channel is replaced. Acks are manual and
+// sent only after h returns, so nothing acknowledged is lost.
+func (c *Client) Consume(ctx context.Context, q Queue, opts ConsumerOptions, h Handler) error {
+	if opts.Prefetch <= 0 {
+		opts.Prefetch = 32
+	}
+	for {
+		err := c.consumeOnce(ctx, q, opts, h)
+		if ctx.Err() != nil || errors.Is(err, ErrClosed) {
+			return nil
+		}
+		if err != nil {
+			c.logger.Warn("consumer interrupted; resubscribing", "queue", q.Name, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (c *Client) consumeOnce(ctx context.Context, q Queue, opts ConsumerOptions, h Handler) error {
+	ch, err := c.Channel(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = ch.Close() }()
+	if err := q.Declare(ch); err != nil {
+		return err
+	}
+	if err := ch.Qos(opts.Prefetch, 0, false); err != nil {
+		return fmt.Errorf("qos: %w", err)
+	}
+	deliveries, err := ch.ConsumeWithContext(ctx, q.Name, opts.Tag, false, false, false, false, nil)
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", q.Name, err)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			// ConsumeWithContext cancels the consumer when ctx ends; give
+			// back what the broker already pushed so the channel can close
+			// (an undrained delivery channel blocks Close).
+			drain(deliveries)
+			return nil
+		case d, ok := <-deliveries:
+			if !ok {
+				return errors.New("delivery channel closed")
+			}
+			c.handle(ctx, d, opts, h)
+		}
+	}
+}
+
+func drain(deliveries <-chan amqp.Delivery) {
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case d, ok := <-deliveries:
+			if !ok {
+				return
+			}
+			_ = d.Nack(false, true)
+		case <-timeout:
+			return
+		}
+	}
+}
+
+func (c *Client) handle(ctx context.Context, d amqp.Delivery, opts ConsumerOptions, h Handler) {
+	hctx := ctx
+	if opts.Propagator != nil {
+		hctx = opts.Propagator.Extract(ctx, tableCarrier(d.Headers))
+	}
+	err := h(hctx, Delivery{
+		ID:          d.MessageId,
+		Type:        d.Type,
+		Body:        d.Body,
+		Timestamp:   d.Timestamp,
+		Headers:     d.Headers,
+		Redelivered: d.Redelivered,
+	})
+	switch {
+	case err == nil:
+		if aerr := d.Ack(false); aerr != nil {
+			c.logger.Warn("ack failed; message will be redelivered", "message_id", d.MessageId, "err", aerr)
+		}
+	case IsPermanent(err):
+		c.logger.Error("message rejected to dead-letter queue", "message_id", d.MessageId, "type", d.Type, "err", err)
+		_ = d.Nack(false, false)
+	default:
+		c.logger.Warn("message processing failed; requeued", "message_id", d.MessageId, "type", d.Type, "err", err)
+		_ = d.Nack(false, true)
+	}
+}

@@ -1,0 +1,174 @@
+package amqp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/strata-bureau/strata/pkg/breaker"
+)
+
+// Message is one event to publish.
+type Message struct {
+	// ID is the message_id consumers dedupe on; required.
+	ID string
+	// Type is the event name; it is also the routing key.
+	Type string
+	// Body is the protobuf-encoded event.
+	Body []byte
+	// Timestamp defaults to now.
+	Timestamp time.Time
+	// Headers are extra AMQP headers.
+	Headers map[string]any
+}
+
+// ErrNacked means the broker refused the message.
+var ErrNacked = errors.New("amqp: broker did not confirm the message")
+
+// ErrNotConnected means the client is between connections.
+var ErrNotConnected = errors.New("amqp: not connected to the broker")
+
+// Publisher publishes persistent messages to Exchange and waits for the
+// broker's confirm of each one. It is safe for concurrent use.
+type Publisher struct {
+	client     *Client
+	breaker    *breaker.Breaker
+	propagator propagation.TextMapPropagator
+
+	mu sync.Mutex
+	ch *amqp.Channel
+}
+
+// PublisherOptions for NewPublisher.
+type PublisherOptions struct {
+	// Breaker, when set, guards every publish attempt.
+	Breaker *breaker.Breaker
+	// Propagator injects the W3C traceparent header from the context.
+	Propagator propagation.TextMapPropagator
+}
+
+// NewPublisher returns a publisher on client.
+func NewPublisher(client *Client, opts PublisherOptions) *Publisher {
+	return &Publisher{client: client, breaker: opts.Breaker, propagator: opts.Propagator}
+}
+
+func (p *Publisher) channel() (*amqp.Channel, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ch != nil && !p.ch.IsClosed() {
+		return p.ch, nil
+	}
+	ch, err := p.client.TryChannel()
+	if err != nil {
+		return nil, err
+	}
+	if err := ch.Confirm(false); err != nil {
+		_ = ch.Close()
+		return nil, fmt.Errorf("amqp: confirm mode: %w", err)
+	}
+	if err := DeclareExchange(ch); err != nil {
+		_ = ch.Close()
+		return nil, err
+	}
+	p.ch = ch
+	return ch, nil
+}
+
+// Publish sends msg and returns once the broker has confirmed it. When the
+// connection drops before the confirm arrives it publishes again on the new
+// connection (so a consumer may see the message twice, and dedupes on ID),
+// until ctx ends. With a breaker, an open breaker fails at once with an error
+// wrapping breaker.ErrOpen so callers can keep the message and retry later.
+func (p *Publisher) Publish(ctx context.Context, msg Message) error {
+	if msg.ID == "" || msg.Type == "" {
+		return errors.New("amqp: message ID and type are required")
+	}
+	if msg.Timestamp.IsZero() {
+		msg.Timestamp = time.Now().UTC()
+	}
+	headers := amqp.Table{}
+	for k, v := range msg.Headers {
+		headers[k] = v
+	}
+	if p.propagator != nil {
+		p.propagator.Inject(ctx, tableCarrier(headers))
+	}
+	pub := amqp.Publishing{
+		ContentType:  "application/x-protobuf",
+		DeliveryMode: amqp.Persistent,
+		MessageId:    msg.ID,
+		Type:         msg.Type,
+		Timestamp:    msg.Timestamp,
+		Headers:      headers,
+		Body:         msg.Body,
+	}
+	backoff := 20 * time.Millisecond
+	for {
+		err := p.attempt(ctx, msg.Type, pub)
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, breaker.ErrOpen) || errors.Is(err, ErrClosed) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("amqp: publish %s: %w (last error: %v)", msg.Type, ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, time.Second)
+	}
+}
+
+func (p *Publisher) attempt(ctx context.Context, key string, pub amqp.Publishing) error {
+	do := func() error {
+		// Fail the attempt at once while reconnecting: Publish retries with
+		// backoff, and a breaker sees each failure and can open.
+		ch, err := p.channel()
+		if err != nil {
+			return err
+		}
+		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, Exchange, key, false, false, pub)
+		if err != nil {
+			return fmt.Errorf("amqp: publish: %w", err)
+		}
+		ok, err := dc.WaitContext(ctx)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			// A nack, or the channel closed before the confirm arrived.
+			return ErrNacked
+		}
+		return nil
+	}
+	if p.breaker == nil {
+		return do()
+	}
+	return p.breaker.Run(do)
+}
+
+// tableCarrier adapts amqp.Table to propagation.TextMapCarrier.
+type tableCarrier amqp.Table
+
+func (t tableCarrier) Get(key string) string {
+	if v, ok := t[key].(string); ok {
+		return v
+	}
+	return ""
+}
+
+func (t tableCarrier) Set(key, value string) { t[key] = value }
+
+func (t tableCarrier) Keys() []string {
+	keys := make([]string, 0, len(t))
+	for k := range t {
+		keys = append(keys, k)
+	}
+	return keys
+}

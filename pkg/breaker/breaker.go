@@ -1,0 +1,195 @@
+// Package breaker wraps sony/gobreaker v2 circuit breakers with the defaults
+// Strata uses on every hop, and exports each breaker's state as the metric
+// strata_breaker_state{breaker="..."} (0 closed, 1 half-open, 2 open) so
+// dashboards and readiness probes see it.
+package breaker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// ErrOpen is returned, wrapped, when a breaker refuses a call because it is
+// open or half-open with its trial calls already in flight.
+var ErrOpen = errors.New("circuit breaker open")
+
+// State of a breaker.
+type State string
+
+// The three states.
+const (
+	Closed   State = "closed"
+	HalfOpen State = "half-open"
+	Open     State = "open"
+)
+
+// Config of one breaker. Zero values take the defaults documented per field.
+type Config struct {
+	// Name identifies the hop, e.g. "gateway->base-b[127.0.0.1:7102]".
+	Name string
+	// ConsecutiveFailures opens the breaker (default 5).
+	ConsecutiveFailures uint32
+	// OpenFor is how long it stays open before trying again (default 5s).
+	OpenFor time.Duration
+	// HalfOpenRequests is how many trial calls pass when half-open (default 1).
+	HalfOpenRequests uint32
+	// IsFailure says whether an error counts against the hop. The default
+	// counts every error except context.Canceled (the caller gave up, the
+	// hop did nothing wrong). Callers pass one that ignores domain errors
+	// such as "not found".
+	IsFailure func(error) bool
+}
+
+// Breaker guards one hop.
+type Breaker struct {
+	cb *gobreaker.CircuitBreaker[any]
+}
+
+// Set creates breakers and reports their states.
+type Set struct {
+	logger *slog.Logger
+
+	mu       sync.Mutex
+	breakers map[string]*Breaker
+}
+
+// NewSet returns an empty set whose breakers are observed through meter.
+func NewSet(meter metric.Meter, logger *slog.Logger) (*Set, error) {
+	s := &Set{logger: logger, breakers: map[string]*Breaker{}}
+	_, err := meter.Int64ObservableGauge("strata_breaker_state",
+		metric.WithDescription("Circuit breaker state: 0 closed, 1 half-open, 2 open."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			for name, st := range s.States() {
+				o.Observe(stateValue(st), metric.WithAttributes(attribute.String("breaker", name)))
+			}
+			return nil
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("breaker: gauge: %w", err)
+	}
+	return s, nil
+}
+
+func stateValue(s State) int64 {
+	switch s {
+	case HalfOpen:
+		return 1
+	case Open:
+		return 2
+	}
+	return 0
+}
+
+// New creates (or returns the existing) breaker named cfg.Name.
+func (s *Set) New(cfg Config) *Breaker {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b, ok := s.breakers[cfg.Name]; ok {
+		return b
+	}
+	b := newBreaker(cfg, s.logger)
+	s.breakers[cfg.Name] = b
+	return b
+}
+
+// States returns every breaker's state by name.
+func (s *Set) States() map[string]State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]State, len(s.breakers))
+	for name, b := range s.breakers {
+		out[name] = b.State()
+	}
+	return out
+}
+
+// Names returns the breaker names, sorted.
+func (s *Set) Names() []string {
+	st := s.States()
+	names := make([]string, 0, len(st))
+	for n := range st {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func defaultIsFailure(err error) bool { return !errors.Is(err, context.Canceled) }
+
+func newBreaker(cfg Config, logger *slog.Logger) *Breaker {
+	if cfg.ConsecutiveFailures == 0 {
+		cfg.ConsecutiveFailures = 5
+	}
+	if cfg.OpenFor <= 0 {
+		cfg.OpenFor = 5 * time.Second
+	}
+	if cfg.HalfOpenRequests == 0 {
+		cfg.HalfOpenRequests = 1
+	}
+	isFailure := cfg.IsFailure
+	if isFailure == nil {
+		isFailure = defaultIsFailure
+	}
+	threshold := cfg.ConsecutiveFailures
+	st := gobreaker.Settings{
+		Name:        cfg.Name,
+		MaxRequests: cfg.HalfOpenRequests,
+		Timeout:     cfg.OpenFor,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= threshold },
+		IsSuccessful: func(err error) bool {
+			return err == nil || !isFailure(err)
+		},
+		// A caller's cancellation says nothing about the hop's health.
+		IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
+		OnStateChange: func(name string, from, to gobreaker.State) {
+			if logger != nil {
+				logger.Warn("circuit breaker state changed", "breaker", name, "from", from.String(), "to", to.String())
+			}
+		},
+	}
+	return &Breaker{cb: gobreaker.NewCircuitBreaker[any](st)}
+}
+
+// Standalone returns a breaker outside any Set (tools and tests).
+func Standalone(cfg Config) *Breaker { return newBreaker(cfg, nil) }
+
+// Name of the breaker.
+func (b *Breaker) Name() string { return b.cb.Name() }
+
+// State of the breaker now.
+func (b *Breaker) State() State {
+	switch b.cb.State() {
+	case gobreaker.StateOpen:
+		return Open
+	case gobreaker.StateHalfOpen:
+		return HalfOpen
+	}
+	return Closed
+}
+
+// Do runs fn through breaker b. When b refuses the call it returns an error
+// wrapping ErrOpen at once, without calling fn.
+func Do[T any](b *Breaker, fn func() (T, error)) (T, error) {
+	v, err := b.cb.Execute(func() (any, error) { return fn() })
+	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+		var zero T
+		return zero, fmt.Errorf("%s: %w", b.cb.Name(), ErrOpen)
+	}
+	out, _ := v.(T)
+	return out, err
+}
+
+// Run is Do for calls that return only an error.
+func (b *Breaker) Run(fn func() error) error {
+	_, err := Do(b, func() (struct{}, error) { return struct{}{}, fn() })
+	return err
+}

@@ -1,0 +1,85 @@
+// Package config loads a service's configuration from environment variables
+// with one prefix per service (BASEA_, BASEB_, BASEC_, GATEWAY_), applies
+// defaults from struct tags and validates the result before anything starts.
+//
+// It wraps github.com/sethvargo/go-envconfig; only main passes the process
+// environment in (config.Env()), everything below takes a Lookuper so tests
+// can pass a map.
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/sethvargo/go-envconfig"
+)
+
+// Lookuper finds the value of one variable.
+type Lookuper = envconfig.Lookuper
+
+// Env returns the process environment as a Lookuper. Call it only in main.
+func Env() Lookuper { return envconfig.OsLookuper() }
+
+// Map returns a Lookuper over a fixed map, for tests and launchers.
+func Map(m map[string]string) Lookuper { return envconfig.MapLookuper(m) }
+
+// Validator is implemented by configurations that check themselves.
+type Validator interface {
+	Validate() error
+}
+
+// Load fills cfg (a pointer to a struct tagged with `env:"NAME"`) from the
+// variables named prefix+NAME and validates it when it implements Validator.
+// Errors name the variable but never its value.
+func Load(ctx context.Context, prefix string, cfg any, l Lookuper) error {
+	if l == nil {
+		return errors.New("config: nil lookuper")
+	}
+	err := envconfig.ProcessWith(ctx, &envconfig.Config{
+		Target:   cfg,
+		Lookuper: envconfig.PrefixLookuper(prefix, l),
+	})
+	if err != nil {
+		return fmt.Errorf("config (%s*): %w", prefix, err)
+	}
+	if v, ok := cfg.(Validator); ok {
+		if err := v.Validate(); err != nil {
+			return fmt.Errorf("config (%s*): %w", prefix, err)
+		}
+	}
+	return nil
+}
+
+// Secret holds a credential read from configuration. It never prints its
+// value: fmt, slog and encoding/json all see "[redacted]". Reveal returns it.
+type Secret string
+
+const redacted = "[redacted]"
+
+// Reveal returns the secret value. Call it only where the value is used.
+func (s Secret) Reveal() string { return string(s) }
+
+// IsZero reports whether the secret is empty.
+func (s Secret) IsZero() bool { return s == "" }
+
+// String implements fmt.Stringer.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// GoString implements fmt.GoStringer so %#v does not leak either.
+func (s Secret) GoString() string { return s.String() }
+
+// LogValue implements slog.LogValuer.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// MarshalJSON implements json.Marshaler.
+func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + s.String() + `"`), nil }
+
+// MarshalText implements encoding.TextMarshaler.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }

@@ -1,0 +1,101 @@
+package config_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strata-bureau/strata/pkg/config"
+)
+
+type sample struct {
+	Addr     string        `env:"ADDR, default=127.0.0.1:9000"`
+	Timeout  time.Duration `env:"TIMEOUT, default=2s"`
+	Password config.Secret `env:"PASSWORD, required"`
+	Replicas int           `env:"REPLICAS, default=1"`
+}
+
+func (s *sample) Validate() error {
+	if s.Replicas < 1 {
+		return errors.New("REPLICAS must be at least 1")
+	}
+	return nil
+}
+
+func TestLoadUsesPrefixDefaultsAndValidation(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantErr string
+		check   func(t *testing.T, s sample)
+	}{
+		{
+			name: "defaults",
+			env:  map[string]string{"SVC_PASSWORD": "hunter22"},
+			check: func(t *testing.T, s sample) {
+				if s.Addr != "127.0.0.1:9000" || s.Timeout != 2*time.Second || s.Replicas != 1 {
+					t.Fatalf("defaults not applied: %+v", s)
+				}
+				if s.Password.Reveal() != "hunter22" {
+					t.Fatalf("password not loaded")
+				}
+			},
+		},
+		{
+			name:    "prefix is required",
+			env:     map[string]string{"PASSWORD": "hunter22"},
+			wantErr: "SVC_PASSWORD",
+		},
+		{
+			name:    "validation runs",
+			env:     map[string]string{"SVC_PASSWORD": "x", "SVC_REPLICAS": "0"},
+			wantErr: "REPLICAS must be at least 1",
+		},
+		{
+			name:    "bad duration",
+			env:     map[string]string{"SVC_PASSWORD": "x", "SVC_TIMEOUT": "soon"},
+			wantErr: "Timeout",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var s sample
+			err := config.Load(context.Background(), "SVC_", &s, config.Map(tc.env))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("want error containing %q, got %v", tc.wantErr, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, s)
+		})
+	}
+}
+
+func TestSecretNeverPrints(t *testing.T) {
+	t.Parallel()
+	s := struct{ P config.Secret }{P: "top-secret-value"}
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("cfg", "secret", s.P, "struct", s)
+	j, _ := json.Marshal(s)
+	outs := []string{buf.String(), string(j), fmt.Sprintf("%v %+v %#v %s", s, s, s, s.P)}
+	for _, out := range outs {
+		if strings.Contains(out, "top-secret-value") {
+			t.Fatalf("secret leaked: %s", out)
+		}
+	}
+	if s.P.Reveal() != "top-secret-value" {
+		t.Fatal("Reveal lost the value")
+	}
+}

@@ -1,0 +1,65 @@
+// Package mongodb opens mongo-driver v2 clients for the Mongo-wire stores
+// (MongoDB in production, FerretDB locally and in tests).
+package mongodb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Options for Connect.
+type Options struct {
+	// AppName is reported to the server.
+	AppName string
+	// MaxPoolSize caps connections (default 32).
+	MaxPoolSize uint64
+	// Timeout bounds every operation without its own deadline (default 5s).
+	Timeout time.Duration
+	// WaitFor keeps retrying the first ping this long (default 0: one try).
+	WaitFor time.Duration
+}
+
+// Connect opens a client for uri and checks it with a ping.
+func Connect(ctx context.Context, uri string, opts Options) (*mongo.Client, error) {
+	if opts.MaxPoolSize == 0 {
+		opts.MaxPoolSize = 32
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 5 * time.Second
+	}
+	co := options.Client().ApplyURI(uri).
+		SetAppName(opts.AppName).
+		SetMaxPoolSize(opts.MaxPoolSize).
+		SetTimeout(opts.Timeout).
+		SetServerSelectionTimeout(2 * time.Second).
+		SetConnectTimeout(2 * time.Second)
+	if err := co.Validate(); err != nil {
+		return nil, errors.New("mongodb: invalid URI")
+	}
+	client, err := mongo.Connect(co)
+	if err != nil {
+		return nil, errors.New("mongodb: invalid client options")
+	}
+	deadline := time.Now().Add(opts.WaitFor)
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err = client.Ping(pctx, nil)
+		cancel()
+		if err == nil {
+			return client, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			_ = client.Disconnect(context.WithoutCancel(ctx))
+			return nil, fmt.Errorf("mongodb: ping: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
