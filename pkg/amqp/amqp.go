@@ -40,6 +40,9 @@ type Config struct {
 	Heartbeat time.Duration
 	// MaxBackoff between reconnect attempts (default 2s).
 	MaxBackoff time.Duration
+	// Exchange overrides the topic exchange (default "strata.events"); tests
+	// use a private one so they never see each other's events.
+	Exchange string
 }
 
 // Client owns one AMQP connection and replaces it when it dies.
@@ -66,6 +69,9 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = 2 * time.Second
+	}
+	if cfg.Exchange == "" {
+		cfg.Exchange = Exchange
 	}
 	if _, err := amqp.ParseURI(cfg.URL); err != nil {
 		return nil, errors.New("amqp: invalid URL")
@@ -170,6 +176,9 @@ func (c *Client) supervise(conn *amqp.Connection) {
 	}
 }
 
+// Exchange is the topic exchange this client publishes to and binds on.
+func (c *Client) Exchange() string { return c.cfg.Exchange }
+
 // Connected reports whether a connection is up now (for readiness).
 func (c *Client) Connected() bool {
 	c.mu.Lock()
@@ -257,15 +266,23 @@ type Queue struct {
 	// DeliveryLimit dead-letters a message redelivered more often than this
 	// (default 5), so a message that crashes its consumer cannot loop forever.
 	DeliveryLimit int
+	// Exchange to bind on (default "strata.events"; Consume sets the
+	// client's).
+	Exchange string
+	// Transient declares a classic exclusive auto-delete queue without a
+	// dead-letter queue instead: one per replica, for broadcasts such as
+	// cache invalidation that matter only while the replica runs.
+	Transient bool
 }
 
 // DeadLetterName is the name of q's dead-letter queue.
 func (q Queue) DeadLetterName() string { return q.Name + ".dlq" }
 
-// DeclareExchange declares the shared exchanges; it is idempotent.
-func DeclareExchange(ch *amqp.Channel) error {
-	if err := ch.ExchangeDeclare(Exchange, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
-		return fmt.Errorf("declare exchange %s: %w", Exchange, err)
+// DeclareExchange declares the topic exchange name and the dead-letter
+// exchange; it is idempotent.
+func DeclareExchange(ch *amqp.Channel, name string) error {
+	if err := ch.ExchangeDeclare(name, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
+		return fmt.Errorf("declare exchange %s: %w", name, err)
 	}
 	if err := ch.ExchangeDeclare(DeadLetterExchange, amqp.ExchangeDirect, true, false, false, false, nil); err != nil {
 		return fmt.Errorf("declare exchange %s: %w", DeadLetterExchange, err)
@@ -278,8 +295,17 @@ func (q Queue) Declare(ch *amqp.Channel) error {
 	if q.Name == "" {
 		return errors.New("queue name is required")
 	}
-	if err := DeclareExchange(ch); err != nil {
+	if q.Exchange == "" {
+		q.Exchange = Exchange
+	}
+	if err := DeclareExchange(ch, q.Exchange); err != nil {
 		return err
+	}
+	if q.Transient {
+		if _, err := ch.QueueDeclare(q.Name, false, true, true, false, nil); err != nil {
+			return fmt.Errorf("declare queue %s: %w", q.Name, err)
+		}
+		return q.bind(ch)
 	}
 	limit := q.DeliveryLimit
 	if limit <= 0 {
@@ -305,8 +331,15 @@ func (q Queue) Declare(ch *amqp.Channel) error {
 	}); err != nil {
 		return fmt.Errorf("declare queue %s: %w", q.Name, err)
 	}
+	return q.bind(ch)
+}
+
+func (q Queue) bind(ch *amqp.Channel) error {
+	if q.Exchange == "" {
+		q.Exchange = Exchange
+	}
 	for _, key := range q.Bindings {
-		if err := ch.QueueBind(q.Name, key, Exchange, false, nil); err != nil {
+		if err := ch.QueueBind(q.Name, key, q.Exchange, false, nil); err != nil {
 			return fmt.Errorf("bind %s to %s: %w", q.Name, key, err)
 		}
 	}

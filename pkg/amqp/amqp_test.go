@@ -73,19 +73,20 @@ func TestEveryConfirmedMessageArrivesAcrossConnectionKills(t *testing.T) {
 	proxy := testenv.NewProxy(t, upstream)
 	viaProxy := testenv.ProxyURL(brokerURL, upstream, proxy.Addr())
 
-	pubClient, err := amqp.Dial(ctx, amqp.Config{URL: viaProxy, Name: "test-publisher"})
+	exchange := testenv.UniqueName(t, "x")
+	pubClient, err := amqp.Dial(ctx, amqp.Config{URL: viaProxy, Name: "test-publisher", Exchange: exchange})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pubClient.Close()
-	subClient, err := amqp.Dial(ctx, amqp.Config{URL: viaProxy, Name: "test-consumer"})
+	subClient, err := amqp.Dial(ctx, amqp.Config{URL: viaProxy, Name: "test-consumer", Exchange: exchange})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer subClient.Close()
 
 	key := testenv.UniqueName(t, "test.event")
-	q := amqp.Queue{Name: testenv.UniqueName(t, "q"), Bindings: []string{key}}
+	q := amqp.Queue{Name: testenv.UniqueName(t, "q"), Bindings: []string{key}, Exchange: exchange}
 	// Declare before publishing so nothing published is unroutable.
 	ch, err := subClient.Channel(ctx)
 	if err != nil {

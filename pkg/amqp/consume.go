@@ -48,6 +48,10 @@ type ConsumerOptions struct {
 	// Tag names the consumer.
 	Tag        string
 	Propagator propagation.TextMapPropagator
+	// OnSubscribe runs after every successful (re)subscription. Consumers of
+	// transient broadcast queues use it to drop state they may have missed
+	// invalidations for while disconnected.
+	OnSubscribe func()
 }
 
 // Consume declares q and processes its messages until ctx ends, subscribing
@@ -79,6 +83,9 @@ func (c *Client) consumeOnce(ctx context.Context, q Queue, opts ConsumerOptions,
 		return err
 	}
 	defer func() { _ = ch.Close() }()
+	if q.Exchange == "" {
+		q.Exchange = c.cfg.Exchange
+	}
 	if err := q.Declare(ch); err != nil {
 		return err
 	}
@@ -88,6 +95,9 @@ func (c *Client) consumeOnce(ctx context.Context, q Queue, opts ConsumerOptions,
 	deliveries, err := ch.ConsumeWithContext(ctx, q.Name, opts.Tag, false, false, false, false, nil)
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", q.Name, err)
+	}
+	if opts.OnSubscribe != nil {
+		opts.OnSubscribe()
 	}
 	for {
 		select {

@@ -71,7 +71,7 @@ func (p *Publisher) channel() (*amqp.Channel, error) {
 		_ = ch.Close()
 		return nil, fmt.Errorf("amqp: confirm mode: %w", err)
 	}
-	if err := DeclareExchange(ch); err != nil {
+	if err := DeclareExchange(ch, p.client.Exchange()); err != nil {
 		_ = ch.Close()
 		return nil, err
 	}
@@ -133,7 +133,7 @@ func (p *Publisher) attempt(ctx context.Context, key string, pub amqp.Publishing
 		if err != nil {
 			return err
 		}
-		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, Exchange, key, false, false, pub)
+		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, p.client.Exchange(), key, false, false, pub)
 		if err != nil {
 			return fmt.Errorf("amqp: publish: %w", err)
 		}

@@ -1,0 +1,256 @@
+// Package app wires Base C: config, Mongo store, caches, AMQP consumers and
+// publishers, and the gRPC server.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+
+	"github.com/strata-bureau/strata/pkg/amqp"
+	"github.com/strata-bureau/strata/pkg/breaker"
+	"github.com/strata-bureau/strata/pkg/config"
+	"github.com/strata-bureau/strata/pkg/grpcserver"
+	"github.com/strata-bureau/strata/pkg/health"
+	"github.com/strata-bureau/strata/pkg/httpserver"
+	"github.com/strata-bureau/strata/pkg/mongodb"
+	"github.com/strata-bureau/strata/pkg/telemetry"
+	basecv1 "github.com/strata-bureau/strata/proto/gen/go/basec/v1"
+	"github.com/strata-bureau/strata/services/base-c/internal/accounts"
+	"github.com/strata-bureau/strata/services/base-c/internal/activity"
+	"github.com/strata-bureau/strata/services/base-c/internal/auth"
+	"github.com/strata-bureau/strata/services/base-c/internal/domain"
+	"github.com/strata-bureau/strata/services/base-c/internal/events"
+	"github.com/strata-bureau/strata/services/base-c/internal/grpcapi"
+	"github.com/strata-bureau/strata/services/base-c/internal/store"
+)
+
+// Prefix of Base C's environment variables.
+const Prefix = "BASEC_"
+
+// Config of Base C.
+type Config struct {
+	GRPCAddr      string        `env:"GRPC_ADDR, default=127.0.0.1:7301"`
+	HTTPAddr      string        `env:"HTTP_ADDR, default=127.0.0.1:9301"`
+	MongoURI      config.Secret `env:"MONGODB_URI, required"`
+	MongoDatabase string        `env:"MONGODB_DATABASE, default=strata_basec"`
+	AMQPURL       config.Secret `env:"AMQP_URL, required"`
+	ReplicaID     string        `env:"REPLICA_ID"`
+	// Exchange and DataQueue are the AMQP names (override only in tests).
+	Exchange     string `env:"AMQP_EXCHANGE, default=strata.events"`
+	DataQueue    string `env:"AMQP_DATA_QUEUE, default=basec.events"`
+	LogLevel     string `env:"LOG_LEVEL, default=info"`
+	OTLPEndpoint string `env:"OTLP_ENDPOINT"`
+
+	AuthCacheTTL       time.Duration `env:"AUTH_CACHE_TTL, default=60s"`
+	AuthMaxCold        int           `env:"AUTH_MAX_COLD, default=2"`
+	LockoutThreshold   int           `env:"LOCKOUT_THRESHOLD, default=5"`
+	LockoutBase        time.Duration `env:"LOCKOUT_BASE, default=30s"`
+	IPFailureLimit     int           `env:"IP_FAILURE_LIMIT, default=20"`
+	CacheSize          int           `env:"ACTIVITY_CACHE_SIZE, default=100000"`
+	LatestMovements    int           `env:"LATEST_MOVEMENTS, default=10"`
+	ProcessedRetention time.Duration `env:"PROCESSED_RETENTION, default=168h"`
+	// Argon2id memory in KiB; OWASP's minimum (19 MiB) is the floor.
+	ArgonMemoryKiB uint32 `env:"ARGON2_MEMORY_KIB, default=19456"`
+	ArgonTime      uint32 `env:"ARGON2_TIME, default=2"`
+
+	// BootstrapAdmin, when both set, creates this admin account at start if
+	// it does not exist (the local stack's demo account).
+	BootstrapUser     string        `env:"BOOTSTRAP_USER"`
+	BootstrapPassword config.Secret `env:"BOOTSTRAP_PASSWORD"`
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.GRPCAddr); err != nil {
+		errs = append(errs, errors.New("GRPC_ADDR must be host:port"))
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		errs = append(errs, errors.New("HTTP_ADDR must be host:port"))
+	}
+	if c.ArgonMemoryKiB < 19456 || c.ArgonTime < 2 && c.ArgonMemoryKiB < 46*1024 {
+		errs = append(errs, errors.New("ARGON2_MEMORY_KIB/ARGON2_TIME below OWASP's minimum (19456 KiB, t=2)"))
+	}
+	if c.AuthMaxCold < 1 || c.AuthMaxCold > 64 {
+		errs = append(errs, errors.New("AUTH_MAX_COLD must be 1..64"))
+	}
+	if (c.BootstrapUser == "") != c.BootstrapPassword.IsZero() {
+		errs = append(errs, errors.New("BOOTSTRAP_USER and BOOTSTRAP_PASSWORD go together"))
+	}
+	if c.ReplicaID != "" && !auth.ValidUsername(c.ReplicaID) {
+		errs = append(errs, errors.New("REPLICA_ID must be letters, digits and . _ @ -"))
+	}
+	return errors.Join(errs...)
+}
+
+// Load reads the configuration.
+func Load(ctx context.Context, l config.Lookuper) (*Config, error) {
+	var c Config
+	if err := config.Load(ctx, Prefix, &c, l); err != nil {
+		return nil, err
+	}
+	if c.ReplicaID == "" {
+		host, _ := os.Hostname()
+		c.ReplicaID = strings.Map(func(r rune) rune {
+			if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' {
+				return r
+			}
+			return '-'
+		}, host) + fmt.Sprintf("-%d", os.Getpid())
+	}
+	return &c, nil
+}
+
+// Run listens on the configured addresses and serves Base C until ctx ends.
+func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
+	glis, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.GRPCAddr, err)
+	}
+	hlis, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		_ = glis.Close()
+		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
+	}
+	return Serve(ctx, cfg, logger, glis, hlis)
+}
+
+// Serve serves Base C on the given gRPC and HTTP (health, metrics)
+// listeners until ctx ends.
+func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net.Listener) error {
+	defer func() { _ = glis.Close(); _ = hlis.Close() }()
+	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "base-c", OTLPEndpoint: cfg.OTLPEndpoint, OTLPInsecure: true})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tel.Shutdown(context.WithoutCancel(ctx)) }()
+	breakers, err := breaker.NewSet(tel.Meter("base-c"), logger)
+	if err != nil {
+		return err
+	}
+
+	client, err := mongodb.Connect(ctx, cfg.MongoURI.Reveal(), mongodb.Options{AppName: "base-c", WaitFor: 30 * time.Second, Timeout: 3 * time.Second})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = client.Disconnect(context.WithoutCancel(ctx)) }()
+	st := store.New(client.Database(cfg.MongoDatabase))
+	if err := st.EnsureIndexes(ctx); err != nil {
+		return err
+	}
+
+	mq, err := amqp.Dial(ctx, amqp.Config{URL: cfg.AMQPURL.Reveal(), Name: "base-c " + cfg.ReplicaID, Logger: logger, Exchange: cfg.Exchange})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = mq.Close() }()
+	pub := amqp.NewPublisher(mq, amqp.PublisherOptions{
+		Breaker:    breakers.New(breaker.Config{Name: "base-c->amqp"}),
+		Propagator: tel.Propagator,
+	})
+	bc := &events.Broadcaster{Publisher: pub, ReplicaID: cfg.ReplicaID, Logger: logger}
+
+	params := auth.Params{MemoryKiB: cfg.ArgonMemoryKiB, Time: cfg.ArgonTime, Threads: 1}
+	authn, err := auth.New(st, auth.Options{
+		CacheTTL: cfg.AuthCacheTTL, MaxCold: cfg.AuthMaxCold, LockoutThreshold: cfg.LockoutThreshold,
+		LockoutBase: cfg.LockoutBase, IPFailureLimit: cfg.IPFailureLimit, Params: params,
+		OnLock: func(user string) { _ = bc.CredentialChanged(ctx, user) },
+	}, logger)
+	if err != nil {
+		return err
+	}
+	mongoBreaker := breakers.New(breaker.Config{Name: "base-c->mongo", IsFailure: activity.IsStoreFailure, OpenFor: 3 * time.Second})
+	acts, err := activity.New(st, mongoBreaker, activity.Options{
+		CacheSize: cfg.CacheSize, LatestMovements: cfg.LatestMovements, Broadcast: bc.ActivityChanged,
+	}, logger)
+	if err != nil {
+		return err
+	}
+	mgr := &accounts.Manager{Store: st, Params: params, Invalidate: func(ctx context.Context, user string) error {
+		authn.Invalidate(user)
+		return bc.CredentialChanged(ctx, user)
+	}}
+	if cfg.BootstrapUser != "" {
+		err := mgr.Create(ctx, cfg.BootstrapUser, cfg.BootstrapPassword.Reveal(), true)
+		if err != nil && !errors.Is(err, domain.ErrExists) {
+			return fmt.Errorf("bootstrap account: %w", err)
+		}
+	}
+
+	checker := health.New(breakers)
+	// The readiness probe goes through the Mongo breaker, so an outage
+	// opens it (and reads switch to stale cache) even when every read hits
+	// the cache.
+	checker.Add("mongo", func(ctx context.Context) error { return mongoBreaker.Run(func() error { return st.Ping(ctx) }) })
+	checker.Add("amqp", mq.Check)
+
+	srv := grpcserver.New(grpcserver.Options{
+		Logger: logger, Telemetry: tel, Reflection: true,
+		UnaryInterceptors: []grpc.UnaryServerInterceptor{grpcapi.AuthInterceptor(authn)},
+	})
+	basecv1.RegisterActivityServiceServer(srv, &grpcapi.ActivityServer{Activity: acts, Logger: logger})
+	basecv1.RegisterAccountServiceServer(srv, &grpcapi.AccountServer{Accounts: mgr})
+
+	consumer := &events.Consumer{Activity: acts, Dedupe: st, Credentials: authn, Logger: logger, ReplicaID: cfg.ReplicaID}
+	dataQ, castQ := events.Queues(cfg.DataQueue, cfg.ReplicaID)
+	dataQ.Exchange, castQ.Exchange = cfg.Exchange, cfg.Exchange
+	// Declare the shared queue before serving, so no event published after
+	// this replica reports ready can be unroutable.
+	if err := declare(ctx, mq, dataQ); err != nil {
+		return err
+	}
+	logger.Info("base-c serving", "grpc", glis.Addr().String(), "http", hlis.Addr().String(), "replica", cfg.ReplicaID)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Serve(gctx, glis, 10*time.Second) })
+	g.Go(func() error {
+		return httpserver.Serve(gctx, httpserver.New(checker.Mux(tel.MetricsHandler())), hlis, 5*time.Second)
+	})
+	g.Go(func() error {
+		return mq.Consume(gctx, dataQ, amqp.ConsumerOptions{Prefetch: 64, Tag: "base-c-" + cfg.ReplicaID, Propagator: tel.Propagator}, consumer.HandleData)
+	})
+	g.Go(func() error {
+		return mq.Consume(gctx, castQ, amqp.ConsumerOptions{Prefetch: 256, Propagator: tel.Propagator, OnSubscribe: func() {
+			// Invalidations sent while this replica was disconnected are
+			// gone with its transient queue: start clean.
+			acts.InvalidateAll()
+			authn.InvalidateAll()
+		}}, consumer.HandleInvalidation)
+	})
+	g.Go(func() error { checker.Drive(gctx, srv.Health, time.Second); return nil })
+	g.Go(func() error {
+		t := time.NewTicker(time.Hour)
+		defer t.Stop()
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-t.C:
+				if n, err := st.PruneProcessed(gctx, time.Now().Add(-cfg.ProcessedRetention)); err != nil {
+					logger.Warn("pruning dedupe markers failed", "err", err)
+				} else if n > 0 {
+					logger.Info("pruned dedupe markers", "deleted", n)
+				}
+			}
+		}
+	})
+	return g.Wait()
+}
+
+func declare(ctx context.Context, mq *amqp.Client, q amqp.Queue) error {
+	ch, err := mq.Channel(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = ch.Close() }()
+	return q.Declare(ch)
+}

@@ -1,0 +1,468 @@
+package app_test
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/strata-bureau/strata/pkg/amqp"
+	"github.com/strata-bureau/strata/pkg/config"
+	"github.com/strata-bureau/strata/pkg/cpf"
+	"github.com/strata-bureau/strata/pkg/grpcclient"
+	"github.com/strata-bureau/strata/pkg/logging"
+	"github.com/strata-bureau/strata/pkg/testenv"
+	"github.com/strata-bureau/strata/proto/eventtypes"
+	basecv1 "github.com/strata-bureau/strata/proto/gen/go/basec/v1"
+	eventsv1 "github.com/strata-bureau/strata/proto/gen/go/events/v1"
+	"github.com/strata-bureau/strata/services/base-c/app"
+)
+
+const (
+	adminUser = "admin"
+	adminPass = "admin-password-123"
+)
+
+// cluster is a set of Base C replicas sharing one database and broker.
+type cluster struct {
+	t        *testing.T
+	env      map[string]string
+	exchange string
+	queue    string
+	pub      *amqp.Publisher
+	mq       *amqp.Client
+}
+
+func newCluster(t *testing.T, mongoURI string) *cluster {
+	t.Helper()
+	_, db := testenv.MongoDB(t)
+	if mongoURI == "" {
+		mongoURI = testenv.MongoURI(t)
+	}
+	amqpURL := testenv.AMQPURL(t)
+	c := &cluster{t: t, exchange: testenv.UniqueName(t, "x"), queue: testenv.UniqueName(t, "basec")}
+	c.env = map[string]string{
+		"BASEC_MONGODB_URI":        mongoURI,
+		"BASEC_MONGODB_DATABASE":   db.Name(),
+		"BASEC_AMQP_URL":           amqpURL,
+		"BASEC_AMQP_EXCHANGE":      c.exchange,
+		"BASEC_AMQP_DATA_QUEUE":    c.queue,
+		"BASEC_BOOTSTRAP_USER":     adminUser,
+		"BASEC_BOOTSTRAP_PASSWORD": adminPass,
+		"BASEC_IP_FAILURE_LIMIT":   "1000",
+		"BASEC_LOCKOUT_BASE":       "1m",
+	}
+	mq, err := amqp.Dial(testenv.Context(t), amqp.Config{URL: amqpURL, Exchange: c.exchange})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = mq.Close() })
+	c.mq = mq
+	c.pub = amqp.NewPublisher(mq, amqp.PublisherOptions{})
+	return c
+}
+
+// start runs one replica in this process and returns a client for it.
+func (c *cluster) start(id string) basecClient {
+	t := c.t
+	t.Helper()
+	env := map[string]string{"BASEC_REPLICA_ID": id}
+	for k, v := range c.env {
+		env[k] = v
+	}
+	ctx := testenv.Context(t)
+	cfg, err := app.Load(ctx, config.Map(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	glis, _ := net.Listen("tcp", "127.0.0.1:0")
+	hlis, _ := net.Listen("tcp", "127.0.0.1:0")
+	rctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.Serve(rctx, cfg, logging.Discard(), glis, hlis) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("replica %s: %v", id, err)
+		}
+	})
+	conn, err := grpcclient.New(glis.Addr().String(), grpcclient.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	hc := healthpb.NewHealthClient(conn)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+		if err == nil && r.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica %s not serving: %v", id, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return basecClient{conn: conn, act: basecv1.NewActivityServiceClient(conn), acc: basecv1.NewAccountServiceClient(conn)}
+}
+
+type basecClient struct {
+	conn *grpc.ClientConn
+	act  basecv1.ActivityServiceClient
+	acc  basecv1.AccountServiceClient
+}
+
+func as(ctx context.Context, user, pass string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "authorization",
+		"Basic "+base64.StdEncoding.EncodeToString([]byte(user+":"+pass)))
+}
+
+func (c *cluster) publish(typ, id string, m proto.Message) {
+	c.t.Helper()
+	body, err := proto.Marshal(m)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := c.pub.Publish(testenv.Context(c.t), amqp.Message{ID: id, Type: typ, Body: body}); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// eventually retries f until it returns nil or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %v", timeout, err)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+func newCPF(n int) string { return string(cpf.Complete(fmt.Sprintf("%09d", 100000000+n))) }
+
+func movement(c string, cents int64, at time.Time) *eventsv1.FinancialMovementRecorded {
+	return &eventsv1.FinancialMovementRecorded{Cpf: c, MovementId: uuid.NewString(), AmountCents: cents, Currency: "BRL",
+		Direction: "credit", Description: "pix", OccurredAt: timestamppb.New(at)}
+}
+
+func TestReplicasAgreeAfterAnEvent(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, "")
+	r1, r2 := c.start("r1"), c.start("r2")
+	ctx := as(testenv.Context(t), adminUser, adminPass)
+	person := newCPF(1)
+
+	c.publish(eventtypes.FinancialMovementRecorded, uuid.NewString(), movement(person, 1500, time.Now().Add(-time.Hour)))
+	// Both replicas load the CPF into their caches.
+	for _, r := range []basecClient{r1, r2} {
+		eventually(t, 10*time.Second, func() error {
+			resp, err := r.act.GetActivity(ctx, &basecv1.GetActivityRequest{Cpf: person})
+			if err != nil {
+				return err
+			}
+			if n := len(resp.GetActivity().GetMovements()); n != 1 {
+				return fmt.Errorf("%d movements", n)
+			}
+			return nil
+		})
+	}
+	// A purchase arrives; whichever replica applies it, both must show it.
+	c.publish(eventtypes.CardPurchaseRecorded, uuid.NewString(), &eventsv1.CardPurchaseRecorded{
+		Cpf: person, AmountCents: 25990, Currency: "BRL", Merchant: "Loja X", Installments: 3, OccurredAt: timestamppb.Now()})
+	start := time.Now()
+	for _, r := range []basecClient{r1, r2} {
+		eventually(t, 5*time.Second, func() error {
+			resp, err := r.act.GetActivity(ctx, &basecv1.GetActivityRequest{Cpf: person})
+			if err != nil {
+				return err
+			}
+			if resp.GetActivity().GetLastPurchase().GetMerchant() != "Loja X" {
+				return errors.New("purchase not visible yet")
+			}
+			return nil
+		})
+	}
+	t.Logf("both replicas show the purchase %s after publishing", time.Since(start).Round(time.Millisecond))
+
+	// Punctuated CPFs are accepted; invalid ones are refused with InvalidArgument.
+	if _, err := r1.act.GetActivity(ctx, &basecv1.GetActivityRequest{Cpf: cpf.CPF(person).Formatted()}); err != nil {
+		t.Fatalf("formatted CPF refused: %v", err)
+	}
+	_, err := r1.act.GetActivity(ctx, &basecv1.GetActivityRequest{Cpf: "123.456.789-00"})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("invalid CPF: want InvalidArgument, got %v", err)
+	}
+	_, err = r1.act.GetActivity(ctx, &basecv1.GetActivityRequest{Cpf: newCPF(999)})
+	if status.Code(err) != codes.NotFound {
+		t.Fatalf("unknown CPF: want NotFound, got %v", err)
+	}
+}
+
+func TestMovementsPaginateWithoutGapsOrDuplicates(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, "")
+	r := c.start("r1")
+	ctx := as(testenv.Context(t), adminUser, adminPass)
+	person := newCPF(2)
+	base := time.Now().Add(-48 * time.Hour).Truncate(time.Second)
+	const n = 25
+	for i := range n {
+		// Two movements share each timestamp, so the cursor must break ties.
+		c.publish(eventtypes.FinancialMovementRecorded, uuid.NewString(), movement(person, int64(100+i), base.Add(time.Duration(i/2)*time.Minute)))
+	}
+	eventually(t, 10*time.Second, func() error {
+		resp, err := r.act.ListMovements(ctx, &basecv1.ListMovementsRequest{Cpf: person, Limit: 100})
+		if err != nil {
+			return err
+		}
+		if len(resp.GetMovements()) != n {
+			return fmt.Errorf("%d of %d movements", len(resp.GetMovements()), n)
+		}
+		return nil
+	})
+	seen := map[string]bool{}
+	token := ""
+	var last time.Time
+	pages := 0
+	for {
+		resp, err := r.act.ListMovements(ctx, &basecv1.ListMovementsRequest{Cpf: person, Limit: 4, PageToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		for _, m := range resp.GetMovements() {
+			if seen[m.GetId()] {
+				t.Fatalf("movement %s on two pages", m.GetId())
+			}
+			seen[m.GetId()] = true
+			if at := m.GetOccurredAt().AsTime(); !last.IsZero() && at.After(last) {
+				t.Fatalf("not newest first: %s after %s", at, last)
+			}
+			last = m.GetOccurredAt().AsTime()
+		}
+		if token = resp.GetNextPageToken(); token == "" {
+			break
+		}
+	}
+	if len(seen) != n || pages != 7 {
+		t.Fatalf("paged %d movements in %d pages, want %d in 7", len(seen), pages, n)
+	}
+	// A window: [base+2m, base+5m) holds movements 4..9.
+	resp, err := r.act.ListMovements(ctx, &basecv1.ListMovementsRequest{Cpf: person,
+		From: timestamppb.New(base.Add(2 * time.Minute)), To: timestamppb.New(base.Add(5 * time.Minute))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.GetMovements()) != 6 {
+		t.Fatalf("window holds %d movements, want 6", len(resp.GetMovements()))
+	}
+	// A token made for one CPF is refused for another; bad limits are refused.
+	first, _ := r.act.ListMovements(ctx, &basecv1.ListMovementsRequest{Cpf: person, Limit: 1})
+	_, err = r.act.ListMovements(ctx, &basecv1.ListMovementsRequest{Cpf: newCPF(3), PageToken: first.GetNextPageToken()})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("foreign page token: want InvalidArgument, got %v", err)
+	}
+	_, err = r.act.ListMovements(ctx, &basecv1.ListMovementsRequest{Cpf: person, Limit: 1000})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("limit 1000: want InvalidArgument, got %v", err)
+	}
+}
+
+func code(err error) codes.Code { return status.Code(err) }
+
+// authorised reports whether the call got past authentication (NotFound
+// means it did: the CPF simply has no activity).
+func authorised(err error) bool { return err == nil || code(err) == codes.NotFound }
+
+func TestBasicAuthOnEveryReplica(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, "")
+	r1, r2 := c.start("r1"), c.start("r2")
+	base := testenv.Context(t)
+	admin := as(base, adminUser, adminPass)
+	req := &basecv1.GetActivityRequest{Cpf: newCPF(4)}
+
+	if _, err := r1.act.GetActivity(base, req); code(err) != codes.Unauthenticated {
+		t.Fatalf("no credentials: want Unauthenticated, got %v", err)
+	}
+	bad := metadata.AppendToOutgoingContext(base, "authorization", "Basic !!!")
+	if _, err := r1.act.GetActivity(bad, req); code(err) != codes.Unauthenticated {
+		t.Fatalf("malformed credentials: want Unauthenticated, got %v", err)
+	}
+
+	const user, pw1, pw2 = "bank-one", "first-password-1", "second-password-2"
+	if _, err := r1.acc.CreateAccount(admin, &basecv1.CreateAccountRequest{Username: user, Password: pw1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r1.acc.CreateAccount(admin, &basecv1.CreateAccountRequest{Username: "short", Password: "x"}); code(err) != codes.InvalidArgument {
+		t.Fatalf("short password: want InvalidArgument, got %v", err)
+	}
+	if _, err := r2.acc.CreateAccount(as(base, user, pw1), &basecv1.CreateAccountRequest{Username: "x", Password: "long-enough-pass"}); code(err) != codes.PermissionDenied {
+		t.Fatalf("non-admin managing accounts: want PermissionDenied, got %v", err)
+	}
+	for i, r := range []basecClient{r1, r2} {
+		if _, err := r.act.GetActivity(as(base, user, pw1), req); !authorised(err) {
+			t.Fatalf("replica %d refused the right password: %v", i+1, err)
+		}
+		if _, err := r.act.GetActivity(as(base, user, "wrong-password!"), req); code(err) != codes.Unauthenticated {
+			t.Fatalf("replica %d: wrong password: want Unauthenticated, got %v", i+1, err)
+		}
+	}
+
+	// Rotation on replica 1: replica 2 had the old password cached and must
+	// refuse it as soon as the invalidation arrives.
+	if _, err := r1.acc.RotatePassword(admin, &basecv1.RotatePasswordRequest{Username: user, NewPassword: pw2}); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range []basecClient{r1, r2} {
+		eventually(t, 3*time.Second, func() error {
+			if _, err := r.act.GetActivity(as(base, user, pw1), req); code(err) != codes.Unauthenticated {
+				return fmt.Errorf("replica %d still accepts the rotated password: %v", i+1, err)
+			}
+			return nil
+		})
+		if _, err := r.act.GetActivity(as(base, user, pw2), req); !authorised(err) {
+			t.Fatalf("replica %d refused the new password: %v", i+1, err)
+		}
+	}
+
+	// Disabling on replica 2 stops the account everywhere.
+	if _, err := r2.acc.DisableAccount(admin, &basecv1.DisableAccountRequest{Username: user}); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range []basecClient{r1, r2} {
+		eventually(t, 3*time.Second, func() error {
+			if _, err := r.act.GetActivity(as(base, user, pw2), req); code(err) != codes.Unauthenticated {
+				return fmt.Errorf("replica %d still accepts a disabled account: %v", i+1, err)
+			}
+			return nil
+		})
+	}
+
+	// Lockout: five wrong passwords on replica 1 lock the account; the right
+	// password is then refused on both replicas, even where it was cached.
+	const victim, vpw = "bank-two", "victim-password-1"
+	if _, err := r1.acc.CreateAccount(admin, &basecv1.CreateAccountRequest{Username: victim, Password: vpw}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r2.act.GetActivity(as(base, victim, vpw), req); !authorised(err) {
+		t.Fatalf("victim's password refused before lockout: %v", err)
+	}
+	for range 5 {
+		if _, err := r1.act.GetActivity(as(base, victim, "guess-guess-guess"), req); code(err) != codes.Unauthenticated {
+			t.Fatalf("wrong guess: %v", err)
+		}
+	}
+	for i, r := range []basecClient{r1, r2} {
+		eventually(t, 3*time.Second, func() error {
+			if _, err := r.act.GetActivity(as(base, victim, vpw), req); code(err) != codes.Unauthenticated {
+				return fmt.Errorf("replica %d accepts a locked account: %v", i+1, err)
+			}
+			return nil
+		})
+	}
+}
+
+func TestPoisonMessageGoesToTheDeadLetterQueue(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, "")
+	c.start("r1")
+	ctx := testenv.Context(t)
+	if err := c.pub.Publish(ctx, amqp.Message{ID: "poison-1", Type: eventtypes.CardPurchaseRecorded, Body: []byte{0xff, 0x01, 0x02}}); err != nil {
+		t.Fatal(err)
+	}
+	invalid, _ := proto.Marshal(&eventsv1.CardPurchaseRecorded{Cpf: "111.111.111-11", AmountCents: 1, Currency: "BRL", Merchant: "m", Installments: 1, OccurredAt: timestamppb.Now()})
+	if err := c.pub.Publish(ctx, amqp.Message{ID: "poison-2", Type: eventtypes.CardPurchaseRecorded, Body: invalid}); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := c.mq.Channel(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	got := map[string]bool{}
+	eventually(t, 10*time.Second, func() error {
+		msg, ok, err := ch.Get(c.queue+".dlq", true)
+		if err != nil {
+			return err
+		}
+		if ok {
+			got[msg.MessageId] = true
+		}
+		if !got["poison-1"] || !got["poison-2"] {
+			return fmt.Errorf("dead-lettered so far: %v", got)
+		}
+		return nil
+	})
+}
+
+func TestStaleAnswersWhileMongoIsDownAndNoWriteLost(t *testing.T) {
+	t.Parallel()
+	mongoURI := testenv.MongoURI(t)
+	u, err := url.Parse(mongoURI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testenv.NewProxy(t, u.Host)
+	c := newCluster(t, testenv.ProxyURL(mongoURI, u.Host, proxy.Addr()))
+	r := c.start("r1")
+	ctx := as(testenv.Context(t), adminUser, adminPass)
+	person := newCPF(5)
+	c.publish(eventtypes.FinancialMovementRecorded, uuid.NewString(), movement(person, 700, time.Now().Add(-time.Minute)))
+	eventually(t, 10*time.Second, func() error {
+		_, err := r.act.GetActivity(ctx, &basecv1.GetActivityRequest{Cpf: person})
+		return err
+	})
+
+	proxy.Disable()
+	eventually(t, 20*time.Second, func() error {
+		resp, err := r.act.GetActivity(ctx, &basecv1.GetActivityRequest{Cpf: person})
+		if err != nil {
+			return err
+		}
+		if !resp.GetStale() {
+			return errors.New("answer not marked stale yet")
+		}
+		if len(resp.GetActivity().GetMovements()) != 1 {
+			return errors.New("stale answer lost the cached data")
+		}
+		return nil
+	})
+	// An uncached CPF cannot be answered: Unavailable, not a crash or a 500.
+	if _, err := r.act.GetActivity(ctx, &basecv1.GetActivityRequest{Cpf: newCPF(6)}); code(err) != codes.Unavailable {
+		t.Fatalf("uncached CPF during outage: want Unavailable, got %v", err)
+	}
+	// A write during the outage is held, then applied when Mongo returns.
+	c.publish(eventtypes.FinancialMovementRecorded, uuid.NewString(), movement(person, 800, time.Now()))
+	time.Sleep(500 * time.Millisecond)
+	proxy.Enable(t)
+	eventually(t, 30*time.Second, func() error {
+		resp, err := r.act.GetActivity(ctx, &basecv1.GetActivityRequest{Cpf: person})
+		if err != nil {
+			return err
+		}
+		if resp.GetStale() || len(resp.GetActivity().GetMovements()) != 2 {
+			return fmt.Errorf("stale=%v movements=%d", resp.GetStale(), len(resp.GetActivity().GetMovements()))
+		}
+		return nil
+	})
+}

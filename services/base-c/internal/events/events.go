@@ -1,0 +1,280 @@
+// Package events connects Base C to AMQP: a durable queue shared by the
+// replicas applies cpf.queried, card.purchase.recorded and
+// financial.movement.recorded to the store (idempotently, deduped on
+// message_id), and a per-replica transient queue receives cache and
+// credential invalidations from the other replicas.
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/strata-bureau/strata/pkg/amqp"
+	"github.com/strata-bureau/strata/pkg/breaker"
+	"github.com/strata-bureau/strata/pkg/cpf"
+	"github.com/strata-bureau/strata/proto/eventtypes"
+	eventsv1 "github.com/strata-bureau/strata/proto/gen/go/events/v1"
+	"github.com/strata-bureau/strata/services/base-c/internal/activity"
+	"github.com/strata-bureau/strata/services/base-c/internal/domain"
+)
+
+// Deduper records applied message IDs.
+type Deduper interface {
+	Seen(ctx context.Context, messageID string) (bool, error)
+	MarkProcessed(ctx context.Context, messageID string, at time.Time) error
+}
+
+// Credentials is what invalidations act on.
+type Credentials interface {
+	Invalidate(user string)
+	InvalidateAll()
+}
+
+// Consumer applies events.
+type Consumer struct {
+	Activity    *activity.Service
+	Dedupe      Deduper
+	Credentials Credentials
+	Logger      *slog.Logger
+	// ReplicaID is this replica; its own broadcasts are ignored.
+	ReplicaID string
+	// Duplicates counts messages dropped as already applied.
+	OnDuplicate func()
+}
+
+// HandleData applies one data event. Undecodable or invalid messages are
+// permanent failures (dead-lettered); store failures are retried.
+func (c *Consumer) HandleData(ctx context.Context, d amqp.Delivery) error {
+	if d.ID == "" {
+		return amqp.Permanent(errors.New("message without message_id"))
+	}
+	var seen bool
+	err := c.retry(ctx, func() error {
+		var err error
+		seen, err = c.Dedupe.Seen(ctx, d.ID)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if seen {
+		if c.OnDuplicate != nil {
+			c.OnDuplicate()
+		}
+		return nil
+	}
+	if err := c.retry(ctx, func() error { return c.apply(ctx, d) }); err != nil {
+		return err
+	}
+	return c.retry(ctx, func() error { return c.Dedupe.MarkProcessed(ctx, d.ID, time.Now().UTC()) })
+}
+
+// retry runs fn until it succeeds, fails permanently, or ctx ends. While
+// the store is down the message stays unacknowledged and is retried here,
+// rather than requeued in a tight loop towards its delivery limit.
+func (c *Consumer) retry(ctx context.Context, fn func() error) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil || amqp.IsPermanent(err) || !retryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+func retryable(err error) bool {
+	return errors.Is(err, domain.ErrUnavailable) || errors.Is(err, breaker.ErrOpen) || errors.Is(err, context.DeadlineExceeded)
+}
+
+func (c *Consumer) apply(ctx context.Context, d amqp.Delivery) error {
+	switch d.Type {
+	case eventtypes.CPFQueried:
+		var ev eventsv1.CpfQueried
+		if err := proto.Unmarshal(d.Body, &ev); err != nil {
+			return amqp.Permanent(fmt.Errorf("decode %s: %w", d.Type, err))
+		}
+		q, cp, err := DecodeQueried(&ev)
+		if err != nil {
+			return amqp.Permanent(err)
+		}
+		return c.Activity.RecordQuery(ctx, cp, q)
+	case eventtypes.CardPurchaseRecorded:
+		var ev eventsv1.CardPurchaseRecorded
+		if err := proto.Unmarshal(d.Body, &ev); err != nil {
+			return amqp.Permanent(fmt.Errorf("decode %s: %w", d.Type, err))
+		}
+		p, cp, err := DecodePurchase(&ev)
+		if err != nil {
+			return amqp.Permanent(err)
+		}
+		return c.Activity.RecordPurchase(ctx, cp, p)
+	case eventtypes.FinancialMovementRecorded:
+		var ev eventsv1.FinancialMovementRecorded
+		if err := proto.Unmarshal(d.Body, &ev); err != nil {
+			return amqp.Permanent(fmt.Errorf("decode %s: %w", d.Type, err))
+		}
+		m, err := DecodeMovement(&ev, d.ID)
+		if err != nil {
+			return amqp.Permanent(err)
+		}
+		return c.Activity.RecordMovement(ctx, m)
+	default:
+		return amqp.Permanent(fmt.Errorf("unexpected event type %q", d.Type))
+	}
+}
+
+func parseCPF(s string) (string, error) {
+	c, err := cpf.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("%w: cpf: %w", domain.ErrInvalid, err)
+	}
+	return c.String(), nil
+}
+
+func validCurrency(s string) bool {
+	if len(s) != 3 {
+		return false
+	}
+	for i := 0; i < 3; i++ {
+		if s[i] < 'A' || s[i] > 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
+// DecodeQueried validates a cpf.queried event.
+func DecodeQueried(ev *eventsv1.CpfQueried) (domain.LastQuery, string, error) {
+	cp, err := parseCPF(ev.GetCpf())
+	if err != nil {
+		return domain.LastQuery{}, "", err
+	}
+	switch ev.GetBase() {
+	case "base-a", "base-b", "base-c":
+	default:
+		return domain.LastQuery{}, "", fmt.Errorf("%w: base must be base-a, base-b or base-c", domain.ErrInvalid)
+	}
+	if ev.GetQueriedAt() == nil || len(ev.GetPartnerId()) > 128 || len(ev.GetClientIp()) > 64 {
+		return domain.LastQuery{}, "", fmt.Errorf("%w: queried_at required; partner_id and client_ip bounded", domain.ErrInvalid)
+	}
+	return domain.LastQuery{QueriedAt: ev.GetQueriedAt().AsTime().UTC(), PartnerID: ev.GetPartnerId(),
+		ClientIP: ev.GetClientIp(), Base: ev.GetBase()}, cp, nil
+}
+
+// DecodePurchase validates a card.purchase.recorded event.
+func DecodePurchase(ev *eventsv1.CardPurchaseRecorded) (domain.Purchase, string, error) {
+	cp, err := parseCPF(ev.GetCpf())
+	if err != nil {
+		return domain.Purchase{}, "", err
+	}
+	if ev.GetAmountCents() <= 0 || !validCurrency(ev.GetCurrency()) || ev.GetOccurredAt() == nil ||
+		ev.GetInstallments() < 1 || ev.GetInstallments() > 48 || strings.TrimSpace(ev.GetMerchant()) == "" || len(ev.GetMerchant()) > 200 {
+		return domain.Purchase{}, "", fmt.Errorf("%w: purchase needs a positive amount, a currency, a merchant, 1-48 installments and occurred_at", domain.ErrInvalid)
+	}
+	return domain.Purchase{AmountCents: ev.GetAmountCents(), Currency: ev.GetCurrency(), Merchant: ev.GetMerchant(),
+		Installments: ev.GetInstallments(), OccurredAt: ev.GetOccurredAt().AsTime().UTC()}, cp, nil
+}
+
+// DecodeMovement validates a financial.movement.recorded event. A movement
+// without its own ID takes the message ID, so redelivery cannot add it twice.
+func DecodeMovement(ev *eventsv1.FinancialMovementRecorded, messageID string) (domain.Movement, error) {
+	cp, err := parseCPF(ev.GetCpf())
+	if err != nil {
+		return domain.Movement{}, err
+	}
+	dir := domain.Direction(ev.GetDirection())
+	if dir != domain.Credit && dir != domain.Debit {
+		return domain.Movement{}, fmt.Errorf("%w: direction must be credit or debit", domain.ErrInvalid)
+	}
+	if ev.GetAmountCents() <= 0 || !validCurrency(ev.GetCurrency()) || ev.GetOccurredAt() == nil || len(ev.GetDescription()) > 500 {
+		return domain.Movement{}, fmt.Errorf("%w: movement needs a positive amount, a currency and occurred_at", domain.ErrInvalid)
+	}
+	id := ev.GetMovementId()
+	if id == "" {
+		id = messageID
+	}
+	if len(id) > 128 {
+		return domain.Movement{}, fmt.Errorf("%w: movement_id too long", domain.ErrInvalid)
+	}
+	return domain.Movement{ID: id, CPF: cp, AmountCents: ev.GetAmountCents(), Currency: ev.GetCurrency(), Direction: dir,
+		Description: ev.GetDescription(), OccurredAt: ev.GetOccurredAt().AsTime().UTC()}, nil
+}
+
+// HandleInvalidation applies a broadcast from another replica.
+func (c *Consumer) HandleInvalidation(ctx context.Context, d amqp.Delivery) error {
+	switch d.Type {
+	case eventtypes.ActivityCacheInvalidated:
+		var ev eventsv1.ActivityCacheInvalidated
+		if err := proto.Unmarshal(d.Body, &ev); err != nil {
+			return amqp.Permanent(err)
+		}
+		if ev.GetOriginReplica() != c.ReplicaID {
+			c.Activity.Refresh(ctx, ev.GetCpf())
+		}
+	case eventtypes.CredentialInvalidated:
+		var ev eventsv1.CredentialInvalidated
+		if err := proto.Unmarshal(d.Body, &ev); err != nil {
+			return amqp.Permanent(err)
+		}
+		c.Credentials.Invalidate(ev.GetUsername())
+	}
+	return nil
+}
+
+// Broadcaster publishes invalidations to the other replicas.
+type Broadcaster struct {
+	Publisher *amqp.Publisher
+	ReplicaID string
+	Logger    *slog.Logger
+}
+
+// ActivityChanged tells every replica to refresh cpf. A failure is logged,
+// not returned: the write itself succeeded, and other replicas' caches
+// expire by refresh on their next invalidation or restart.
+func (b *Broadcaster) ActivityChanged(ctx context.Context, cpf string) {
+	body, _ := proto.Marshal(&eventsv1.ActivityCacheInvalidated{Cpf: cpf, OriginReplica: b.ReplicaID})
+	_ = b.publish(ctx, eventtypes.ActivityCacheInvalidated, body)
+}
+
+// CredentialChanged tells every replica to drop user's cached credential.
+func (b *Broadcaster) CredentialChanged(ctx context.Context, user string) error {
+	body, _ := proto.Marshal(&eventsv1.CredentialInvalidated{Username: user})
+	return b.publish(ctx, eventtypes.CredentialInvalidated, body)
+}
+
+func (b *Broadcaster) publish(ctx context.Context, typ string, body []byte) error {
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	err := b.Publisher.Publish(pctx, amqp.Message{ID: uuid.NewString(), Type: typ, Body: body})
+	if err != nil && b.Logger != nil {
+		b.Logger.WarnContext(ctx, "broadcast failed", "type", typ, "err", err)
+	}
+	return err
+}
+
+// Queues returns the durable data queue the replicas share (dataQueue,
+// normally "basec.events") and this replica's transient broadcast queue.
+func Queues(dataQueue, replicaID string) (data, broadcast amqp.Queue) {
+	// A generous delivery limit: undecodable messages are dead-lettered at
+	// once, so redeliveries come only from crashes and restarts.
+	data = amqp.Queue{Name: dataQueue, DeliveryLimit: 50, Bindings: []string{
+		eventtypes.CPFQueried, eventtypes.CardPurchaseRecorded, eventtypes.FinancialMovementRecorded,
+	}}
+	broadcast = amqp.Queue{Name: dataQueue + ".broadcast." + replicaID, Transient: true, Bindings: []string{
+		eventtypes.ActivityCacheInvalidated, eventtypes.CredentialInvalidated,
+	}}
+	return data, broadcast
+}
