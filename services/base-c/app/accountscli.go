@@ -28,8 +28,8 @@ type CLIConfig struct {
 	ArgonTime      uint32        `env:"ARGON2_TIME, default=2"`
 }
 
-const accountsUsage = `usage: basec-accounts create [-admin] USER | rotate USER | disable USER
-The password is read from standard input (one line), never from arguments.`
+const accountsUsage = "usage: basec-accounts create [-admin] USER | rotate USER | disable USER " +
+	"(the password is read from standard input, never from arguments)"
 
 // RunAccounts is the basec-accounts command: it changes accounts directly in
 // the store and broadcasts the invalidation to every running replica.
