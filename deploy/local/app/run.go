@@ -131,6 +131,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := seedEvents(ctx, stores.AMQPURL); err != nil {
+		return fmt.Errorf("demo data: %w", err)
+	}
 	if err := writeDemoEnv(filepath.Join(dataDir, "demo.env"), plat.demoEnv); err != nil {
 		return err
 	}

@@ -31,19 +31,60 @@ type platform struct {
 	tour    []string // ready-to-paste commands
 }
 
-// specs lists the services in start order. Each service issue adds its
-// entry; a binary that is not built is reported and skipped.
-func specs(cfg Config, stores *Stores) []serviceSpec {
-	_ = cfg
-	_ = stores
-	return nil
+// DemoCPF is the CPF the demo data is about (529.982.247-25).
+const DemoCPF = "52998224725"
+
+// specs lists the services in start order. A binary that is not built is
+// reported and skipped.
+func specs(cfg Config, stores *Stores, secrets *secretStore, demo map[string]string) ([]serviceSpec, error) {
+	basecPassword, err := secrets.get("basec-demo.password")
+	if err != nil {
+		return nil, err
+	}
+	demo["STRATA_BASEC_USER"] = "demo-partner"
+	demo["STRATA_BASEC_PASSWORD"] = basecPassword
+	demo["STRATA_DEMO_CPF"] = DemoCPF
+	return []serviceSpec{
+		{
+			name:     "base-c",
+			replicas: 2,
+			grpcAddr: func(i int) string { return fmt.Sprintf("127.0.0.1:%d", 7300+i) },
+			env: func(i int) []string {
+				return []string{
+					fmt.Sprintf("BASEC_GRPC_ADDR=127.0.0.1:%d", 7300+i),
+					fmt.Sprintf("BASEC_HTTP_ADDR=127.0.0.1:%d", 9300+i),
+					fmt.Sprintf("BASEC_REPLICA_ID=base-c-%d", i),
+					"BASEC_MONGODB_URI=" + stores.MongoURI,
+					"BASEC_AMQP_URL=" + stores.AMQPURL,
+					"BASEC_BOOTSTRAP_USER=demo-partner",
+					"BASEC_BOOTSTRAP_PASSWORD=" + basecPassword,
+				}
+			},
+		},
+	}, nil
+}
+
+// secretStore keeps generated local secrets in DataDir/secrets, one file
+// each (0600), so a second make run reuses them.
+type secretStore struct{ dir string }
+
+func (s *secretStore) get(name string) (string, error) {
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		return "", err
+	}
+	return stack.ReadOrCreateSecret(filepath.Join(s.dir, name))
 }
 
 func startServices(ctx context.Context, cfg Config, stores *Stores, out io.Writer) (*platform, error) {
 	p := &platform{exited: make(chan *stack.Proc, 16), demoEnv: map[string]string{
 		"STRATA_GATEWAY_URL": "http://" + cfg.GatewayAddr,
 	}}
-	for _, spec := range specs(cfg, stores) {
+	secrets := &secretStore{dir: filepath.Join(cfg.DataDir, "secrets")}
+	list, err := specs(cfg, stores, secrets, p.demoEnv)
+	if err != nil {
+		return p, err
+	}
+	for _, spec := range list {
 		bin := filepath.Join(cfg.BinDir, spec.name)
 		if _, err := os.Stat(bin); err != nil {
 			fmt.Fprintf(out, "strata-local: %s is not built (%s missing); skipping it\n", spec.name, bin)

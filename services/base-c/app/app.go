@@ -62,10 +62,12 @@ type Config struct {
 	ArgonMemoryKiB uint32 `env:"ARGON2_MEMORY_KIB, default=19456"`
 	ArgonTime      uint32 `env:"ARGON2_TIME, default=2"`
 
-	// BootstrapAdmin, when both set, creates this admin account at start if
-	// it does not exist (the local stack's demo account).
+	// BootstrapUser and BootstrapPassword, when set, create this account at
+	// start if it does not exist (the local stack's demo account); it is an
+	// admin account when BootstrapAdmin is true.
 	BootstrapUser     string        `env:"BOOTSTRAP_USER"`
 	BootstrapPassword config.Secret `env:"BOOTSTRAP_PASSWORD"`
+	BootstrapAdmin    bool          `env:"BOOTSTRAP_ADMIN, default=false"`
 }
 
 // Validate checks the configuration.
@@ -180,7 +182,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 		return bc.CredentialChanged(ctx, user)
 	}}
 	if cfg.BootstrapUser != "" {
-		err := mgr.Create(ctx, cfg.BootstrapUser, cfg.BootstrapPassword.Reveal(), true)
+		err := mgr.Create(ctx, cfg.BootstrapUser, cfg.BootstrapPassword.Reveal(), cfg.BootstrapAdmin)
 		if err != nil && !errors.Is(err, domain.ErrExists) {
 			return fmt.Errorf("bootstrap account: %w", err)
 		}

@@ -62,6 +62,7 @@ func newCluster(t *testing.T, mongoURI string) *cluster {
 		"BASEC_AMQP_DATA_QUEUE":    c.queue,
 		"BASEC_BOOTSTRAP_USER":     adminUser,
 		"BASEC_BOOTSTRAP_PASSWORD": adminPass,
+		"BASEC_BOOTSTRAP_ADMIN":    "true",
 		"BASEC_IP_FAILURE_LIMIT":   "1000",
 		"BASEC_LOCKOUT_BASE":       "1m",
 	}
