@@ -61,13 +61,23 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 10s)
 	done
 
 .PHONY: bench
-bench: build ## Run the benchmarks against real stores and print one table
-	$(BIN)/strata-local test-env -- $(MAKE) --no-print-directory bench-modules
+bench: build ## Run the benchmarks against real stores (plus a private Redis baseline) in one run
+	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq redis-server >/dev/null; } || \
+		{ apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; } || echo "redis-server unavailable: Redis baseline skipped"
+	@port=$$(( 20000 + RANDOM % 20000 )); \
+	if command -v redis-server >/dev/null; then \
+		redis-server --port $$port --bind 127.0.0.1 --save '' --appendonly no --daemonize no >/dev/null & rpid=$$!; \
+		export STRATA_BENCH_REDIS_ADDR=127.0.0.1:$$port; sleep 0.5; \
+	fi; \
+	$(BIN)/strata-local test-env -- $(MAKE) --no-print-directory bench-modules; rc=$$?; \
+	[ -n "$${rpid:-}" ] && kill $$rpid; exit $$rc
 
 .PHONY: bench-modules
 bench-modules:
+	@echo "machine: $$(nproc) cores; figures are comparable only within this run"
 	@for m in $(MODULES); do \
-		(cd $$m && go test -run '^$$' -bench . -benchmem -count=1 ./... | grep -E '^(Benchmark|ok|FAIL|---)' || true); \
+		if [ -z "$$(cd $$m && go list ./... 2>/dev/null)" ]; then continue; fi; \
+		(cd $$m && go test -run '^$$' -bench . -benchmem -count=1 -timeout 20m ./... | grep -E '^(Benchmark|FAIL|---)' || true); \
 	done
 
 $(TOOLS)/staticcheck:

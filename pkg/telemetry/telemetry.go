@@ -29,8 +29,8 @@ import (
 type Config struct {
 	// ServiceName names the service in traces and metrics.
 	ServiceName string
-	// OTLPEndpoint is host:port of an OTLP/gRPC collector; empty keeps traces
-	// in process (sampled, but not exported).
+	// OTLPEndpoint is host:port of an OTLP/gRPC collector; empty records no
+	// spans (trace context is still propagated).
 	OTLPEndpoint string
 	// OTLPInsecure disables TLS to the collector.
 	OTLPInsecure bool
@@ -68,9 +68,15 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 	if ratio <= 0 {
 		ratio = 1
 	}
+	// Without an exporter nothing would ever read a span: record none (trace
+	// context still propagates, so trace IDs reach logs and audit entries).
+	sampler := sdktrace.NeverSample()
+	if cfg.OTLPEndpoint != "" {
+		sampler = sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))
+	}
 	tpOpts := []sdktrace.TracerProviderOption{
 		sdktrace.WithResource(res),
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))),
+		sdktrace.WithSampler(sampler),
 	}
 	if cfg.OTLPEndpoint != "" {
 		opts := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(cfg.OTLPEndpoint)}

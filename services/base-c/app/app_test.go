@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -38,7 +39,8 @@ const (
 
 // cluster is a set of Base C replicas sharing one database and broker.
 type cluster struct {
-	t        *testing.T
+	t        testing.TB
+	db       *mongo.Database
 	env      map[string]string
 	exchange string
 	queue    string
@@ -46,14 +48,14 @@ type cluster struct {
 	mq       *amqp.Client
 }
 
-func newCluster(t *testing.T, mongoURI string) *cluster {
+func newCluster(t testing.TB, mongoURI string) *cluster {
 	t.Helper()
 	_, db := testenv.MongoDB(t)
 	if mongoURI == "" {
 		mongoURI = testenv.MongoURI(t)
 	}
 	amqpURL := testenv.AMQPURL(t)
-	c := &cluster{t: t, exchange: testenv.UniqueName(t, "x"), queue: testenv.UniqueName(t, "basec")}
+	c := &cluster{t: t, db: db, exchange: testenv.UniqueName(t, "x"), queue: testenv.UniqueName(t, "basec")}
 	c.env = map[string]string{
 		"BASEC_MONGODB_URI":        mongoURI,
 		"BASEC_MONGODB_DATABASE":   db.Name(),
