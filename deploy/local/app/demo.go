@@ -9,8 +9,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/strata-bureau/strata/pkg/amqp"
-	eventsv1 "github.com/strata-bureau/strata/proto/gen/go/events/v1"
 	"github.com/strata-bureau/strata/proto/eventtypes"
+	eventsv1 "github.com/strata-bureau/strata/proto/gen/go/events/v1"
 )
 
 // seedEvents publishes the demo data that reaches the bases through AMQP,

@@ -8,9 +8,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/strata-bureau/strata/pkg/testenv"
 	"github.com/strata-bureau/strata/proto/eventtypes"
