@@ -1,0 +1,249 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/strata-bureau/strata/services/base-a/internal/domain"
+	"github.com/strata-bureau/strata/services/base-a/internal/grants"
+)
+
+// Grant limits.
+const (
+	DefaultTTL     = 2 * time.Minute
+	MaxTTL         = 5 * time.Minute
+	DefaultMaxUses = 1
+	MaxUses        = 10
+)
+
+// entry is an audit row to insert.
+type entry struct {
+	caller  domain.Caller
+	cpf     string // may be empty (unknown grant)
+	purpose string
+	reason  string
+	fields  []string
+	outcome string
+	grantID *uuid.UUID
+}
+
+// audit inserts one audit row inside tx. Its failure fails the transaction:
+// no audit row, no data.
+func (s *Store) audit(ctx context.Context, tx pgx.Tx, e entry) error {
+	var idx, enc []byte
+	if e.cpf != "" {
+		idx = s.cpfIndex(e.cpf)
+		enc = s.keys.Encrypt([]byte(e.cpf), aad("audit.cpf|", idx))
+	}
+	if e.fields == nil {
+		e.fields = []string{}
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO audit_log (entry_id, at, partner_id, caller, cpf_index, cpf_enc, purpose, reason,
+			fields, outcome, client_ip, trace_id, grant_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		uuid.New(), s.now().UTC(), e.caller.PartnerID, e.caller.Identity, idx, enc, e.purpose, e.reason,
+		e.fields, e.outcome, e.caller.ClientIP, e.caller.TraceID, e.grantID)
+	if err != nil {
+		return fmt.Errorf("%w: %w", domain.ErrAuditFailed, err)
+	}
+	return nil
+}
+
+// ValidateGrantRequest checks a request and applies defaults.
+func ValidateGrantRequest(r *domain.GrantRequest) error {
+	if !domain.ValidPurpose(r.Purpose) {
+		return fmt.Errorf("%w: purpose must be one of credit_analysis, fraud_prevention, collection, consumer_request", domain.ErrInvalid)
+	}
+	if len([]rune(r.Reason)) < 10 || len(r.Reason) > 500 {
+		return fmt.Errorf("%w: reason must be 10 to 500 characters", domain.ErrInvalid)
+	}
+	if len(r.Fields) == 0 {
+		return fmt.Errorf("%w: at least one field (name, address, debts) is required", domain.ErrInvalid)
+	}
+	seen := map[string]bool{}
+	for _, f := range r.Fields {
+		if !domain.ValidField(f) {
+			return fmt.Errorf("%w: unknown field %q (want name, address or debts)", domain.ErrInvalid, f)
+		}
+		seen[f] = true
+	}
+	r.Fields = r.Fields[:0]
+	for _, f := range []string{domain.FieldName, domain.FieldAddress, domain.FieldDebts} {
+		if seen[f] {
+			r.Fields = append(r.Fields, f)
+		}
+	}
+	switch {
+	case r.TTL == 0:
+		r.TTL = DefaultTTL
+	case r.TTL < 0 || r.TTL > MaxTTL:
+		return fmt.Errorf("%w: a grant lives at most %s", domain.ErrInvalid, MaxTTL)
+	}
+	switch {
+	case r.MaxUses == 0:
+		r.MaxUses = DefaultMaxUses
+	case r.MaxUses < 0 || r.MaxUses > MaxUses:
+		return fmt.Errorf("%w: max_uses must be 1 to %d", domain.ErrInvalid, MaxUses)
+	}
+	return nil
+}
+
+// IssueGrant stores a new grant (its token only as a hash) and audits it.
+func (s *Store) IssueGrant(ctx context.Context, c domain.Caller, r domain.GrantRequest) (*domain.Grant, error) {
+	if err := ValidateGrantRequest(&r); err != nil {
+		return nil, err
+	}
+	token := grants.New()
+	id := uuid.New()
+	g := &domain.Grant{ID: id.String(), Token: token, CPF: r.CPF, Purpose: r.Purpose, Reason: r.Reason,
+		Fields: r.Fields, ExpiresAt: s.now().Add(r.TTL).UTC().Truncate(time.Microsecond), MaxUses: r.MaxUses}
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		ok, err := s.personExists(ctx, tx, r.CPF)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return domain.ErrNotFound
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO grants (id, token_hash, partner_id, caller, cpf_index, purpose, reason, fields, expires_at, max_uses)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			id, grants.Hash(token), c.PartnerID, c.Identity, s.cpfIndex(r.CPF), r.Purpose, r.Reason, r.Fields, g.ExpiresAt, r.MaxUses)
+		if err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, entry{caller: c, cpf: r.CPF, purpose: r.Purpose, reason: r.Reason, fields: r.Fields,
+			outcome: domain.OutcomeGrantIssued, grantID: &id})
+	})
+	if errors.Is(err, domain.ErrNotFound) {
+		// Asking about an unknown CPF is itself an access worth recording.
+		_ = s.tx(ctx, func(tx pgx.Tx) error {
+			return s.audit(ctx, tx, entry{caller: c, cpf: r.CPF, purpose: r.Purpose, reason: r.Reason, fields: r.Fields, outcome: domain.OutcomeNotFound})
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// RevokeGrant ends a grant of the caller's partner.
+func (s *Store) RevokeGrant(ctx context.Context, c domain.Caller, grantID string) error {
+	id, err := uuid.Parse(grantID)
+	if err != nil {
+		return fmt.Errorf("%w: grant_id must be a UUID", domain.ErrInvalid)
+	}
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		var purpose, reason, partner string
+		var idx []byte
+		var fields []string
+		err := tx.QueryRow(ctx, `SELECT partner_id, purpose, reason, fields, cpf_index FROM grants WHERE id = $1 FOR UPDATE`, id).
+			Scan(&partner, &purpose, &reason, &fields, &idx)
+		if errors.Is(err, pgx.ErrNoRows) || (err == nil && partner != c.PartnerID) {
+			return domain.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE grants SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1`, id); err != nil {
+			return err
+		}
+		return s.auditIndexed(ctx, tx, c, idx, purpose, reason, fields, domain.OutcomeGrantRevoked, &id)
+	})
+}
+
+// auditIndexed audits with a CPF known only by its index (revocation):
+// the CPF ciphertext is copied from the person's record.
+func (s *Store) auditIndexed(ctx context.Context, tx pgx.Tx, c domain.Caller, idx []byte, purpose, reason string, fields []string, outcome string, grantID *uuid.UUID) error {
+	var cpfEnc []byte
+	if err := tx.QueryRow(ctx, `SELECT cpf_enc FROM people WHERE cpf_index = $1`, idx).Scan(&cpfEnc); err != nil {
+		return err
+	}
+	pt, _, err := s.keys.Decrypt(cpfEnc, aad("people.cpf|", idx))
+	if err != nil {
+		return err
+	}
+	return s.audit(ctx, tx, entry{caller: c, cpf: string(pt), purpose: purpose, reason: reason, fields: fields, outcome: outcome, grantID: grantID})
+}
+
+// ReadWithGrant returns the wanted fields of cpf if the grant allows it,
+// using the grant once. The audit entry of the attempt, allowed or refused,
+// is committed in the same transaction; when it cannot be, no data is
+// returned. want nil means every field the grant opens.
+func (s *Store) ReadWithGrant(ctx context.Context, c domain.Caller, cpf, token string, want []string) (*domain.Person, error) {
+	hash, perr := grants.Parse(token)
+	var person *domain.Person
+	var refusal error
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		if perr != nil {
+			refusal = domain.ErrGrantUnknown
+			return s.audit(ctx, tx, entry{caller: c, cpf: cpf, fields: want, outcome: domain.OutcomeDeniedUnknown})
+		}
+		var (
+			id                       uuid.UUID
+			partner, purpose, reason string
+			idx                      []byte
+			fields                   []string
+			expires                  time.Time
+			maxUses, uses            int
+			revoked                  *time.Time
+		)
+		err := tx.QueryRow(ctx, `SELECT id, partner_id, purpose, reason, cpf_index, fields, expires_at, max_uses, uses, revoked_at
+			FROM grants WHERE token_hash = $1 FOR UPDATE`, hash).
+			Scan(&id, &partner, &purpose, &reason, &idx, &fields, &expires, &maxUses, &uses, &revoked)
+		if errors.Is(err, pgx.ErrNoRows) {
+			refusal = domain.ErrGrantUnknown
+			return s.audit(ctx, tx, entry{caller: c, cpf: cpf, fields: want, outcome: domain.OutcomeDeniedUnknown})
+		}
+		if err != nil {
+			return err
+		}
+		if want == nil {
+			want = fields
+		}
+		g := domain.Grant{Fields: fields}
+		switch {
+		case partner != c.PartnerID:
+			refusal = domain.ErrGrantWrongPartner
+		case revoked != nil:
+			refusal = domain.ErrGrantRevoked
+		case !s.now().Before(expires):
+			refusal = domain.ErrGrantExpired
+		case uses >= maxUses:
+			refusal = domain.ErrGrantUsedUp
+		case !slices.Equal(idx, s.cpfIndex(cpf)):
+			refusal = domain.ErrGrantWrongCPF
+		case !g.Covers(want):
+			refusal = domain.ErrGrantWrongField
+		}
+		if refusal != nil {
+			return s.audit(ctx, tx, entry{caller: c, cpf: cpf, purpose: purpose, reason: reason, fields: want,
+				outcome: domain.OutcomeOf(refusal), grantID: &id})
+		}
+		if _, err := tx.Exec(ctx, `UPDATE grants SET uses = uses + 1 WHERE id = $1`, id); err != nil {
+			return err
+		}
+		p, err := s.readPerson(ctx, tx, cpf, want)
+		if err != nil {
+			return err
+		}
+		if err := s.audit(ctx, tx, entry{caller: c, cpf: cpf, purpose: purpose, reason: reason, fields: want,
+			outcome: domain.OutcomeAllowed, grantID: &id}); err != nil {
+			return err
+		}
+		person = p
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if refusal != nil {
+		return nil, refusal
+	}
+	return person, nil
+}
