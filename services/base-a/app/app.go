@@ -1,0 +1,248 @@
+// Package app wires Base A: migrations, the encrypted store, the audit
+// chainer, the outbox relay and the mTLS gRPC server.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+
+	"github.com/strata-bureau/strata/pkg/amqp"
+	"github.com/strata-bureau/strata/pkg/breaker"
+	"github.com/strata-bureau/strata/pkg/config"
+	"github.com/strata-bureau/strata/pkg/grpcserver"
+	"github.com/strata-bureau/strata/pkg/health"
+	"github.com/strata-bureau/strata/pkg/httpserver"
+	"github.com/strata-bureau/strata/pkg/pki"
+	"github.com/strata-bureau/strata/pkg/postgres"
+	"github.com/strata-bureau/strata/pkg/telemetry"
+	baseav1 "github.com/strata-bureau/strata/proto/gen/go/basea/v1"
+	"github.com/strata-bureau/strata/services/base-a/internal/audit"
+	"github.com/strata-bureau/strata/services/base-a/internal/crypto"
+	"github.com/strata-bureau/strata/services/base-a/internal/domain"
+	"github.com/strata-bureau/strata/services/base-a/internal/grpcapi"
+	"github.com/strata-bureau/strata/services/base-a/internal/store"
+)
+
+// Prefix of Base A's environment variables.
+const Prefix = "BASEA_"
+
+// Config of Base A.
+type Config struct {
+	GRPCAddr string `env:"GRPC_ADDR, default=127.0.0.1:7101"`
+	HTTPAddr string `env:"HTTP_ADDR, default=127.0.0.1:9101"`
+	// DatabaseURL connects as the least-privileged application role.
+	DatabaseURL config.Secret `env:"DATABASE_URL, required"`
+	// MigrateDatabaseURL, when set, connects as the schema owner to apply
+	// migrations at start (and AppDBPassword then sets the app role's).
+	MigrateDatabaseURL config.Secret `env:"MIGRATE_DATABASE_URL"`
+	AppDBPassword      config.Secret `env:"APP_DB_PASSWORD"`
+
+	DataKeys        config.Secret `env:"DATA_KEYS, required"`
+	BlindIndexKey   config.Secret `env:"BLIND_INDEX_KEY, required"`
+	AuditChainKey   config.Secret `env:"AUDIT_CHAIN_KEY, required"`
+	AuditSigningKey config.Secret `env:"AUDIT_SIGNING_KEY, required"`
+
+	TLSCert string `env:"TLS_CERT, required"`
+	TLSKey  string `env:"TLS_KEY, required"`
+	TLSCA   string `env:"TLS_CA, required"`
+
+	ClientsPeople string `env:"CLIENTS_PEOPLE, default=gateway"`
+	ClientsAudit  string `env:"CLIENTS_AUDIT, default=gateway,strata-audit"`
+	ClientsWrite  string `env:"CLIENTS_WRITE, default=basea-loader"`
+
+	AMQPURL  config.Secret `env:"AMQP_URL, required"`
+	Exchange string        `env:"AMQP_EXCHANGE, default=strata.events"`
+
+	HistoryWindow      time.Duration `env:"HISTORY_WINDOW, default=4380h"`
+	CheckpointInterval time.Duration `env:"CHECKPOINT_INTERVAL, default=10s"`
+	ChainInterval      time.Duration `env:"CHAIN_INTERVAL, default=250ms"`
+	MaxConns           int32         `env:"DB_MAX_CONNS, default=16"`
+	SeedDemo           bool          `env:"SEED_DEMO, default=false"`
+	LogLevel           string        `env:"LOG_LEVEL, default=info"`
+	OTLPEndpoint       string        `env:"OTLP_ENDPOINT"`
+}
+
+// Validate checks the configuration (key formats are checked at start).
+func (c *Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.GRPCAddr); err != nil {
+		errs = append(errs, errors.New("GRPC_ADDR must be host:port"))
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		errs = append(errs, errors.New("HTTP_ADDR must be host:port"))
+	}
+	if c.HistoryWindow < 24*time.Hour {
+		errs = append(errs, errors.New("HISTORY_WINDOW must be at least 24h (the law asks for six months)"))
+	}
+	if c.CheckpointInterval < 100*time.Millisecond || c.ChainInterval < 10*time.Millisecond {
+		errs = append(errs, errors.New("CHECKPOINT_INTERVAL ≥ 100ms and CHAIN_INTERVAL ≥ 10ms"))
+	}
+	return errors.Join(errs...)
+}
+
+// Load reads the configuration.
+func Load(ctx context.Context, l config.Lookuper) (*Config, error) {
+	var c Config
+	if err := config.Load(ctx, Prefix, &c, l); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func list(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Run listens on the configured addresses and serves until ctx ends.
+func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
+	glis, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.GRPCAddr, err)
+	}
+	hlis, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		_ = glis.Close()
+		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
+	}
+	return Serve(ctx, cfg, logger, glis, hlis)
+}
+
+// Serve serves Base A on the given listeners until ctx ends.
+func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net.Listener) error {
+	defer func() { _ = glis.Close(); _ = hlis.Close() }()
+	keys, err := crypto.ParseKeys(cfg.DataKeys.Reveal(), cfg.BlindIndexKey.Reveal())
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	akeys, err := audit.ParseKeys(cfg.AuditChainKey.Reveal(), cfg.AuditSigningKey.Reveal())
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	tlsCfg, err := pki.ServerConfig(pki.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSCA})
+	if err != nil {
+		return err
+	}
+	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "base-a", OTLPEndpoint: cfg.OTLPEndpoint, OTLPInsecure: true})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tel.Shutdown(context.WithoutCancel(ctx)) }()
+	breakers, err := breaker.NewSet(tel.Meter("base-a"), logger)
+	if err != nil {
+		return err
+	}
+
+	if !cfg.MigrateDatabaseURL.IsZero() {
+		if err := store.Migrate(ctx, cfg.MigrateDatabaseURL.Reveal(), cfg.AppDBPassword.Reveal()); err != nil {
+			return err
+		}
+	}
+	pool, err := postgres.Connect(ctx, cfg.DatabaseURL.Reveal(), postgres.Options{MaxConns: cfg.MaxConns, WaitFor: 30 * time.Second})
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	dbBreaker := breakers.New(breaker.Config{Name: "base-a->postgres", IsFailure: store.IsDBFailure})
+	st := store.New(pool, keys, dbBreaker)
+	if cfg.SeedDemo {
+		if err := seedDemo(ctx, st); err != nil {
+			return fmt.Errorf("demo data: %w", err)
+		}
+	}
+
+	mq, err := amqp.Dial(ctx, amqp.Config{URL: cfg.AMQPURL.Reveal(), Name: "base-a", Logger: logger, Exchange: cfg.Exchange})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = mq.Close() }()
+	pub := amqp.NewPublisher(mq, amqp.PublisherOptions{Breaker: breakers.New(breaker.Config{Name: "base-a->amqp"}), Propagator: tel.Propagator})
+
+	chain := store.ChainOptions{Keys: akeys, CheckpointInterval: cfg.CheckpointInterval}
+	access := grpcapi.Access{People: list(cfg.ClientsPeople), Audit: list(cfg.ClientsAudit), Write: list(cfg.ClientsWrite)}
+	srv := grpcserver.New(grpcserver.Options{
+		Logger: logger, Telemetry: tel, TLS: tlsCfg,
+		UnaryInterceptors: []grpc.UnaryServerInterceptor{grpcapi.IdentityInterceptor(access)},
+	})
+	baseav1.RegisterPeopleServiceServer(srv, &grpcapi.PeopleServer{Store: st})
+	baseav1.RegisterAuditServiceServer(srv, &grpcapi.AuditServer{Store: st, Chain: chain, History: cfg.HistoryWindow})
+
+	checker := health.New(breakers)
+	checker.Add("postgres", st.Ping)
+	checker.Add("amqp", mq.Check)
+	logger.Info("base-a serving", "grpc", glis.Addr().String(), "http", hlis.Addr().String(), "mtls", true)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Serve(gctx, glis, 10*time.Second) })
+	g.Go(func() error {
+		return httpserver.Serve(gctx, httpserver.New(checker.Mux(tel.MetricsHandler())), hlis, 5*time.Second)
+	})
+	g.Go(func() error { checker.Drive(gctx, srv.Health, time.Second); return nil })
+	g.Go(func() error {
+		every(gctx, cfg.ChainInterval, func() {
+			if _, err := st.ChainPending(gctx, chain); err != nil && gctx.Err() == nil {
+				logger.Warn("audit chaining failed; will retry", "err", err)
+			}
+		})
+		return nil
+	})
+	g.Go(func() error {
+		every(gctx, 200*time.Millisecond, func() {
+			_, err := st.RelayOutbox(gctx, func(ctx context.Context, m store.OutboxMessage) error {
+				pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				defer cancel()
+				return pub.Publish(pctx, amqp.Message{ID: m.MessageID, Type: m.Type, Body: m.Body})
+			})
+			if err != nil && gctx.Err() == nil {
+				logger.Debug("outbox relay paused", "err", err)
+			}
+		})
+		return nil
+	})
+	return g.Wait()
+}
+
+func every(ctx context.Context, d time.Duration, f func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f()
+		}
+	}
+}
+
+// DemoCPF is the demo person's CPF (529.982.247-25).
+const DemoCPF = "52998224725"
+
+func seedDemo(ctx context.Context, st *store.Store) error {
+	if err := st.UpsertPerson(ctx, DemoCPF, "Maria Aparecida da Silva", domain.Address{Street: "Rua das Flores", Number: "123",
+		Complement: "apto 45", District: "Centro", City: "São Paulo", State: "SP", PostalCode: "01010000"}); err != nil {
+		return err
+	}
+	for _, d := range []domain.Debt{
+		{Creditor: "Banco Exemplo", ContractID: "CT-2024-0001", AmountCents: 1250000, Currency: "BRL", DueDate: "2026-12-10", Status: domain.DebtOpen},
+		{Creditor: "Loja Eletro", ContractID: "CT-2023-0420", AmountCents: 89990, Currency: "BRL", DueDate: "2025-03-01", Status: domain.DebtPaid},
+	} {
+		if err := st.RecordDebt(ctx, DemoCPF, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}

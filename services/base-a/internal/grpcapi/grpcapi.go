@@ -1,0 +1,442 @@
+// Package grpcapi is Base A's gRPC edge: the mTLS identity check, request
+// validation, and the mapping of domain errors to status codes.
+package grpcapi
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/strata-bureau/strata/pkg/cpf"
+	"github.com/strata-bureau/strata/pkg/pki"
+	baseav1 "github.com/strata-bureau/strata/proto/gen/go/basea/v1"
+	"github.com/strata-bureau/strata/services/base-a/internal/domain"
+	"github.com/strata-bureau/strata/services/base-a/internal/store"
+)
+
+type identityKey struct{}
+
+// Access says which mTLS identities may call which service.
+type Access struct {
+	People []string // PeopleService reads and grants (the gateway)
+	Audit  []string // AuditService (the gateway, strata-audit)
+	Write  []string // UpsertPerson, RecordDebt (named internal loaders)
+}
+
+var writeMethods = []string{"/basea.v1.PeopleService/UpsertPerson", "/basea.v1.PeopleService/RecordDebt"}
+
+// IdentityInterceptor admits only verified client certificates whose
+// identity is allowed for the method, and puts the identity in the context.
+func IdentityInterceptor(a Access) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if !strings.HasPrefix(info.FullMethod, "/basea.v1.") {
+			return handler(ctx, req) // health, reflection
+		}
+		id, ok := identity(ctx)
+		if !ok {
+			return nil, status.Error(codes.Unauthenticated, "a verified client certificate is required")
+		}
+		allowed := a.People
+		switch {
+		case strings.HasPrefix(info.FullMethod, "/basea.v1.AuditService/"):
+			allowed = a.Audit
+		case slices.Contains(writeMethods, info.FullMethod):
+			allowed = a.Write
+		}
+		if !slices.Contains(allowed, id) {
+			return nil, status.Errorf(codes.PermissionDenied, "identity %q may not call this method", id)
+		}
+		return handler(context.WithValue(ctx, identityKey{}, id), req)
+	}
+}
+
+func identity(ctx context.Context) (string, bool) {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return "", false
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok {
+		return "", false
+	}
+	return pki.PeerIdentity(ti.State)
+}
+
+func caller(ctx context.Context, ac *baseav1.AccessContext) (domain.Caller, error) {
+	id, _ := ctx.Value(identityKey{}).(string)
+	c := domain.Caller{Identity: id, PartnerID: ac.GetPartnerId(), ClientIP: ac.GetClientIp()}
+	if c.PartnerID == "" || len(c.PartnerID) > 128 {
+		return c, status.Error(codes.InvalidArgument, "context.partner_id is required (at most 128 characters)")
+	}
+	if len(c.ClientIP) > 64 {
+		return c, status.Error(codes.InvalidArgument, "context.client_ip is too long")
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
+		c.TraceID = sc.TraceID().String()
+	}
+	return c, nil
+}
+
+func parseCPF(s string) (string, error) {
+	c, err := cpf.Parse(s)
+	if err != nil {
+		return "", status.Error(codes.InvalidArgument, "invalid CPF: "+err.Error())
+	}
+	return c.String(), nil
+}
+
+// toStatus maps domain errors to codes. Grant refusals are PermissionDenied
+// with a stable message naming the reason, never the data.
+func toStatus(err error) error {
+	switch {
+	case errors.Is(err, domain.ErrInvalid):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, domain.ErrNotFound):
+		return status.Error(codes.NotFound, "no such CPF")
+	case errors.Is(err, domain.ErrGrantUnknown), errors.Is(err, domain.ErrGrantExpired), errors.Is(err, domain.ErrGrantUsedUp),
+		errors.Is(err, domain.ErrGrantRevoked), errors.Is(err, domain.ErrGrantWrongCPF), errors.Is(err, domain.ErrGrantWrongField),
+		errors.Is(err, domain.ErrGrantWrongPartner):
+		return status.Error(codes.PermissionDenied, "grant refused: "+domain.OutcomeOf(err))
+	case errors.Is(err, domain.ErrAuditFailed):
+		return status.Error(codes.Unavailable, "access could not be audited; no data returned")
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	}
+	// Anything else is a database failure (or an open breaker).
+	return status.Error(codes.Unavailable, "base A unavailable")
+}
+
+var purposeNames = map[baseav1.Purpose]string{
+	baseav1.Purpose_PURPOSE_CREDIT_ANALYSIS:  domain.PurposeCreditAnalysis,
+	baseav1.Purpose_PURPOSE_FRAUD_PREVENTION: domain.PurposeFraudPrevention,
+	baseav1.Purpose_PURPOSE_COLLECTION:       domain.PurposeCollection,
+	baseav1.Purpose_PURPOSE_CONSUMER_REQUEST: domain.PurposeConsumerRequest,
+}
+
+var fieldNames = map[baseav1.Field]string{
+	baseav1.Field_FIELD_NAME: domain.FieldName, baseav1.Field_FIELD_ADDRESS: domain.FieldAddress, baseav1.Field_FIELD_DEBTS: domain.FieldDebts,
+}
+
+func purposeProto(p string) baseav1.Purpose {
+	for k, v := range purposeNames {
+		if v == p {
+			return k
+		}
+	}
+	return baseav1.Purpose_PURPOSE_UNSPECIFIED
+}
+
+func fieldsProto(fs []string) []baseav1.Field {
+	var out []baseav1.Field
+	for _, f := range fs {
+		for k, v := range fieldNames {
+			if v == f {
+				out = append(out, k)
+			}
+		}
+	}
+	return out
+}
+
+func fieldsFrom(fs []baseav1.Field) ([]string, error) {
+	var out []string
+	for _, f := range fs {
+		n, ok := fieldNames[f]
+		if !ok {
+			return nil, status.Error(codes.InvalidArgument, "unknown field (want name, address or debts)")
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+var outcomeProto = map[string]baseav1.Outcome{
+	domain.OutcomeAllowed: baseav1.Outcome_OUTCOME_ALLOWED, domain.OutcomeGrantIssued: baseav1.Outcome_OUTCOME_GRANT_ISSUED,
+	domain.OutcomeGrantRevoked: baseav1.Outcome_OUTCOME_GRANT_REVOKED, domain.OutcomeDeniedExpired: baseav1.Outcome_OUTCOME_DENIED_EXPIRED,
+	domain.OutcomeDeniedUsedUp: baseav1.Outcome_OUTCOME_DENIED_USED_UP, domain.OutcomeDeniedRevoked: baseav1.Outcome_OUTCOME_DENIED_REVOKED,
+	domain.OutcomeDeniedWrongCPF: baseav1.Outcome_OUTCOME_DENIED_WRONG_CPF, domain.OutcomeDeniedWrongField: baseav1.Outcome_OUTCOME_DENIED_WRONG_FIELD,
+	domain.OutcomeDeniedWrongPartner: baseav1.Outcome_OUTCOME_DENIED_WRONG_PARTNER, domain.OutcomeDeniedUnknown: baseav1.Outcome_OUTCOME_DENIED_UNKNOWN_GRANT,
+	domain.OutcomeNotFound: baseav1.Outcome_OUTCOME_NOT_FOUND,
+}
+
+var debtStatus = map[string]baseav1.DebtStatus{
+	domain.DebtOpen: baseav1.DebtStatus_DEBT_STATUS_OPEN, domain.DebtPaid: baseav1.DebtStatus_DEBT_STATUS_PAID,
+	domain.DebtRenegotiated: baseav1.DebtStatus_DEBT_STATUS_RENEGOTIATED,
+}
+
+// PeopleServer implements baseav1.PeopleServiceServer.
+type PeopleServer struct {
+	baseav1.UnimplementedPeopleServiceServer
+	Store *store.Store
+}
+
+// RequestGrant issues a grant.
+func (s *PeopleServer) RequestGrant(ctx context.Context, req *baseav1.RequestGrantRequest) (*baseav1.RequestGrantResponse, error) {
+	c, err := caller(ctx, req.GetContext())
+	if err != nil {
+		return nil, err
+	}
+	person, err := parseCPF(req.GetCpf())
+	if err != nil {
+		return nil, err
+	}
+	fields, err := fieldsFrom(req.GetFields())
+	if err != nil {
+		return nil, err
+	}
+	purpose := purposeNames[req.GetPurpose()]
+	g, err := s.Store.IssueGrant(ctx, c, domain.GrantRequest{CPF: person, Purpose: purpose, Reason: req.GetReason(), Fields: fields,
+		TTL: time.Duration(req.GetTtlSeconds()) * time.Second, MaxUses: int(req.GetMaxUses())})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &baseav1.RequestGrantResponse{GrantId: g.ID, Token: g.Token, Cpf: g.CPF, Fields: fieldsProto(g.Fields),
+		Purpose: purposeProto(g.Purpose), ExpiresAt: timestamppb.New(g.ExpiresAt), MaxUses: int32(g.MaxUses)}, nil
+}
+
+// RevokeGrant revokes a grant of the caller's partner.
+func (s *PeopleServer) RevokeGrant(ctx context.Context, req *baseav1.RevokeGrantRequest) (*baseav1.RevokeGrantResponse, error) {
+	c, err := caller(ctx, req.GetContext())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Store.RevokeGrant(ctx, c, req.GetGrantId()); err != nil {
+		if errors.Is(err, domain.ErrNotFound) {
+			return nil, status.Error(codes.NotFound, "no such grant")
+		}
+		return nil, toStatus(err)
+	}
+	return &baseav1.RevokeGrantResponse{}, nil
+}
+
+func (s *PeopleServer) read(ctx context.Context, ac *baseav1.AccessContext, rawCPF, token string, want []string) (*domain.Person, error) {
+	c, err := caller(ctx, ac)
+	if err != nil {
+		return nil, err
+	}
+	person, err := parseCPF(rawCPF)
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.Store.ReadWithGrant(ctx, c, person, token, want)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return p, nil
+}
+
+// GetPerson returns every field the grant opens.
+func (s *PeopleServer) GetPerson(ctx context.Context, req *baseav1.GetPersonRequest) (*baseav1.GetPersonResponse, error) {
+	p, err := s.read(ctx, req.GetContext(), req.GetCpf(), req.GetGrantToken(), nil)
+	if err != nil {
+		return nil, err
+	}
+	out := &baseav1.Person{Cpf: p.CPF, Name: p.Name, Fields: fieldsProto(p.Fields), Debts: debtsProto(p.Debts)}
+	if a := p.Address; a != nil {
+		out.Address = &baseav1.Address{Street: a.Street, Number: a.Number, Complement: a.Complement, District: a.District,
+			City: a.City, State: a.State, PostalCode: a.PostalCode}
+	}
+	return &baseav1.GetPersonResponse{Person: out}, nil
+}
+
+// ListDebts returns the debts; the grant must cover "debts".
+func (s *PeopleServer) ListDebts(ctx context.Context, req *baseav1.ListDebtsRequest) (*baseav1.ListDebtsResponse, error) {
+	p, err := s.read(ctx, req.GetContext(), req.GetCpf(), req.GetGrantToken(), []string{domain.FieldDebts})
+	if err != nil {
+		return nil, err
+	}
+	return &baseav1.ListDebtsResponse{Cpf: p.CPF, Debts: debtsProto(p.Debts)}, nil
+}
+
+func debtsProto(ds []domain.Debt) []*baseav1.Debt {
+	out := []*baseav1.Debt{}
+	for _, d := range ds {
+		out = append(out, &baseav1.Debt{Creditor: d.Creditor, ContractId: d.ContractID, AmountCents: d.AmountCents,
+			Currency: d.Currency, DueDate: d.DueDate, Status: debtStatus[d.Status],
+			CreatedAt: timestamppb.New(d.CreatedAt), UpdatedAt: timestamppb.New(d.UpdatedAt)})
+	}
+	return out
+}
+
+// UpsertPerson writes a person (internal loaders).
+func (s *PeopleServer) UpsertPerson(ctx context.Context, req *baseav1.UpsertPersonRequest) (*baseav1.UpsertPersonResponse, error) {
+	person, err := parseCPF(req.GetCpf())
+	if err != nil {
+		return nil, err
+	}
+	name := strings.TrimSpace(req.GetName())
+	if name == "" || len(name) > 200 {
+		return nil, status.Error(codes.InvalidArgument, "name is required (at most 200 characters)")
+	}
+	a := req.GetAddress()
+	addr := domain.Address{Street: a.GetStreet(), Number: a.GetNumber(), Complement: a.GetComplement(), District: a.GetDistrict(),
+		City: a.GetCity(), State: a.GetState(), PostalCode: a.GetPostalCode()}
+	if err := s.Store.UpsertPerson(ctx, person, name, addr); err != nil {
+		return nil, toStatus(err)
+	}
+	return &baseav1.UpsertPersonResponse{}, nil
+}
+
+// RecordDebt writes a debt (internal loaders).
+func (s *PeopleServer) RecordDebt(ctx context.Context, req *baseav1.RecordDebtRequest) (*baseav1.RecordDebtResponse, error) {
+	person, err := parseCPF(req.GetCpf())
+	if err != nil {
+		return nil, err
+	}
+	d := req.GetDebt()
+	var st string
+	for k, v := range debtStatus {
+		if v == d.GetStatus() {
+			st = k
+		}
+	}
+	if st == "" || d.GetContractId() == "" || d.GetCreditor() == "" || d.GetAmountCents() <= 0 || len(d.GetCurrency()) != 3 {
+		return nil, status.Error(codes.InvalidArgument, "debt needs creditor, contract_id, a positive amount_cents, currency and status")
+	}
+	if _, err := time.Parse("2006-01-02", d.GetDueDate()); err != nil {
+		return nil, status.Error(codes.InvalidArgument, "due_date must be YYYY-MM-DD")
+	}
+	err = s.Store.RecordDebt(ctx, person, domain.Debt{Creditor: d.GetCreditor(), ContractID: d.GetContractId(),
+		AmountCents: d.GetAmountCents(), Currency: d.GetCurrency(), DueDate: d.GetDueDate(), Status: st})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &baseav1.RecordDebtResponse{}, nil
+}
+
+// AuditServer implements baseav1.AuditServiceServer.
+type AuditServer struct {
+	baseav1.UnimplementedAuditServiceServer
+	Store   *store.Store
+	Chain   store.ChainOptions
+	History time.Duration
+}
+
+const maxPage = 500
+
+// ListAccessLogs filters the log.
+func (s *AuditServer) ListAccessLogs(ctx context.Context, req *baseav1.ListAccessLogsRequest) (*baseav1.ListAccessLogsResponse, error) {
+	f := domain.AuditFilter{PartnerID: req.GetPartnerId(), Limit: int(req.GetPageSize())}
+	if req.GetCpf() != "" {
+		c, err := parseCPF(req.GetCpf())
+		if err != nil {
+			return nil, err
+		}
+		f.CPF = c
+	}
+	if req.GetPurpose() != baseav1.Purpose_PURPOSE_UNSPECIFIED {
+		f.Purpose = purposeNames[req.GetPurpose()]
+	}
+	if req.GetOutcome() != baseav1.Outcome_OUTCOME_UNSPECIFIED {
+		for k, v := range outcomeProto {
+			if v == req.GetOutcome() {
+				f.Outcome = k
+			}
+		}
+	}
+	if req.GetFrom() != nil {
+		f.From = req.GetFrom().AsTime()
+	}
+	if req.GetTo() != nil {
+		f.To = req.GetTo().AsTime()
+	}
+	switch {
+	case f.Limit == 0:
+		f.Limit = 100
+	case f.Limit < 0 || f.Limit > maxPage:
+		return nil, status.Errorf(codes.InvalidArgument, "page_size must be 1 to %d", maxPage)
+	}
+	if tok := req.GetPageToken(); tok != "" {
+		id, err := decodeToken(tok)
+		if err != nil {
+			return nil, status.Error(codes.InvalidArgument, "invalid page_token")
+		}
+		f.AfterID = id
+	}
+	entries, next, err := s.Store.ListAudit(ctx, f)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &baseav1.ListAccessLogsResponse{Entries: entriesProto(entries)}
+	if next > 0 {
+		resp.NextPageToken = encodeToken(next)
+	}
+	return resp, nil
+}
+
+func encodeToken(id int64) string { return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(id, 10))) }
+
+func decodeToken(tok string) (int64, error) {
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil || len(b) > 20 {
+		return 0, domain.ErrInvalid
+	}
+	id, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, domain.ErrInvalid
+	}
+	return id, nil
+}
+
+func entriesProto(es []domain.AuditEntry) []*baseav1.AuditEntry {
+	out := make([]*baseav1.AuditEntry, 0, len(es))
+	for _, e := range es {
+		out = append(out, &baseav1.AuditEntry{Id: e.ID, Seq: e.Seq, At: timestamppb.New(e.At), PartnerId: e.PartnerID,
+			Caller: e.Caller, Cpf: e.CPF, Purpose: purposeProto(e.Purpose), Reason: e.Reason, Fields: fieldsProto(e.Fields),
+			Outcome: outcomeProto[e.Outcome], ClientIp: e.ClientIP, TraceId: e.TraceID, GrantId: e.GrantID})
+	}
+	return out
+}
+
+// GetAccessHistory lists who read or was granted this CPF's data within
+// the history window (Decreto 9.936/2019 art. 10).
+func (s *AuditServer) GetAccessHistory(ctx context.Context, req *baseav1.GetAccessHistoryRequest) (*baseav1.GetAccessHistoryResponse, error) {
+	c, err := parseCPF(req.GetCpf())
+	if err != nil {
+		return nil, err
+	}
+	since := time.Now().Add(-s.History).UTC()
+	resp := &baseav1.GetAccessHistoryResponse{Cpf: c, Since: timestamppb.New(since)}
+	var after int64
+	for {
+		entries, next, err := s.Store.ListAudit(ctx, domain.AuditFilter{CPF: c, From: since, AfterID: after, Limit: maxPage})
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		for _, e := range entries {
+			if e.Outcome == domain.OutcomeAllowed || e.Outcome == domain.OutcomeGrantIssued {
+				resp.Entries = append(resp.Entries, entriesProto([]domain.AuditEntry{e})...)
+			}
+		}
+		if next == 0 || len(resp.Entries) >= 10000 {
+			break
+		}
+		after = next
+	}
+	return resp, nil
+}
+
+// VerifyChain checks the log's integrity.
+func (s *AuditServer) VerifyChain(ctx context.Context, req *baseav1.VerifyChainRequest) (*baseav1.VerifyChainResponse, error) {
+	if req.GetFromSeq() < 0 || req.GetToSeq() < 0 || (req.GetToSeq() > 0 && req.GetToSeq() < req.GetFromSeq()) {
+		return nil, status.Error(codes.InvalidArgument, "from_seq and to_seq must be non-negative and ordered")
+	}
+	v, err := s.Store.Verify(ctx, s.Chain, req.GetFromSeq(), req.GetToSeq())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &baseav1.VerifyChainResponse{Ok: v.OK, CheckedEntries: v.CheckedEntries, FirstBadEntry: v.FirstBadEntry,
+		Problem: v.Problem, CheckpointsVerified: v.CheckpointsVerified}, nil
+}
