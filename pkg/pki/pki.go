@@ -111,16 +111,38 @@ func (ca *CA) Write(dir, name string, leaf *Leaf) (Files, error) {
 		return Files{}, err
 	}
 	f := Files{Cert: filepath.Join(dir, name+".crt"), Key: filepath.Join(dir, name+".key"), CA: filepath.Join(dir, "ca.crt")}
-	if err := os.WriteFile(f.Cert, leaf.CertPEM, 0o644); err != nil {
-		return Files{}, err
-	}
-	if err := os.WriteFile(f.Key, leaf.KeyPEM, 0o600); err != nil {
-		return Files{}, err
-	}
-	if err := os.WriteFile(f.CA, ca.PEM, 0o644); err != nil {
-		return Files{}, err
+	for _, w := range []struct {
+		path string
+		data []byte
+		mode os.FileMode
+	}{{f.Cert, leaf.CertPEM, 0o644}, {f.Key, leaf.KeyPEM, 0o600}, {f.CA, ca.PEM, 0o644}} {
+		if err := writeAtomic(w.path, w.data, w.mode); err != nil {
+			return Files{}, err
+		}
 	}
 	return f, nil
+}
+
+// writeAtomic replaces path in one rename, so a reader never sees a
+// half-written file.
+func writeAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = os.Remove(tmp.Name()) }()
+	if _, err := tmp.Write(data); err != nil {
+		_ = tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		_ = tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 func load(f Files) (tls.Certificate, *x509.CertPool, error) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,10 +103,16 @@ func startTestStores(ctx context.Context, cfg TestEnvConfig, out io.Writer, logg
 	}
 	results := make(chan result, 3)
 	n := 0
+	// Reserve every port up front, holding them until all are chosen, so the
+	// stores started in parallel never pick the same one.
+	pgPort, rabbitPort, err := reservePorts()
+	if err != nil {
+		return s, err
+	}
 	if s.DatabaseURL == "" {
 		n++
 		go func() {
-			port, err := stack.FreePort()
+			port, err := pgPort, error(nil)
 			if err == nil {
 				var pg *stack.Postgres
 				pg, err = stack.StartPostgres(ctx, stack.PostgresOptions{Dir: filepath.Join(cfg.Dir, "postgres"), Port: port, Ephemeral: true, Out: out})
@@ -119,7 +126,7 @@ func startTestStores(ctx context.Context, cfg TestEnvConfig, out io.Writer, logg
 	if s.AMQPURL == "" {
 		n++
 		go func() {
-			port, err := freePortRun(3)
+			port, err := rabbitPort, error(nil)
 			if err == nil {
 				var r *stack.RabbitMQ
 				r, err = stack.StartRabbitMQ(ctx, stack.RabbitOptions{Dir: filepath.Join(cfg.Dir, "rabbitmq"), Port: port, Out: out})
@@ -150,26 +157,39 @@ func startTestStores(ctx context.Context, cfg TestEnvConfig, out io.Writer, logg
 	return s, errors.Join(errs...)
 }
 
-// freePortRun finds a port p such that p..p+n-1 are all free.
-func freePortRun(n int) (int, error) {
-	for range 50 {
-		p, err := stack.FreePort()
-		if err != nil {
-			return 0, err
+// reservePorts returns a free port for PostgreSQL and a free run of three
+// (AMQP, distribution, epmd) for RabbitMQ, all distinct.
+func reservePorts() (pg, rabbit int, err error) {
+	var held []net.Listener
+	defer func() {
+		for _, l := range held {
+			_ = l.Close()
 		}
-		if p+n >= 65535 {
+	}()
+	listen := func(port int) (int, bool) {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			return 0, false
+		}
+		held = append(held, l)
+		return l.Addr().(*net.TCPAddr).Port, true
+	}
+	pg, ok := listen(0)
+	if !ok {
+		return 0, 0, errors.New("no free port")
+	}
+	for range 100 {
+		p, ok := listen(0)
+		if !ok || p+2 >= 65535 {
 			continue
 		}
-		ok := true
-		for i := 1; i < n; i++ {
-			if !stack.PortFree(fmt.Sprintf("127.0.0.1:%d", p+i)) {
-				ok = false
-				break
-			}
+		if _, ok := listen(p + 1); !ok {
+			continue
 		}
-		if ok {
-			return p, nil
+		if _, ok := listen(p + 2); !ok {
+			continue
 		}
+		return pg, p, nil
 	}
-	return 0, errors.New("no run of free ports found")
+	return 0, 0, errors.New("no run of three free ports found")
 }

@@ -376,7 +376,9 @@ func (s *AuditServer) ListAccessLogs(ctx context.Context, req *baseav1.ListAcces
 	return resp, nil
 }
 
-func encodeToken(id int64) string { return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(id, 10))) }
+func encodeToken(id int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(id, 10)))
+}
 
 func decodeToken(tok string) (int64, error) {
 	b, err := base64.RawURLEncoding.DecodeString(tok)

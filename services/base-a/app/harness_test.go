@@ -1,0 +1,187 @@
+package app_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"net"
+	"net/url"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/strata-bureau/strata/pkg/config"
+	"github.com/strata-bureau/strata/pkg/grpcclient"
+	"github.com/strata-bureau/strata/pkg/logging"
+	"github.com/strata-bureau/strata/pkg/pki"
+	"github.com/strata-bureau/strata/pkg/testenv"
+	baseav1 "github.com/strata-bureau/strata/proto/gen/go/basea/v1"
+	"github.com/strata-bureau/strata/services/base-a/app"
+	"github.com/strata-bureau/strata/services/base-a/internal/crypto"
+	"github.com/strata-bureau/strata/services/base-a/internal/store"
+)
+
+const appPassword = "test-app-role-password"
+
+var template = testenv.Template{
+	Name:    "basea",
+	Version: store.MigrationsVersion(),
+	Migrate: func(ctx context.Context, url string) error { return store.Migrate(ctx, url, "") },
+}
+
+var roleOnce sync.Once
+
+// env is one Base A under test: its own database, certificates and keys.
+type env struct {
+	t        *testing.T
+	adminURL string // superuser on this test's database
+	appURL   string // the least-privileged role
+	certs    string
+	ca       *pki.CA
+	vars     map[string]string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	adminURL := testenv.PostgresDB(t, template)
+	ctx := testenv.Context(t)
+	roleOnce.Do(func() {
+		conn, err := pgx.Connect(ctx, adminURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "ALTER ROLE "+store.AppRole+" LOGIN PASSWORD '"+appPassword+"'"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	u, _ := url.Parse(adminURL)
+	u.User = url.UserPassword(store.AppRole, appPassword)
+	ca, err := pki.NewCA("strata test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	e := &env{t: t, adminURL: adminURL, appURL: u.String(), certs: dir, ca: ca}
+	server := e.issue("base-a", "base-a", "127.0.0.1")
+	seed := make([]byte, ed25519.SeedSize)
+	_, _ = rand.Read(seed)
+	e.vars = map[string]string{
+		"BASEA_DATABASE_URL":        e.appURL,
+		"BASEA_DATA_KEYS":           "1:" + crypto.NewKey(),
+		"BASEA_BLIND_INDEX_KEY":     crypto.NewKey(),
+		"BASEA_AUDIT_CHAIN_KEY":     crypto.NewKey(),
+		"BASEA_AUDIT_SIGNING_KEY":   base64.StdEncoding.EncodeToString(seed),
+		"BASEA_TLS_CERT":            server.Cert,
+		"BASEA_TLS_KEY":             server.Key,
+		"BASEA_TLS_CA":              server.CA,
+		"BASEA_AMQP_URL":            testenv.AMQPURL(t),
+		"BASEA_AMQP_EXCHANGE":       testenv.UniqueName(t, "x"),
+		"BASEA_CHECKPOINT_INTERVAL": "200ms",
+		"BASEA_CHAIN_INTERVAL":      "50ms",
+	}
+	return e
+}
+
+func (e *env) issue(identity string, hosts ...string) pki.Files {
+	e.t.Helper()
+	leaf, err := e.ca.Issue(identity, hosts...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	f, err := e.ca.Write(filepath.Join(e.certs), identity, leaf)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return f
+}
+
+// start runs Base A until stop is called (or the test ends).
+func (e *env) start() (addr string, stop func()) {
+	t := e.t
+	t.Helper()
+	ctx := testenv.Context(t)
+	cfg, err := app.Load(ctx, config.Map(e.vars))
+	if err != nil {
+		t.Fatal(err)
+	}
+	glis, _ := net.Listen("tcp", "127.0.0.1:0")
+	hlis, _ := net.Listen("tcp", "127.0.0.1:0")
+	rctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var serveErr error
+	go func() { serveErr = app.Serve(rctx, cfg, logging.Discard(), glis, hlis); close(done) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			if serveErr != nil {
+				t.Errorf("base-a: %v", serveErr)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	addr = glis.Addr().String()
+	hc := healthpb.NewHealthClient(e.dial(addr, "gateway"))
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+		if err == nil && r.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			return addr, stop
+		}
+		select {
+		case <-done:
+			t.Fatalf("base-a exited at start: %v", serveErr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("base-a not serving: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// dial connects with a client certificate for identity.
+func (e *env) dial(addr, identity string) *grpc.ClientConn {
+	e.t.Helper()
+	f := e.issue(identity)
+	tlsCfg, err := pki.ClientConfig(f, "base-a")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	conn, err := grpcclient.New(addr, grpcclient.Options{TLS: tlsCfg})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
+func (e *env) people(addr, identity string) baseav1.PeopleServiceClient {
+	return baseav1.NewPeopleServiceClient(e.dial(addr, identity))
+}
+
+func (e *env) auditor(addr string) baseav1.AuditServiceClient {
+	return baseav1.NewAuditServiceClient(e.dial(addr, "strata-audit"))
+}
+
+// admin runs SQL as the superuser on this test's database.
+func (e *env) admin(sql string, args ...any) {
+	e.t.Helper()
+	ctx := testenv.Context(e.t)
+	conn, err := pgx.Connect(ctx, e.adminURL)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql, args...); err != nil {
+		e.t.Fatalf("%s: %v", sql, err)
+	}
+}
