@@ -33,7 +33,7 @@ func ctxFor(partner string) *baseav1.AccessContext {
 	return &baseav1.AccessContext{PartnerId: partner, ClientIp: "203.0.113.7"}
 }
 
-func seed(t *testing.T, loader baseav1.PeopleServiceClient) {
+func seed(t testing.TB, loader baseav1.PeopleServiceClient) {
 	t.Helper()
 	ctx := testenv.Context(t)
 	for _, p := range []struct{ cpf, name, street string }{{maria, "Maria Aparecida da Silva", "Rua das Flores"}, {joao, "João Pereira Santos", "Avenida Paulista"}} {

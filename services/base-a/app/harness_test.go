@@ -39,7 +39,7 @@ var roleOnce sync.Once
 
 // env is one Base A under test: its own database, certificates and keys.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	adminURL string // superuser on this test's database
 	appURL   string // the least-privileged role
 	certs    string
@@ -47,7 +47,7 @@ type env struct {
 	vars     map[string]string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	adminURL := testenv.PostgresDB(t, template)
 	ctx := testenv.Context(t)
