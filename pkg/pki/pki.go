@@ -197,3 +197,45 @@ func PeerIdentity(state tls.ConnectionState) (string, bool) {
 	}
 	return state.VerifiedChains[0][0].Subject.CommonName, true
 }
+
+// Save writes the CA certificate and its key (0600) under dir.
+func (ca *CA) Save(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	der, err := x509.MarshalECPrivateKey(ca.Key)
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(filepath.Join(dir, "ca.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(dir, "ca.crt"), ca.PEM, 0o644)
+}
+
+// LoadOrCreateCA loads the CA saved under dir, or makes and saves a new one.
+func LoadOrCreateCA(dir, name string) (*CA, error) {
+	certPEM, cerr := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	keyPEM, kerr := os.ReadFile(filepath.Join(dir, "ca.key"))
+	if cerr != nil || kerr != nil {
+		ca, err := NewCA(name)
+		if err != nil {
+			return nil, err
+		}
+		return ca, ca.Save(dir)
+	}
+	cb, _ := pem.Decode(certPEM)
+	kb, _ := pem.Decode(keyPEM)
+	if cb == nil || kb == nil {
+		return nil, errors.New("pki: saved CA is not PEM")
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	key, err := x509.ParseECPrivateKey(kb.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	return &CA{Cert: cert, Key: key, PEM: certPEM}, nil
+}

@@ -41,10 +41,15 @@ func specs(cfg Config, stores *Stores, secrets *secretStore, demo map[string]str
 	if err != nil {
 		return nil, err
 	}
+	basea, err := baseaSpec(cfg, stores, secrets, demo)
+	if err != nil {
+		return nil, err
+	}
 	demo["STRATA_BASEC_USER"] = "demo-partner"
 	demo["STRATA_BASEC_PASSWORD"] = basecPassword
 	demo["STRATA_DEMO_CPF"] = DemoCPF
 	return []serviceSpec{
+		basea,
 		{
 			name:     "base-c",
 			replicas: 2,

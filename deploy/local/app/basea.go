@@ -1,0 +1,117 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/strata-bureau/strata/deploy/local/internal/stack"
+	"github.com/strata-bureau/strata/pkg/pki"
+)
+
+// Identities that get certificates from the local CA.
+var identities = []string{"base-a", "gateway", "strata-audit", "basea-loader"}
+
+// localPKI makes (once) the local CA and a certificate per identity under
+// DataDir/pki, and returns their files by identity.
+func localPKI(dataDir string) (map[string]pki.Files, error) {
+	dir := filepath.Join(dataDir, "pki")
+	ca, err := pki.LoadOrCreateCA(dir, "Strata local CA")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]pki.Files{}
+	for _, id := range identities {
+		f := pki.Files{Cert: filepath.Join(dir, id+".crt"), Key: filepath.Join(dir, id+".key"), CA: filepath.Join(dir, "ca.crt")}
+		if _, err := os.Stat(f.Key); err != nil {
+			leaf, err := ca.Issue(id, id, "localhost", "127.0.0.1")
+			if err != nil {
+				return nil, err
+			}
+			if f, err = ca.Write(dir, id, leaf); err != nil {
+				return nil, err
+			}
+		}
+		out[id] = f
+	}
+	return out, nil
+}
+
+// secretKey returns a persistent random key of n bytes, base64-encoded.
+func (s *secretStore) key(name string, n int) (string, error) {
+	path := filepath.Join(s.dir, name)
+	if b, err := os.ReadFile(path); err == nil {
+		return string(b), nil
+	}
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		return "", err
+	}
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	k := base64.StdEncoding.EncodeToString(b)
+	return k, os.WriteFile(path, []byte(k), 0o600)
+}
+
+func baseaSpec(cfg Config, stores *Stores, secrets *secretStore, demo map[string]string) (serviceSpec, error) {
+	certs, err := localPKI(cfg.DataDir)
+	if err != nil {
+		return serviceSpec{}, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ownerURL, err := stack.EnsureDatabase(ctx, stores.DatabaseURL, "strata_basea")
+	if err != nil {
+		return serviceSpec{}, err
+	}
+	appPassword, err := secrets.get("basea-app-db.password")
+	if err != nil {
+		return serviceSpec{}, err
+	}
+	u, err := url.Parse(ownerURL)
+	if err != nil {
+		return serviceSpec{}, err
+	}
+	u.User = url.UserPassword("strata_basea_app", appPassword)
+	keys := map[string]int{"basea-data-key": 32, "basea-index-key": 32, "basea-chain-key": 32, "basea-signing-seed": 32}
+	vals := map[string]string{}
+	for name, n := range keys {
+		if vals[name], err = secrets.key(name, n); err != nil {
+			return serviceSpec{}, err
+		}
+	}
+	srv := certs["base-a"]
+	aud := certs["strata-audit"]
+	demo["STRATA_AUDIT_ADDR"] = "127.0.0.1:7101"
+	demo["STRATA_AUDIT_CERT"] = aud.Cert
+	demo["STRATA_AUDIT_KEY"] = aud.Key
+	demo["STRATA_AUDIT_CA"] = aud.CA
+	return serviceSpec{
+		name:     "base-a",
+		replicas: 1,
+		grpcAddr: func(int) string { return "127.0.0.1:7101" },
+		env: func(int) []string {
+			return []string{
+				"BASEA_GRPC_ADDR=127.0.0.1:7101",
+				"BASEA_HTTP_ADDR=127.0.0.1:9101",
+				"BASEA_DATABASE_URL=" + u.String(),
+				"BASEA_MIGRATE_DATABASE_URL=" + ownerURL,
+				"BASEA_APP_DB_PASSWORD=" + appPassword,
+				"BASEA_DATA_KEYS=1:" + vals["basea-data-key"],
+				"BASEA_BLIND_INDEX_KEY=" + vals["basea-index-key"],
+				"BASEA_AUDIT_CHAIN_KEY=" + vals["basea-chain-key"],
+				"BASEA_AUDIT_SIGNING_KEY=" + vals["basea-signing-seed"],
+				"BASEA_TLS_CERT=" + srv.Cert,
+				"BASEA_TLS_KEY=" + srv.Key,
+				"BASEA_TLS_CA=" + srv.CA,
+				"BASEA_AMQP_URL=" + stores.AMQPURL,
+				"BASEA_SEED_DEMO=true",
+			}
+		},
+	}, nil
+}
