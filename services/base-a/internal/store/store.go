@@ -202,7 +202,12 @@ func (s *Store) RecordDebt(ctx context.Context, cpf string, d domain.Debt) error
 	})
 }
 
-func (s *Store) debts(ctx context.Context, tx pgx.Tx, idx []byte) ([]domain.Debt, error) {
+// querier is a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func (s *Store) debts(ctx context.Context, tx querier, idx []byte) ([]domain.Debt, error) {
 	rows, err := tx.Query(ctx, `SELECT contract_index, details_enc, status, created_at, updated_at
 		FROM debts WHERE cpf_index = $1 ORDER BY created_at, id`, idx)
 	if err != nil {
