@@ -1,0 +1,356 @@
+// Package grpcapi is Base B's gRPC edge: validation, access logging and
+// the mapping of domain errors to status codes.
+package grpcapi
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/strata-bureau/strata/pkg/breaker"
+	"github.com/strata-bureau/strata/pkg/cpf"
+	basebv1 "github.com/strata-bureau/strata/proto/gen/go/baseb/v1"
+	"github.com/strata-bureau/strata/services/base-b/internal/authz"
+	"github.com/strata-bureau/strata/services/base-b/internal/domain"
+	"github.com/strata-bureau/strata/services/base-b/internal/score"
+	"github.com/strata-bureau/strata/services/base-b/internal/store"
+)
+
+// Server implements basebv1.ProfileServiceServer.
+type Server struct {
+	basebv1.UnimplementedProfileServiceServer
+	Store   *store.Store
+	Breaker *breaker.Breaker
+	Logger  *slog.Logger
+	Now     func() time.Time
+	// accesses is a bounded queue of last_access updates written in the
+	// background, so reads never wait for a write.
+	accesses chan access
+}
+
+type access struct{ cpf, who, ip, what string }
+
+// Start begins writing last_access updates until ctx ends.
+func (s *Server) Start(ctx context.Context) {
+	s.accesses = make(chan access, 4096)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case a := <-s.accesses:
+				_ = s.Breaker.Run(func() error { return s.Store.RecordAccess(ctx, a.cpf, a.who, a.ip, a.what, s.Now().UTC()) })
+			}
+		}
+	}()
+}
+
+// IsStoreFailure tells the breaker which errors are the store's fault.
+func IsStoreFailure(err error) bool {
+	return errors.Is(err, domain.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
+}
+
+func toStatus(err error) error {
+	switch {
+	case errors.Is(err, domain.ErrNotFound):
+		return status.Error(codes.NotFound, "no such profile")
+	case errors.Is(err, domain.ErrInvalid):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, breaker.ErrOpen), errors.Is(err, domain.ErrUnavailable):
+		return status.Error(codes.Unavailable, "profile store unavailable")
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	}
+	return err
+}
+
+func parseCPF(s string) (string, error) {
+	c, err := cpf.Parse(s)
+	if err != nil {
+		return "", status.Error(codes.InvalidArgument, "invalid CPF: "+err.Error())
+	}
+	return c.String(), nil
+}
+
+func clientIP(ctx context.Context, fromReq string) string {
+	if net.ParseIP(fromReq) != nil {
+		return fromReq
+	}
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get("x-client-ip"); len(v) == 1 && net.ParseIP(v[0]) != nil {
+			return v[0]
+		}
+	}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		if h, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
+			return h
+		}
+	}
+	return ""
+}
+
+// logAccess records who, when, from where and what: a structured log line
+// and, in the background, last_access on the profile.
+func (s *Server) logAccess(ctx context.Context, c, ip, what string) {
+	p, _ := authz.FromContext(ctx)
+	who := p.ClientID
+	if who == "" {
+		who = p.Subject
+	}
+	s.Logger.InfoContext(ctx, "access", "who", who, "client_ip", ip, "what", what, "cpf", cpf.CPF(c).Masked())
+	if s.accesses != nil {
+		select {
+		case s.accesses <- access{cpf: c, who: who, ip: ip, what: what}:
+		default:
+			s.Logger.WarnContext(ctx, "last_access queue full; update dropped (the log line above stands)")
+		}
+	}
+}
+
+func (s *Server) get(ctx context.Context, c string) (*domain.Profile, error) {
+	return breaker.Do(s.Breaker, func() (*domain.Profile, error) { return s.Store.Get(ctx, c) })
+}
+
+// GetProfile returns a profile.
+func (s *Server) GetProfile(ctx context.Context, req *basebv1.GetProfileRequest) (*basebv1.GetProfileResponse, error) {
+	c, err := parseCPF(req.GetCpf())
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.get(ctx, c)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	s.logAccess(ctx, c, clientIP(ctx, req.GetClientIp()), "profile")
+	return &basebv1.GetProfileResponse{Profile: s.profileProto(p)}, nil
+}
+
+// GetScore scores a profile.
+func (s *Server) GetScore(ctx context.Context, req *basebv1.GetScoreRequest) (*basebv1.GetScoreResponse, error) {
+	c, err := parseCPF(req.GetCpf())
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.get(ctx, c)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	s.logAccess(ctx, c, clientIP(ctx, req.GetClientIp()), "score")
+	sc := score.Compute(p, s.Now())
+	out := &basebv1.Score{Cpf: c, Score: int32(sc.Score), Band: bandProto[sc.Band], ModelVersion: sc.ModelVersion}
+	for _, r := range sc.Reasons {
+		out.Reasons = append(out.Reasons, &basebv1.ScoreReason{Code: r.Code, Description: r.Description})
+	}
+	return &basebv1.GetScoreResponse{Score: out}, nil
+}
+
+var bandProto = map[string]basebv1.Band{"very_low": basebv1.Band_BAND_VERY_LOW, "low": basebv1.Band_BAND_LOW,
+	"medium": basebv1.Band_BAND_MEDIUM, "high": basebv1.Band_BAND_HIGH, "very_high": basebv1.Band_BAND_VERY_HIGH}
+
+var assetKinds = map[basebv1.AssetKind]string{basebv1.AssetKind_ASSET_KIND_REAL_ESTATE: domain.AssetRealEstate,
+	basebv1.AssetKind_ASSET_KIND_VEHICLE: domain.AssetVehicle, basebv1.AssetKind_ASSET_KIND_INVESTMENT: domain.AssetInvestment,
+	basebv1.AssetKind_ASSET_KIND_OTHER: domain.AssetOther}
+
+var incomeKinds = map[basebv1.IncomeKind]string{basebv1.IncomeKind_INCOME_KIND_SALARY: domain.IncomeSalary,
+	basebv1.IncomeKind_INCOME_KIND_SELF_EMPLOYED: domain.IncomeSelfEmployed, basebv1.IncomeKind_INCOME_KIND_PENSION: domain.IncomePension,
+	basebv1.IncomeKind_INCOME_KIND_RENTAL: domain.IncomeRental, basebv1.IncomeKind_INCOME_KIND_INVESTMENT: domain.IncomeInvestment,
+	basebv1.IncomeKind_INCOME_KIND_OTHER: domain.IncomeOther}
+
+func reverse[K comparable, V comparable](m map[K]V, v V) K {
+	for k, x := range m {
+		if x == v {
+			return k
+		}
+	}
+	var zero K
+	return zero
+}
+
+func (s *Server) profileProto(p *domain.Profile) *basebv1.Profile {
+	out := &basebv1.Profile{Cpf: p.CPF, BirthDate: p.BirthDate, Age: int32(p.Age(s.Now())), UpdatedAt: timestamppb.New(p.UpdatedAt),
+		Address: &basebv1.Address{Street: p.Address.Street, Number: p.Address.Number, Complement: p.Address.Complement,
+			District: p.Address.District, City: p.Address.City, State: p.Address.State, PostalCode: p.Address.PostalCode}}
+	for _, a := range p.Assets {
+		out.Assets = append(out.Assets, &basebv1.Asset{Id: a.ID, Kind: reverse(assetKinds, a.Kind), Description: a.Description, ValueCents: a.ValueCents, Currency: a.Currency})
+	}
+	for _, i := range p.IncomeSources {
+		out.IncomeSources = append(out.IncomeSources, &basebv1.IncomeSource{Id: i.ID, Kind: reverse(incomeKinds, i.Kind),
+			MonthlyAmountCents: i.MonthlyAmountCents, Currency: i.Currency, Since: i.Since})
+	}
+	if d := p.DebtSummary; d != nil {
+		out.DebtSummary = &basebv1.DebtSummary{OpenCount: d.OpenCount, OpenAmountCents: d.OpenAmountCents, Currency: d.Currency, AsOf: timestamppb.New(d.AsOf)}
+	}
+	return out
+}
+
+func validDate(s string) bool {
+	t, err := time.Parse("2006-01-02", s)
+	return err == nil && t.Year() >= 1900 && t.Before(time.Now())
+}
+
+func validCurrency(s string) bool { return len(s) == 3 && strings.ToUpper(s) == s }
+
+func invalid(msg string) error { return status.Error(codes.InvalidArgument, msg) }
+
+// UpsertProfile creates or updates birth date and address.
+func (s *Server) UpsertProfile(ctx context.Context, req *basebv1.UpsertProfileRequest) (*basebv1.UpsertProfileResponse, error) {
+	c, err := parseCPF(req.GetCpf())
+	if err != nil {
+		return nil, err
+	}
+	if !validDate(req.GetBirthDate()) {
+		return nil, invalid("birth_date must be a past date, YYYY-MM-DD")
+	}
+	a := req.GetAddress()
+	if len(a.GetState()) != 0 && len(a.GetState()) != 2 {
+		return nil, invalid("address.state must be a two-letter UF")
+	}
+	addr := domain.Address{Street: a.GetStreet(), Number: a.GetNumber(), Complement: a.GetComplement(), District: a.GetDistrict(),
+		City: a.GetCity(), State: a.GetState(), PostalCode: a.GetPostalCode()}
+	p, err := breaker.Do(s.Breaker, func() (*domain.Profile, error) { return s.Store.Upsert(ctx, c, req.GetBirthDate(), addr) })
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &basebv1.UpsertProfileResponse{Profile: s.profileProto(p)}, nil
+}
+
+// AddAsset adds an asset.
+func (s *Server) AddAsset(ctx context.Context, req *basebv1.AddAssetRequest) (*basebv1.AddAssetResponse, error) {
+	c, err := parseCPF(req.GetCpf())
+	if err != nil {
+		return nil, err
+	}
+	a := req.GetAsset()
+	kind, ok := assetKinds[a.GetKind()]
+	if !ok || a.GetValueCents() <= 0 || !validCurrency(a.GetCurrency()) || len(a.GetDescription()) > 200 {
+		return nil, invalid("asset needs a kind, a positive value_cents, a currency and a description of at most 200 characters")
+	}
+	as := domain.Asset{ID: uuid.NewString(), Kind: kind, Description: a.GetDescription(), ValueCents: a.GetValueCents(), Currency: a.GetCurrency()}
+	if err := s.Breaker.Run(func() error { return s.Store.AddAsset(ctx, c, as) }); err != nil {
+		return nil, toStatus(err)
+	}
+	return &basebv1.AddAssetResponse{Asset: &basebv1.Asset{Id: as.ID, Kind: a.GetKind(), Description: as.Description, ValueCents: as.ValueCents, Currency: as.Currency}}, nil
+}
+
+// RemoveAsset removes an asset.
+func (s *Server) RemoveAsset(ctx context.Context, req *basebv1.RemoveAssetRequest) (*basebv1.RemoveAssetResponse, error) {
+	c, err := parseCPF(req.GetCpf())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Breaker.Run(func() error { return s.Store.RemoveAsset(ctx, c, req.GetAssetId()) }); err != nil {
+		return nil, toStatus(err)
+	}
+	return &basebv1.RemoveAssetResponse{}, nil
+}
+
+// AddIncomeSource adds an income source.
+func (s *Server) AddIncomeSource(ctx context.Context, req *basebv1.AddIncomeSourceRequest) (*basebv1.AddIncomeSourceResponse, error) {
+	c, err := parseCPF(req.GetCpf())
+	if err != nil {
+		return nil, err
+	}
+	i := req.GetIncomeSource()
+	kind, ok := incomeKinds[i.GetKind()]
+	if !ok || i.GetMonthlyAmountCents() <= 0 || !validCurrency(i.GetCurrency()) || !validDate(i.GetSince()) {
+		return nil, invalid("income source needs a kind, a positive monthly_amount_cents, a currency and a past since date")
+	}
+	is := domain.IncomeSource{ID: uuid.NewString(), Kind: kind, MonthlyAmountCents: i.GetMonthlyAmountCents(), Currency: i.GetCurrency(), Since: i.GetSince()}
+	if err := s.Breaker.Run(func() error { return s.Store.AddIncome(ctx, c, is) }); err != nil {
+		return nil, toStatus(err)
+	}
+	return &basebv1.AddIncomeSourceResponse{IncomeSource: &basebv1.IncomeSource{Id: is.ID, Kind: i.GetKind(),
+		MonthlyAmountCents: is.MonthlyAmountCents, Currency: is.Currency, Since: is.Since}}, nil
+}
+
+// RemoveIncomeSource removes an income source.
+func (s *Server) RemoveIncomeSource(ctx context.Context, req *basebv1.RemoveIncomeSourceRequest) (*basebv1.RemoveIncomeSourceResponse, error) {
+	c, err := parseCPF(req.GetCpf())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Breaker.Run(func() error { return s.Store.RemoveIncome(ctx, c, req.GetIncomeSourceId()) }); err != nil {
+		return nil, toStatus(err)
+	}
+	return &basebv1.RemoveIncomeSourceResponse{}, nil
+}
+
+// EncodeCursor makes an opaque export cursor from the last CPF sent.
+func EncodeCursor(c string) string { return base64.RawURLEncoding.EncodeToString([]byte("v1:" + c)) }
+
+// DecodeCursor parses an export cursor.
+func DecodeCursor(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || !strings.HasPrefix(string(b), "v1:") {
+		return "", domain.ErrInvalid
+	}
+	c := string(b[3:])
+	if _, err := cpf.Parse(c); err != nil {
+		return "", domain.ErrInvalid
+	}
+	return c, nil
+}
+
+// ExportFeatures streams one feature row per profile in CPF order. gRPC
+// flow control applies: Send blocks while the client is not reading, and
+// only one page is held in memory.
+func (s *Server) ExportFeatures(req *basebv1.ExportFeaturesRequest, stream grpc.ServerStreamingServer[basebv1.ExportFeaturesResponse]) error {
+	ctx := stream.Context()
+	after, err := DecodeCursor(req.GetCursor())
+	if err != nil {
+		return invalid("invalid cursor")
+	}
+	batch := int(req.GetBatchSize())
+	switch {
+	case batch == 0:
+		batch = 500
+	case batch < 0 || batch > 5000:
+		return invalid("batch_size must be 1 to 5000")
+	}
+	f := store.Filter{AfterCPF: after, Limit: batch}
+	if req.GetUpdatedFrom() != nil {
+		f.UpdatedFrom = req.GetUpdatedFrom().AsTime()
+	}
+	if req.GetUpdatedTo() != nil {
+		f.UpdatedTo = req.GetUpdatedTo().AsTime()
+	}
+	s.logAccess(ctx, "", clientIP(ctx, ""), "export")
+	now := s.Now()
+	for {
+		page, err := breaker.Do(s.Breaker, func() ([]domain.Profile, error) { return s.Store.Page(ctx, f) })
+		if err != nil {
+			return toStatus(err)
+		}
+		for i := range page {
+			p := &page[i]
+			row := &basebv1.ExportFeaturesResponse{Cpf: p.CPF, Age: int32(p.Age(now)), TotalAssetsCents: p.AssetsCents(),
+				AssetCount: int32(len(p.Assets)), MonthlyIncomeCents: p.MonthlyIncomeCents(), IncomeSourceCount: int32(len(p.IncomeSources)),
+				Score: int32(score.Compute(p, now).Score), UpdatedAt: timestamppb.New(p.UpdatedAt), Cursor: EncodeCursor(p.CPF)}
+			if d := p.DebtSummary; d != nil {
+				row.OpenDebtCount, row.OpenDebtAmountCents = d.OpenCount, d.OpenAmountCents
+			}
+			if err := stream.Send(row); err != nil {
+				return err
+			}
+		}
+		if len(page) < f.Limit {
+			return nil
+		}
+		f.AfterCPF = page[len(page)-1].CPF
+	}
+}

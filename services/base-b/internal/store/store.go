@@ -1,0 +1,203 @@
+// Package store keeps Base B's profiles in a Mongo-wire database with
+// single-document atomic updates only (FerretDB locally, MongoDB in
+// production).
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/strata-bureau/strata/services/base-b/internal/domain"
+)
+
+// Store is the Mongo store.
+type Store struct {
+	profiles  *mongo.Collection
+	processed *mongo.Collection
+}
+
+// New returns a store on db.
+func New(db *mongo.Database) *Store {
+	return &Store{profiles: db.Collection("profiles"), processed: db.Collection("processed_messages")}
+}
+
+// EnsureIndexes creates the indexes the queries need.
+func (s *Store) EnsureIndexes(ctx context.Context) error {
+	_, err := s.profiles.Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys: bson.D{{Key: "updated_at", Value: 1}}, Options: options.Index().SetName("updated_at"),
+	})
+	if err != nil {
+		return fmt.Errorf("profiles index: %w", err)
+	}
+	return nil
+}
+
+// Ping checks the connection.
+func (s *Store) Ping(ctx context.Context) error { return s.profiles.Database().Client().Ping(ctx, nil) }
+
+func unavailable(err error) error { return fmt.Errorf("%w: %w", domain.ErrUnavailable, err) }
+
+// Get returns a profile or ErrNotFound.
+func (s *Store) Get(ctx context.Context, cpf string) (*domain.Profile, error) {
+	var p domain.Profile
+	err := s.profiles.FindOne(ctx, bson.M{"_id": cpf}, options.FindOne().SetProjection(bson.M{"last_access": 0})).Decode(&p)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, domain.ErrNotFound
+	}
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return &p, nil
+}
+
+// Upsert sets birth date and address, creating the profile if needed.
+func (s *Store) Upsert(ctx context.Context, cpf, birthDate string, addr domain.Address) (*domain.Profile, error) {
+	now := time.Now().UTC()
+	_, err := s.profiles.UpdateOne(ctx, bson.M{"_id": cpf}, bson.M{
+		"$set":         bson.M{"birth_date": birthDate, "address": addr, "updated_at": now},
+		"$setOnInsert": bson.M{"assets": bson.A{}, "income_sources": bson.A{}},
+	}, options.UpdateOne().SetUpsert(true))
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return s.Get(ctx, cpf)
+}
+
+func (s *Store) modify(ctx context.Context, cpf string, update bson.M) error {
+	if set, ok := update["$set"].(bson.M); ok {
+		set["updated_at"] = time.Now().UTC()
+	} else {
+		update["$set"] = bson.M{"updated_at": time.Now().UTC()}
+	}
+	res, err := s.profiles.UpdateOne(ctx, bson.M{"_id": cpf}, update)
+	if err != nil {
+		return unavailable(err)
+	}
+	if res.MatchedCount == 0 {
+		return domain.ErrNotFound
+	}
+	return nil
+}
+
+// AddAsset appends an asset.
+func (s *Store) AddAsset(ctx context.Context, cpf string, a domain.Asset) error {
+	return s.modify(ctx, cpf, bson.M{"$push": bson.M{"assets": a}})
+}
+
+// RemoveAsset removes an asset by id.
+func (s *Store) RemoveAsset(ctx context.Context, cpf, id string) error {
+	return s.removeFrom(ctx, cpf, "assets", id)
+}
+
+// AddIncome appends an income source.
+func (s *Store) AddIncome(ctx context.Context, cpf string, i domain.IncomeSource) error {
+	return s.modify(ctx, cpf, bson.M{"$push": bson.M{"income_sources": i}})
+}
+
+// RemoveIncome removes an income source by id.
+func (s *Store) RemoveIncome(ctx context.Context, cpf, id string) error {
+	return s.removeFrom(ctx, cpf, "income_sources", id)
+}
+
+func (s *Store) removeFrom(ctx context.Context, cpf, field, id string) error {
+	res, err := s.profiles.UpdateOne(ctx, bson.M{"_id": cpf, field + ".id": id},
+		bson.M{"$pull": bson.M{field: bson.M{"id": id}}, "$set": bson.M{"updated_at": time.Now().UTC()}})
+	if err != nil {
+		return unavailable(err)
+	}
+	if res.MatchedCount == 0 {
+		return domain.ErrNotFound
+	}
+	return nil
+}
+
+// ApplyDebtSummary stores a debt summary unless a newer version is there;
+// a profile that does not exist yet is created to hold it.
+func (s *Store) ApplyDebtSummary(ctx context.Context, cpf string, d domain.DebtSummary) error {
+	_, err := s.profiles.UpdateOne(ctx, bson.M{"_id": cpf},
+		bson.M{"$setOnInsert": bson.M{"assets": bson.A{}, "income_sources": bson.A{}, "updated_at": time.Now().UTC()}},
+		options.UpdateOne().SetUpsert(true))
+	if err != nil && !mongo.IsDuplicateKeyError(err) {
+		return unavailable(err)
+	}
+	_, err = s.profiles.UpdateOne(ctx, bson.M{"_id": cpf, "$or": bson.A{
+		bson.M{"debt_summary": bson.M{"$exists": false}},
+		bson.M{"debt_summary.version": bson.M{"$lt": d.Version}},
+	}}, bson.M{"$set": bson.M{"debt_summary": d, "updated_at": time.Now().UTC()}})
+	if err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// Seen reports whether a message was already applied.
+func (s *Store) Seen(ctx context.Context, id string) (bool, error) {
+	err := s.processed.FindOne(ctx, bson.M{"_id": id}).Err()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, nil
+	}
+	if err != nil {
+		return false, unavailable(err)
+	}
+	return true, nil
+}
+
+// MarkProcessed records an applied message.
+func (s *Store) MarkProcessed(ctx context.Context, id string) error {
+	_, err := s.processed.InsertOne(ctx, bson.M{"_id": id, "at": time.Now().UTC()})
+	if err != nil && !mongo.IsDuplicateKeyError(err) {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// RecordAccess sets last_access on the profile (who, when, IP, what).
+func (s *Store) RecordAccess(ctx context.Context, cpf, who, ip, what string, at time.Time) error {
+	_, err := s.profiles.UpdateOne(ctx, bson.M{"_id": cpf},
+		bson.M{"$set": bson.M{"last_access": bson.M{"at": at, "who": who, "client_ip": ip, "what": what}}})
+	if err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// Filter selects profiles for export.
+type Filter struct {
+	AfterCPF    string
+	UpdatedFrom time.Time
+	UpdatedTo   time.Time
+	Limit       int
+}
+
+// Page returns profiles in CPF order after f.AfterCPF: a stable order, so
+// an export resumed from the last CPF it received has no gap and no
+// duplicate.
+func (s *Store) Page(ctx context.Context, f Filter) ([]domain.Profile, error) {
+	q := bson.M{"_id": bson.M{"$gt": f.AfterCPF}}
+	upd := bson.M{}
+	if !f.UpdatedFrom.IsZero() {
+		upd["$gte"] = f.UpdatedFrom
+	}
+	if !f.UpdatedTo.IsZero() {
+		upd["$lt"] = f.UpdatedTo
+	}
+	if len(upd) > 0 {
+		q["updated_at"] = upd
+	}
+	cur, err := s.profiles.Find(ctx, q, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(f.Limit)).
+		SetProjection(bson.M{"last_access": 0}))
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	var out []domain.Profile
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, unavailable(err)
+	}
+	return out, nil
+}
