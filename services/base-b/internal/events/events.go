@@ -14,8 +14,8 @@ import (
 	"github.com/strata-bureau/strata/pkg/amqp"
 	"github.com/strata-bureau/strata/pkg/breaker"
 	"github.com/strata-bureau/strata/pkg/cpf"
-	eventsv1 "github.com/strata-bureau/strata/proto/gen/go/events/v1"
 	"github.com/strata-bureau/strata/proto/eventtypes"
+	eventsv1 "github.com/strata-bureau/strata/proto/gen/go/events/v1"
 	"github.com/strata-bureau/strata/services/base-b/internal/domain"
 )
 

@@ -1,0 +1,59 @@
+package events_test
+
+import (
+	"context"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/strata-bureau/strata/pkg/amqp"
+	"github.com/strata-bureau/strata/pkg/breaker"
+	"github.com/strata-bureau/strata/pkg/testenv"
+	"github.com/strata-bureau/strata/proto/eventtypes"
+	eventsv1 "github.com/strata-bureau/strata/proto/gen/go/events/v1"
+	"github.com/strata-bureau/strata/services/base-b/internal/events"
+	"github.com/strata-bureau/strata/services/base-b/internal/store"
+)
+
+func TestDuplicateSummaryIsAppliedOnce(t *testing.T) {
+	t.Parallel()
+	_, db := testenv.MongoDB(t)
+	ctx := testenv.Context(t)
+	dups := 0
+	c := &events.Consumer{Store: store.New(db), Breaker: breaker.Standalone(breaker.Config{Name: "t"}), OnDuplicate: func() { dups++ }}
+	body, _ := proto.Marshal(&eventsv1.DebtSummaryChanged{Cpf: "52998224725", OpenCount: 1, OpenAmountCents: 500, Currency: "BRL", AsOf: timestamppb.Now(), Version: 7})
+	d := amqp.Delivery{ID: "same", Type: eventtypes.DebtSummaryChanged, Body: body}
+	for range 3 {
+		if err := c.Handle(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if dups != 2 {
+		t.Fatalf("duplicates dropped: %d, want 2", dups)
+	}
+	var doc struct {
+		DS struct {
+			Version int64 `bson:"version"`
+		} `bson:"debt_summary"`
+	}
+	if err := db.Collection("profiles").FindOne(ctx, bson.M{"_id": "52998224725"}).Decode(&doc); err != nil || doc.DS.Version != 7 {
+		t.Fatalf("summary not applied: %+v %v", doc, err)
+	}
+	if err := c.Handle(context.Background(), amqp.Delivery{ID: "x", Type: eventtypes.DebtSummaryChanged, Body: []byte{0xff}}); !amqp.IsPermanent(err) {
+		t.Fatalf("garbage: want a permanent error, got %v", err)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	ok, _ := proto.Marshal(&eventsv1.DebtSummaryChanged{Cpf: "52998224725", Version: 1, AsOf: timestamppb.Now()})
+	f.Add(ok)
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, s, err := events.Decode(b)
+		if err == nil && (len(c) != 11 || s.Version <= 0 || s.OpenAmountCents < 0) {
+			t.Fatalf("accepted %q %+v", c, s)
+		}
+	})
+}
