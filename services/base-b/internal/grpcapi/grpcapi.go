@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -35,26 +36,50 @@ type Server struct {
 	Breaker *breaker.Breaker
 	Logger  *slog.Logger
 	Now     func() time.Time
-	// accesses is a bounded queue of last_access updates written in the
-	// background, so reads never wait for a write.
-	accesses chan access
+
+	// pending holds the latest access per CPF, written to the profiles
+	// once a second in the background: reads never wait for a write, and
+	// a hot profile costs one write a second, not one per read.
+	mu      sync.Mutex
+	pending map[string]access
+	started bool
 }
 
-type access struct{ cpf, who, ip, what string }
+type access struct {
+	who, ip, what string
+	at            time.Time
+}
 
-// Start begins writing last_access updates until ctx ends.
+const maxPending = 50_000
+
+// Start begins flushing last_access updates until ctx ends.
 func (s *Server) Start(ctx context.Context) {
-	s.accesses = make(chan access, 4096)
+	s.mu.Lock()
+	s.pending, s.started = map[string]access{}, true
+	s.mu.Unlock()
 	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
 		for {
 			select {
 			case <-ctx.Done():
+				s.flush(context.WithoutCancel(ctx))
 				return
-			case a := <-s.accesses:
-				_ = s.Breaker.Run(func() error { return s.Store.RecordAccess(ctx, a.cpf, a.who, a.ip, a.what, s.Now().UTC()) })
+			case <-t.C:
+				s.flush(ctx)
 			}
 		}
 	}()
+}
+
+func (s *Server) flush(ctx context.Context) {
+	s.mu.Lock()
+	batch := s.pending
+	s.pending = map[string]access{}
+	s.mu.Unlock()
+	for c, a := range batch {
+		_ = s.Breaker.Run(func() error { return s.Store.RecordAccess(ctx, c, a.who, a.ip, a.what, a.at) })
+	}
 }
 
 // IsStoreFailure tells the breaker which errors are the store's fault.
@@ -110,13 +135,19 @@ func (s *Server) logAccess(ctx context.Context, c, ip, what string) {
 		who = p.Subject
 	}
 	s.Logger.InfoContext(ctx, "access", "who", who, "client_ip", ip, "what", what, "cpf", cpf.CPF(c).Masked())
-	if s.accesses != nil {
-		select {
-		case s.accesses <- access{cpf: c, who: who, ip: ip, what: what}:
-		default:
-			s.Logger.WarnContext(ctx, "last_access queue full; update dropped (the log line above stands)")
-		}
+	if c == "" {
+		return
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.started {
+		return
+	}
+	if _, ok := s.pending[c]; !ok && len(s.pending) >= maxPending {
+		s.Logger.WarnContext(ctx, "last_access backlog full; update dropped (the log line above stands)")
+		return
+	}
+	s.pending[c] = access{who: who, ip: ip, what: what, at: s.Now().UTC()}
 }
 
 func (s *Server) get(ctx context.Context, c string) (*domain.Profile, error) {
