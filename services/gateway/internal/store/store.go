@@ -1,0 +1,285 @@
+// Package store is the gateway's PostgreSQL store: partners, API keys (as
+// keyed hashes), OAuth clients and the cpf.queried outbox.
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/tern/v2/migrate"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// ErrNotFound and ErrConflict are the store's domain errors.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+)
+
+// MigrationsVersion changes whenever the migrations do.
+func MigrationsVersion() string {
+	h := sha256.New()
+	entries, _ := migrations.ReadDir("migrations")
+	for _, e := range entries {
+		b, _ := migrations.ReadFile("migrations/" + e.Name())
+		h.Write(b)
+	}
+	return fmt.Sprintf("%x", h.Sum(nil))[:12]
+}
+
+// Migrate applies the migrations.
+func Migrate(ctx context.Context, url string) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return errors.New("migrate: cannot connect to the gateway database")
+	}
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(4242101)"); err != nil {
+		return err
+	}
+	m, err := migrate.NewMigrator(ctx, conn, "gateway_schema_version")
+	if err != nil {
+		return err
+	}
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	if err := m.LoadMigrations(sub); err != nil {
+		return err
+	}
+	return m.Migrate(ctx)
+}
+
+// Store is the gateway store.
+type Store struct{ pool *pgxpool.Pool }
+
+// New returns a store.
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// Ping checks the database.
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+// Partner is a partner institution.
+type Partner struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Key is a stored API key (never its secret).
+type Key struct {
+	ID         string
+	PartnerID  string
+	LineageID  string
+	SecretHash []byte
+	Scopes     []string
+	RatePerSec float64
+	Burst      int
+	DailyQuota int64
+	ExpiresAt  *time.Time
+	RevokedAt  *time.Time
+	LastUsedAt *time.Time
+	CreatedAt  time.Time
+}
+
+// CreatePartner adds a partner; ErrConflict if the id exists.
+func (s *Store) CreatePartner(ctx context.Context, id, name string) (Partner, error) {
+	var p Partner
+	err := s.pool.QueryRow(ctx, `INSERT INTO partners (id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING id, name, created_at`, id, name).
+		Scan(&p.ID, &p.Name, &p.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return p, ErrConflict
+	}
+	return p, err
+}
+
+// ListPartners lists partners by id.
+func (s *Store) ListPartners(ctx context.Context) ([]Partner, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, name, created_at FROM partners ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Partner, error) {
+		var p Partner
+		err := r.Scan(&p.ID, &p.Name, &p.CreatedAt)
+		return p, err
+	})
+}
+
+const keyColumns = `id, partner_id, lineage_id, secret_hash, scopes, rate_per_sec, burst, daily_quota, expires_at, revoked_at, last_used_at, created_at`
+
+func scanKey(r pgx.Row) (Key, error) {
+	var k Key
+	err := r.Scan(&k.ID, &k.PartnerID, &k.LineageID, &k.SecretHash, &k.Scopes, &k.RatePerSec, &k.Burst, &k.DailyQuota,
+		&k.ExpiresAt, &k.RevokedAt, &k.LastUsedAt, &k.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return k, ErrNotFound
+	}
+	return k, err
+}
+
+// CreateKey stores a key; the partner must exist.
+func (s *Store) CreateKey(ctx context.Context, k Key) error {
+	if k.LineageID == "" {
+		k.LineageID = uuid.NewString()
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO api_keys (id, partner_id, lineage_id, secret_hash, scopes, rate_per_sec, burst, daily_quota, expires_at)
+		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 WHERE EXISTS (SELECT 1 FROM partners WHERE id = $2)`,
+		k.ID, k.PartnerID, k.LineageID, k.SecretHash, k.Scopes, k.RatePerSec, k.Burst, k.DailyQuota, k.ExpiresAt)
+	return err
+}
+
+// GetKey returns a key by id.
+func (s *Store) GetKey(ctx context.Context, id string) (Key, error) {
+	return scanKey(s.pool.QueryRow(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE id = $1`, id))
+}
+
+// ListKeys lists a partner's keys.
+func (s *Store) ListKeys(ctx context.Context, partnerID string) ([]Key, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE partner_id = $1 ORDER BY created_at`, partnerID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Key
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+// SetKeyExpiry shortens a key's life (the old key of a rotation).
+func (s *Store) SetKeyExpiry(ctx context.Context, partnerID, id string, at time.Time) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE api_keys SET expires_at = LEAST(coalesce(expires_at, $3), $3) WHERE id = $1 AND partner_id = $2 AND revoked_at IS NULL`, id, partnerID, at)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// RevokeKey revokes a key at once.
+func (s *Store) RevokeKey(ctx context.Context, partnerID, id string) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 AND partner_id = $2`, id, partnerID)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// TouchKeys sets last_used_at for keys used since the last flush.
+func (s *Store) TouchKeys(ctx context.Context, used map[string]time.Time) error {
+	for id, at := range used {
+		if _, err := s.pool.Exec(ctx, `UPDATE api_keys SET last_used_at = GREATEST(coalesce(last_used_at, $2), $2) WHERE id = $1`, id, at); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// OAuthClient is a client of the built-in issuer.
+type OAuthClient struct {
+	ID         string
+	SecretHash []byte
+	Scopes     []string
+}
+
+// UpsertOAuthClient creates or replaces a client.
+func (s *Store) UpsertOAuthClient(ctx context.Context, c OAuthClient) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO oauth_clients (id, secret_hash, scopes) VALUES ($1, $2, $3)
+		ON CONFLICT (id) DO UPDATE SET secret_hash = EXCLUDED.secret_hash, scopes = EXCLUDED.scopes`, c.ID, c.SecretHash, c.Scopes)
+	return err
+}
+
+// GetOAuthClient returns a client.
+func (s *Store) GetOAuthClient(ctx context.Context, id string) (OAuthClient, error) {
+	var c OAuthClient
+	err := s.pool.QueryRow(ctx, `SELECT id, secret_hash, scopes FROM oauth_clients WHERE id = $1`, id).Scan(&c.ID, &c.SecretHash, &c.Scopes)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return c, ErrNotFound
+	}
+	return c, err
+}
+
+// OutboxMessage is an event waiting for the broker.
+type OutboxMessage struct {
+	ID        int64
+	MessageID string
+	Type      string
+	Body      []byte
+}
+
+// Enqueue stores events in the outbox.
+func (s *Store) Enqueue(ctx context.Context, msgs []OutboxMessage) error {
+	rows := make([][]any, len(msgs))
+	for i, m := range msgs {
+		id, err := uuid.Parse(m.MessageID)
+		if err != nil {
+			return err
+		}
+		rows[i] = []any{id, m.Type, m.Body}
+	}
+	_, err := s.pool.CopyFrom(ctx, pgx.Identifier{"outbox"}, []string{"message_id", "type", "body"}, pgx.CopyFromRows(rows))
+	return err
+}
+
+// Relay publishes up to 500 queued events in order and marks the confirmed ones.
+func (s *Store) Relay(ctx context.Context, publish func(context.Context, OutboxMessage) error) (int, error) {
+	sent := 0
+	var pubErr error
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT id, message_id, type, body FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT 500 FOR UPDATE SKIP LOCKED`)
+		if err != nil {
+			return err
+		}
+		var batch []OutboxMessage
+		for rows.Next() {
+			var m OutboxMessage
+			var mid uuid.UUID
+			if err := rows.Scan(&m.ID, &mid, &m.Type, &m.Body); err != nil {
+				rows.Close()
+				return err
+			}
+			m.MessageID = mid.String()
+			batch = append(batch, m)
+		}
+		rows.Close()
+		var done []int64
+		for _, m := range batch {
+			if pubErr = publish(ctx, m); pubErr != nil {
+				break
+			}
+			done = append(done, m.ID)
+		}
+		sent = len(done)
+		if len(done) == 0 {
+			return nil
+		}
+		_, err = tx.Exec(ctx, `UPDATE outbox SET published_at = now() WHERE id = ANY($1)`, done)
+		return err
+	})
+	if err == nil {
+		err = pubErr
+	}
+	return sent, err
+}
