@@ -48,8 +48,34 @@ func specs(cfg Config, stores *Stores, secrets *secretStore, demo map[string]str
 	demo["STRATA_BASEC_USER"] = "demo-partner"
 	demo["STRATA_BASEC_PASSWORD"] = basecPassword
 	demo["STRATA_DEMO_CPF"] = DemoCPF
+	issuerURL, audience := cfg.OIDCIssuer, cfg.OIDCAudience
+	if issuerURL == "" {
+		issuerURL = "http://" + cfg.GatewayAddr
+	}
+	if audience == "" {
+		audience = "strata-base-b"
+	}
+	gateway, err := gatewaySpec(cfg, stores, secrets)
+	if err != nil {
+		return nil, err
+	}
 	return []serviceSpec{
 		basea,
+		{
+			name:     "base-b",
+			replicas: 2,
+			grpcAddr: func(i int) string { return fmt.Sprintf("127.0.0.1:%d", 7200+i) },
+			env: func(i int) []string {
+				return []string{
+					fmt.Sprintf("BASEB_GRPC_ADDR=127.0.0.1:%d", 7200+i),
+					fmt.Sprintf("BASEB_HTTP_ADDR=127.0.0.1:%d", 9200+i),
+					"BASEB_MONGODB_URI=" + stores.MongoURI,
+					"BASEB_AMQP_URL=" + stores.AMQPURL,
+					"BASEB_OIDC_ISSUER=" + issuerURL,
+					"BASEB_OIDC_AUDIENCE=" + audience,
+				}
+			},
+		},
 		{
 			name:     "base-c",
 			replicas: 2,
@@ -66,6 +92,7 @@ func specs(cfg Config, stores *Stores, secrets *secretStore, demo map[string]str
 				}
 			},
 		},
+		gateway,
 	}, nil
 }
 
@@ -120,7 +147,35 @@ func startServices(ctx context.Context, cfg Config, stores *Stores, out io.Write
 			p.lines = append(p.lines, fmt.Sprintf("  %-10s %s", name, spec.grpcAddr(i)))
 		}
 	}
-	return p, nil
+	return p, p.afterStart(ctx, cfg)
+}
+
+// afterStart collects the gateway's bootstrap credentials, seeds Base B's
+// demo profile through its API, and prepares the tour.
+func (p *platform) afterStart(ctx context.Context, cfg Config) error {
+	boot, err := readShellEnv(bootstrapFile(cfg))
+	if err != nil {
+		return nil // the gateway is not built: nothing more to do
+	}
+	for k, v := range boot {
+		p.demoEnv[k] = v
+	}
+	if cfg.OIDCIssuer == "" {
+		if err := seedBaseB(ctx, "http://"+cfg.GatewayAddr, boot["STRATA_OAUTH_CLIENT_ID"], boot["STRATA_OAUTH_CLIENT_SECRET"], "127.0.0.1:7201"); err != nil {
+			return fmt.Errorf("demo profile in Base B: %w", err)
+		}
+	}
+	p.tour = []string{
+		"  . .data/demo.env",
+		`  curl -s $STRATA_GATEWAY_URL/v1/activity/$STRATA_DEMO_CPF -H "X-Api-Key: $STRATA_API_KEY" -u "$STRATA_BASEC_USER:$STRATA_BASEC_PASSWORD"`,
+		`  TOKEN=$(curl -s $STRATA_GATEWAY_URL/oauth2/token -u "$STRATA_OAUTH_CLIENT_ID:$STRATA_OAUTH_CLIENT_SECRET" -d grant_type=client_credentials -d scope=base-b:read | sed -E 's/.*"access_token":"([^"]+)".*/\\1/')`,
+		`  curl -s $STRATA_GATEWAY_URL/v1/profiles/$STRATA_DEMO_CPF/score -H "X-Api-Key: $STRATA_API_KEY" -H "Authorization: Bearer $TOKEN"`,
+		`  GRANT=$(curl -s $STRATA_GATEWAY_URL/v1/grants -H "X-Api-Key: $STRATA_API_KEY" -H 'Content-Type: application/json' -d '{"cpf":"529.982.247-25","purpose":"credit_analysis","reason":"loan application 4711","fields":["name","address","debts"]}' | sed -E 's/.*"token":"([^"]+)".*/\\1/')`,
+		`  curl -s $STRATA_GATEWAY_URL/v1/people/$STRATA_DEMO_CPF -H "X-Api-Key: $STRATA_API_KEY" -H "X-Strata-Grant: $GRANT"`,
+		`  curl -s "$STRATA_GATEWAY_URL/v1/audit/access-logs?cpf=$STRATA_DEMO_CPF" -H "X-Api-Key: $STRATA_API_KEY"`,
+		"  open $STRATA_GATEWAY_URL/docs for the API reference",
+	}
+	return nil
 }
 
 // stop stops services in reverse start order.
@@ -139,8 +194,8 @@ func (p *platform) printTour(out io.Writer, demoEnvPath string) {
 		fmt.Fprintln(out, strings.Join(p.lines, "\n"))
 	}
 	fmt.Fprintf(out, "strata-local: demo credentials written to %s (load them with: . %s)\n", demoEnvPath, demoEnvPath)
-	for k, v := range p.demoEnv {
-		if strings.Contains(k, "SECRET") || strings.Contains(k, "PASSWORD") || strings.Contains(k, "KEY") {
+	for _, k := range []string{"STRATA_API_KEY", "STRATA_ADMIN_KEY", "STRATA_OAUTH_CLIENT_ID", "STRATA_OAUTH_CLIENT_SECRET", "STRATA_BASEC_USER", "STRATA_BASEC_PASSWORD", "STRATA_DEMO_CPF"} {
+		if v, ok := p.demoEnv[k]; ok {
 			fmt.Fprintf(out, "  %s=%s\n", k, v)
 		}
 	}

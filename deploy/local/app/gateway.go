@@ -1,0 +1,55 @@
+package app
+
+import (
+	"context"
+	"path/filepath"
+	"time"
+
+	"github.com/strata-bureau/strata/deploy/local/internal/stack"
+)
+
+func gatewaySpec(cfg Config, stores *Stores, secrets *secretStore) (serviceSpec, error) {
+	certs, err := localPKI(cfg.DataDir)
+	if err != nil {
+		return serviceSpec{}, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dbURL, err := stack.EnsureDatabase(ctx, stores.DatabaseURL, "strata_gateway")
+	if err != nil {
+		return serviceSpec{}, err
+	}
+	pepper, err := secrets.key("gateway-key-pepper", 32)
+	if err != nil {
+		return serviceSpec{}, err
+	}
+	seed, err := secrets.key("gateway-issuer-seed", 32)
+	if err != nil {
+		return serviceSpec{}, err
+	}
+	gw := certs["gateway"]
+	env := []string{
+		"GATEWAY_HTTP_ADDR=" + cfg.GatewayAddr,
+		"GATEWAY_DATABASE_URL=" + dbURL,
+		"GATEWAY_KEY_PEPPER=" + pepper,
+		"GATEWAY_ISSUER_KEYS=1:" + seed,
+		"GATEWAY_BASEA_TLS_CERT=" + gw.Cert,
+		"GATEWAY_BASEA_TLS_KEY=" + gw.Key,
+		"GATEWAY_BASEA_TLS_CA=" + gw.CA,
+		"GATEWAY_AMQP_URL=" + stores.AMQPURL,
+		"GATEWAY_BOOTSTRAP_FILE=" + bootstrapFile(cfg),
+	}
+	if cfg.OIDCIssuer != "" {
+		env = append(env, "GATEWAY_ISSUER_ENABLED=false")
+	}
+	return serviceSpec{
+		name:     "gateway",
+		replicas: 1,
+		grpcAddr: func(int) string { return cfg.GatewayAddr },
+		env:      func(int) []string { return env },
+	}, nil
+}
+
+func bootstrapFile(cfg Config) string {
+	return filepath.Join(cfg.DataDir, "secrets", "gateway-bootstrap.env")
+}

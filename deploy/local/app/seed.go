@@ -1,0 +1,113 @@
+package app
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	basebv1 "github.com/strata-bureau/strata/proto/gen/go/baseb/v1"
+)
+
+// readShellEnv reads "export K='V'" lines.
+func readShellEnv(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = f.Close() }()
+	out := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "export ")
+		if !ok {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if ok {
+			out[k] = strings.Trim(v, "'")
+		}
+	}
+	return out, sc.Err()
+}
+
+// clientCredentials gets an access token from the built-in issuer.
+func clientCredentials(ctx context.Context, issuer, id, secret, scope string) (string, error) {
+	form := url.Values{"grant_type": {"client_credentials"}, "scope": {scope}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, issuer+"/oauth2/token", strings.NewReader(form.Encode()))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(id, secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var body struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("token endpoint answered %d", resp.StatusCode)
+	}
+	return body.AccessToken, nil
+}
+
+// seedBaseB writes the demo profile through Base B's API with a write
+// token, once (it skips a profile that already has assets).
+func seedBaseB(ctx context.Context, issuer, id, secret, addr string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var tok string
+	var err error
+	for {
+		tok, err = clientCredentials(ctx, issuer, id, secret, "base-b:read base-b:write")
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err != nil {
+		return err
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close() }()
+	c := basebv1.NewProfileServiceClient(conn)
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
+	// Base B verifies tokens once it has discovered the issuer: retry a little.
+	var p *basebv1.GetProfileResponse
+	for {
+		p, err = c.GetProfile(ctx, &basebv1.GetProfileRequest{Cpf: DemoCPF})
+		if err == nil || strings.Contains(err.Error(), "NotFound") || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err == nil && len(p.GetProfile().GetAssets()) > 0 {
+		return nil
+	}
+	if _, err := c.UpsertProfile(ctx, &basebv1.UpsertProfileRequest{Cpf: DemoCPF, BirthDate: "1984-07-12",
+		Address: &basebv1.Address{Street: "Rua das Flores", Number: "123", Complement: "apto 45", District: "Centro", City: "São Paulo", State: "SP", PostalCode: "01010000"}}); err != nil {
+		return err
+	}
+	if _, err := c.AddIncomeSource(ctx, &basebv1.AddIncomeSourceRequest{Cpf: DemoCPF, IncomeSource: &basebv1.IncomeSource{
+		Kind: basebv1.IncomeKind_INCOME_KIND_SALARY, MonthlyAmountCents: 850000, Currency: "BRL", Since: "2019-03-01"}}); err != nil {
+		return err
+	}
+	_, err = c.AddAsset(ctx, &basebv1.AddAssetRequest{Cpf: DemoCPF, Asset: &basebv1.Asset{
+		Kind: basebv1.AssetKind_ASSET_KIND_VEHICLE, Description: "Hatch 2021", ValueCents: 6500000, Currency: "BRL"}})
+	return err
+}

@@ -1,0 +1,265 @@
+// Package app wires the gateway: its database, the three bases, the API
+// key middleware and limits, the built-in OAuth2 issuer, the public API
+// and operations endpoints.
+package app
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/strata-bureau/strata/pkg/amqp"
+	"github.com/strata-bureau/strata/pkg/breaker"
+	"github.com/strata-bureau/strata/pkg/config"
+	"github.com/strata-bureau/strata/pkg/grpcclient"
+	"github.com/strata-bureau/strata/pkg/httpserver"
+	"github.com/strata-bureau/strata/pkg/pki"
+	"github.com/strata-bureau/strata/pkg/postgres"
+	"github.com/strata-bureau/strata/pkg/telemetry"
+	"github.com/strata-bureau/strata/services/gateway/internal/api"
+	"github.com/strata-bureau/strata/services/gateway/internal/backend"
+	"github.com/strata-bureau/strata/services/gateway/internal/events"
+	"github.com/strata-bureau/strata/services/gateway/internal/issuer"
+	"github.com/strata-bureau/strata/services/gateway/internal/limits"
+	"github.com/strata-bureau/strata/services/gateway/internal/store"
+)
+
+// Prefix of the gateway's environment variables.
+const Prefix = "GATEWAY_"
+
+// Config of the gateway.
+type Config struct {
+	HTTPAddr    string        `env:"HTTP_ADDR, default=127.0.0.1:8080"`
+	PublicURL   string        `env:"PUBLIC_URL"`
+	DatabaseURL config.Secret `env:"DATABASE_URL, required"`
+	KeyPepper   config.Secret `env:"KEY_PEPPER, required"`
+
+	BaseAAddr       string `env:"BASEA_ADDR, default=127.0.0.1:7101"`
+	BaseATLSCert    string `env:"BASEA_TLS_CERT, required"`
+	BaseATLSKey     string `env:"BASEA_TLS_KEY, required"`
+	BaseATLSCA      string `env:"BASEA_TLS_CA, required"`
+	BaseAServerName string `env:"BASEA_SERVER_NAME, default=base-a"`
+	BaseBAddrs      string `env:"BASEB_ADDRS, default=127.0.0.1:7201,127.0.0.1:7202"`
+	BaseCAddrs      string `env:"BASEC_ADDRS, default=127.0.0.1:7301,127.0.0.1:7302"`
+
+	AMQPURL  config.Secret `env:"AMQP_URL, required"`
+	Exchange string        `env:"AMQP_EXCHANGE, default=strata.events"`
+
+	IssuerEnabled  bool          `env:"ISSUER_ENABLED, default=true"`
+	IssuerKeys     config.Secret `env:"ISSUER_KEYS"`
+	IssuerAudience string        `env:"ISSUER_AUDIENCE, default=strata-base-b"`
+	TokenTTL       time.Duration `env:"TOKEN_TTL, default=10m"`
+
+	BootstrapFile string `env:"BOOTSTRAP_FILE"`
+
+	RatePerSec     float64       `env:"RATE_PER_SECOND, default=50"`
+	Burst          int           `env:"BURST, default=100"`
+	DailyQuota     int64         `env:"DAILY_QUOTA, default=100000"`
+	KeyCacheTTL    time.Duration `env:"KEY_CACHE_TTL, default=5s"`
+	MaxBodyBytes   int64         `env:"MAX_BODY_BYTES, default=65536"`
+	BackendTimeout time.Duration `env:"BACKEND_TIMEOUT, default=2s"`
+	Bulkhead       int           `env:"BULKHEAD, default=256"`
+	LogLevel       string        `env:"LOG_LEVEL, default=info"`
+	OTLPEndpoint   string        `env:"OTLP_ENDPOINT"`
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		errs = append(errs, errors.New("HTTP_ADDR must be host:port"))
+	}
+	if p, err := base64.StdEncoding.DecodeString(c.KeyPepper.Reveal()); err != nil || len(p) < 32 {
+		errs = append(errs, errors.New("KEY_PEPPER must be at least 32 bytes, base64-encoded"))
+	}
+	if c.IssuerEnabled && c.IssuerKeys.IsZero() {
+		errs = append(errs, errors.New("ISSUER_KEYS is required while ISSUER_ENABLED"))
+	}
+	if c.RatePerSec <= 0 || c.Burst < 1 || c.DailyQuota < 1 {
+		errs = append(errs, errors.New("RATE_PER_SECOND, BURST and DAILY_QUOTA must be positive"))
+	}
+	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 10<<20 {
+		errs = append(errs, errors.New("MAX_BODY_BYTES must be 1 KiB to 10 MiB"))
+	}
+	return errors.Join(errs...)
+}
+
+// Load reads the configuration.
+func Load(ctx context.Context, l config.Lookuper) (*Config, error) {
+	var c Config
+	if err := config.Load(ctx, Prefix, &c, l); err != nil {
+		return nil, err
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + c.HTTPAddr
+	}
+	return &c, nil
+}
+
+func list(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+type clients struct{ st *store.Store }
+
+func (c clients) Client(ctx context.Context, id string) (issuer.Client, error) {
+	cl, err := c.st.GetOAuthClient(ctx, id)
+	return issuer.Client{ID: cl.ID, SecretHash: cl.SecretHash, Scopes: cl.Scopes}, err
+}
+
+// Run listens on the configured address and serves until ctx ends.
+func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
+	lis, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
+	}
+	return Serve(ctx, cfg, logger, lis)
+}
+
+// Serve serves the gateway on lis until ctx ends.
+func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis net.Listener) error {
+	defer func() { _ = lis.Close() }()
+	pepper, _ := base64.StdEncoding.DecodeString(cfg.KeyPepper.Reveal())
+	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "gateway", OTLPEndpoint: cfg.OTLPEndpoint, OTLPInsecure: true})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tel.Shutdown(context.WithoutCancel(ctx)) }()
+	breakers, err := breaker.NewSet(tel.Meter("gateway"), logger)
+	if err != nil {
+		return err
+	}
+
+	if err := store.Migrate(ctx, cfg.DatabaseURL.Reveal()); err != nil {
+		return err
+	}
+	pool, err := postgres.Connect(ctx, cfg.DatabaseURL.Reveal(), postgres.Options{MaxConns: 16, WaitFor: 30 * time.Second})
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	st := store.New(pool)
+
+	tlsA, err := pki.ClientConfig(pki.Files{Cert: cfg.BaseATLSCert, Key: cfg.BaseATLSKey, CA: cfg.BaseATLSCA}, cfg.BaseAServerName)
+	if err != nil {
+		return err
+	}
+	bo := backend.Options{Client: grpcclient.Options{Telemetry: tel}, MaxInFlight: cfg.Bulkhead, Timeout: cfg.BackendTimeout,
+		// Three consecutive failures open a replica's breaker; after 2s one
+		// trial call is let through. Calls to an open breaker fail at once.
+		Breaker: breaker.Config{ConsecutiveFailures: 3, OpenFor: 2 * time.Second}}
+	boA := bo
+	boA.Client.TLS = tlsA
+	pa, err := backend.New("base-a", []string{cfg.BaseAAddr}, breakers, boA)
+	if err != nil {
+		return err
+	}
+	defer pa.Close()
+	pb, err := backend.New("base-b", list(cfg.BaseBAddrs), breakers, bo)
+	if err != nil {
+		return err
+	}
+	defer pb.Close()
+	pc, err := backend.New("base-c", list(cfg.BaseCAddrs), breakers, bo)
+	if err != nil {
+		return err
+	}
+	defer pc.Close()
+
+	mq, err := amqp.Dial(ctx, amqp.Config{URL: cfg.AMQPURL.Reveal(), Name: "gateway", Logger: logger, Exchange: cfg.Exchange})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = mq.Close() }()
+	pub := amqp.NewPublisher(mq, amqp.PublisherOptions{Breaker: breakers.New(breaker.Config{Name: "gateway->amqp", OpenFor: 2 * time.Second}), Propagator: tel.Propagator})
+	emitter := events.New(pub, st, logger)
+
+	mux := http.NewServeMux()
+	huma.NewError = api.NewHumaError // RFC 9457 problems with stable types for huma's own errors
+	hc := huma.DefaultConfig("Strata API", "1.0.0")
+	hc.Info.Description = "Tiered access to credit data about CPFs. Every call carries an API key (X-Api-Key); " +
+		"Base A reads also a grant (X-Strata-Grant), Base B an OAuth2 bearer token, Base C basic credentials."
+	hc.OpenAPIPath, hc.DocsPath, hc.SchemasPath = "/openapi", "/docs", "/schemas"
+	hc.CreateHooks = nil // no "$schema" links in bodies: the contract's fields only
+	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{"apiKey": {Type: "apiKey", In: "header", Name: "X-Api-Key"}}
+	hapi := humago.New(mux, hc)
+	keyAuth := &api.KeyAuth{Store: st, Pepper: pepper, Limiter: limits.New(), Logger: logger, CacheTTL: cfg.KeyCacheTTL}
+	(&api.Handlers{Backends: api.Backends{A: pa, B: pb, C: pc}, Events: emitter}).Register(hapi)
+	(&api.Admin{Store: st, Pepper: pepper, Keys: keyAuth, RatePerSec: cfg.RatePerSec, Burst: cfg.Burst, DailyQuota: cfg.DailyQuota}).Register(hapi)
+	if cfg.IssuerEnabled {
+		keys, err := issuer.ParseKeys(cfg.IssuerKeys.Reveal())
+		if err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		is, err := issuer.New(issuer.Options{URL: cfg.PublicURL, Audience: cfg.IssuerAudience, TTL: cfg.TokenTTL, Keys: keys, Pepper: pepper, Clients: clients{st}})
+		if err != nil {
+			return err
+		}
+		is.Register(mux)
+	}
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"live":true}` + "\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		defer cancel()
+		dbOK := st.Ping(ctx) == nil
+		body := map[string]any{"ready": dbOK, "database": dbOK, "broker": mq.Connected(),
+			"backends": map[string]any{"base-a": pa.States(), "base-b": pb.States(), "base-c": pc.States()},
+			"breakers": breakers.States()}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		if !dbOK {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_ = json.NewEncoder(w).Encode(body)
+	})
+	mux.Handle("GET /metrics", tel.MetricsHandler())
+
+	if cfg.BootstrapFile != "" {
+		if err := bootstrap(ctx, st, pepper, cfg.BootstrapFile, cfg); err != nil {
+			return fmt.Errorf("bootstrap: %w", err)
+		}
+	}
+	srv := httpserver.New(api.Edge(cfg.MaxBodyBytes, keyAuth.Middleware(mux)))
+	logger.Info("gateway serving", "http", lis.Addr().String(), "issuer", cfg.IssuerEnabled)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return httpserver.Serve(gctx, srv, lis, 15*time.Second) })
+	for _, p := range []*backend.Pool{pa, pb, pc} {
+		g.Go(func() error { p.WatchHealth(gctx, 500*time.Millisecond); return nil })
+	}
+	g.Go(func() error { emitter.Run(gctx); return nil })
+	g.Go(func() error {
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-gctx.Done():
+				keyAuth.FlushLastUsed(context.WithoutCancel(gctx))
+				return nil
+			case <-t.C:
+				keyAuth.FlushLastUsed(gctx)
+			}
+		}
+	})
+	return g.Wait()
+}

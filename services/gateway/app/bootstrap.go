@@ -1,0 +1,54 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/strata-bureau/strata/services/gateway/internal/apikey"
+	"github.com/strata-bureau/strata/services/gateway/internal/issuer"
+	"github.com/strata-bureau/strata/services/gateway/internal/store"
+)
+
+// bootstrap creates, on first start, an admin key, a demo partner with a
+// key holding every partner scope, and a demo OAuth client, and writes
+// their secrets once to path (0600) in shell syntax. Later starts find the
+// file and change nothing.
+func bootstrap(ctx context.Context, st *store.Store, pepper []byte, path string, cfg *Config) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	newKey := func(partner string, scopes []string) (string, error) {
+		id, full := apikey.New()
+		k, _ := apikey.Parse(full)
+		return full, st.CreateKey(ctx, store.Key{ID: id, PartnerID: partner, SecretHash: apikey.Hash(pepper, k.Secret), Scopes: scopes,
+			RatePerSec: cfg.RatePerSec, Burst: cfg.Burst, DailyQuota: cfg.DailyQuota})
+	}
+	for _, p := range [][2]string{{"strata-admin", "Strata operators"}, {"demo-bank", "Demo Bank S.A."}} {
+		if _, err := st.CreatePartner(ctx, p[0], p[1]); err != nil && !errors.Is(err, store.ErrConflict) {
+			return err
+		}
+	}
+	admin, err := newKey("strata-admin", []string{"admin"})
+	if err != nil {
+		return err
+	}
+	partner, err := newKey("demo-bank", []string{"base-a:grant", "base-a:read", "base-b:read", "base-c:read", "audit:read"})
+	if err != nil {
+		return err
+	}
+	secret := apikey.NewSecret()
+	if err := st.UpsertOAuthClient(ctx, store.OAuthClient{ID: "demo-bank", SecretHash: issuer.HashSecret(pepper, secret),
+		Scopes: []string{"base-b:read", "base-b:write", "base-b:export"}}); err != nil {
+		return err
+	}
+	var b strings.Builder
+	b.WriteString("# Written once by the gateway's bootstrap: these secrets are not stored anywhere else.\n")
+	for _, kv := range [][2]string{{"STRATA_ADMIN_KEY", admin}, {"STRATA_API_KEY", partner},
+		{"STRATA_OAUTH_CLIENT_ID", "demo-bank"}, {"STRATA_OAUTH_CLIENT_SECRET", secret}} {
+		fmt.Fprintf(&b, "export %s='%s'\n", kv[0], kv[1])
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o600)
+}

@@ -1,0 +1,247 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/strata-bureau/strata/services/gateway/internal/apikey"
+	"github.com/strata-bureau/strata/services/gateway/internal/store"
+)
+
+// Admin manages partners and keys.
+type Admin struct {
+	Store  *store.Store
+	Pepper []byte
+	Keys   *KeyAuth
+	// Defaults for new keys.
+	RatePerSec float64
+	Burst      int
+	DailyQuota int64
+}
+
+// Register declares the admin operations.
+func (a *Admin) Register(api huma.API) {
+	op := func(id, method, path, summary string, status int) huma.Operation {
+		return huma.Operation{OperationID: id, Method: method, Path: path, Summary: summary, Tags: []string{"Admin"}, DefaultStatus: status,
+			Errors: []int{400, 401, 403, 404, 409, 429, 503}, MaxBodyBytes: 16 << 10, Security: []map[string][]string{{"apiKey": {}}}}
+	}
+	huma.Register(api, op("create-partner", http.MethodPost, "/v1/admin/partners", "Create a partner", http.StatusCreated), a.createPartner)
+	huma.Register(api, op("list-partners", http.MethodGet, "/v1/admin/partners", "List partners and their keys", http.StatusOK), a.listPartners)
+	huma.Register(api, op("create-key", http.MethodPost, "/v1/admin/partners/{id}/keys", "Create an API key (its secret is shown once)", http.StatusCreated), a.createKey)
+	huma.Register(api, op("rotate-key", http.MethodPost, "/v1/admin/partners/{id}/keys/{key_id}/rotate", "Rotate a key: a new key now, the old one valid for the overlap", http.StatusCreated), a.rotateKey)
+	huma.Register(api, op("revoke-key", http.MethodDelete, "/v1/admin/partners/{id}/keys/{key_id}", "Revoke a key at once", http.StatusNoContent), a.revokeKey)
+}
+
+// PartnerBody is a partner.
+type PartnerBody struct {
+	ID        string    `json:"id" pattern:"^[a-z0-9][a-z0-9-]{1,62}$" doc:"lower-case slug"`
+	Name      string    `json:"name" minLength:"1" maxLength:"200"`
+	CreatedAt time.Time `json:"created_at,omitempty" readOnly:"true"`
+}
+
+// PartnerRequest creates a partner.
+type PartnerRequest struct {
+	Body struct {
+		ID   string `json:"id" pattern:"^[a-z0-9][a-z0-9-]{1,62}$" doc:"lower-case slug"`
+		Name string `json:"name" minLength:"1" maxLength:"200"`
+	}
+}
+
+// PartnerResponse is one partner.
+type PartnerResponse struct{ Body PartnerBody }
+
+func (a *Admin) createPartner(ctx context.Context, in *PartnerRequest) (*PartnerResponse, error) {
+	if _, err := requireScope(ctx, "admin"); err != nil {
+		return nil, err
+	}
+	p, err := a.Store.CreatePartner(ctx, in.Body.ID, in.Body.Name)
+	if errors.Is(err, store.ErrConflict) {
+		return nil, problem(http.StatusConflict, "conflict", "a partner with this id exists")
+	}
+	if err != nil {
+		return nil, unavailable("the key store")
+	}
+	return &PartnerResponse{Body: PartnerBody{ID: p.ID, Name: p.Name, CreatedAt: p.CreatedAt}}, nil
+}
+
+// KeyInfo describes a key without its secret.
+type KeyInfo struct {
+	KeyID      string     `json:"key_id"`
+	Scopes     []string   `json:"scopes"`
+	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	RatePerSec float64    `json:"rate_per_second"`
+	Burst      int        `json:"burst"`
+	DailyQuota int64      `json:"daily_quota"`
+}
+
+// PartnersResponse lists partners.
+type PartnersResponse struct {
+	Body struct {
+		Partners []struct {
+			PartnerBody
+			Keys []KeyInfo `json:"keys"`
+		} `json:"partners"`
+	}
+}
+
+func keyInfo(k store.Key) KeyInfo {
+	return KeyInfo{KeyID: k.ID, Scopes: k.Scopes, ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt, LastUsedAt: k.LastUsedAt,
+		CreatedAt: k.CreatedAt, RatePerSec: k.RatePerSec, Burst: k.Burst, DailyQuota: k.DailyQuota}
+}
+
+func (a *Admin) listPartners(ctx context.Context, _ *struct{}) (*PartnersResponse, error) {
+	if _, err := requireScope(ctx, "admin"); err != nil {
+		return nil, err
+	}
+	ps, err := a.Store.ListPartners(ctx)
+	if err != nil {
+		return nil, unavailable("the key store")
+	}
+	out := &PartnersResponse{}
+	for _, p := range ps {
+		keys, err := a.Store.ListKeys(ctx, p.ID)
+		if err != nil {
+			return nil, unavailable("the key store")
+		}
+		item := struct {
+			PartnerBody
+			Keys []KeyInfo `json:"keys"`
+		}{PartnerBody: PartnerBody{ID: p.ID, Name: p.Name, CreatedAt: p.CreatedAt}, Keys: []KeyInfo{}}
+		for _, k := range keys {
+			item.Keys = append(item.Keys, keyInfo(k))
+		}
+		out.Body.Partners = append(out.Body.Partners, item)
+	}
+	return out, nil
+}
+
+// KeyRequest creates a key.
+type KeyRequest struct {
+	ID   string `path:"id" maxLength:"63"`
+	Body struct {
+		Scopes        []string `json:"scopes" minItems:"1" uniqueItems:"true" enum:"base-a:grant,base-a:read,base-b:read,base-c:read,audit:read,admin"`
+		ExpiresInDays int      `json:"expires_in_days,omitempty" minimum:"1" maximum:"730"`
+		RatePerSecond float64  `json:"rate_per_second,omitempty" minimum:"0.1" maximum:"10000"`
+		Burst         int      `json:"burst,omitempty" minimum:"1" maximum:"100000"`
+		DailyQuota    int64    `json:"daily_quota,omitempty" minimum:"1"`
+	}
+}
+
+// NewKeyResponse shows a new key once.
+type NewKeyResponse struct {
+	Body struct {
+		KeyInfo
+		Key string `json:"key" doc:"the API key; shown only in this response"`
+	}
+}
+
+func (a *Admin) issue(ctx context.Context, partner, lineage string, scopes []string, expires *time.Time, rate float64, burst int, quota int64) (*NewKeyResponse, error) {
+	id, full := apikey.New()
+	parsed, _ := apikey.Parse(full)
+	k := store.Key{ID: id, PartnerID: partner, LineageID: lineage, SecretHash: apikey.Hash(a.Pepper, parsed.Secret), Scopes: scopes,
+		RatePerSec: rate, Burst: burst, DailyQuota: quota, ExpiresAt: expires}
+	if err := a.Store.CreateKey(ctx, k); err != nil {
+		return nil, unavailable("the key store")
+	}
+	created, err := a.Store.GetKey(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, notFound("no such partner")
+	}
+	if err != nil {
+		return nil, unavailable("the key store")
+	}
+	out := &NewKeyResponse{}
+	out.Body.KeyInfo, out.Body.Key = keyInfo(created), full
+	return out, nil
+}
+
+func (a *Admin) createKey(ctx context.Context, in *KeyRequest) (*NewKeyResponse, error) {
+	if _, err := requireScope(ctx, "admin"); err != nil {
+		return nil, err
+	}
+	for _, s := range in.Body.Scopes {
+		if !slices.Contains(Scopes, s) {
+			return nil, invalid("unknown scope " + s)
+		}
+	}
+	rate, burst, quota := a.RatePerSec, a.Burst, a.DailyQuota
+	if in.Body.RatePerSecond > 0 {
+		rate = in.Body.RatePerSecond
+	}
+	if in.Body.Burst > 0 {
+		burst = in.Body.Burst
+	}
+	if in.Body.DailyQuota > 0 {
+		quota = in.Body.DailyQuota
+	}
+	var exp *time.Time
+	if in.Body.ExpiresInDays > 0 {
+		t := time.Now().Add(time.Duration(in.Body.ExpiresInDays) * 24 * time.Hour).UTC()
+		exp = &t
+	}
+	return a.issue(ctx, in.ID, "", in.Body.Scopes, exp, rate, burst, quota)
+}
+
+// RotateRequest rotates a key.
+type RotateRequest struct {
+	ID    string `path:"id" maxLength:"63"`
+	KeyID string `path:"key_id" maxLength:"32"`
+	Body  struct {
+		OverlapSeconds int `json:"overlap_seconds,omitempty" minimum:"0" maximum:"604800" doc:"how long the old key stays valid (default 3600)"`
+	}
+}
+
+func (a *Admin) rotateKey(ctx context.Context, in *RotateRequest) (*NewKeyResponse, error) {
+	if _, err := requireScope(ctx, "admin"); err != nil {
+		return nil, err
+	}
+	old, err := a.Store.GetKey(ctx, in.KeyID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (old.PartnerID != in.ID || old.RevokedAt != nil)) {
+		return nil, notFound("no such active key for this partner")
+	}
+	if err != nil {
+		return nil, unavailable("the key store")
+	}
+	overlap := time.Hour
+	if in.Body.OverlapSeconds > 0 {
+		overlap = time.Duration(in.Body.OverlapSeconds) * time.Second
+	}
+	out, err := a.issue(ctx, old.PartnerID, old.LineageID, old.Scopes, old.ExpiresAt, old.RatePerSec, old.Burst, old.DailyQuota)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.Store.SetKeyExpiry(ctx, old.PartnerID, old.ID, time.Now().Add(overlap)); err != nil {
+		return nil, unavailable("the key store")
+	}
+	a.Keys.Forget(old.ID)
+	return out, nil
+}
+
+// RevokeKeyRequest names a key.
+type RevokeKeyRequest struct {
+	ID    string `path:"id" maxLength:"63"`
+	KeyID string `path:"key_id" maxLength:"32"`
+}
+
+func (a *Admin) revokeKey(ctx context.Context, in *RevokeKeyRequest) (*struct{}, error) {
+	if _, err := requireScope(ctx, "admin"); err != nil {
+		return nil, err
+	}
+	err := a.Store.RevokeKey(ctx, in.ID, in.KeyID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, notFound("no such key for this partner")
+	}
+	if err != nil {
+		return nil, unavailable("the key store")
+	}
+	a.Keys.Forget(in.KeyID)
+	return nil, nil
+}

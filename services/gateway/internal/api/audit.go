@@ -1,0 +1,187 @@
+package api
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	baseav1 "github.com/strata-bureau/strata/proto/gen/go/basea/v1"
+)
+
+// AuditEntry is one line of Base A's access log.
+type AuditEntry struct {
+	ID        string     `json:"id"`
+	Seq       int64      `json:"seq" doc:"position in the hash chain; 0 until chained (within a second)"`
+	At        *time.Time `json:"at"`
+	PartnerID string     `json:"partner_id"`
+	Caller    string     `json:"caller"`
+	CPF       string     `json:"cpf"`
+	Purpose   string     `json:"purpose"`
+	Reason    string     `json:"reason"`
+	Fields    []string   `json:"fields"`
+	Outcome   string     `json:"outcome"`
+	ClientIP  string     `json:"client_ip"`
+	TraceID   string     `json:"trace_id"`
+}
+
+func outcomeName(o baseav1.Outcome) string {
+	n := baseav1.Outcome_name[int32(o)]
+	if len(n) > len("OUTCOME_") {
+		return lower(n[len("OUTCOME_"):])
+	}
+	return ""
+}
+
+func lower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 32
+		}
+	}
+	return string(b)
+}
+
+func entries(es []*baseav1.AuditEntry) []AuditEntry {
+	out := []AuditEntry{}
+	for _, e := range es {
+		out = append(out, AuditEntry{ID: e.GetId(), Seq: e.GetSeq(), At: ts(e.GetAt()), PartnerID: e.GetPartnerId(), Caller: e.GetCaller(),
+			CPF: e.GetCpf(), Purpose: purposeName(e.GetPurpose()), Reason: e.GetReason(), Fields: fieldNames(e.GetFields()),
+			Outcome: outcomeName(e.GetOutcome()), ClientIP: e.GetClientIp(), TraceID: e.GetTraceId()})
+	}
+	return out
+}
+
+// AccessLogsRequest filters the log.
+type AccessLogsRequest struct {
+	CPF       string    `query:"cpf" maxLength:"20"`
+	PartnerID string    `query:"partner_id" maxLength:"128"`
+	Purpose   string    `query:"purpose" enum:"credit_analysis,fraud_prevention,collection,consumer_request,"`
+	Outcome   string    `query:"outcome" maxLength:"40" doc:"e.g. allowed, grant_issued, denied_expired"`
+	From      time.Time `query:"from"`
+	To        time.Time `query:"to"`
+	PageSize  int32     `query:"page_size" minimum:"1" maximum:"500" default:"100"`
+	PageToken string    `query:"page_token" maxLength:"64"`
+}
+
+// AccessLogsResponse is a page of entries.
+type AccessLogsResponse struct {
+	Body struct {
+		Entries       []AuditEntry `json:"entries"`
+		NextPageToken string       `json:"next_page_token,omitempty"`
+	}
+}
+
+func (h *Handlers) accessLogs(ctx context.Context, in *AccessLogsRequest) (*AccessLogsResponse, error) {
+	if _, err := requireScope(ctx, "audit:read"); err != nil {
+		return nil, err
+	}
+	req := &baseav1.ListAccessLogsRequest{PartnerId: in.PartnerID, PageSize: in.PageSize, PageToken: in.PageToken, Purpose: purposes[in.Purpose]}
+	if in.CPF != "" {
+		c, err := parseCPF(in.CPF)
+		if err != nil {
+			return nil, err
+		}
+		req.Cpf = c
+	}
+	if in.Outcome != "" {
+		v, ok := baseav1.Outcome_value["OUTCOME_"+upper(in.Outcome)]
+		if !ok {
+			return nil, invalid("unknown outcome " + in.Outcome)
+		}
+		req.Outcome = baseav1.Outcome(v)
+	}
+	if !in.From.IsZero() {
+		req.From = timestamppb.New(in.From)
+	}
+	if !in.To.IsZero() {
+		req.To = timestamppb.New(in.To)
+	}
+	var resp *baseav1.ListAccessLogsResponse
+	err := h.Backends.A.Call(ctx, true, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
+		resp, err = baseav1.NewAuditServiceClient(conn).ListAccessLogs(ctx, req)
+		return err
+	})
+	if err != nil {
+		return nil, fromBackend(err, "base A")
+	}
+	out := &AccessLogsResponse{}
+	out.Body.Entries, out.Body.NextPageToken = entries(resp.GetEntries()), resp.GetNextPageToken()
+	return out, nil
+}
+
+func upper(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'a' && c <= 'z' {
+			b[i] = c - 32
+		}
+	}
+	return string(b)
+}
+
+// HistoryRequest names a CPF.
+type HistoryRequest struct {
+	CPF string `path:"cpf" maxLength:"20"`
+}
+
+// HistoryResponse lists accesses in the window.
+type HistoryResponse struct {
+	Body struct {
+		CPF     string       `json:"cpf"`
+		Since   *time.Time   `json:"since"`
+		Entries []AuditEntry `json:"entries"`
+	}
+}
+
+func (h *Handlers) accessHistory(ctx context.Context, in *HistoryRequest) (*HistoryResponse, error) {
+	if _, err := requireScope(ctx, "audit:read"); err != nil {
+		return nil, err
+	}
+	c, err := parseCPF(in.CPF)
+	if err != nil {
+		return nil, err
+	}
+	var resp *baseav1.GetAccessHistoryResponse
+	err = h.Backends.A.Call(ctx, true, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
+		resp, err = baseav1.NewAuditServiceClient(conn).GetAccessHistory(ctx, &baseav1.GetAccessHistoryRequest{Cpf: c})
+		return err
+	})
+	if err != nil {
+		return nil, fromBackend(err, "base A")
+	}
+	out := &HistoryResponse{}
+	out.Body.CPF, out.Body.Since, out.Body.Entries = resp.GetCpf(), ts(resp.GetSince()), entries(resp.GetEntries())
+	return out, nil
+}
+
+// VerifyResponse is the chain check.
+type VerifyResponse struct {
+	Body struct {
+		OK                  bool   `json:"ok"`
+		CheckedEntries      int64  `json:"checked_entries"`
+		FirstBadEntry       int64  `json:"first_bad_entry"`
+		Problem             string `json:"problem,omitempty"`
+		CheckpointsVerified int64  `json:"checkpoints_verified"`
+	}
+}
+
+func (h *Handlers) verify(ctx context.Context, _ *struct{}) (*VerifyResponse, error) {
+	if _, err := requireScope(ctx, "audit:read"); err != nil {
+		return nil, err
+	}
+	var resp *baseav1.VerifyChainResponse
+	err := h.Backends.A.Call(ctx, true, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
+		resp, err = baseav1.NewAuditServiceClient(conn).VerifyChain(ctx, &baseav1.VerifyChainRequest{})
+		return err
+	})
+	if err != nil {
+		return nil, fromBackend(err, "base A")
+	}
+	out := &VerifyResponse{}
+	out.Body.OK, out.Body.CheckedEntries, out.Body.FirstBadEntry = resp.GetOk(), resp.GetCheckedEntries(), resp.GetFirstBadEntry()
+	out.Body.Problem, out.Body.CheckpointsVerified = resp.GetProblem(), resp.GetCheckpointsVerified()
+	return out, nil
+}

@@ -1,0 +1,137 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/strata-bureau/strata/pkg/breaker"
+	"github.com/strata-bureau/strata/services/gateway/internal/backend"
+)
+
+// Problem is an RFC 9457 problem detail. Type is a stable URN per kind of
+// error, so clients branch on it rather than on the prose.
+type Problem struct {
+	Type   string              `json:"type" doc:"Stable identifier of the kind of problem (urn:strata:problem:...)"`
+	Title  string              `json:"title"`
+	Status int                 `json:"status"`
+	Detail string              `json:"detail,omitempty"`
+	Errors []*huma.ErrorDetail `json:"errors,omitempty"`
+
+	retryAfter time.Duration
+}
+
+func (p *Problem) Error() string { return p.Detail }
+
+// GetStatus implements huma.StatusError.
+func (p *Problem) GetStatus() int { return p.Status }
+
+// ContentType implements huma.ContentTypeFilter.
+func (p *Problem) ContentType(string) string { return "application/problem+json" }
+
+// GetHeaders implements huma.HeadersError.
+func (p *Problem) GetHeaders() http.Header {
+	h := http.Header{}
+	if p.retryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int((p.retryAfter+time.Second-1)/time.Second)))
+	}
+	return h
+}
+
+const urn = "urn:strata:problem:"
+
+func problem(status int, kind, detail string) *Problem {
+	return &Problem{Type: urn + kind, Title: http.StatusText(status), Status: status, Detail: detail}
+}
+
+// Problems the gateway returns.
+func invalid(detail string) *Problem  { return problem(http.StatusBadRequest, "invalid-input", detail) }
+func notFound(detail string) *Problem { return problem(http.StatusNotFound, "not-found", detail) }
+func unavailable(what string) *Problem {
+	return problem(http.StatusServiceUnavailable, "unavailable", what+" is unavailable; retry later")
+}
+func internal() *Problem {
+	return problem(http.StatusInternalServerError, "internal", "internal error")
+}
+
+// NewHumaError makes huma's own errors (validation, body size, ...) RFC
+// 9457 problems with stable types; bad input is 400, never 422.
+func NewHumaError(status int, msg string, errs ...error) huma.StatusError {
+	kind := "error"
+	switch status {
+	case http.StatusUnprocessableEntity, http.StatusBadRequest:
+		status, kind = http.StatusBadRequest, "invalid-input"
+	case http.StatusRequestEntityTooLarge:
+		kind = "payload-too-large"
+	case http.StatusNotFound:
+		kind = "not-found"
+	case http.StatusMethodNotAllowed:
+		kind = "method-not-allowed"
+	case http.StatusUnsupportedMediaType:
+		kind = "unsupported-media-type"
+	case http.StatusInternalServerError:
+		return internal()
+	}
+	p := problem(status, kind, msg)
+	for _, e := range errs {
+		var d huma.ErrorDetailer
+		if errors.As(e, &d) {
+			p.Errors = append(p.Errors, d.ErrorDetail())
+		} else if e != nil {
+			p.Errors = append(p.Errors, &huma.ErrorDetail{Message: e.Error()})
+		}
+	}
+	return p
+}
+
+// writeProblem writes a problem outside huma (middleware).
+func writeProblem(w http.ResponseWriter, p *Problem) {
+	for k, v := range p.GetHeaders() {
+		w.Header()[k] = v
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+// fromBackend maps a base's error to a problem, once, at this edge.
+func fromBackend(err error, base string) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, backend.ErrBusy) || errors.Is(err, backend.ErrUnavailable) || errors.Is(err, breaker.ErrOpen) {
+		return unavailable(base)
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return unavailable(base)
+	}
+	msg := st.Message()
+	switch st.Code() {
+	case codes.InvalidArgument:
+		return invalid(msg)
+	case codes.NotFound:
+		return notFound(msg)
+	case codes.Unauthenticated:
+		return problem(http.StatusUnauthorized, "backend-credential-refused", base+" refused the credential: "+msg)
+	case codes.PermissionDenied:
+		if reason, ok := strings.CutPrefix(msg, "grant refused: "); ok {
+			return problem(http.StatusForbidden, "grant-"+strings.ReplaceAll(strings.TrimPrefix(reason, "denied_"), "_", "-"), "the grant does not allow this read ("+reason+")")
+		}
+		return problem(http.StatusForbidden, "backend-forbidden", base+" refused: "+msg)
+	case codes.ResourceExhausted:
+		p := problem(http.StatusTooManyRequests, "backend-throttled", base+": "+msg)
+		p.retryAfter = 30 * time.Second
+		return p
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+		return unavailable(base)
+	}
+	return internal()
+}
