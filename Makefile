@@ -35,7 +35,7 @@ run: build ## Start the whole platform locally (Ctrl-C stops it)
 
 .PHONY: test
 test: build ## Run every test (unit + integration against real PostgreSQL, RabbitMQ, FerretDB)
-	STRATA_REQUIRE_INTEGRATION=1 $(BIN)/strata-local test-env -- $(MAKE) --no-print-directory test-modules
+	STRATA_REQUIRE_INTEGRATION=1 STRATA_E2E_BIN_DIR=$(abspath $(BIN)) $(BIN)/strata-local test-env -- $(MAKE) --no-print-directory test-modules
 
 .PHONY: test-modules
 test-modules:

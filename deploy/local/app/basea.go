@@ -87,18 +87,18 @@ func baseaSpec(cfg Config, stores *Stores, secrets *secretStore, demo map[string
 	}
 	srv := certs["base-a"]
 	aud := certs["strata-audit"]
-	demo["STRATA_AUDIT_ADDR"] = "127.0.0.1:7101"
+	demo["STRATA_AUDIT_ADDR"] = cfg.addr(7101)
 	demo["STRATA_AUDIT_CERT"] = aud.Cert
 	demo["STRATA_AUDIT_KEY"] = aud.Key
 	demo["STRATA_AUDIT_CA"] = aud.CA
 	return serviceSpec{
 		name:     "base-a",
 		replicas: 1,
-		grpcAddr: func(int) string { return "127.0.0.1:7101" },
+		grpcAddr: func(int) string { return cfg.addr(7101) },
 		env: func(int) []string {
 			return []string{
-				"BASEA_GRPC_ADDR=127.0.0.1:7101",
-				"BASEA_HTTP_ADDR=127.0.0.1:9101",
+				"BASEA_GRPC_ADDR=" + cfg.addr(7101),
+				"BASEA_HTTP_ADDR=" + cfg.addr(9101),
 				"BASEA_DATABASE_URL=" + u.String(),
 				"BASEA_MIGRATE_DATABASE_URL=" + ownerURL,
 				"BASEA_APP_DB_PASSWORD=" + appPassword,

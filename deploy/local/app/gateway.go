@@ -38,6 +38,9 @@ func gatewaySpec(cfg Config, stores *Stores, secrets *secretStore) (serviceSpec,
 		"GATEWAY_BASEA_TLS_CA=" + gw.CA,
 		"GATEWAY_AMQP_URL=" + stores.AMQPURL,
 		"GATEWAY_BOOTSTRAP_FILE=" + bootstrapFile(cfg),
+		"GATEWAY_BASEA_ADDR=" + cfg.addr(7101),
+		"GATEWAY_BASEB_ADDRS=" + cfg.addr(7201) + "," + cfg.addr(7202),
+		"GATEWAY_BASEC_ADDRS=" + cfg.addr(7301) + "," + cfg.addr(7302),
 	}
 	if cfg.OIDCIssuer != "" {
 		env = append(env, "GATEWAY_ISSUER_ENABLED=false")

@@ -30,7 +30,13 @@ type Config struct {
 	OIDCAudience string
 	// GatewayAddr is where partners reach the gateway (default 127.0.0.1:8080).
 	GatewayAddr string
+	// PortOffset shifts every service port (tests run a second platform
+	// beside a running one).
+	PortOffset int
 }
+
+// addr is a service's loopback address, shifted by PortOffset.
+func (c Config) addr(port int) string { return fmt.Sprintf("127.0.0.1:%d", port+c.PortOffset) }
 
 // Fixed local ports, chosen away from the defaults of system services so the
 // private stores run beside any others.

@@ -13,6 +13,11 @@ import (
 )
 
 // serviceSpec describes one service binary and how to configure each replica.
+type runSpec struct {
+	spec    serviceSpec
+	replica int
+}
+
 type serviceSpec struct {
 	name     string // binary name and log prefix
 	replicas int
@@ -24,7 +29,9 @@ type serviceSpec struct {
 
 // platform is the set of running services.
 type platform struct {
+	cfg     Config
 	procs   []*stack.Proc
+	specOf  map[string]runSpec
 	exited  chan *stack.Proc
 	demoEnv map[string]string
 	lines   []string // where things listen
@@ -64,11 +71,11 @@ func specs(cfg Config, stores *Stores, secrets *secretStore, demo map[string]str
 		{
 			name:     "base-b",
 			replicas: 2,
-			grpcAddr: func(i int) string { return fmt.Sprintf("127.0.0.1:%d", 7200+i) },
+			grpcAddr: func(i int) string { return cfg.addr(7200 + i) },
 			env: func(i int) []string {
 				return []string{
-					fmt.Sprintf("BASEB_GRPC_ADDR=127.0.0.1:%d", 7200+i),
-					fmt.Sprintf("BASEB_HTTP_ADDR=127.0.0.1:%d", 9200+i),
+					"BASEB_GRPC_ADDR=" + cfg.addr(7200+i),
+					"BASEB_HTTP_ADDR=" + cfg.addr(9200+i),
 					"BASEB_MONGODB_URI=" + stores.MongoURI,
 					"BASEB_AMQP_URL=" + stores.AMQPURL,
 					"BASEB_OIDC_ISSUER=" + issuerURL,
@@ -79,11 +86,11 @@ func specs(cfg Config, stores *Stores, secrets *secretStore, demo map[string]str
 		{
 			name:     "base-c",
 			replicas: 2,
-			grpcAddr: func(i int) string { return fmt.Sprintf("127.0.0.1:%d", 7300+i) },
+			grpcAddr: func(i int) string { return cfg.addr(7300 + i) },
 			env: func(i int) []string {
 				return []string{
-					fmt.Sprintf("BASEC_GRPC_ADDR=127.0.0.1:%d", 7300+i),
-					fmt.Sprintf("BASEC_HTTP_ADDR=127.0.0.1:%d", 9300+i),
+					"BASEC_GRPC_ADDR=" + cfg.addr(7300+i),
+					"BASEC_HTTP_ADDR=" + cfg.addr(9300+i),
 					fmt.Sprintf("BASEC_REPLICA_ID=base-c-%d", i),
 					"BASEC_MONGODB_URI=" + stores.MongoURI,
 					"BASEC_AMQP_URL=" + stores.AMQPURL,
@@ -108,7 +115,7 @@ func (s *secretStore) get(name string) (string, error) {
 }
 
 func startServices(ctx context.Context, cfg Config, stores *Stores, out io.Writer) (*platform, error) {
-	p := &platform{exited: make(chan *stack.Proc, 16), demoEnv: map[string]string{
+	p := &platform{cfg: cfg, specOf: map[string]runSpec{}, exited: make(chan *stack.Proc, 16), demoEnv: map[string]string{
 		"STRATA_GATEWAY_URL": "http://" + cfg.GatewayAddr,
 	}}
 	secrets := &secretStore{dir: filepath.Join(cfg.DataDir, "secrets")}
@@ -127,22 +134,9 @@ func startServices(ctx context.Context, cfg Config, stores *Stores, out io.Write
 			if spec.replicas > 1 {
 				name = fmt.Sprintf("%s-%d", spec.name, i)
 			}
-			proc, err := stack.StartProc(name, []string{bin}, spec.env(i), cfg.DataDir, filepath.Join(cfg.DataDir, "logs", name+".log"), "")
-			if err != nil {
+			p.specOf[name] = runSpec{spec: spec, replica: i}
+			if err := p.startOne(ctx, name, true); err != nil {
 				return p, err
-			}
-			p.procs = append(p.procs, proc)
-			go func() {
-				<-proc.Done()
-				if ctx.Err() == nil {
-					p.exited <- proc
-				}
-			}()
-			wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-			err = stack.WaitTCP(wctx, spec.grpcAddr(i), proc)
-			cancel()
-			if err != nil {
-				return p, fmt.Errorf("%s did not start: %w (see %s)", name, err, filepath.Join(cfg.DataDir, "logs", name+".log"))
 			}
 			p.lines = append(p.lines, fmt.Sprintf("  %-10s %s", name, spec.grpcAddr(i)))
 		}
@@ -161,19 +155,44 @@ func (p *platform) afterStart(ctx context.Context, cfg Config) error {
 		p.demoEnv[k] = v
 	}
 	if cfg.OIDCIssuer == "" {
-		if err := seedBaseB(ctx, "http://"+cfg.GatewayAddr, boot["STRATA_OAUTH_CLIENT_ID"], boot["STRATA_OAUTH_CLIENT_SECRET"], "127.0.0.1:7201"); err != nil {
+		if err := seedBaseB(ctx, "http://"+cfg.GatewayAddr, boot["STRATA_OAUTH_CLIENT_ID"], boot["STRATA_OAUTH_CLIENT_SECRET"], cfg.addr(7201)); err != nil {
 			return fmt.Errorf("demo profile in Base B: %w", err)
 		}
 	}
 	p.tour = []string{
 		"  . .data/demo.env",
 		`  curl -s $STRATA_GATEWAY_URL/v1/activity/$STRATA_DEMO_CPF -H "X-Api-Key: $STRATA_API_KEY" -u "$STRATA_BASEC_USER:$STRATA_BASEC_PASSWORD"`,
-		`  TOKEN=$(curl -s $STRATA_GATEWAY_URL/oauth2/token -u "$STRATA_OAUTH_CLIENT_ID:$STRATA_OAUTH_CLIENT_SECRET" -d grant_type=client_credentials -d scope=base-b:read | sed -E 's/.*"access_token":"([^"]+)".*/\\1/')`,
+		`  TOKEN=$(curl -s $STRATA_GATEWAY_URL/oauth2/token -u "$STRATA_OAUTH_CLIENT_ID:$STRATA_OAUTH_CLIENT_SECRET" -d grant_type=client_credentials -d scope=base-b:read | sed -E 's/.*"access_token":"([^"]+)".*/\1/')`,
 		`  curl -s $STRATA_GATEWAY_URL/v1/profiles/$STRATA_DEMO_CPF/score -H "X-Api-Key: $STRATA_API_KEY" -H "Authorization: Bearer $TOKEN"`,
-		`  GRANT=$(curl -s $STRATA_GATEWAY_URL/v1/grants -H "X-Api-Key: $STRATA_API_KEY" -H 'Content-Type: application/json' -d '{"cpf":"529.982.247-25","purpose":"credit_analysis","reason":"loan application 4711","fields":["name","address","debts"]}' | sed -E 's/.*"token":"([^"]+)".*/\\1/')`,
+		`  GRANT=$(curl -s $STRATA_GATEWAY_URL/v1/grants -H "X-Api-Key: $STRATA_API_KEY" -H 'Content-Type: application/json' -d '{"cpf":"529.982.247-25","purpose":"credit_analysis","reason":"loan application 4711","fields":["name","address","debts"]}' | sed -E 's/.*"token":"([^"]+)".*/\1/')`,
 		`  curl -s $STRATA_GATEWAY_URL/v1/people/$STRATA_DEMO_CPF -H "X-Api-Key: $STRATA_API_KEY" -H "X-Strata-Grant: $GRANT"`,
 		`  curl -s "$STRATA_GATEWAY_URL/v1/audit/access-logs?cpf=$STRATA_DEMO_CPF" -H "X-Api-Key: $STRATA_API_KEY"`,
 		"  open $STRATA_GATEWAY_URL/docs for the API reference",
+	}
+	return nil
+}
+
+// startOne starts (or restarts) the named process and waits for its port.
+func (p *platform) startOne(ctx context.Context, name string, watch bool) error {
+	rs := p.specOf[name]
+	bin := filepath.Join(p.cfg.BinDir, rs.spec.name)
+	proc, err := stack.StartProc(name, []string{bin}, rs.spec.env(rs.replica), p.cfg.DataDir, filepath.Join(p.cfg.DataDir, "logs", name+".log"), "")
+	if err != nil {
+		return err
+	}
+	p.procs = append(p.procs, proc)
+	if watch {
+		go func() {
+			<-proc.Done()
+			if ctx.Err() == nil {
+				p.exited <- proc
+			}
+		}()
+	}
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := stack.WaitTCP(wctx, rs.spec.grpcAddr(rs.replica), proc); err != nil {
+		return fmt.Errorf("%s did not start: %w (see %s)", name, err, filepath.Join(p.cfg.DataDir, "logs", name+".log"))
 	}
 	return nil
 }

@@ -1,0 +1,324 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/strata-bureau/strata/deploy/local/app"
+	"github.com/strata-bureau/strata/pkg/testenv"
+)
+
+// binaries returns a directory with every service binary: STRATA_E2E_BIN_DIR
+// (make test builds them) or a fresh build.
+func binaries(t *testing.T) string {
+	t.Helper()
+	if d := os.Getenv("STRATA_E2E_BIN_DIR"); d != "" {
+		return d
+	}
+	dir := t.TempDir()
+	root, _ := filepath.Abs("../../..")
+	for _, pkg := range []string{"services/base-a/cmd/base-a", "services/base-b/cmd/base-b", "services/base-c/cmd/base-c", "services/gateway/cmd/gateway"} {
+		cmd := exec.Command("go", "build", "-o", dir, "./"+pkg)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	return dir
+}
+
+func freeOffset(t *testing.T) int {
+	t.Helper()
+	ports := []int{7101, 9101, 7201, 7202, 9201, 9202, 7301, 7302, 9301, 9302, 8080}
+	for range 50 {
+		off := 10000 + rand.IntN(40000)
+		ok := true
+		for _, p := range ports {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+off))
+			if err != nil {
+				ok = false
+				break
+			}
+			_ = l.Close()
+		}
+		if ok {
+			return off
+		}
+	}
+	t.Fatal("no free port range")
+	return 0
+}
+
+type client struct {
+	t    *testing.T
+	base string
+	http *http.Client
+}
+
+type reply struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+func (c *client) do(method, path string, body string, headers ...string) reply {
+	c.t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, c.base+path, r)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	out := reply{status: resp.StatusCode, header: resp.Header, raw: string(b)}
+	_ = json.Unmarshal(b, &out.body)
+	return out
+}
+
+func (r reply) want(t *testing.T, status int, problemType string) reply {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("want %d, got %d: %s", status, r.status, r.raw)
+	}
+	if problemType != "" {
+		if r.header.Get("Content-Type") != "application/problem+json" || r.body["type"] != "urn:strata:problem:"+problemType {
+			t.Fatalf("want problem %s, got %s %s", problemType, r.header.Get("Content-Type"), r.raw)
+		}
+	}
+	return r
+}
+
+func (r reply) str(k string) string { s, _ := r.body[k].(string); return s }
+
+func TestEveryPartnerJourneyEndToEnd(t *testing.T) {
+	stores := &app.Stores{DatabaseURL: testenv.PostgresAdminURL(t), MongoURI: testenv.MongoURI(t), AMQPURL: testenv.AMQPURL(t)}
+	off := freeOffset(t)
+	cfg := app.Config{DataDir: t.TempDir(), BinDir: binaries(t), PortOffset: off, GatewayAddr: fmt.Sprintf("127.0.0.1:%d", 8080+off)}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	pl, err := app.StartPlatform(ctx, cfg, stores, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pl.Stop()
+	env := pl.Env()
+	c := &client{t: t, base: "http://" + cfg.GatewayAddr, http: &http.Client{Timeout: 10 * time.Second}}
+	cpf := "529.982.247-25"
+
+	// 1. The operator creates a partner and a key with the admin key.
+	admin := env["STRATA_ADMIN_KEY"]
+	c.do("POST", "/v1/admin/partners", `{"id":"acme-bank","name":"ACME Bank"}`, "X-Api-Key", admin).want(t, 201, "")
+	c.do("POST", "/v1/admin/partners", `{"id":"acme-bank","name":"ACME Bank"}`, "X-Api-Key", admin).want(t, 409, "conflict")
+	k := c.do("POST", "/v1/admin/partners/acme-bank/keys", `{"scopes":["base-a:grant","base-a:read","base-b:read","base-c:read","audit:read"]}`, "X-Api-Key", admin).want(t, 201, "")
+	key, keyID := k.str("key"), k.str("key_id")
+	if !strings.HasPrefix(key, "strata_live_") || keyID == "" {
+		t.Fatalf("new key: %s", k.raw)
+	}
+	c.do("GET", "/v1/admin/partners", "", "X-Api-Key", key).want(t, 403, "insufficient-scope")
+
+	// 2. Grant, then read the person and the debts.
+	g := c.do("POST", "/v1/grants", `{"cpf":"`+cpf+`","purpose":"credit_analysis","reason":"loan application 4711","fields":["name","debts"],"max_uses":2}`, "X-Api-Key", key).want(t, 201, "")
+	grant := g.str("token")
+	p := c.do("GET", "/v1/people/52998224725", "", "X-Api-Key", key, "X-Strata-Grant", grant).want(t, 200, "")
+	if p.str("name") != "Maria Aparecida da Silva" || p.body["address"] != nil || p.body["debts"] == nil {
+		t.Fatalf("person: %s", p.raw)
+	}
+	d := c.do("GET", "/v1/people/52998224725/debts", "", "X-Api-Key", key, "X-Strata-Grant", grant).want(t, 200, "")
+	if ds, _ := d.body["debts"].([]any); len(ds) != 2 {
+		t.Fatalf("debts: %s", d.raw)
+	}
+	c.do("GET", "/v1/people/52998224725", "", "X-Api-Key", key, "X-Strata-Grant", grant).want(t, 403, "grant-used-up")
+	nameOnly := c.do("POST", "/v1/grants", `{"cpf":"`+cpf+`","purpose":"fraud_prevention","reason":"checking a suspicious application","fields":["name"]}`, "X-Api-Key", key).want(t, 201, "").str("token")
+	c.do("GET", "/v1/people/52998224725/debts", "", "X-Api-Key", key, "X-Strata-Grant", nameOnly).want(t, 403, "grant-wrong-field")
+	c.do("POST", "/v1/grants", `{"cpf":"123","purpose":"credit_analysis","reason":"loan application 4711","fields":["name"]}`, "X-Api-Key", key).want(t, 400, "invalid-input")
+	c.do("POST", "/v1/grants", `{"cpf":"`+cpf+`","purpose":"gossip","reason":"loan application 4711","fields":["name"]}`, "X-Api-Key", key).want(t, 400, "invalid-input")
+	c.do("POST", "/v1/grants", `{"cpf":"`+cpf+`","purpose":"credit_analysis","reason":"short","fields":["name"]}`, "X-Api-Key", key).want(t, 400, "invalid-input")
+	c.do("POST", "/v1/grants", `{"cpf":"`+cpf+`"`, "X-Api-Key", key).want(t, 400, "invalid-input")
+	c.do("POST", "/v1/grants", `{"cpf":"`+strings.Repeat("1", 70000)+`"}`, "X-Api-Key", key).want(t, 413, "payload-too-large")
+
+	// 3. A token from the built-in issuer reads a profile and its score.
+	form := url.Values{"grant_type": {"client_credentials"}, "scope": {"base-b:read"}}
+	req, _ := http.NewRequest("POST", c.base+"/oauth2/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(env["STRATA_OAUTH_CLIENT_ID"], env["STRATA_OAUTH_CLIENT_SECRET"])
+	resp, err := c.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || tok.AccessToken == "" {
+		t.Fatalf("token endpoint: %d", resp.StatusCode)
+	}
+	bearer := "Bearer " + tok.AccessToken
+	prof := c.do("GET", "/v1/profiles/"+cpf, "", "X-Api-Key", key, "Authorization", bearer).want(t, 200, "")
+	if prof.str("cpf") != "52998224725" || prof.body["age"] == nil {
+		t.Fatalf("profile: %s", prof.raw)
+	}
+	sc := c.do("GET", "/v1/profiles/52998224725/score", "", "X-Api-Key", key, "Authorization", bearer).want(t, 200, "")
+	if sc.str("band") == "" || sc.str("model_version") == "" {
+		t.Fatalf("score: %s", sc.raw)
+	}
+	c.do("GET", "/v1/profiles/52998224725", "", "X-Api-Key", key, "Authorization", "Bearer not.a.token").want(t, 401, "backend-credential-refused")
+
+	// 4. Activity with basic auth.
+	basic := "Basic " + b64(env["STRATA_BASEC_USER"]+":"+env["STRATA_BASEC_PASSWORD"])
+	act := c.do("GET", "/v1/activity/52998224725", "", "X-Api-Key", key, "Authorization", basic).want(t, 200, "")
+	if act.body["last_purchase"] == nil || act.body["movements"] == nil {
+		t.Fatalf("activity: %s", act.raw)
+	}
+	c.do("GET", "/v1/activity/52998224725/movements?limit=2", "", "X-Api-Key", key, "Authorization", basic).want(t, 200, "")
+	c.do("GET", "/v1/activity/52998224725", "", "X-Api-Key", key, "Authorization", "Basic "+b64("demo-partner:wrong-password")).want(t, 401, "backend-credential-refused")
+	// The lookups above reach Base C as cpf.queried events: the last query shows up.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		a := c.do("GET", "/v1/activity/52998224725", "", "X-Api-Key", key, "Authorization", basic)
+		if lq, _ := a.body["last_query"].(map[string]any); lq != nil && lq["partner_id"] == "acme-bank" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cpf.queried never reached Base C: %s", a.raw)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// 5. The accesses are in the audit log and the access history; the chain verifies.
+	logs := c.do("GET", "/v1/audit/access-logs?cpf="+cpf+"&partner_id=acme-bank", "", "X-Api-Key", key).want(t, 200, "")
+	if es, _ := logs.body["entries"].([]any); len(es) < 5 {
+		t.Fatalf("access log: %s", logs.raw)
+	}
+	hist := c.do("GET", "/v1/audit/access-history/52998224725", "", "X-Api-Key", key).want(t, 200, "")
+	if es, _ := hist.body["entries"].([]any); len(es) < 4 {
+		t.Fatalf("access history: %s", hist.raw)
+	}
+	ver := c.do("POST", "/v1/audit/verify", "", "X-Api-Key", key).want(t, 200, "")
+	if ver.body["ok"] != true {
+		t.Fatalf("verify: %s", ver.raw)
+	}
+
+	// 6. API key failures.
+	c.do("GET", "/v1/audit/access-logs", "").want(t, 401, "missing-api-key")
+	c.do("GET", "/v1/audit/access-logs", "", "X-Api-Key", "hello").want(t, 401, "malformed-api-key")
+	c.do("GET", "/v1/audit/access-logs", "", "X-Api-Key", key[:len(key)-1]+"x").want(t, 401, "malformed-api-key")
+	nk := c.do("POST", "/v1/admin/partners/acme-bank/keys", `{"scopes":["base-c:read"],"rate_per_second":0.1,"burst":2}`, "X-Api-Key", admin).want(t, 201, "")
+	narrow := nk.str("key")
+	c.do("GET", "/v1/audit/access-logs", "", "X-Api-Key", narrow).want(t, 403, "insufficient-scope")
+	// 7. Rate limit: burst 2, then 429 with Retry-After.
+	c.do("GET", "/v1/activity/52998224725", "", "X-Api-Key", narrow, "Authorization", basic)
+	r := c.do("GET", "/v1/activity/52998224725", "", "X-Api-Key", narrow, "Authorization", basic).want(t, 429, "rate-limited")
+	if r.header.Get("Retry-After") == "" || r.header.Get("RateLimit-Limit") != "2" {
+		t.Fatalf("429 headers: %v", r.header)
+	}
+	// 8. Rotation with a 2 s overlap, then revocation.
+	rot := c.do("POST", "/v1/admin/partners/acme-bank/keys/"+keyID+"/rotate", `{"overlap_seconds":2}`, "X-Api-Key", admin).want(t, 201, "")
+	newKey := rot.str("key")
+	c.do("GET", "/v1/audit/access-history/52998224725", "", "X-Api-Key", key).want(t, 200, "")
+	c.do("GET", "/v1/audit/access-history/52998224725", "", "X-Api-Key", newKey).want(t, 200, "")
+	time.Sleep(2500 * time.Millisecond)
+	c.do("GET", "/v1/audit/access-history/52998224725", "", "X-Api-Key", key).want(t, 401, "invalid-api-key")
+	c.do("DELETE", "/v1/admin/partners/acme-bank/keys/"+rot.str("key_id"), "", "X-Api-Key", admin).want(t, 204, "")
+	c.do("GET", "/v1/audit/access-history/52998224725", "", "X-Api-Key", newKey).want(t, 401, "invalid-api-key")
+
+	// 9. Killing one Base B replica loses no request: reads move to the other.
+	main := c.do("POST", "/v1/admin/partners/acme-bank/keys", `{"scopes":["base-a:grant","base-a:read","base-b:read","base-c:read"],"rate_per_second":1000,"burst":1000}`, "X-Api-Key", admin).want(t, 201, "").str("key")
+	var failed, total int
+	var mu sync.Mutex
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			r := c.do("GET", "/v1/profiles/52998224725", "", "X-Api-Key", main, "Authorization", bearer)
+			mu.Lock()
+			total++
+			if r.status != 200 {
+				failed++
+			}
+			mu.Unlock()
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	_ = pl.Kill("base-b-1")
+	time.Sleep(1500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	t.Logf("base-b-1 killed under load: %d requests, %d failed", total, failed)
+	if failed > 1 || total < 10 {
+		t.Fatalf("killing one replica failed %d of %d requests", failed, total)
+	}
+
+	// 10. All of Base B down: fast 503s while Base A and C keep answering.
+	pl.StopProc("base-b-2")
+	time.Sleep(1500 * time.Millisecond)
+	for range 5 {
+		c.do("GET", "/v1/profiles/52998224725", "", "X-Api-Key", main, "Authorization", bearer)
+	}
+	start := time.Now()
+	c.do("GET", "/v1/profiles/52998224725", "", "X-Api-Key", main, "Authorization", bearer).want(t, 503, "unavailable")
+	if el := time.Since(start); el > 200*time.Millisecond {
+		t.Fatalf("503 took %s: not failing fast", el)
+	}
+	c.do("GET", "/v1/activity/52998224725", "", "X-Api-Key", main, "Authorization", basic).want(t, 200, "")
+	gr := c.do("POST", "/v1/grants", `{"cpf":"`+cpf+`","purpose":"credit_analysis","reason":"loan application 4712","fields":["name"]}`, "X-Api-Key", main).want(t, 201, "")
+	c.do("GET", "/v1/people/52998224725", "", "X-Api-Key", main, "X-Strata-Grant", gr.str("token")).want(t, 200, "")
+	ready := c.do("GET", "/readyz", "").want(t, 200, "")
+	if !strings.Contains(ready.raw, "open") && !strings.Contains(ready.raw, "unhealthy") {
+		t.Fatalf("readyz does not show Base B down: %s", ready.raw)
+	}
+	// Restarting Base B closes the breaker again.
+	for _, n := range []string{"base-b-1", "base-b-2"} {
+		if err := pl.Restart(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for c.do("GET", "/v1/profiles/52998224725", "", "X-Api-Key", main, "Authorization", bearer).status != 200 {
+		if time.Now().After(deadline) {
+			t.Fatal("Base B did not come back")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// The contract is published.
+	oa := c.do("GET", "/openapi.json", "").want(t, 200, "")
+	if paths, _ := oa.body["paths"].(map[string]any); paths["/v1/grants"] == nil || paths["/v1/activity/{cpf}/movements"] == nil {
+		t.Fatal("openapi.json lacks the public paths")
+	}
+	c.do("GET", "/docs", "").want(t, 200, "")
+}

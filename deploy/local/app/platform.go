@@ -1,0 +1,83 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Platform is the services of a running local stack, for end-to-end tests
+// (make run uses the same code).
+type Platform struct {
+	p *platform
+}
+
+// StartPlatform starts every built service against existing stores.
+// Processes that exit are not treated as failures (tests kill them).
+func StartPlatform(ctx context.Context, cfg Config, stores *Stores, out io.Writer) (*Platform, error) {
+	if cfg.GatewayAddr == "" {
+		cfg.GatewayAddr = "127.0.0.1:8080"
+	}
+	var err error
+	if cfg.DataDir, err = filepath.Abs(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if cfg.BinDir, err = filepath.Abs(cfg.BinDir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "logs"), 0o755); err != nil {
+		return nil, err
+	}
+	p, err := startServices(ctx, cfg, stores, out)
+	if err == nil {
+		// After the services: their queues exist, so nothing is unroutable.
+		err = seedEvents(ctx, stores.AMQPURL)
+	}
+	if err != nil {
+		if p != nil {
+			p.stop(out)
+		}
+		return nil, err
+	}
+	return &Platform{p: p}, nil
+}
+
+// Env is the demo credentials (as in .data/demo.env).
+func (pl *Platform) Env() map[string]string { return pl.p.demoEnv }
+
+// Stop stops every service.
+func (pl *Platform) Stop() { pl.p.stop(io.Discard) }
+
+// Kill kills the named process (e.g. "base-b-1") with SIGKILL.
+func (pl *Platform) Kill(name string) error {
+	for _, proc := range pl.p.procs {
+		if proc.Name == name {
+			select {
+			case <-proc.Done():
+			default:
+				proc.Kill()
+			}
+		}
+	}
+	return nil
+}
+
+// StopProc stops the named process gracefully.
+func (pl *Platform) StopProc(name string) {
+	for _, proc := range pl.p.procs {
+		if proc.Name == name {
+			proc.Stop(10 * time.Second)
+		}
+	}
+}
+
+// Restart starts the named process again.
+func (pl *Platform) Restart(ctx context.Context, name string) error {
+	if _, ok := pl.p.specOf[name]; !ok {
+		return errors.New("unknown process " + name)
+	}
+	return pl.p.startOne(ctx, name, false)
+}
