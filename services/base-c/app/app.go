@@ -172,7 +172,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	}
 	mongoBreaker := breakers.New(breaker.Config{Name: "base-c->mongo", IsFailure: activity.IsStoreFailure, OpenFor: 3 * time.Second})
 	acts, err := activity.New(st, mongoBreaker, activity.Options{
-		CacheSize: cfg.CacheSize, LatestMovements: cfg.LatestMovements, Broadcast: bc.ActivityChanged,
+		CacheSize: cfg.CacheSize, LatestMovements: cfg.LatestMovements, Broadcast: bc.ActivityChanged, BroadcastQuery: bc.QueryRecorded,
 	}, logger)
 	if err != nil {
 		return err

@@ -206,6 +206,23 @@ func TestReplicasAgreeAfterAnEvent(t *testing.T) {
 	}
 	t.Logf("both replicas show the purchase %s after publishing", time.Since(start).Round(time.Millisecond))
 
+	// A lookup elsewhere (cpf.queried) is patched into both caches in place.
+	c.publish(eventtypes.CPFQueried, uuid.NewString(), &eventsv1.CpfQueried{Cpf: person, PartnerId: "bank-z",
+		ClientIp: "198.51.100.9", Base: "base-b", QueriedAt: timestamppb.Now()})
+	for _, r := range []basecClient{r1, r2} {
+		eventually(t, 5*time.Second, func() error {
+			resp, err := r.act.GetActivity(ctx, &basecv1.GetActivityRequest{Cpf: person})
+			if err != nil {
+				return err
+			}
+			a := resp.GetActivity()
+			if a.GetLastQuery().GetPartnerId() != "bank-z" || a.GetLastPurchase().GetMerchant() != "Loja X" || len(a.GetMovements()) != 1 {
+				return fmt.Errorf("last query not visible: %v", a)
+			}
+			return nil
+		})
+	}
+
 	// Punctuated CPFs are accepted; invalid ones are refused with InvalidArgument.
 	if _, err := r1.act.GetActivity(ctx, &basecv1.GetActivityRequest{Cpf: cpf.CPF(person).Formatted()}); err != nil {
 		t.Fatalf("formatted CPF refused: %v", err)

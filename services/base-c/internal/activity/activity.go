@@ -32,6 +32,9 @@ type Options struct {
 	LatestMovements int
 	// Broadcast tells the other replicas a CPF changed (nil: single replica).
 	Broadcast func(ctx context.Context, cpf string)
+	// BroadcastQuery tells the other replicas a CPF has a new last query,
+	// which they patch into their cache without reloading.
+	BroadcastQuery func(ctx context.Context, cpf string, q domain.LastQuery)
 }
 
 // entry is an immutable cache value. act is nil for "nothing known" (a
@@ -145,13 +148,38 @@ func (s *Service) written(ctx context.Context, cpf string) {
 	}
 }
 
-// RecordQuery applies a cpf.queried event: store first, then cache.
+// RecordQuery applies a cpf.queried event: store first, then cache. Every
+// lookup of a CPF produces one, so the cache is patched in place (here and,
+// through the broadcast, on every replica) rather than reloaded: hot CPFs
+// stay cached.
 func (s *Service) RecordQuery(ctx context.Context, cpf string, q domain.LastQuery) error {
 	if err := s.breaker.Run(func() error { return s.store.SetLastQuery(ctx, cpf, q) }); err != nil {
 		return err
 	}
-	s.written(ctx, cpf)
+	s.PatchQuery(cpf, q)
+	if s.opts.BroadcastQuery != nil {
+		s.opts.BroadcastQuery(ctx, cpf, q)
+	} else if s.opts.Broadcast != nil {
+		s.opts.Broadcast(ctx, cpf)
+	}
 	return nil
+}
+
+// PatchQuery sets a cached entry's last query if q is newer. An entry
+// cached as "nothing known" is dropped instead (the CPF now has data).
+func (s *Service) PatchQuery(cpf string, q domain.LastQuery) {
+	s.cache.ComputeIfPresent(cpf, func(old entry) (entry, otter.ComputeOp) {
+		if old.act == nil {
+			return old, otter.InvalidateOp
+		}
+		if old.act.LastQuery != nil && !q.QueriedAt.After(old.act.LastQuery.QueriedAt) {
+			return old, otter.CancelOp
+		}
+		a := *old.act
+		lq := q
+		a.LastQuery = &lq
+		return entry{act: &a, fresh: old.fresh}, otter.WriteOp
+	})
 }
 
 // RecordPurchase applies a card.purchase.recorded event.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/strata-bureau/strata/pkg/amqp"
 	"github.com/strata-bureau/strata/pkg/breaker"
@@ -221,7 +222,12 @@ func (c *Consumer) HandleInvalidation(ctx context.Context, d amqp.Delivery) erro
 		if err := proto.Unmarshal(d.Body, &ev); err != nil {
 			return amqp.Permanent(err)
 		}
-		if ev.GetOriginReplica() != c.ReplicaID {
+		switch {
+		case ev.GetOriginReplica() == c.ReplicaID:
+		case ev.GetQueriedAt() != nil:
+			c.Activity.PatchQuery(ev.GetCpf(), domain.LastQuery{QueriedAt: ev.GetQueriedAt().AsTime().UTC(),
+				PartnerID: ev.GetPartnerId(), ClientIP: ev.GetClientIp(), Base: ev.GetBase()})
+		default:
 			c.Activity.Refresh(ctx, ev.GetCpf())
 		}
 	case eventtypes.CredentialInvalidated:
@@ -246,6 +252,13 @@ type Broadcaster struct {
 // expire by refresh on their next invalidation or restart.
 func (b *Broadcaster) ActivityChanged(ctx context.Context, cpf string) {
 	body, _ := proto.Marshal(&eventsv1.ActivityCacheInvalidated{Cpf: cpf, OriginReplica: b.ReplicaID})
+	_ = b.publish(ctx, eventtypes.ActivityCacheInvalidated, body)
+}
+
+// QueryRecorded tells every replica to patch cpf's last query in place.
+func (b *Broadcaster) QueryRecorded(ctx context.Context, cpf string, q domain.LastQuery) {
+	body, _ := proto.Marshal(&eventsv1.ActivityCacheInvalidated{Cpf: cpf, OriginReplica: b.ReplicaID,
+		QueriedAt: timestamppb.New(q.QueriedAt), PartnerId: q.PartnerID, ClientIp: q.ClientIP, Base: q.Base})
 	_ = b.publish(ctx, eventtypes.ActivityCacheInvalidated, body)
 }
 

@@ -1,0 +1,107 @@
+package app_test
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/strata-bureau/strata/deploy/local/app"
+	"github.com/strata-bureau/strata/pkg/testenv"
+	basecv1 "github.com/strata-bureau/strata/proto/gen/go/basec/v1"
+)
+
+// BenchmarkGateway compares, in one run and with every service in its own
+// process as in production, a Base C read through the gateway (HTTP/JSON,
+// API key, rate limiter, breaker, gRPC with basic auth) with the same read
+// made directly over gRPC to a Base C replica.
+func BenchmarkGateway(b *testing.B) {
+	stores := &app.Stores{DatabaseURL: testenv.PostgresAdminURL(b), MongoURI: testenv.MongoURI(b), AMQPURL: testenv.AMQPURL(b)}
+	bin := os.Getenv("STRATA_E2E_BIN_DIR")
+	if bin == "" {
+		b.Skip("set STRATA_E2E_BIN_DIR (make bench does) to the built service binaries")
+	}
+	off := 20000 + int(time.Now().UnixNano()%20000)
+	cfg := app.Config{DataDir: b.TempDir(), BinDir: bin, PortOffset: off, GatewayAddr: fmt.Sprintf("127.0.0.1:%d", 8080+off)}
+	ctx := context.Background()
+	pl, err := app.StartPlatform(ctx, cfg, stores, io.Discard)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pl.Stop()
+	env := pl.Env()
+	base := "http://" + cfg.GatewayAddr
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	// A key without a practical rate limit, so the limiter's cost is
+	// measured but never refuses.
+	req, _ := http.NewRequest("POST", base+"/v1/admin/partners/demo-bank/keys", stringsReader(`{"scopes":["base-c:read"],"rate_per_second":10000,"burst":100000,"daily_quota":100000000}`))
+	req.Header.Set("X-Api-Key", env["STRATA_ADMIN_KEY"])
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	key := decodeField(b, resp, "key")
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(env["STRATA_BASEC_USER"]+":"+env["STRATA_BASEC_PASSWORD"]))
+	get := func() error {
+		r, _ := http.NewRequest("GET", base+"/v1/activity/"+app.DemoCPF, nil)
+		r.Header.Set("X-Api-Key", key)
+		r.Header.Set("Authorization", basic)
+		resp, err := hc.Do(r)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	}
+	for deadline := time.Now().Add(10 * time.Second); get() != nil; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatal(get())
+		}
+	}
+	conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", 7301+off), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	direct := basecv1.NewActivityServiceClient(conn)
+	dctx := metadata.AppendToOutgoingContext(ctx, "authorization", basic)
+	grpcGet := func() error {
+		_, err := direct.GetActivity(dctx, &basecv1.GetActivityRequest{Cpf: app.DemoCPF})
+		return err
+	}
+
+	b.Run("activity_via_gateway", func(b *testing.B) { testenv.MeasureLatency(b, get) })
+	b.Run("activity_direct_grpc", func(b *testing.B) { testenv.MeasureLatency(b, grpcGet) })
+	parallel := func(op func() error) func(b *testing.B) {
+		return func(b *testing.B) {
+			var n atomic.Int64
+			b.SetParallelism(8)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := op(); err != nil {
+						b.Error(err)
+						return
+					}
+					n.Add(1)
+				}
+			})
+			b.ReportMetric(float64(n.Load())/b.Elapsed().Seconds(), "req/s")
+		}
+	}
+	b.Run("activity_via_gateway_parallel", parallel(get))
+	b.Run("activity_direct_grpc_parallel", parallel(grpcGet))
+}
