@@ -69,7 +69,7 @@ bench: build ## Run the benchmarks against real stores (plus a private Redis bas
 		redis-server --port $$port --bind 127.0.0.1 --save '' --appendonly no --daemonize no >/dev/null & rpid=$$!; \
 		export STRATA_BENCH_REDIS_ADDR=127.0.0.1:$$port; sleep 0.5; \
 	fi; \
-	$(BIN)/strata-local test-env -- $(MAKE) --no-print-directory bench-modules; rc=$$?; \
+	STRATA_E2E_BIN_DIR=$(abspath $(BIN)) $(BIN)/strata-local test-env -- $(MAKE) --no-print-directory bench-modules; rc=$$?; \
 	[ -n "$${rpid:-}" ] && kill $$rpid; exit $$rc
 
 .PHONY: bench-modules
