@@ -209,3 +209,18 @@ func deadlineUnary(d time.Duration) grpc.UnaryServerInterceptor {
 		return handler(ctx, req)
 	}
 }
+
+// Listen opens a service's two listeners: gRPC and the HTTP operations
+// port (health, metrics). It closes the first if the second fails.
+func Listen(grpcAddr, httpAddr string) (grpcLis, httpLis net.Listener, err error) {
+	grpcLis, err = net.Listen("tcp", grpcAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen %s: %w", grpcAddr, err)
+	}
+	httpLis, err = net.Listen("tcp", httpAddr)
+	if err != nil {
+		_ = grpcLis.Close()
+		return nil, nil, fmt.Errorf("listen %s: %w", httpAddr, err)
+	}
+	return grpcLis, httpLis, nil
+}

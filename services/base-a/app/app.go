@@ -20,6 +20,7 @@ import (
 	"github.com/strata-bureau/strata/pkg/grpcserver"
 	"github.com/strata-bureau/strata/pkg/health"
 	"github.com/strata-bureau/strata/pkg/httpserver"
+	"github.com/strata-bureau/strata/pkg/outbox"
 	"github.com/strata-bureau/strata/pkg/pki"
 	"github.com/strata-bureau/strata/pkg/postgres"
 	"github.com/strata-bureau/strata/pkg/telemetry"
@@ -109,14 +110,9 @@ func list(s string) []string {
 
 // Run listens on the configured addresses and serves until ctx ends.
 func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
-	glis, err := net.Listen("tcp", cfg.GRPCAddr)
+	glis, hlis, err := grpcserver.Listen(cfg.GRPCAddr, cfg.HTTPAddr)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.GRPCAddr, err)
-	}
-	hlis, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		_ = glis.Close()
-		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
+		return err
 	}
 	return Serve(ctx, cfg, logger, glis, hlis)
 }
@@ -201,7 +197,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	})
 	g.Go(func() error {
 		every(gctx, 200*time.Millisecond, func() {
-			_, err := st.RelayOutbox(gctx, func(ctx context.Context, m store.OutboxMessage) error {
+			_, err := st.RelayOutbox(gctx, func(ctx context.Context, m outbox.Message) error {
 				pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 				defer cancel()
 				return pub.Publish(pctx, amqp.Message{ID: m.MessageID, Type: m.Type, Body: m.Body})

@@ -114,14 +114,9 @@ func Load(ctx context.Context, l config.Lookuper) (*Config, error) {
 
 // Run listens on the configured addresses and serves Base C until ctx ends.
 func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
-	glis, err := net.Listen("tcp", cfg.GRPCAddr)
+	glis, hlis, err := grpcserver.Listen(cfg.GRPCAddr, cfg.HTTPAddr)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.GRPCAddr, err)
-	}
-	hlis, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		_ = glis.Close()
-		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
+		return err
 	}
 	return Serve(ctx, cfg, logger, glis, hlis)
 }

@@ -56,6 +56,16 @@ func (h *Handlers) Register(api huma.API) {
 	huma.Register(api, op("verify-audit-log", http.MethodPost, "/v1/audit/verify", "Verify the audit log's hash chain and signed checkpoints", "Audit"), h.verify)
 }
 
+// callerFor checks the key's scope and the CPF in one step.
+func callerFor(ctx context.Context, scope, rawCPF string) (Caller, string, error) {
+	c, err := requireScope(ctx, scope)
+	if err != nil {
+		return c, "", err
+	}
+	person, err := parseCPF(rawCPF)
+	return c, person, err
+}
+
 func parseCPF(s string) (string, error) {
 	c, err := cpf.Parse(s)
 	if err != nil {
@@ -131,11 +141,7 @@ func accessCtx(c Caller) *baseav1.AccessContext {
 }
 
 func (h *Handlers) createGrant(ctx context.Context, in *GrantRequest) (*GrantResponse, error) {
-	c, err := requireScope(ctx, "base-a:grant")
-	if err != nil {
-		return nil, err
-	}
-	person, err := parseCPF(in.Body.CPF)
+	c, person, err := callerFor(ctx, "base-a:grant", in.Body.CPF)
 	if err != nil {
 		return nil, err
 	}
@@ -226,11 +232,7 @@ func debts(ds []*baseav1.Debt) []Debt {
 }
 
 func (h *Handlers) getPerson(ctx context.Context, in *PersonRequest) (*PersonResponse, error) {
-	c, err := requireScope(ctx, "base-a:read")
-	if err != nil {
-		return nil, err
-	}
-	person, err := parseCPF(in.CPF)
+	c, person, err := callerFor(ctx, "base-a:read", in.CPF)
 	if err != nil {
 		return nil, err
 	}
@@ -268,11 +270,7 @@ type DebtsResponse struct {
 }
 
 func (h *Handlers) listDebts(ctx context.Context, in *PersonRequest) (*DebtsResponse, error) {
-	c, err := requireScope(ctx, "base-a:read")
-	if err != nil {
-		return nil, err
-	}
-	person, err := parseCPF(in.CPF)
+	c, person, err := callerFor(ctx, "base-a:read", in.CPF)
 	if err != nil {
 		return nil, err
 	}
@@ -337,11 +335,7 @@ var incomeKinds = map[basebv1.IncomeKind]string{basebv1.IncomeKind_INCOME_KIND_S
 	basebv1.IncomeKind_INCOME_KIND_OTHER: "other"}
 
 func (h *Handlers) getProfile(ctx context.Context, in *BearerRequest) (*ProfileResponse, error) {
-	c, err := requireScope(ctx, "base-b:read")
-	if err != nil {
-		return nil, err
-	}
-	person, err := parseCPF(in.CPF)
+	c, person, err := callerFor(ctx, "base-b:read", in.CPF)
 	if err != nil {
 		return nil, err
 	}
@@ -391,11 +385,7 @@ var bands = map[basebv1.Band]string{basebv1.Band_BAND_VERY_LOW: "very_low", base
 	basebv1.Band_BAND_HIGH: "high", basebv1.Band_BAND_VERY_HIGH: "very_high"}
 
 func (h *Handlers) getScore(ctx context.Context, in *BearerRequest) (*ScoreResponse, error) {
-	c, err := requireScope(ctx, "base-b:read")
-	if err != nil {
-		return nil, err
-	}
-	person, err := parseCPF(in.CPF)
+	c, person, err := callerFor(ctx, "base-b:read", in.CPF)
 	if err != nil {
 		return nil, err
 	}
@@ -476,11 +466,7 @@ func movements(ms []*basecv1.Movement) []Movement {
 }
 
 func (h *Handlers) getActivity(ctx context.Context, in *BasicRequest) (*ActivityResponse, error) {
-	c, err := requireScope(ctx, "base-c:read")
-	if err != nil {
-		return nil, err
-	}
-	person, err := parseCPF(in.CPF)
+	c, person, err := callerFor(ctx, "base-c:read", in.CPF)
 	if err != nil {
 		return nil, err
 	}
@@ -523,11 +509,7 @@ type MovementsResponse struct {
 }
 
 func (h *Handlers) listMovements(ctx context.Context, in *MovementsRequest) (*MovementsResponse, error) {
-	c, err := requireScope(ctx, "base-c:read")
-	if err != nil {
-		return nil, err
-	}
-	person, err := parseCPF(in.CPF)
+	c, person, err := callerFor(ctx, "base-c:read", in.CPF)
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/strata-bureau/strata/pkg/amqp"
+	"github.com/strata-bureau/strata/pkg/outbox"
 	"github.com/strata-bureau/strata/proto/eventtypes"
 	eventsv1 "github.com/strata-bureau/strata/proto/gen/go/events/v1"
 	"github.com/strata-bureau/strata/services/gateway/internal/store"
@@ -23,7 +24,7 @@ import (
 
 // Emitter sends cpf.queried events.
 type Emitter struct {
-	ch     chan store.OutboxMessage
+	ch     chan outbox.Message
 	pub    *amqp.Publisher
 	store  *store.Store
 	logger *slog.Logger
@@ -31,24 +32,24 @@ type Emitter struct {
 
 // New returns an emitter; call Run.
 func New(pub *amqp.Publisher, st *store.Store, logger *slog.Logger) *Emitter {
-	return &Emitter{ch: make(chan store.OutboxMessage, 10000), pub: pub, store: st, logger: logger}
+	return &Emitter{ch: make(chan outbox.Message, 10000), pub: pub, store: st, logger: logger}
 }
 
 // Queried records a successful lookup of cpf by partner from ip on base.
 func (e *Emitter) Queried(ctx context.Context, cpf, partner, ip, base string) {
 	body, _ := proto.Marshal(&eventsv1.CpfQueried{Cpf: cpf, PartnerId: partner, ClientIp: ip, Base: base, QueriedAt: timestamppb.Now()})
-	m := store.OutboxMessage{MessageID: uuid.NewString(), Type: eventtypes.CPFQueried, Body: body}
+	m := outbox.Message{MessageID: uuid.NewString(), Type: eventtypes.CPFQueried, Body: body}
 	select {
 	case e.ch <- m:
 	default:
 		// Queue full: keep the event durably instead of dropping it.
-		if err := e.store.Enqueue(context.WithoutCancel(ctx), []store.OutboxMessage{m}); err != nil {
+		if err := e.store.Enqueue(context.WithoutCancel(ctx), []outbox.Message{m}); err != nil {
 			e.logger.ErrorContext(ctx, "cpf.queried event lost: queue full and outbox unavailable", "err", err)
 		}
 	}
 }
 
-func (e *Emitter) publish(ctx context.Context, m store.OutboxMessage) error {
+func (e *Emitter) publish(ctx context.Context, m outbox.Message) error {
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	return e.pub.Publish(pctx, amqp.Message{ID: m.MessageID, Type: m.Type, Body: m.Body})
@@ -65,7 +66,7 @@ func (e *Emitter) Run(ctx context.Context) {
 			return
 		case m := <-e.ch:
 			if err := e.publish(ctx, m); err != nil {
-				if err := e.store.Enqueue(context.WithoutCancel(ctx), []store.OutboxMessage{m}); err != nil {
+				if err := e.store.Enqueue(context.WithoutCancel(ctx), []outbox.Message{m}); err != nil {
 					e.logger.Error("cpf.queried event lost: broker and outbox unavailable", "err", err)
 				}
 			}
@@ -78,7 +79,7 @@ func (e *Emitter) Run(ctx context.Context) {
 }
 
 func (e *Emitter) drain() {
-	var left []store.OutboxMessage
+	var left []outbox.Message
 	for {
 		select {
 		case m := <-e.ch:

@@ -15,6 +15,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/tern/v2/migrate"
+
+	"github.com/strata-bureau/strata/pkg/outbox"
 )
 
 //go:embed migrations/*.sql
@@ -221,16 +223,8 @@ func (s *Store) GetOAuthClient(ctx context.Context, id string) (OAuthClient, err
 	return c, err
 }
 
-// OutboxMessage is an event waiting for the broker.
-type OutboxMessage struct {
-	ID        int64
-	MessageID string
-	Type      string
-	Body      []byte
-}
-
-// Enqueue stores events in the outbox.
-func (s *Store) Enqueue(ctx context.Context, msgs []OutboxMessage) error {
+// Enqueue stores events in the outbox (relayed with pkg/outbox).
+func (s *Store) Enqueue(ctx context.Context, msgs []outbox.Message) error {
 	rows := make([][]any, len(msgs))
 	for i, m := range msgs {
 		id, err := uuid.Parse(m.MessageID)
@@ -243,43 +237,9 @@ func (s *Store) Enqueue(ctx context.Context, msgs []OutboxMessage) error {
 	return err
 }
 
-// Relay publishes up to 500 queued events in order and marks the confirmed ones.
-func (s *Store) Relay(ctx context.Context, publish func(context.Context, OutboxMessage) error) (int, error) {
-	sent := 0
-	var pubErr error
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT id, message_id, type, body FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT 500 FOR UPDATE SKIP LOCKED`)
-		if err != nil {
-			return err
-		}
-		var batch []OutboxMessage
-		for rows.Next() {
-			var m OutboxMessage
-			var mid uuid.UUID
-			if err := rows.Scan(&m.ID, &mid, &m.Type, &m.Body); err != nil {
-				rows.Close()
-				return err
-			}
-			m.MessageID = mid.String()
-			batch = append(batch, m)
-		}
-		rows.Close()
-		var done []int64
-		for _, m := range batch {
-			if pubErr = publish(ctx, m); pubErr != nil {
-				break
-			}
-			done = append(done, m.ID)
-		}
-		sent = len(done)
-		if len(done) == 0 {
-			return nil
-		}
-		_, err = tx.Exec(ctx, `UPDATE outbox SET published_at = now() WHERE id = ANY($1)`, done)
-		return err
-	})
-	if err == nil {
-		err = pubErr
-	}
-	return sent, err
+// Relay publishes up to 500 queued events in order.
+func (s *Store) Relay(ctx context.Context, publish func(context.Context, outbox.Message) error) (int, error) {
+	return outbox.Relay(ctx, func(ctx context.Context, fn func(pgx.Tx) error) error {
+		return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, fn)
+	}, 500, publish)
 }

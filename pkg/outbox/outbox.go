@@ -1,0 +1,78 @@
+// Package outbox relays events that a service stored in its PostgreSQL
+// "outbox" table (same transaction as the write they describe) to the
+// broker. The table is
+//
+//	outbox(id bigserial, message_id uuid unique, type text, body bytea,
+//	       created_at timestamptz, published_at timestamptz)
+//
+// Rows are locked with SKIP LOCKED, so several replicas can relay at once
+// without publishing a row twice; a crash between publish and mark can, and
+// consumers dedupe on message_id.
+package outbox
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Message is an event waiting to be published.
+type Message struct {
+	ID        int64
+	MessageID string
+	Type      string
+	Body      []byte
+}
+
+// TxRunner runs fn in a transaction (a pool's BeginTxFunc, or one wrapped
+// in a circuit breaker).
+type TxRunner func(ctx context.Context, fn func(pgx.Tx) error) error
+
+// Relay publishes up to limit unpublished events in order and marks the
+// ones the broker confirmed. A publish failure stops the batch; it is
+// returned after the commit of what was confirmed, so it never counts as a
+// database failure.
+func Relay(ctx context.Context, run TxRunner, limit int, publish func(context.Context, Message) error) (int, error) {
+	sent := 0
+	var pubErr error
+	err := run(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT id, message_id, type, body FROM outbox
+			WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, limit)
+		if err != nil {
+			return err
+		}
+		var batch []Message
+		for rows.Next() {
+			var m Message
+			var mid uuid.UUID
+			if err := rows.Scan(&m.ID, &mid, &m.Type, &m.Body); err != nil {
+				rows.Close()
+				return err
+			}
+			m.MessageID = mid.String()
+			batch = append(batch, m)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		var done []int64
+		for _, m := range batch {
+			if pubErr = publish(ctx, m); pubErr != nil {
+				break
+			}
+			done = append(done, m.ID)
+		}
+		sent = len(done)
+		if len(done) == 0 {
+			return nil
+		}
+		_, err = tx.Exec(ctx, `UPDATE outbox SET published_at = now() WHERE id = ANY($1)`, done)
+		return err
+	})
+	if err == nil {
+		err = pubErr
+	}
+	return sent, err
+}
