@@ -60,6 +60,11 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 10s)
 		done; \
 	done
 
+.PHONY: chaos
+chaos: build ## Fault-injection suite: kills, cuts and stalls every hop, prints a table of figures
+	cd deploy/local && STRATA_E2E_BIN_DIR=$(abspath $(BIN)) go test -tags chaos -count=1 -timeout 20m -v ./chaos 2>&1 | \
+		grep -E '^(=== RUN|--- |CHAOS|\||PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
+
 .PHONY: bench
 bench: build ## Run the benchmarks against real stores (plus a private Redis baseline) in one run
 	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq redis-server >/dev/null; } || \

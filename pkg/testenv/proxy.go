@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -65,4 +66,12 @@ func (p *Proxy) AddToxic(t testing.TB, json string) {
 // to the proxy's address.
 func ProxyURL(url, upstream, proxyAddr string) string {
 	return strings.Replace(url, upstream, proxyAddr, 1)
+}
+
+// RemoveToxic removes a toxic by name.
+func (p *Proxy) RemoveToxic(t testing.TB, name string) {
+	t.Helper()
+	if err := p.p.Toxics.RemoveToxic(context.Background(), name); err != nil {
+		t.Fatalf("testenv: remove toxic: %v", err)
+	}
 }

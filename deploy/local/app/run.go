@@ -33,6 +33,10 @@ type Config struct {
 	// PortOffset shifts every service port (tests run a second platform
 	// beside a running one).
 	PortOffset int
+	// Overrides are extra VAR=value settings given to every service (each
+	// reads only its own prefix): fault-injection tests use them to route a
+	// hop through a proxy.
+	Overrides []string
 }
 
 // addr is a service's loopback address, shifted by PortOffset.

@@ -176,7 +176,8 @@ func (p *platform) afterStart(ctx context.Context, cfg Config) error {
 func (p *platform) startOne(ctx context.Context, name string, watch bool) error {
 	rs := p.specOf[name]
 	bin := filepath.Join(p.cfg.BinDir, rs.spec.name)
-	proc, err := stack.StartProc(name, []string{bin}, rs.spec.env(rs.replica), p.cfg.DataDir, filepath.Join(p.cfg.DataDir, "logs", name+".log"), "")
+	env := append(rs.spec.env(rs.replica), p.cfg.Overrides...)
+	proc, err := stack.StartProc(name, []string{bin}, env, p.cfg.DataDir, filepath.Join(p.cfg.DataDir, "logs", name+".log"), "")
 	if err != nil {
 		return err
 	}

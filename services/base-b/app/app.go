@@ -9,6 +9,7 @@ import (
 	"net"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 
@@ -134,7 +135,18 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	checker := health.New(breakers)
 	checker.Add("mongo", func(ctx context.Context) error { return mongoBreaker.Run(func() error { return st.Ping(ctx) }) })
 	checker.Add("amqp", mq.Check)
-	consumer := &events.Consumer{Store: st, Breaker: mongoBreaker}
+	dups, err := tel.Meter("base-b").Int64Counter("strata_events_duplicates_total",
+		metric.WithDescription("Events dropped because their message_id was already applied."))
+	if err != nil {
+		return err
+	}
+	applied, err := tel.Meter("base-b").Int64Counter("strata_events_applied_total",
+		metric.WithDescription("Events applied to the store."))
+	if err != nil {
+		return err
+	}
+	consumer := &events.Consumer{Store: st, Breaker: mongoBreaker,
+		OnDuplicate: func() { dups.Add(context.Background(), 1) }, OnApplied: func() { applied.Add(context.Background(), 1) }}
 	logger.Info("base-b serving", "grpc", glis.Addr().String(), "http", hlis.Addr().String(), "issuer", cfg.OIDCIssuer)
 
 	g, gctx := errgroup.WithContext(ctx)

@@ -12,8 +12,10 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/strata-bureau/strata/pkg/amqp"
 	"github.com/strata-bureau/strata/pkg/breaker"
@@ -197,7 +199,18 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	basecv1.RegisterActivityServiceServer(srv, &grpcapi.ActivityServer{Activity: acts, Logger: logger})
 	basecv1.RegisterAccountServiceServer(srv, &grpcapi.AccountServer{Accounts: mgr})
 
-	consumer := &events.Consumer{Activity: acts, Dedupe: st, Credentials: authn, Logger: logger, ReplicaID: cfg.ReplicaID}
+	dups, err := tel.Meter("base-c").Int64Counter("strata_events_duplicates_total",
+		metric.WithDescription("Events dropped because their message_id was already applied."))
+	if err != nil {
+		return err
+	}
+	applied, err := tel.Meter("base-c").Int64Counter("strata_events_applied_total",
+		metric.WithDescription("Events applied to the store."))
+	if err != nil {
+		return err
+	}
+	consumer := &events.Consumer{Activity: acts, Dedupe: st, Credentials: authn, Logger: logger, ReplicaID: cfg.ReplicaID,
+		OnDuplicate: func() { dups.Add(context.Background(), 1) }, OnApplied: func() { applied.Add(context.Background(), 1) }}
 	dataQ, castQ := events.Queues(cfg.DataQueue, cfg.ReplicaID)
 	dataQ.Exchange, castQ.Exchange = cfg.Exchange, cfg.Exchange
 	// Declare the shared queue before serving, so no event published after
@@ -223,7 +236,23 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 			authn.InvalidateAll()
 		}}, consumer.HandleInvalidation)
 	})
-	g.Go(func() error { checker.Drive(gctx, srv.Health, time.Second); return nil })
+	// Base C stays in the gateway's rotation while Mongo is down: it answers
+	// from cache, marked stale. So its grpc.health.v1 status is SERVING while
+	// the process runs, and the checks (whose Mongo probe goes through the
+	// breaker, opening it during an outage) only feed /readyz.
+	srv.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	g.Go(func() error {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-t.C:
+				checker.Check(gctx)
+			}
+		}
+	})
 	g.Go(func() error {
 		t := time.NewTicker(time.Hour)
 		defer t.Stop()

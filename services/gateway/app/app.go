@@ -69,9 +69,14 @@ type Config struct {
 	KeyCacheTTL    time.Duration `env:"KEY_CACHE_TTL, default=5s"`
 	MaxBodyBytes   int64         `env:"MAX_BODY_BYTES, default=65536"`
 	BackendTimeout time.Duration `env:"BACKEND_TIMEOUT, default=2s"`
-	Bulkhead       int           `env:"BULKHEAD, default=256"`
-	LogLevel       string        `env:"LOG_LEVEL, default=info"`
-	OTLPEndpoint   string        `env:"OTLP_ENDPOINT"`
+	// Base B and C answer in about a millisecond; a short per-attempt
+	// deadline lets their breakers open within a second when a base hangs
+	// (three timed-out attempts per replica), instead of after 3×2 s.
+	BaseBTimeout time.Duration `env:"BASEB_TIMEOUT, default=250ms"`
+	BaseCTimeout time.Duration `env:"BASEC_TIMEOUT, default=250ms"`
+	Bulkhead     int           `env:"BULKHEAD, default=256"`
+	LogLevel     string        `env:"LOG_LEVEL, default=info"`
+	OTLPEndpoint string        `env:"OTLP_ENDPOINT"`
 }
 
 // Validate checks the configuration.
@@ -172,12 +177,16 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis net.Listen
 		return err
 	}
 	defer pa.Close()
-	pb, err := backend.New("base-b", list(cfg.BaseBAddrs), breakers, bo)
+	boB := bo
+	boB.Timeout = cfg.BaseBTimeout
+	pb, err := backend.New("base-b", list(cfg.BaseBAddrs), breakers, boB)
 	if err != nil {
 		return err
 	}
 	defer pb.Close()
-	pc, err := backend.New("base-c", list(cfg.BaseCAddrs), breakers, bo)
+	boC := bo
+	boC.Timeout = cfg.BaseCTimeout
+	pc, err := backend.New("base-c", list(cfg.BaseCAddrs), breakers, boC)
 	if err != nil {
 		return err
 	}
@@ -245,7 +254,9 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis net.Listen
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return httpserver.Serve(gctx, srv, lis, 15*time.Second) })
 	for _, p := range []*backend.Pool{pa, pb, pc} {
-		g.Go(func() error { p.WatchHealth(gctx, 500*time.Millisecond); return nil })
+		// 250 ms: a hung replica must leave the rotation well within the 1 s
+		// the chaos suite allows for failing fast (see backend.WatchHealth).
+		g.Go(func() error { p.WatchHealth(gctx, 250*time.Millisecond); return nil })
 	}
 	g.Go(func() error { emitter.Run(gctx); return nil })
 	g.Go(func() error {

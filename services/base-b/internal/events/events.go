@@ -32,6 +32,8 @@ type Consumer struct {
 	Breaker *breaker.Breaker
 	// OnDuplicate is called for each message dropped as already applied.
 	OnDuplicate func()
+	// OnApplied is called for each message applied.
+	OnApplied func()
 }
 
 // Queue is Base B's durable queue (name configurable for tests).
@@ -78,7 +80,13 @@ func (c *Consumer) Handle(ctx context.Context, d amqp.Delivery) error {
 	if err := c.retry(ctx, func() error { return c.Store.ApplyDebtSummary(ctx, cp, sum) }); err != nil {
 		return err
 	}
-	return c.retry(ctx, func() error { return c.Store.MarkProcessed(ctx, d.ID) })
+	if err := c.retry(ctx, func() error { return c.Store.MarkProcessed(ctx, d.ID) }); err != nil {
+		return err
+	}
+	if c.OnApplied != nil {
+		c.OnApplied()
+	}
+	return nil
 }
 
 func (c *Consumer) retry(ctx context.Context, fn func() error) error {

@@ -46,8 +46,10 @@ type Consumer struct {
 	Logger      *slog.Logger
 	// ReplicaID is this replica; its own broadcasts are ignored.
 	ReplicaID string
-	// Duplicates counts messages dropped as already applied.
+	// OnDuplicate is called for each message dropped as already applied.
 	OnDuplicate func()
+	// OnApplied is called for each message applied.
+	OnApplied func()
 }
 
 // HandleData applies one data event. Undecodable or invalid messages are
@@ -74,7 +76,13 @@ func (c *Consumer) HandleData(ctx context.Context, d amqp.Delivery) error {
 	if err := c.retry(ctx, func() error { return c.apply(ctx, d) }); err != nil {
 		return err
 	}
-	return c.retry(ctx, func() error { return c.Dedupe.MarkProcessed(ctx, d.ID, time.Now().UTC()) })
+	if err := c.retry(ctx, func() error { return c.Dedupe.MarkProcessed(ctx, d.ID, time.Now().UTC()) }); err != nil {
+		return err
+	}
+	if c.OnApplied != nil {
+		c.OnApplied()
+	}
+	return nil
 }
 
 // retry runs fn until it succeeds, fails permanently, or ctx ends. While

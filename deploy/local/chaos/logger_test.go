@@ -1,0 +1,10 @@
+//go:build chaos
+
+package chaos
+
+import (
+	"io"
+	"log/slog"
+)
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
