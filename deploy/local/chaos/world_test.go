@@ -68,7 +68,10 @@ type world struct {
 	gw      string
 	off     int
 	stores  *app.Stores
+	data    string
 }
+
+func (w *world) dataDir() string { return w.data }
 
 func freePort(t *testing.T) int {
 	p, err := stack.FreePort()
@@ -155,7 +158,8 @@ func newWorld(t *testing.T) *world {
 		AMQPURL:     w.rabbit.URL,
 	}
 	w.gw = fmt.Sprintf("127.0.0.1:%d", 8080+w.off)
-	cfg := app.Config{DataDir: filepath.Join(dir, "data"), BinDir: bin, PortOffset: w.off, GatewayAddr: w.gw,
+	w.data = filepath.Join(dir, "data")
+	cfg := app.Config{DataDir: w.data, BinDir: bin, PortOffset: w.off, GatewayAddr: w.gw,
 		Overrides: []string{"GATEWAY_BASEB_ADDRS=" + w.bProxy[0].Addr() + "," + w.bProxy[1].Addr()}}
 	w.pl, err = app.StartPlatform(ctx, cfg, w.stores, io.Discard)
 	if err != nil {
