@@ -89,7 +89,7 @@ $(TOOLS)/staticcheck:
 	GOBIN=$(abspath $(TOOLS)) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc: proto/tools/go.mod
-	cd proto/tools && go build -o ../../$(TOOLS)/ \
+	cd proto/tools && GOWORK=off go build -o ../../$(TOOLS)/ \
 		github.com/bufbuild/buf/cmd/buf \
 		google.golang.org/protobuf/cmd/protoc-gen-go \
 		google.golang.org/grpc/cmd/protoc-gen-go-grpc

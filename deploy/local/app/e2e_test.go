@@ -155,6 +155,9 @@ func TestEveryPartnerJourneyEndToEnd(t *testing.T) {
 		t.Fatalf("debts: %s", d.raw)
 	}
 	c.do("GET", "/v1/people/52998224725", "", "X-Api-Key", key, "X-Strata-Grant", grant).want(t, 403, "grant-used-up")
+	c.do("GET", "/v1/people/52998224725", "", "X-Api-Key", key).want(t, 401, "missing-backend-credential")
+	c.do("GET", "/v1/profiles/52998224725", "", "X-Api-Key", key).want(t, 401, "missing-backend-credential")
+	c.do("GET", "/v1/nowhere", "", "X-Api-Key", key).want(t, 404, "not-found")
 	nameOnly := c.do("POST", "/v1/grants", `{"cpf":"`+cpf+`","purpose":"fraud_prevention","reason":"checking a suspicious application","fields":["name"]}`, "X-Api-Key", key).want(t, 201, "").str("token")
 	c.do("GET", "/v1/people/52998224725/debts", "", "X-Api-Key", key, "X-Strata-Grant", nameOnly).want(t, 403, "grant-wrong-field")
 	c.do("POST", "/v1/grants", `{"cpf":"123","purpose":"credit_analysis","reason":"loan application 4711","fields":["name"]}`, "X-Api-Key", key).want(t, 400, "invalid-input")

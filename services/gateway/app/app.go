@@ -242,6 +242,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis net.Listen
 		_ = json.NewEncoder(w).Encode(body)
 	})
 	mux.Handle("GET /metrics", tel.MetricsHandler())
+	mux.HandleFunc("/", api.NotFound)
 
 	if cfg.BootstrapFile != "" {
 		if err := bootstrap(ctx, st, pepper, cfg.BootstrapFile, cfg); err != nil {

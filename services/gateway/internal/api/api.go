@@ -6,6 +6,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -56,6 +57,11 @@ func (h *Handlers) Register(api huma.API) {
 	huma.Register(api, op("verify-audit-log", http.MethodPost, "/v1/audit/verify", "Verify the audit log's hash chain and signed checkpoints", "Audit"), h.verify)
 }
 
+// missingCredential is the 401 for a call without its base's credential.
+func missingCredential(what string) error {
+	return problem(http.StatusUnauthorized, "missing-backend-credential", "this call needs "+what)
+}
+
 // callerFor checks the key's scope and the CPF in one step.
 func callerFor(ctx context.Context, scope, rawCPF string) (Caller, string, error) {
 	c, err := requireScope(ctx, scope)
@@ -64,6 +70,10 @@ func callerFor(ctx context.Context, scope, rawCPF string) (Caller, string, error
 	}
 	person, err := parseCPF(rawCPF)
 	return c, person, err
+}
+
+func hasScheme(h, scheme string) bool {
+	return len(h) > len(scheme)+1 && strings.EqualFold(h[:len(scheme)], scheme) && h[len(scheme)] == ' '
 }
 
 func parseCPF(s string) (string, error) {
@@ -185,7 +195,7 @@ func (h *Handlers) revokeGrant(ctx context.Context, in *RevokeRequest) (*struct{
 // PersonRequest reads a person with a grant.
 type PersonRequest struct {
 	CPF   string `path:"cpf" maxLength:"20"`
-	Grant string `header:"X-Strata-Grant" required:"true" maxLength:"128" doc:"the grant token"`
+	Grant string `header:"X-Strata-Grant" maxLength:"128" doc:"the grant token (required)"`
 }
 
 // Address is a postal address.
@@ -236,6 +246,9 @@ func (h *Handlers) getPerson(ctx context.Context, in *PersonRequest) (*PersonRes
 	if err != nil {
 		return nil, err
 	}
+	if in.Grant == "" {
+		return nil, missingCredential("a grant token in X-Strata-Grant")
+	}
 	var resp *baseav1.GetPersonResponse
 	// Not retried: every attempt uses the grant and is audited.
 	err = h.Backends.A.Call(ctx, false, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
@@ -274,6 +287,9 @@ func (h *Handlers) listDebts(ctx context.Context, in *PersonRequest) (*DebtsResp
 	if err != nil {
 		return nil, err
 	}
+	if in.Grant == "" {
+		return nil, missingCredential("a grant token in X-Strata-Grant")
+	}
 	var resp *baseav1.ListDebtsResponse
 	err = h.Backends.A.Call(ctx, false, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
 		resp, err = baseav1.NewPeopleServiceClient(conn).ListDebts(ctx, &baseav1.ListDebtsRequest{Context: accessCtx(c), Cpf: person, GrantToken: in.Grant})
@@ -293,7 +309,7 @@ func (h *Handlers) listDebts(ctx context.Context, in *PersonRequest) (*DebtsResp
 // BearerRequest carries the partner's OAuth2 access token for Base B.
 type BearerRequest struct {
 	CPF           string `path:"cpf" maxLength:"20"`
-	Authorization string `header:"Authorization" required:"true" maxLength:"8192" doc:"Bearer <access token with base-b:read>"`
+	Authorization string `header:"Authorization" maxLength:"8192" doc:"Bearer <access token with base-b:read> (required)"`
 }
 
 func outgoing(ctx context.Context, authorization, ip string) context.Context {
@@ -338,6 +354,9 @@ func (h *Handlers) getProfile(ctx context.Context, in *BearerRequest) (*ProfileR
 	c, person, err := callerFor(ctx, "base-b:read", in.CPF)
 	if err != nil {
 		return nil, err
+	}
+	if !hasScheme(in.Authorization, "Bearer") {
+		return nil, missingCredential("an OAuth2 access token: Authorization: Bearer <token>")
 	}
 	var resp *basebv1.GetProfileResponse
 	err = h.Backends.B.Call(ctx, true, func(cctx context.Context, conn *grpc.ClientConn) (err error) {
@@ -389,6 +408,9 @@ func (h *Handlers) getScore(ctx context.Context, in *BearerRequest) (*ScoreRespo
 	if err != nil {
 		return nil, err
 	}
+	if !hasScheme(in.Authorization, "Bearer") {
+		return nil, missingCredential("an OAuth2 access token: Authorization: Bearer <token>")
+	}
 	var resp *basebv1.GetScoreResponse
 	err = h.Backends.B.Call(ctx, true, func(cctx context.Context, conn *grpc.ClientConn) (err error) {
 		resp, err = basebv1.NewProfileServiceClient(conn).GetScore(outgoing(cctx, in.Authorization, c.ClientIP), &basebv1.GetScoreRequest{Cpf: person, ClientIp: c.ClientIP})
@@ -413,7 +435,7 @@ func (h *Handlers) getScore(ctx context.Context, in *BearerRequest) (*ScoreRespo
 // BasicRequest carries Base C's basic credentials.
 type BasicRequest struct {
 	CPF           string `path:"cpf" maxLength:"20"`
-	Authorization string `header:"Authorization" required:"true" maxLength:"1024" doc:"Basic <base64(user:password)> of a Base C account"`
+	Authorization string `header:"Authorization" maxLength:"1024" doc:"Basic <base64(user:password)> of a Base C account (required)"`
 }
 
 // LastQuery is the last bureau query of a CPF.
@@ -470,6 +492,9 @@ func (h *Handlers) getActivity(ctx context.Context, in *BasicRequest) (*Activity
 	if err != nil {
 		return nil, err
 	}
+	if !hasScheme(in.Authorization, "Basic") {
+		return nil, missingCredential("Base C basic credentials: Authorization: Basic <base64(user:password)>")
+	}
 	var resp *basecv1.GetActivityResponse
 	err = h.Backends.C.Call(ctx, true, func(cctx context.Context, conn *grpc.ClientConn) (err error) {
 		resp, err = basecv1.NewActivityServiceClient(conn).GetActivity(outgoing(cctx, in.Authorization, c.ClientIP), &basecv1.GetActivityRequest{Cpf: person})
@@ -512,6 +537,9 @@ func (h *Handlers) listMovements(ctx context.Context, in *MovementsRequest) (*Mo
 	c, person, err := callerFor(ctx, "base-c:read", in.CPF)
 	if err != nil {
 		return nil, err
+	}
+	if !hasScheme(in.Authorization, "Basic") {
+		return nil, missingCredential("Base C basic credentials: Authorization: Basic <base64(user:password)>")
 	}
 	req := &basecv1.ListMovementsRequest{Cpf: person, Limit: in.Limit, PageToken: in.PageToken}
 	if !in.From.IsZero() {

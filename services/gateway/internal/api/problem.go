@@ -135,3 +135,8 @@ func fromBackend(err error, base string) error {
 	}
 	return internal()
 }
+
+// NotFound answers unknown paths with a problem body too.
+func NotFound(w http.ResponseWriter, _ *http.Request) {
+	writeProblem(w, notFound("no such endpoint; see /openapi.json"))
+}
