@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"sort"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -84,6 +85,7 @@ func BenchmarkGateway(b *testing.B) {
 		return err
 	}
 
+	idle := pl.RSS()
 	b.Run("activity_via_gateway", func(b *testing.B) { testenv.MeasureLatency(b, get) })
 	b.Run("activity_direct_grpc", func(b *testing.B) { testenv.MeasureLatency(b, grpcGet) })
 	parallel := func(op func() error) func(b *testing.B) {
@@ -104,4 +106,18 @@ func BenchmarkGateway(b *testing.B) {
 	}
 	b.Run("activity_via_gateway_parallel", parallel(get))
 	b.Run("activity_direct_grpc_parallel", parallel(grpcGet))
+	// Resident memory of each service process, idle (after start-up) and
+	// after the load above (aim: ≤ 64 MiB idle, ≤ 256 MiB under load).
+	loaded := pl.RSS()
+	names := make([]string, 0, len(idle))
+	for n := range idle {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		b.Run("memory_"+name, func(b *testing.B) {
+			b.ReportMetric(float64(idle[name])/(1<<20), "idle-MiB")
+			b.ReportMetric(float64(loaded[name])/(1<<20), "loaded-MiB")
+		})
+	}
 }

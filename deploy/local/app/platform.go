@@ -3,9 +3,11 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -80,4 +82,28 @@ func (pl *Platform) Restart(ctx context.Context, name string) error {
 		return errors.New("unknown process " + name)
 	}
 	return pl.p.startOne(ctx, name, false)
+}
+
+// RSS returns each running service's resident memory in bytes (Linux).
+func (pl *Platform) RSS() map[string]int64 {
+	out := map[string]int64{}
+	for _, proc := range pl.p.procs {
+		select {
+		case <-proc.Done():
+			continue
+		default:
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", proc.Pid()))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				var kb int64
+				_, _ = fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), &kb)
+				out[proc.Name] = kb * 1024
+			}
+		}
+	}
+	return out
 }
