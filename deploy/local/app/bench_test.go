@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime"
 	"sort"
 	"sync/atomic"
 	"testing"
@@ -106,6 +107,33 @@ func BenchmarkGateway(b *testing.B) {
 	}
 	b.Run("activity_via_gateway_parallel", parallel(get))
 	b.Run("activity_direct_grpc_parallel", parallel(grpcGet))
+	// Open loop: a fixed offered rate, latency from intended send times,
+	// the generator capped to one core (GOMAXPROCS=1) and its CPU reported;
+	// the two variants alternate, three runs each, and the median run is
+	// reported.
+	for _, rate := range []float64{300, 1000} {
+		b.Run(fmt.Sprintf("open_loop_%.0f_per_s", rate), func(b *testing.B) {
+			prev := runtime.GOMAXPROCS(1)
+			defer runtime.GOMAXPROCS(prev)
+			var gw, dg []testenv.OpenLoopResult
+			for range 3 {
+				gw = append(gw, testenv.OpenLoop(rate, 2*time.Second, 64, get))
+				dg = append(dg, testenv.OpenLoop(rate, 2*time.Second, 64, grpcGet))
+			}
+			med := func(rs []testenv.OpenLoopResult) testenv.OpenLoopResult {
+				sort.Slice(rs, func(i, j int) bool { return rs[i].P99 < rs[j].P99 })
+				return rs[1]
+			}
+			g, d := med(gw), med(dg)
+			b.ReportMetric(float64(g.P50.Microseconds()), "gw-p50-µs")
+			b.ReportMetric(float64(g.P99.Microseconds()), "gw-p99-µs")
+			b.ReportMetric(float64(d.P50.Microseconds()), "direct-p50-µs")
+			b.ReportMetric(float64(d.P99.Microseconds()), "direct-p99-µs")
+			b.ReportMetric(float64(g.Failed+d.Failed), "failed")
+			b.ReportMetric(100*g.GeneratorCPU.Seconds()/g.Elapsed.Seconds(), "gen-cpu-%")
+		})
+	}
+
 	// Resident memory of each service process, idle (after start-up) and
 	// after the load above (aim: ≤ 64 MiB idle, ≤ 256 MiB under load).
 	loaded := pl.RSS()
