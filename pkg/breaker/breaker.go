@@ -101,6 +101,13 @@ func (s *Set) New(cfg Config) *Breaker {
 	return b
 }
 
+// Remove forgets a breaker (a replica that left).
+func (s *Set) Remove(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.breakers, name)
+}
+
 // States returns every breaker's state by name.
 func (s *Set) States() map[string]State {
 	s.mu.Lock()

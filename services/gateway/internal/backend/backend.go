@@ -2,13 +2,18 @@
 // round robin over the replicas that are healthy (grpc.health.v1) and whose
 // circuit breaker is closed, a bulkhead capping calls in flight so a slow
 // base cannot take every gateway goroutine, and bounded retries on another
-// replica for idempotent reads only.
+// replica for idempotent reads only. A target given as a DNS name (a
+// Kubernetes headless Service) is resolved again every few seconds, so
+// replicas that an autoscaler adds or removes join or leave the rotation.
 package backend
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,11 +42,16 @@ type replica struct {
 
 // Pool is one base's replicas.
 type Pool struct {
-	Name     string
+	Name    string
+	next    atomic.Uint64
+	sem     chan struct{}
+	timeout time.Duration
+	targets []string
+	set     *breaker.Set
+	opts    Options
+
+	mu       sync.RWMutex
 	replicas []*replica
-	next     atomic.Uint64
-	sem      chan struct{}
-	timeout  time.Duration
 }
 
 // Options for New.
@@ -51,6 +61,8 @@ type Options struct {
 	Timeout     time.Duration // per attempt (default 2s)
 	// Breaker settings per replica.
 	Breaker breaker.Config
+	// Lookup resolves a target's host name (default: the system resolver).
+	Lookup func(ctx context.Context, host string) ([]string, error)
 }
 
 // isFailure counts only errors that say the replica is in trouble.
@@ -65,9 +77,10 @@ func isFailure(err error) bool {
 	return false
 }
 
-// New dials every replica (lazily: gRPC connects on first use).
-func New(name string, addrs []string, set *breaker.Set, o Options) (*Pool, error) {
-	if len(addrs) == 0 {
+// New builds a pool over targets (host:port each; a host name may resolve
+// to several replicas). gRPC connects lazily, on first use.
+func New(name string, targets []string, set *breaker.Set, o Options) (*Pool, error) {
+	if len(targets) == 0 {
 		return nil, fmt.Errorf("backend %s: no addresses", name)
 	}
 	if o.MaxInFlight <= 0 {
@@ -76,26 +89,113 @@ func New(name string, addrs []string, set *breaker.Set, o Options) (*Pool, error
 	if o.Timeout <= 0 {
 		o.Timeout = 2 * time.Second
 	}
-	p := &Pool{Name: name, sem: make(chan struct{}, o.MaxInFlight), timeout: o.Timeout}
-	for _, a := range addrs {
-		conn, err := grpcclient.New(a, o.Client)
-		if err != nil {
-			p.Close()
-			return nil, err
+	if o.Lookup == nil {
+		o.Lookup = net.DefaultResolver.LookupHost
+	}
+	for _, t := range targets {
+		if _, _, err := net.SplitHostPort(t); err != nil {
+			return nil, fmt.Errorf("backend %s: %q is not host:port", name, t)
 		}
-		bc := o.Breaker
-		bc.Name = fmt.Sprintf("gateway->%s[%s]", name, a)
-		bc.IsFailure = isFailure
-		r := &replica{addr: a, conn: conn, breaker: set.New(bc)}
-		r.healthy.Store(true)
-		p.replicas = append(p.replicas, r)
+	}
+	p := &Pool{Name: name, sem: make(chan struct{}, o.MaxInFlight), timeout: o.Timeout, targets: targets, set: set, opts: o}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := p.Refresh(ctx); err != nil {
+		p.Close()
+		return nil, err
 	}
 	return p, nil
 }
 
+// resolve lists the replica addresses the targets name now. A name that
+// does not resolve keeps the replicas it had (DNS hiccups must not empty
+// the rotation).
+func (p *Pool) resolve(ctx context.Context, current map[string]bool) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(a string) {
+		if !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	for _, t := range p.targets {
+		host, port, _ := net.SplitHostPort(t)
+		if net.ParseIP(host) != nil {
+			add(t)
+			continue
+		}
+		ips, err := p.opts.Lookup(ctx, host)
+		if err != nil || len(ips) == 0 {
+			for a := range current {
+				if h, pt, _ := net.SplitHostPort(a); pt == port && net.ParseIP(h) != nil {
+					add(a)
+				}
+			}
+			continue
+		}
+		sort.Strings(ips)
+		for _, ip := range ips {
+			add(net.JoinHostPort(ip, port))
+		}
+	}
+	return out
+}
+
+// Refresh re-resolves the targets, dialing new replicas and closing those
+// that are gone.
+func (p *Pool) Refresh(ctx context.Context) error {
+	p.mu.RLock()
+	current := map[string]bool{}
+	for _, r := range p.replicas {
+		current[r.addr] = true
+	}
+	p.mu.RUnlock()
+	want := p.resolve(ctx, current)
+	wanted := map[string]bool{}
+	for _, a := range want {
+		wanted[a] = true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var keep []*replica
+	for _, r := range p.replicas {
+		if wanted[r.addr] {
+			keep = append(keep, r)
+			continue
+		}
+		_ = r.conn.Close()
+		p.set.Remove(r.breaker.Name())
+	}
+	for _, a := range want {
+		if current[a] {
+			continue
+		}
+		conn, err := grpcclient.New(a, p.opts.Client)
+		if err != nil {
+			return err
+		}
+		bc := p.opts.Breaker
+		bc.Name = fmt.Sprintf("gateway->%s[%s]", p.Name, a)
+		bc.IsFailure = isFailure
+		r := &replica{addr: a, conn: conn, breaker: p.set.New(bc)}
+		r.healthy.Store(true)
+		keep = append(keep, r)
+	}
+	sort.Slice(keep, func(i, j int) bool { return keep[i].addr < keep[j].addr })
+	p.replicas = keep
+	return nil
+}
+
+func (p *Pool) snapshot() []*replica {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.replicas
+}
+
 // Close closes the connections.
 func (p *Pool) Close() {
-	for _, r := range p.replicas {
+	for _, r := range p.snapshot() {
 		_ = r.conn.Close()
 	}
 }
@@ -108,8 +208,14 @@ func (p *Pool) Close() {
 func (p *Pool) WatchHealth(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	lastResolve := time.Now()
 	for {
-		for _, r := range p.replicas {
+		if time.Since(lastResolve) >= 5*time.Second {
+			lastResolve = time.Now()
+			// On error the current replicas stay; the next refresh retries.
+			_ = p.Refresh(ctx)
+		}
+		for _, r := range p.snapshot() {
 			cctx, cancel := context.WithTimeout(ctx, every)
 			resp, err := healthpb.NewHealthClient(r.conn).Check(cctx, &healthpb.HealthCheckRequest{})
 			cancel()
@@ -126,7 +232,7 @@ func (p *Pool) WatchHealth(ctx context.Context, every time.Duration) {
 // States reports each replica's breaker and health.
 func (p *Pool) States() map[string]string {
 	out := map[string]string{}
-	for _, r := range p.replicas {
+	for _, r := range p.snapshot() {
 		s := string(r.breaker.State())
 		if !r.healthy.Load() {
 			s += ",unhealthy"
@@ -138,7 +244,7 @@ func (p *Pool) States() map[string]string {
 
 // Available reports whether some replica may take calls.
 func (p *Pool) Available() bool {
-	for _, r := range p.replicas {
+	for _, r := range p.snapshot() {
 		if r.breaker.State() != breaker.Open && r.healthy.Load() {
 			return true
 		}
@@ -155,16 +261,20 @@ func (p *Pool) Call(ctx context.Context, idempotent bool, fn func(ctx context.Co
 	default:
 		return ErrBusy
 	}
+	replicas := p.snapshot()
+	if len(replicas) == 0 {
+		return ErrUnavailable
+	}
 	attempts := 1
 	if idempotent {
-		attempts = len(p.replicas)
+		attempts = len(replicas)
 	}
 	start := p.next.Add(1)
 	var last error = ErrUnavailable
 	tried := 0
-	for i := 0; i < len(p.replicas) && tried < attempts; i++ {
-		r := p.replicas[(start+uint64(i))%uint64(len(p.replicas))]
-		if !r.healthy.Load() && len(p.replicas) > 1 {
+	for i := 0; i < len(replicas) && tried < attempts; i++ {
+		r := replicas[(start+uint64(i))%uint64(len(replicas))]
+		if !r.healthy.Load() && len(replicas) > 1 {
 			continue
 		}
 		tried++

@@ -1,0 +1,107 @@
+package backend_test
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/peer"
+
+	"github.com/strata-bureau/strata/pkg/breaker"
+	"github.com/strata-bureau/strata/pkg/logging"
+	"github.com/strata-bureau/strata/pkg/telemetry"
+	"github.com/strata-bureau/strata/services/gateway/internal/backend"
+)
+
+// replica starts a gRPC health server on ip:port.
+func replica(t *testing.T, ip string, port string) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", net.JoinHostPort(ip, port))
+	if err != nil {
+		t.Skipf("cannot listen on %s: %v", ip, err)
+	}
+	s := grpc.NewServer()
+	healthpb.RegisterHealthServer(s, health.NewServer())
+	go func() { _ = s.Serve(lis) }()
+	t.Cleanup(s.Stop)
+	return lis.Addr().String()
+}
+
+// A DNS target follows the names' answers: replicas join and leave.
+func TestDNSTargetsFollowScaling(t *testing.T) {
+	t.Parallel()
+	first := replica(t, "127.0.0.1", "0")
+	_, port, _ := net.SplitHostPort(first)
+	second := replica(t, "127.0.0.2", port)
+	var mu sync.Mutex
+	answer := []string{"127.0.0.1"}
+	lookup := func(_ context.Context, host string) ([]string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if host != "base-c.strata.svc" {
+			t.Errorf("resolved %q", host)
+		}
+		return append([]string(nil), answer...), nil
+	}
+	set, _ := breaker.NewSet(telemetry.Noop().Meter("t"), logging.Discard())
+	p, err := backend.New("base-c", []string{"base-c.strata.svc:" + port}, set, backend.Options{Lookup: lookup, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	served := func() map[string]bool {
+		seen := map[string]bool{}
+		for range 6 {
+			var pr peer.Peer
+			err := p.Call(context.Background(), true, func(ctx context.Context, conn *grpc.ClientConn) error {
+				_, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Peer(&pr))
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen[pr.Addr.String()] = true
+		}
+		return seen
+	}
+	if s := served(); len(s) != 1 || !s[first] {
+		t.Fatalf("one replica: served by %v", s)
+	}
+	mu.Lock()
+	answer = []string{"127.0.0.1", "127.0.0.2"}
+	mu.Unlock()
+	if err := p.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s := served(); len(s) != 2 || !s[second] {
+		t.Fatalf("scaled to two: served by %v", s)
+	}
+	mu.Lock()
+	answer = []string{"127.0.0.2"}
+	mu.Unlock()
+	_ = p.Refresh(context.Background())
+	if s := served(); len(s) != 1 || !s[second] {
+		t.Fatalf("scaled down: served by %v", s)
+	}
+	if len(p.States()) != 1 || len(set.States()) != 1 {
+		t.Fatalf("a removed replica lingers: %v / %v", p.States(), set.States())
+	}
+	// A failed lookup keeps the replicas rather than emptying the rotation.
+	p2, err := backend.New("base-b", []string{"base-c.strata.svc:" + port}, set, backend.Options{Lookup: lookup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p2.Close()
+	mu.Lock()
+	answer = nil
+	mu.Unlock()
+	_ = p2.Refresh(context.Background())
+	if len(p2.States()) != 1 {
+		t.Fatalf("an empty DNS answer emptied the pool: %v", p2.States())
+	}
+}
