@@ -63,3 +63,4 @@ func Connect(ctx context.Context, uri string, opts Options) (*mongo.Client, erro
 		}
 	}
 }
+

@@ -119,13 +119,24 @@ func (r reply) str(k string) string { s, _ := r.body[k].(string); return s }
 
 func TestEveryPartnerJourneyEndToEnd(t *testing.T) {
 	stores := &app.Stores{DatabaseURL: testenv.PostgresAdminURL(t), MongoURI: testenv.MongoURI(t), AMQPURL: testenv.AMQPURL(t)}
-	off := freeOffset(t)
-	cfg := app.Config{DataDir: t.TempDir(), BinDir: binaries(t), PortOffset: off, GatewayAddr: fmt.Sprintf("127.0.0.1:%d", 8080+off)}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	pl, err := app.StartPlatform(ctx, cfg, stores, io.Discard)
-	if err != nil {
-		t.Fatal(err)
+	dataDir, bin := t.TempDir(), binaries(t)
+	var cfg app.Config
+	var pl *app.Platform
+	var err error
+	// A port checked free can be taken before a service binds it: retry on
+	// other ports (same data directory, so the same secrets).
+	for attempt := 0; ; attempt++ {
+		off := freeOffset(t)
+		cfg = app.Config{DataDir: dataDir, BinDir: bin, PortOffset: off, GatewayAddr: fmt.Sprintf("127.0.0.1:%d", 8080+off)}
+		if pl, err = app.StartPlatform(ctx, cfg, stores, io.Discard); err == nil {
+			break
+		}
+		if attempt == 2 {
+			t.Fatal(err)
+		}
+		t.Logf("platform start %d failed (%v); retrying on other ports", attempt, err)
 	}
 	defer pl.Stop()
 	env := pl.Env()

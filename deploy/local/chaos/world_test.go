@@ -148,22 +148,38 @@ func newWorld(t *testing.T) *world {
 	w.pgProxy = testenv.NewProxy(t, pgU.Host)
 	mgU, _ := url.Parse(fe.URI)
 	w.mgProxy = testenv.NewProxy(t, mgU.Host)
-	w.off = offset(t)
-	for _, p := range []int{7201, 7202} {
-		w.bProxy = append(w.bProxy, testenv.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", p+w.off)))
-	}
-	w.stores = &app.Stores{
-		DatabaseURL: testenv.ProxyURL(pg.URL, pgU.Host, w.pgProxy.Addr()),
-		MongoURI:    testenv.ProxyURL(fe.URI, mgU.Host, w.mgProxy.Addr()),
-		AMQPURL:     w.rabbit.URL,
-	}
-	w.gw = fmt.Sprintf("127.0.0.1:%d", 8080+w.off)
-	w.data = filepath.Join(dir, "data")
-	cfg := app.Config{DataDir: w.data, BinDir: bin, PortOffset: w.off, GatewayAddr: w.gw,
-		Overrides: []string{"GATEWAY_BASEB_ADDRS=" + w.bProxy[0].Addr() + "," + w.bProxy[1].Addr()}}
-	w.pl, err = app.StartPlatform(ctx, cfg, w.stores, io.Discard)
-	if err != nil {
-		t.Fatal(err)
+	// A port checked free can be taken before a service binds it (the
+	// proxies' own ports are ephemeral): retry the platform on new ports,
+	// showing what the failed start logged.
+	for attempt := 0; ; attempt++ {
+		w.off = offset(t)
+		w.bProxy = nil
+		for _, p := range []int{7201, 7202} {
+			w.bProxy = append(w.bProxy, testenv.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", p+w.off)))
+		}
+		w.stores = &app.Stores{
+			DatabaseURL: testenv.ProxyURL(pg.URL, pgU.Host, w.pgProxy.Addr()),
+			MongoURI:    testenv.ProxyURL(fe.URI, mgU.Host, w.mgProxy.Addr()),
+			AMQPURL:     w.rabbit.URL,
+		}
+		w.gw = fmt.Sprintf("127.0.0.1:%d", 8080+w.off)
+		w.data = filepath.Join(dir, "data") // the same secrets and certificates on a retry
+		cfg := app.Config{DataDir: w.data, BinDir: bin, PortOffset: w.off, GatewayAddr: w.gw,
+			Overrides: []string{"GATEWAY_BASEB_ADDRS=" + w.bProxy[0].Addr() + "," + w.bProxy[1].Addr()}}
+		w.pl, err = app.StartPlatform(ctx, cfg, w.stores, io.Discard)
+		if err == nil {
+			break
+		}
+		logs, _ := filepath.Glob(filepath.Join(w.data, "logs", "*.log"))
+		for _, l := range logs {
+			if b, rerr := os.ReadFile(l); rerr == nil && len(b) > 0 {
+				t.Logf("%s: %s", filepath.Base(l), tail(string(b), 600))
+			}
+		}
+		if attempt == 2 {
+			t.Fatal(err)
+		}
+		t.Logf("platform start %d failed (%v); retrying on other ports", attempt, err)
 	}
 	t.Cleanup(w.pl.Stop)
 	w.env = w.pl.Env()

@@ -20,6 +20,7 @@ import (
 	"github.com/strata-bureau/strata/pkg/health"
 	"github.com/strata-bureau/strata/pkg/httpserver"
 	"github.com/strata-bureau/strata/pkg/mongodb"
+	"github.com/strata-bureau/strata/pkg/retry"
 	"github.com/strata-bureau/strata/pkg/telemetry"
 	basebv1 "github.com/strata-bureau/strata/proto/gen/go/baseb/v1"
 	"github.com/strata-bureau/strata/services/base-b/internal/authz"
@@ -103,7 +104,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	}
 	defer func() { _ = client.Disconnect(context.WithoutCancel(ctx)) }()
 	st := store.New(client.Database(cfg.MongoDatabase))
-	if err := st.EnsureIndexes(ctx); err != nil {
+	if err := retry.Do(ctx, 5, st.EnsureIndexes); err != nil {
 		return err
 	}
 	mongoBreaker := breakers.New(breaker.Config{Name: "base-b->mongo", IsFailure: grpcapi.IsStoreFailure, OpenFor: 3 * time.Second})
@@ -115,15 +116,19 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	defer func() { _ = mq.Close() }()
 	q := events.Queue(cfg.Queue)
 	q.Exchange = cfg.Exchange
-	ch, err := mq.Channel(ctx)
-	if err != nil {
+	// Declared before serving so nothing published once this replica is
+	// up is unroutable; retried because replicas start together (a failed
+	// declaration closes its channel).
+	if err := retry.Do(ctx, 5, func(ctx context.Context) error {
+		ch, err := mq.Channel(ctx)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = ch.Close() }()
+		return q.Declare(ch)
+	}); err != nil {
 		return err
 	}
-	if err := q.Declare(ch); err != nil {
-		_ = ch.Close()
-		return err
-	}
-	_ = ch.Close()
 
 	api := &grpcapi.Server{Store: st, Breaker: mongoBreaker, Logger: logger, Now: time.Now}
 	srv := grpcserver.New(grpcserver.Options{

@@ -24,6 +24,7 @@ import (
 	"github.com/strata-bureau/strata/pkg/health"
 	"github.com/strata-bureau/strata/pkg/httpserver"
 	"github.com/strata-bureau/strata/pkg/mongodb"
+	"github.com/strata-bureau/strata/pkg/retry"
 	"github.com/strata-bureau/strata/pkg/telemetry"
 	basecv1 "github.com/strata-bureau/strata/proto/gen/go/basec/v1"
 	"github.com/strata-bureau/strata/services/base-c/internal/accounts"
@@ -143,7 +144,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	}
 	defer func() { _ = client.Disconnect(context.WithoutCancel(ctx)) }()
 	st := store.New(client.Database(cfg.MongoDatabase))
-	if err := st.EnsureIndexes(ctx); err != nil {
+	if err := retry.Do(ctx, 5, st.EnsureIndexes); err != nil {
 		return err
 	}
 
@@ -215,7 +216,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	dataQ.Exchange, castQ.Exchange = cfg.Exchange, cfg.Exchange
 	// Declare the shared queue before serving, so no event published after
 	// this replica reports ready can be unroutable.
-	if err := declare(ctx, mq, dataQ); err != nil {
+	if err := retry.Do(ctx, 5, func(ctx context.Context) error { return declare(ctx, mq, dataQ) }); err != nil {
 		return err
 	}
 	logger.Info("base-c serving", "grpc", glis.Addr().String(), "http", hlis.Addr().String(), "replica", cfg.ReplicaID)

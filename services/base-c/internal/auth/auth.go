@@ -152,14 +152,14 @@ func (a *Authenticator) Authenticate(ctx context.Context, user, password, client
 	if a.ips.blocked(clientIP, a.now()) {
 		return Principal{}, domain.ErrThrottled
 	}
-	p, err := a.cold1(ctx, user, password)
+	p, err := a.verifyCold(ctx, user, password)
 	if errors.Is(err, domain.ErrUnauthorized) {
 		a.ips.fail(clientIP, a.now())
 	}
 	return p, err
 }
 
-func (a *Authenticator) cold1(ctx context.Context, user, password string) (Principal, error) {
+func (a *Authenticator) verifyCold(ctx context.Context, user, password string) (Principal, error) {
 	acct, err := a.store.GetAccount(ctx, user)
 	if errors.Is(err, domain.ErrNotFound) {
 		// Spend the same time as a real check so timing does not reveal
