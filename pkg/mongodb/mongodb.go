@@ -63,4 +63,3 @@ func Connect(ctx context.Context, uri string, opts Options) (*mongo.Client, erro
 		}
 	}
 }
-
