@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"sync"
 	"time"
 
@@ -117,17 +116,6 @@ func (s *Set) States() map[string]State {
 		out[name] = b.State()
 	}
 	return out
-}
-
-// Names returns the breaker names, sorted.
-func (s *Set) Names() []string {
-	st := s.States()
-	names := make([]string, 0, len(st))
-	for n := range st {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }
 
 func defaultIsFailure(err error) bool { return !errors.Is(err, context.Canceled) }

@@ -1,23 +1,18 @@
 // Package grpcclient builds gRPC client connections the way Strata's
 // services call each other: OpenTelemetry stats handler, a default deadline
-// on every call, optional client-side round robin with grpc.health.v1
-// checking over several replicas, and TLS/mTLS when configured.
+// on every call, and TLS/mTLS when configured.
 package grpcclient
 
 import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"strings"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
-	_ "google.golang.org/grpc/health" // registers client-side health checking
-	"google.golang.org/grpc/resolver"
-	"google.golang.org/grpc/resolver/manual"
 
 	"github.com/strata-bureau/strata/pkg/telemetry"
 )
@@ -29,44 +24,17 @@ type Options struct {
 	TLS *tls.Config
 	// DefaultTimeout bounds calls made without a deadline (default 5s).
 	DefaultTimeout time.Duration
-	// HealthCheck enables grpc.health.v1 watching: replicas that report
-	// NOT_SERVING leave the round robin until they recover.
-	HealthCheck bool
-	// UnaryInterceptors run after the deadline interceptor, in order.
-	UnaryInterceptors []grpc.UnaryClientInterceptor
 }
 
-// New dials one address.
+// New dials one replica at addr (host:port), lazily. Balancing over
+// replicas, with a breaker and health state per replica, is the caller's
+// (see the gateway's backend pools), so the address is used as given.
 func New(addr string, opts Options, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
-	return NewBalanced([]string{addr}, opts, extra...)
-}
-
-// NewBalanced returns one connection that balances calls round robin over
-// addrs (host:port each); each address is one replica.
-func NewBalanced(addrs []string, opts Options, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
-	if len(addrs) == 0 {
-		return nil, fmt.Errorf("grpcclient: no addresses")
-	}
 	if opts.DefaultTimeout <= 0 {
 		opts.DefaultTimeout = 5 * time.Second
 	}
-	res := manual.NewBuilderWithScheme("strata")
-	state := resolver.State{}
-	for _, a := range addrs {
-		state.Addresses = append(state.Addresses, resolver.Address{Addr: strings.TrimSpace(a)})
-	}
-	res.InitialState(state)
-
-	sc := `{"loadBalancingConfig":[{"round_robin":{}}]`
-	if opts.HealthCheck {
-		sc += `,"healthCheckConfig":{"serviceName":""}`
-	}
-	sc += `}`
-
 	do := []grpc.DialOption{
-		grpc.WithResolvers(res),
-		grpc.WithDefaultServiceConfig(sc),
-		grpc.WithChainUnaryInterceptor(append([]grpc.UnaryClientInterceptor{deadline(opts.DefaultTimeout)}, opts.UnaryInterceptors...)...),
+		grpc.WithUnaryInterceptor(deadline(opts.DefaultTimeout)),
 	}
 	if opts.Telemetry != nil {
 		do = append(do, grpc.WithStatsHandler(otelgrpc.NewClientHandler(
@@ -80,8 +48,7 @@ func NewBalanced(addrs []string, opts Options, extra ...grpc.DialOption) (*grpc.
 	} else {
 		do = append(do, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	}
-	do = append(do, extra...)
-	conn, err := grpc.NewClient(res.Scheme()+":///replicas", do...)
+	conn, err := grpc.NewClient("passthrough:///"+addr, append(do, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("grpcclient: %w", err)
 	}

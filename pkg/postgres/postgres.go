@@ -77,9 +77,3 @@ func Redact(err error) error {
 	}
 	return err
 }
-
-// IsUniqueViolation reports a unique-constraint violation (SQLSTATE 23505).
-func IsUniqueViolation(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "23505"
-}

@@ -329,6 +329,30 @@ func TestEveryPartnerJourneyEndToEnd(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 
+	// Keys record when they were last used (written in the background).
+	deadline = time.Now().Add(15 * time.Second)
+	for {
+		ps := c.do("GET", "/v1/admin/partners", "", "X-Api-Key", admin).want(t, 200, "")
+		used := false
+		partners, _ := ps.body["partners"].([]any)
+		for _, p := range partners {
+			pm, _ := p.(map[string]any)
+			keys, _ := pm["keys"].([]any)
+			for _, k := range keys {
+				if km, _ := k.(map[string]any); pm["id"] == "acme-bank" && km["last_used_at"] != nil {
+					used = true
+				}
+			}
+		}
+		if used {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("last_used_at never recorded: %s", ps.raw)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+
 	// The contract is published.
 	oa := c.do("GET", "/openapi.json", "").want(t, 200, "")
 	if paths, _ := oa.body["paths"].(map[string]any); paths["/v1/grants"] == nil || paths["/v1/activity/{cpf}/movements"] == nil {

@@ -89,8 +89,6 @@ func toStatus(err error) error {
 		return status.Error(codes.NotFound, "no activity for this CPF")
 	case errors.Is(err, domain.ErrExists):
 		return status.Error(codes.AlreadyExists, "already exists")
-	case errors.Is(err, domain.ErrPermission):
-		return status.Error(codes.PermissionDenied, "permission denied")
 	case errors.Is(err, domain.ErrInvalid):
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, domain.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):

@@ -242,16 +242,6 @@ func (p *Pool) States() map[string]string {
 	return out
 }
 
-// Available reports whether some replica may take calls.
-func (p *Pool) Available() bool {
-	for _, r := range p.snapshot() {
-		if r.breaker.State() != breaker.Open && r.healthy.Load() {
-			return true
-		}
-	}
-	return false
-}
-
 // Call runs fn on a replica. Idempotent calls that fail with Unavailable
 // (or meet an open breaker) move on to the next replica, once per replica.
 func (p *Pool) Call(ctx context.Context, idempotent bool, fn func(ctx context.Context, conn *grpc.ClientConn) error) error {
