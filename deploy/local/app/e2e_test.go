@@ -207,9 +207,16 @@ func TestEveryPartnerJourneyEndToEnd(t *testing.T) {
 
 	// 4. Activity with basic auth.
 	basic := "Basic " + b64(env["STRATA_BASEC_USER"]+":"+env["STRATA_BASEC_PASSWORD"])
-	act := c.do("GET", "/v1/activity/52998224725", "", "X-Api-Key", key, "Authorization", basic).want(t, 200, "")
-	if act.body["last_purchase"] == nil || act.body["movements"] == nil {
-		t.Fatalf("activity: %s", act.raw)
+	// The demo activity is seeded through AMQP when the platform starts:
+	// it arrives asynchronously, so wait for it rather than race it.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		act := c.do("GET", "/v1/activity/52998224725", "", "X-Api-Key", key, "Authorization", basic).want(t, 200, "")
+		if ms, _ := act.body["movements"].([]any); act.body["last_purchase"] != nil && len(ms) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("seeded activity never arrived: %s", act.raw)
+		}
 	}
 	c.do("GET", "/v1/activity/52998224725/movements?limit=2", "", "X-Api-Key", key, "Authorization", basic).want(t, 200, "")
 	c.do("GET", "/v1/activity/52998224725", "", "X-Api-Key", key, "Authorization", "Basic "+b64("demo-partner:wrong-password")).want(t, 401, "backend-credential-refused")

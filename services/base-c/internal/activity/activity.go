@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/maypok86/otter/v2"
 
@@ -40,10 +41,17 @@ type Options struct {
 // entry is an immutable cache value. act is nil for "nothing known" (a
 // cached miss). fresh is false after an invalidation that could not reload:
 // the next read goes to the store first, and uses the entry only if the
-// store is unreachable.
+// store is unreachable. A placeholder holds no answer at all: it only
+// records, for a CPF that was not cached, that a write's reload failed.
+//
+// seq orders loads: it is taken before the store is read, so a load that
+// started before a write has a smaller seq than the reload that follows
+// the write, and can never overwrite it however late it finishes.
 type entry struct {
-	act   *domain.Activity
-	fresh bool
+	act         *domain.Activity
+	fresh       bool
+	placeholder bool
+	seq         uint64
 }
 
 // Service serves activity.
@@ -53,6 +61,7 @@ type Service struct {
 	cache   *otter.Cache[string, entry]
 	opts    Options
 	logger  *slog.Logger
+	seq     atomic.Uint64
 }
 
 // New returns a service. b guards every store call.
@@ -77,6 +86,7 @@ func IsStoreFailure(err error) bool {
 }
 
 func (s *Service) load(ctx context.Context, cpf string) (entry, error) {
+	seq := s.seq.Add(1)
 	a, err := breaker.Do(s.breaker, func() (*domain.Activity, error) {
 		a, err := s.store.GetActivity(ctx, cpf, s.opts.LatestMovements)
 		if errors.Is(err, domain.ErrNotFound) {
@@ -85,15 +95,26 @@ func (s *Service) load(ctx context.Context, cpf string) (entry, error) {
 		return a, err
 	})
 	if err != nil {
-		return entry{}, err
+		return entry{seq: seq}, err
 	}
-	return entry{act: a, fresh: true}, nil
+	return entry{act: a, fresh: true, seq: seq}, nil
+}
+
+// put caches ne unless the cache already holds the result of a later load.
+func (s *Service) put(cpf string, ne entry) {
+	s.cache.Compute(cpf, func(old entry, found bool) (entry, otter.ComputeOp) {
+		if found && old.seq > ne.seq {
+			return old, otter.CancelOp
+		}
+		return ne, otter.WriteOp
+	})
 }
 
 // Get returns the CPF's activity. stale is true when the answer came from
 // cache because the store is unavailable.
 func (s *Service) Get(ctx context.Context, cpf string) (act *domain.Activity, stale bool, err error) {
 	e, ok := s.cache.GetIfPresent(cpf)
+	ok = ok && !e.placeholder
 	storeDown := s.breaker.State() == breaker.Open
 	if ok && (e.fresh || storeDown) {
 		return found(e, storeDown)
@@ -106,7 +127,7 @@ func (s *Service) Get(ctx context.Context, cpf string) (act *domain.Activity, st
 		}
 		return nil, false, fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
 	}
-	s.cache.Set(cpf, ne)
+	s.put(cpf, ne)
 	return found(ne, false)
 }
 
@@ -124,17 +145,25 @@ func (s *Service) ListMovements(ctx context.Context, f domain.MovementFilter) ([
 }
 
 // Refresh reloads the CPF from the store into the cache; when the store is
-// unreachable the cached entry is kept but marked not fresh.
+// unreachable the cached entry is kept but marked not fresh (and a CPF not
+// cached gets a placeholder, so a read that loaded before the write cannot
+// cache what it read as fresh).
 func (s *Service) Refresh(ctx context.Context, cpf string) {
 	ne, err := s.load(ctx, cpf)
 	if err != nil {
-		s.cache.ComputeIfPresent(cpf, func(old entry) (entry, otter.ComputeOp) {
-			old.fresh = false
+		s.cache.Compute(cpf, func(old entry, found bool) (entry, otter.ComputeOp) {
+			if !found {
+				return entry{placeholder: true, seq: ne.seq}, otter.WriteOp
+			}
+			if old.seq > ne.seq {
+				return old, otter.CancelOp
+			}
+			old.fresh, old.seq = false, ne.seq
 			return old, otter.WriteOp
 		})
 		return
 	}
-	s.cache.Set(cpf, ne)
+	s.put(cpf, ne)
 }
 
 // InvalidateAll drops the whole cache (after missing invalidations).
@@ -166,11 +195,15 @@ func (s *Service) RecordQuery(ctx context.Context, cpf string, q domain.LastQuer
 }
 
 // PatchQuery sets a cached entry's last query if q is newer. An entry
-// cached as "nothing known" is dropped instead (the CPF now has data).
+// cached as "nothing known" becomes a placeholder instead (the CPF now has
+// data; the next read loads it, and a load older than this cannot win).
 func (s *Service) PatchQuery(cpf string, q domain.LastQuery) {
 	s.cache.ComputeIfPresent(cpf, func(old entry) (entry, otter.ComputeOp) {
+		if old.placeholder {
+			return old, otter.CancelOp
+		}
 		if old.act == nil {
-			return old, otter.InvalidateOp
+			return entry{placeholder: true, seq: s.seq.Add(1)}, otter.WriteOp
 		}
 		if old.act.LastQuery != nil && !q.QueriedAt.After(old.act.LastQuery.QueriedAt) {
 			return old, otter.CancelOp
@@ -178,7 +211,7 @@ func (s *Service) PatchQuery(cpf string, q domain.LastQuery) {
 		a := *old.act
 		lq := q
 		a.LastQuery = &lq
-		return entry{act: &a, fresh: old.fresh}, otter.WriteOp
+		return entry{act: &a, fresh: old.fresh, seq: old.seq}, otter.WriteOp
 	})
 }
 
