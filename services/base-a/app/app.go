@@ -65,6 +65,11 @@ type Config struct {
 	HistoryWindow      time.Duration `env:"HISTORY_WINDOW, default=4380h"`
 	CheckpointInterval time.Duration `env:"CHECKPOINT_INTERVAL, default=10s"`
 	ChainInterval      time.Duration `env:"CHAIN_INTERVAL, default=250ms"`
+	// AuditRetention is how long audit entries are kept (default five
+	// years; at least 183 days). Older ones are purged every
+	// AuditPurgeInterval, in signed chain segments.
+	AuditRetention     time.Duration `env:"AUDIT_RETENTION, default=43800h"`
+	AuditPurgeInterval time.Duration `env:"AUDIT_PURGE_INTERVAL, default=1h"`
 	MaxConns           int32         `env:"DB_MAX_CONNS, default=16"`
 	SeedDemo           bool          `env:"SEED_DEMO, default=false"`
 	LogLevel           string        `env:"LOG_LEVEL, default=info"`
@@ -82,6 +87,12 @@ func (c *Config) Validate() error {
 	}
 	if c.HistoryWindow < 24*time.Hour {
 		errs = append(errs, errors.New("HISTORY_WINDOW must be at least 24h (the law asks for six months)"))
+	}
+	if c.AuditRetention < store.MinAuditRetention || c.AuditRetention < c.HistoryWindow {
+		errs = append(errs, errors.New("AUDIT_RETENTION must be at least 4392h (183 days) and at least HISTORY_WINDOW"))
+	}
+	if c.AuditPurgeInterval < 10*time.Millisecond {
+		errs = append(errs, errors.New("AUDIT_PURGE_INTERVAL must be at least 10ms"))
 	}
 	if c.CheckpointInterval < 100*time.Millisecond || c.ChainInterval < 10*time.Millisecond {
 		errs = append(errs, errors.New("CHECKPOINT_INTERVAL ≥ 100ms and CHAIN_INTERVAL ≥ 10ms"))
@@ -191,6 +202,18 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 		every(gctx, cfg.ChainInterval, func() {
 			if _, err := st.ChainPending(gctx, chain); err != nil && gctx.Err() == nil {
 				logger.Warn("audit chaining failed; will retry", "err", err)
+			}
+		})
+		return nil
+	})
+	g.Go(func() error {
+		every(gctx, cfg.AuditPurgeInterval, func() {
+			n, err := st.PurgeAudit(gctx, chain, cfg.AuditRetention)
+			switch {
+			case err != nil && gctx.Err() == nil:
+				logger.Warn("audit retention purge failed; will retry", "err", err)
+			case n > 0:
+				logger.Info("audit entries past retention purged", "entries", n, "retention", cfg.AuditRetention.String())
 			}
 		})
 		return nil

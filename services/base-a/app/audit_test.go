@@ -31,6 +31,7 @@ type verdict struct {
 	Bad     int64  `json:"first_bad_entry"`
 	Problem string `json:"problem"`
 	CPs     int64  `json:"checkpoints_verified"`
+	Purged  int64  `json:"purged_through"`
 }
 
 func (e *env) verify(addr string) (int, verdict) {

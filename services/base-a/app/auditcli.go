@@ -89,7 +89,8 @@ func RunAuditCLI(ctx context.Context, l config.Lookuper, args []string, stdout, 
 			return fail(err)
 		}
 		out, _ := json.Marshal(map[string]any{"ok": r.GetOk(), "checked_entries": r.GetCheckedEntries(),
-			"first_bad_entry": r.GetFirstBadEntry(), "problem": r.GetProblem(), "checkpoints_verified": r.GetCheckpointsVerified()})
+			"first_bad_entry": r.GetFirstBadEntry(), "problem": r.GetProblem(), "checkpoints_verified": r.GetCheckpointsVerified(),
+			"purged_through": r.GetPurgedThrough()})
 		fmt.Fprintln(stdout, string(out))
 		if !r.GetOk() {
 			fmt.Fprintf(stderr, "strata-audit: TAMPERING DETECTED at entry seq %d: %s\n", r.GetFirstBadEntry(), r.GetProblem())

@@ -109,3 +109,19 @@ func (k *Keys) Sign(seq int64, hash []byte, at time.Time) []byte {
 func VerifyCheckpoint(pub ed25519.PublicKey, seq int64, hash []byte, at time.Time, sig []byte) bool {
 	return ed25519.Verify(pub, checkpointMessage(seq, hash, at), sig)
 }
+
+func purgeMessage(through int64, anchor []byte, cutoff, at time.Time, entries int64) []byte {
+	return fmt.Appendf(nil, "strata-audit-purge|%d|%x|%d|%d|%d", through, anchor, cutoff.UTC().UnixMicro(), at.UTC().UnixMicro(), entries)
+}
+
+// SignPurge signs the record of a retention purge of every entry up to
+// through, whose checkpoint hash (the anchor the rest of the chain is
+// verified from) is anchor.
+func (k *Keys) SignPurge(through int64, anchor []byte, cutoff, at time.Time, entries int64) []byte {
+	return ed25519.Sign(k.signer, purgeMessage(through, anchor, cutoff, at, entries))
+}
+
+// VerifyPurge checks a purge record's signature.
+func VerifyPurge(pub ed25519.PublicKey, through int64, anchor []byte, cutoff, at time.Time, entries int64, sig []byte) bool {
+	return ed25519.Verify(pub, purgeMessage(through, anchor, cutoff, at, entries), sig)
+}

@@ -202,4 +202,7 @@ type Verification struct {
 	FirstBadEntry       int64
 	Problem             string
 	CheckpointsVerified int64
+	// PurgedThrough is the last entry removed by retention purges (0: none);
+	// the chain is verified from the signed checkpoint there.
+	PurgedThrough int64
 }

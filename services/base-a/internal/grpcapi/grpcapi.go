@@ -440,5 +440,5 @@ func (s *AuditServer) VerifyChain(ctx context.Context, req *baseav1.VerifyChainR
 		return nil, toStatus(err)
 	}
 	return &baseav1.VerifyChainResponse{Ok: v.OK, CheckedEntries: v.CheckedEntries, FirstBadEntry: v.FirstBadEntry,
-		Problem: v.Problem, CheckpointsVerified: v.CheckpointsVerified}, nil
+		Problem: v.Problem, CheckpointsVerified: v.CheckpointsVerified, PurgedThrough: v.PurgedThrough}, nil
 }

@@ -234,6 +234,30 @@ func (s *Store) Verify(ctx context.Context, o ChainOptions, fromSeq, toSeq int64
 		rows.Close()
 
 		start, prev := int64(1), make([]byte, 32)
+		// After a retention purge the chain starts at the purge's signed
+		// checkpoint; the purge record must itself be signed.
+		var through, entries int64
+		var cutoff, purgedAt time.Time
+		var purgeSig []byte
+		err = tx.QueryRow(ctx, `SELECT through_seq, cutoff, purged_at, entries, signature FROM audit_purges
+			ORDER BY through_seq DESC LIMIT 1`).Scan(&through, &cutoff, &purgedAt, &entries, &purgeSig)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+		case err != nil:
+			return err
+		default:
+			c, ok := cps[through]
+			if !ok {
+				bad(through, fmt.Sprintf("the checkpoint purge %d is anchored on is missing", through))
+				return nil
+			}
+			if !audit.VerifyCheckpoint(pub, through, c.hash, c.at, c.sig) ||
+				!audit.VerifyPurge(pub, through, c.hash, cutoff, purgedAt, entries, purgeSig) {
+				bad(through, "purge record signature invalid")
+				return nil
+			}
+			start, prev, v.PurgedThrough = through+1, c.hash, through
+		}
 		if fromSeq > 1 {
 			for seq, c := range cps {
 				if seq < fromSeq && seq+1 > start {

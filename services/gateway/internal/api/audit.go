@@ -165,6 +165,7 @@ type VerifyResponse struct {
 		FirstBadEntry       int64  `json:"first_bad_entry"`
 		Problem             string `json:"problem,omitempty"`
 		CheckpointsVerified int64  `json:"checkpoints_verified"`
+		PurgedThrough       int64  `json:"purged_through" doc:"Last entry removed by a signed retention purge (0: none); the chain is verified from the checkpoint there."`
 	}
 }
 
@@ -183,5 +184,6 @@ func (h *Handlers) verify(ctx context.Context, _ *struct{}) (*VerifyResponse, er
 	out := &VerifyResponse{}
 	out.Body.OK, out.Body.CheckedEntries, out.Body.FirstBadEntry = resp.GetOk(), resp.GetCheckedEntries(), resp.GetFirstBadEntry()
 	out.Body.Problem, out.Body.CheckpointsVerified = resp.GetProblem(), resp.GetCheckpointsVerified()
+	out.Body.PurgedThrough = resp.GetPurgedThrough()
 	return out, nil
 }

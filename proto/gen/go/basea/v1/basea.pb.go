@@ -1725,8 +1725,11 @@ type VerifyChainResponse struct {
 	FirstBadEntry       int64  `protobuf:"varint,3,opt,name=first_bad_entry,json=firstBadEntry,proto3" json:"first_bad_entry,omitempty"`
 	Problem             string `protobuf:"bytes,4,opt,name=problem,proto3" json:"problem,omitempty"`
 	CheckpointsVerified int64  `protobuf:"varint,5,opt,name=checkpoints_verified,json=checkpointsVerified,proto3" json:"checkpoints_verified,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// purged_through is the last entry removed by a signed retention purge
+	// (0: none); the chain is verified from the checkpoint there.
+	PurgedThrough int64 `protobuf:"varint,6,opt,name=purged_through,json=purgedThrough,proto3" json:"purged_through,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VerifyChainResponse) Reset() {
@@ -1790,6 +1793,13 @@ func (x *VerifyChainResponse) GetProblem() string {
 func (x *VerifyChainResponse) GetCheckpointsVerified() int64 {
 	if x != nil {
 		return x.CheckpointsVerified
+	}
+	return 0
+}
+
+func (x *VerifyChainResponse) GetPurgedThrough() int64 {
+	if x != nil {
+		return x.PurgedThrough
 	}
 	return 0
 }
@@ -1917,13 +1927,14 @@ const file_basea_v1_basea_proto_rawDesc = "" +
 	"\x05since\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"F\n" +
 	"\x12VerifyChainRequest\x12\x19\n" +
 	"\bfrom_seq\x18\x01 \x01(\x03R\afromSeq\x12\x15\n" +
-	"\x06to_seq\x18\x02 \x01(\x03R\x05toSeq\"\xc3\x01\n" +
+	"\x06to_seq\x18\x02 \x01(\x03R\x05toSeq\"\xea\x01\n" +
 	"\x13VerifyChainResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12'\n" +
 	"\x0fchecked_entries\x18\x02 \x01(\x03R\x0echeckedEntries\x12&\n" +
 	"\x0ffirst_bad_entry\x18\x03 \x01(\x03R\rfirstBadEntry\x12\x18\n" +
 	"\aproblem\x18\x04 \x01(\tR\aproblem\x121\n" +
-	"\x14checkpoints_verified\x18\x05 \x01(\x03R\x13checkpointsVerified*\x93\x01\n" +
+	"\x14checkpoints_verified\x18\x05 \x01(\x03R\x13checkpointsVerified\x12%\n" +
+	"\x0epurged_through\x18\x06 \x01(\x03R\rpurgedThrough*\x93\x01\n" +
 	"\aPurpose\x12\x17\n" +
 	"\x13PURPOSE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17PURPOSE_CREDIT_ANALYSIS\x10\x01\x12\x1c\n" +
