@@ -4,11 +4,17 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/strata-bureau/strata/pkg/breaker"
 	"github.com/strata-bureau/strata/pkg/testenv"
 	baseav1 "github.com/strata-bureau/strata/proto/gen/go/basea/v1"
+	"github.com/strata-bureau/strata/services/base-a/internal/crypto"
+	"github.com/strata-bureau/strata/services/base-a/internal/domain"
+	"github.com/strata-bureau/strata/services/base-a/internal/store"
 )
 
 // BenchmarkBaseA, read as ratios within one run:
@@ -16,6 +22,8 @@ import (
 //	read_audited        GetPerson with a grant: grant check, use, audit insert, decrypt, one transaction
 //	grant_and_read      RequestGrant then GetPerson (two audited transactions)
 //	read_audited_parallel  throughput of audited reads from 8 concurrent callers
+//	store_read_audited  the same audited read called on the store, without gRPC and mTLS
+//	baseline_grpc_mtls  a gRPC health check on the same mTLS connection: the transport's floor
 //	baseline_pgx_pk_select a bare pgx primary-key SELECT on the same database
 func BenchmarkBaseA(b *testing.B) {
 	e := newEnv(b)
@@ -69,6 +77,39 @@ func BenchmarkBaseA(b *testing.B) {
 			}
 		})
 		b.ReportMetric(float64(reads.Load())/b.Elapsed().Seconds(), "audited-reads/s")
+	})
+	b.Run("store_read_audited", func(b *testing.B) {
+		pool, err := pgxpool.New(ctx, e.appURL)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer pool.Close()
+		keys, err := crypto.ParseKeys(e.vars["BASEA_DATA_KEYS"], e.vars["BASEA_BLIND_INDEX_KEY"])
+		if err != nil {
+			b.Fatal(err)
+		}
+		st := store.New(pool, keys, breaker.Standalone(breaker.Config{Name: "bench"}))
+		caller := domain.Caller{PartnerID: "bank-a", Identity: "gateway", ClientIP: "203.0.113.7"}
+		tok, uses := newGrant(), 0
+		testenv.MeasureLatency(b, func() error {
+			if uses == 10 {
+				b.StopTimer()
+				tok, uses = newGrant(), 0
+				b.StartTimer()
+			}
+			uses++
+			dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			_, err := st.ReadWithGrant(dctx, caller, maria, tok, []string{domain.FieldName})
+			return err
+		})
+	})
+	b.Run("baseline_grpc_mtls", func(b *testing.B) {
+		hc := healthpb.NewHealthClient(e.dial(addr, "gateway"))
+		testenv.MeasureLatency(b, func() error {
+			_, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+			return err
+		})
 	})
 	b.Run("baseline_pgx_pk_select", func(b *testing.B) {
 		pool, err := pgxpool.New(ctx, e.appURL)
