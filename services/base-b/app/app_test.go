@@ -59,6 +59,7 @@ func newCluster(t testing.TB) *cluster {
 
 type replica struct {
 	client basebv1.ProfileServiceClient
+	addr   string
 	stop   func()
 }
 
@@ -103,7 +104,7 @@ func (c *cluster) start() replica {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return replica{client: basebv1.NewProfileServiceClient(conn), stop: stop}
+	return replica{client: basebv1.NewProfileServiceClient(conn), addr: glis.Addr().String(), stop: stop}
 }
 
 func (c *cluster) as(scopes string) context.Context {

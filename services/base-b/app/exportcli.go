@@ -12,12 +12,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/strata-bureau/strata/pkg/config"
 	"github.com/strata-bureau/strata/pkg/grpcclient"
 	basebv1 "github.com/strata-bureau/strata/proto/gen/go/baseb/v1"
+	"github.com/strata-bureau/strata/services/base-b/internal/grpcapi"
 )
 
 // ExportConfig is what baseb-export reads (prefix BASEB_EXPORT_).
@@ -26,21 +30,54 @@ type ExportConfig struct {
 	Token config.Secret `env:"TOKEN, required"`
 }
 
-// RunExport streams every profile's features to out as CSV or JSON lines,
-// with a progress line on progress. With -cursor-file it records the last
-// row written and resumes from it, so an interrupted export continues with
-// no gap and no duplicate.
+// RunExport streams every profile's features (or those updated in a time
+// window) to out as CSV or JSON lines, with a progress bar on progress. With
+// -cursor-file it records the last row written and resumes from it, so an
+// interrupted export continues with no gap and no duplicate.
 func RunExport(ctx context.Context, l config.Lookuper, args []string, out, progress io.Writer) error {
 	fs := flag.NewFlagSet("baseb-export", flag.ContinueOnError)
 	fs.SetOutput(progress)
 	format := fs.String("format", "csv", "csv or jsonl")
 	cursorFile := fs.String("cursor-file", "", "file holding the resume cursor (read at start, updated as rows are written)")
 	batch := fs.Int("batch", 500, "rows per store page")
+	from := fs.String("from", "", "only profiles updated at or after this time (RFC 3339 or YYYY-MM-DD)")
+	to := fs.String("to", "", "only profiles updated before this time (RFC 3339 or YYYY-MM-DD)")
+	mode := fs.String("progress", "auto", "auto (a bar on a terminal, lines otherwise), bar, lines or none")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *format != "csv" && *format != "jsonl" {
 		return errors.New("-format must be csv or jsonl")
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	req := &basebv1.ExportFeaturesRequest{BatchSize: int32(*batch)}
+	for _, w := range []struct {
+		flag, v string
+		dst     **timestamppb.Timestamp
+	}{{"-from", *from, &req.UpdatedFrom}, {"-to", *to, &req.UpdatedTo}} {
+		if w.v == "" {
+			continue
+		}
+		t, err := parseWhen(w.v)
+		if err != nil {
+			return fmt.Errorf("%s: want RFC 3339 (2026-01-31T12:00:00Z) or a date (2026-01-31)", w.flag)
+		}
+		*w.dst = timestamppb.New(t)
+	}
+	if req.UpdatedFrom != nil && req.UpdatedTo != nil && !req.UpdatedFrom.AsTime().Before(req.UpdatedTo.AsTime()) {
+		return errors.New("-from must be before -to")
+	}
+	switch *mode {
+	case "auto":
+		*mode = "lines"
+		if f, ok := progress.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			*mode = "bar"
+		}
+	case "bar", "lines", "none":
+	default:
+		return errors.New("-progress must be auto, bar, lines or none")
 	}
 	var cfg ExportConfig
 	if err := config.Load(ctx, "BASEB_EXPORT_", &cfg, l); err != nil {
@@ -51,7 +88,6 @@ func RunExport(ctx context.Context, l config.Lookuper, args []string, out, progr
 		return err
 	}
 	defer func() { _ = conn.Close() }()
-	req := &basebv1.ExportFeaturesRequest{BatchSize: int32(*batch)}
 	if *cursorFile != "" {
 		if b, err := os.ReadFile(*cursorFile); err == nil {
 			req.Cursor = strings.TrimSpace(string(b))
@@ -61,6 +97,22 @@ func RunExport(ctx context.Context, l config.Lookuper, args []string, out, progr
 	stream, err := basebv1.NewProfileServiceClient(conn).ExportFeatures(ctx, req)
 	if err != nil {
 		return err
+	}
+	// The server counts the rows to come; without the count the bar spins.
+	total := int64(-1)
+	if md, err := stream.Header(); err == nil {
+		if v := md.Get(grpcapi.ExportTotalHeader); len(v) == 1 {
+			if t, err := strconv.ParseInt(v[0], 10, 64); err == nil && t >= 0 {
+				total = t
+			}
+		}
+	}
+	var bar *progressbar.ProgressBar
+	if *mode == "bar" {
+		bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(progress), progressbar.OptionSetDescription("exporting"),
+			progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("rows"),
+			progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionOnCompletion(func() { fmt.Fprintln(progress) }))
 	}
 	w := csv.NewWriter(out)
 	header := req.GetCursor() == ""
@@ -100,10 +152,36 @@ func RunExport(ctx context.Context, l config.Lookuper, args []string, out, progr
 				return err
 			}
 		}
-		if n%1000 == 0 {
-			fmt.Fprintf(progress, "\rexported %d rows (%.0f rows/s)", n, float64(n)/time.Since(start).Seconds())
+		switch {
+		case bar != nil:
+			if total >= 0 && int64(n) > total { // profiles added while exporting
+				total = int64(n)
+				bar.ChangeMax64(total)
+			}
+			_ = bar.Add(1)
+		case *mode == "lines" && n%10000 == 0:
+			fmt.Fprintf(progress, "exported %d of %s rows (%.0f rows/s)\n", n, count(total), float64(n)/time.Since(start).Seconds())
 		}
 	}
-	fmt.Fprintf(progress, "\rexported %d rows in %s\n", n, time.Since(start).Round(time.Millisecond))
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	if *mode != "none" {
+		fmt.Fprintf(progress, "exported %d rows in %s\n", n, time.Since(start).Round(time.Millisecond))
+	}
 	return nil
+}
+
+func count(total int64) string {
+	if total < 0 {
+		return "?"
+	}
+	return strconv.FormatInt(total, 10)
+}
+
+func parseWhen(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	return time.Parse(time.DateOnly, s)
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -340,6 +341,10 @@ func DecodeCursor(s string) (string, error) {
 // ExportFeatures streams one feature row per profile in CPF order. gRPC
 // flow control applies: Send blocks while the client is not reading, and
 // only one page is held in memory.
+// ExportTotalHeader is the response header of ExportFeatures that holds
+// the number of rows the export will send (counted when it starts).
+const ExportTotalHeader = "strata-export-total"
+
 func (s *Server) ExportFeatures(req *basebv1.ExportFeaturesRequest, stream grpc.ServerStreamingServer[basebv1.ExportFeaturesResponse]) error {
 	ctx := stream.Context()
 	after, err := DecodeCursor(req.GetCursor())
@@ -361,6 +366,13 @@ func (s *Server) ExportFeatures(req *basebv1.ExportFeaturesRequest, stream grpc.
 		f.UpdatedTo = req.GetUpdatedTo().AsTime()
 	}
 	s.logAccess(ctx, "", clientIP(ctx, ""), "export")
+	// The rows still to come, counted now, go in a header so a client can
+	// show progress; an export that cannot count still runs.
+	if total, err := breaker.Do(s.Breaker, func() (int64, error) { return s.Store.Count(ctx, f) }); err == nil {
+		if err := stream.SendHeader(metadata.Pairs(ExportTotalHeader, strconv.FormatInt(total, 10))); err != nil {
+			return err
+		}
+	}
 	now := s.Now()
 	for {
 		page, err := breaker.Do(s.Breaker, func() ([]domain.Profile, error) { return s.Store.Page(ctx, f) })

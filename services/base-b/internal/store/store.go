@@ -179,6 +179,28 @@ type Filter struct {
 // an export resumed from the last CPF it received has no gap and no
 // duplicate.
 func (s *Store) Page(ctx context.Context, f Filter) ([]domain.Profile, error) {
+	cur, err := s.profiles.Find(ctx, f.query(), options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(f.Limit)).
+		SetProjection(bson.M{"last_access": 0}))
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	var out []domain.Profile
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, unavailable(err)
+	}
+	return out, nil
+}
+
+// Count is the number of profiles Page would return over every page.
+func (s *Store) Count(ctx context.Context, f Filter) (int64, error) {
+	n, err := s.profiles.CountDocuments(ctx, f.query())
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	return n, nil
+}
+
+func (f Filter) query() bson.M {
 	q := bson.M{"_id": bson.M{"$gt": f.AfterCPF}}
 	upd := bson.M{}
 	if !f.UpdatedFrom.IsZero() {
@@ -190,14 +212,5 @@ func (s *Store) Page(ctx context.Context, f Filter) ([]domain.Profile, error) {
 	if len(upd) > 0 {
 		q["updated_at"] = upd
 	}
-	cur, err := s.profiles.Find(ctx, q, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(f.Limit)).
-		SetProjection(bson.M{"last_access": 0}))
-	if err != nil {
-		return nil, unavailable(err)
-	}
-	var out []domain.Profile
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, unavailable(err)
-	}
-	return out, nil
+	return q
 }
