@@ -63,12 +63,15 @@ type Config struct {
 
 	BootstrapFile string `env:"BOOTSTRAP_FILE"`
 
-	RatePerSec     float64       `env:"RATE_PER_SECOND, default=50"`
-	Burst          int           `env:"BURST, default=100"`
-	DailyQuota     int64         `env:"DAILY_QUOTA, default=100000"`
-	KeyCacheTTL    time.Duration `env:"KEY_CACHE_TTL, default=5s"`
-	MaxBodyBytes   int64         `env:"MAX_BODY_BYTES, default=65536"`
-	BackendTimeout time.Duration `env:"BACKEND_TIMEOUT, default=2s"`
+	RatePerSec  float64       `env:"RATE_PER_SECOND, default=50"`
+	Burst       int           `env:"BURST, default=100"`
+	DailyQuota  int64         `env:"DAILY_QUOTA, default=100000"`
+	KeyCacheTTL time.Duration `env:"KEY_CACHE_TTL, default=5s"`
+	// QuotaSyncInterval is how often daily-quota counts are shared with the
+	// other replicas; a quota can overshoot by what they admit meanwhile.
+	QuotaSyncInterval time.Duration `env:"QUOTA_SYNC_INTERVAL, default=1s"`
+	MaxBodyBytes      int64         `env:"MAX_BODY_BYTES, default=65536"`
+	BackendTimeout    time.Duration `env:"BACKEND_TIMEOUT, default=2s"`
 	// Base B and C answer in about a millisecond; a short per-attempt
 	// deadline lets their breakers open within a second when a base hangs
 	// (three timed-out attempts per replica), instead of after 3×2 s.
@@ -90,6 +93,9 @@ func (c *Config) Validate() error {
 	}
 	if c.IssuerEnabled && c.IssuerKeys.IsZero() {
 		errs = append(errs, errors.New("ISSUER_KEYS is required while ISSUER_ENABLED"))
+	}
+	if c.QuotaSyncInterval < 10*time.Millisecond || c.QuotaSyncInterval > time.Minute {
+		errs = append(errs, errors.New("QUOTA_SYNC_INTERVAL must be between 10ms and 1m"))
 	}
 	if c.RatePerSec <= 0 || c.Burst < 1 || c.DailyQuota < 1 {
 		errs = append(errs, errors.New("RATE_PER_SECOND, BURST and DAILY_QUOTA must be positive"))
@@ -270,6 +276,27 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis net.Listen
 				return nil
 			case <-t.C:
 				keyAuth.FlushLastUsed(gctx)
+			}
+		}
+	})
+	g.Go(func() error {
+		// Daily quotas are shared by every replica through the database.
+		t := time.NewTicker(cfg.QuotaSyncInterval)
+		defer t.Stop()
+		failing := false
+		for {
+			select {
+			case <-gctx.Done():
+				sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), 2*time.Second)
+				_ = keyAuth.Limiter.Sync(sctx, st)
+				cancel()
+				return nil
+			case <-t.C:
+				err := keyAuth.Limiter.Sync(gctx, st)
+				if err != nil && !failing && gctx.Err() == nil {
+					logger.Warn("cannot share quota usage; counting locally until the database returns", "err", err)
+				}
+				failing = err != nil
 			}
 		}
 	})

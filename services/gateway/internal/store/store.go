@@ -243,3 +243,46 @@ func (s *Store) Relay(ctx context.Context, publish func(context.Context, outbox.
 		return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, fn)
 	}, 500, publish)
 }
+
+// AddUsage adds this replica's request counts for day to the shared daily
+// usage, and returns the totals (every replica's) for the lineages asked
+// about. Days more than 40 days old are dropped on the way.
+func (s *Store) AddUsage(ctx context.Context, day time.Time, deltas map[string]int64, lineages []string) (map[string]int64, error) {
+	ids := make([]string, 0, len(deltas))
+	ns := make([]int64, 0, len(deltas))
+	for id, n := range deltas {
+		ids, ns = append(ids, id), append(ns, n)
+	}
+	totals := make(map[string]int64, len(lineages))
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		if len(ids) > 0 {
+			// Sorted, so two replicas' upserts lock rows in the same order.
+			if _, err := tx.Exec(ctx, `INSERT INTO key_usage (lineage_id, day, used)
+				SELECT id, $2::date, n FROM unnest($1::text[], $3::bigint[]) AS u(id, n) ORDER BY id
+				ON CONFLICT (lineage_id, day) DO UPDATE SET used = key_usage.used + EXCLUDED.used`, ids, day, ns); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM key_usage WHERE day < $1::date - 40`, day); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT lineage_id, used FROM key_usage WHERE day = $1::date AND lineage_id = ANY($2)`, day, lineages)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			var n int64
+			if err := rows.Scan(&id, &n); err != nil {
+				return err
+			}
+			totals[id] = n
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return totals, nil
+}
