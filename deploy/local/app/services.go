@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -147,9 +148,17 @@ func startServices(ctx context.Context, cfg Config, stores *Stores, out io.Write
 // afterStart collects the gateway's bootstrap credentials, seeds Base B's
 // demo profile through its API, and prepares the tour.
 func (p *platform) afterStart(ctx context.Context, cfg Config) error {
+	if _, ok := p.specOf["gateway"]; !ok {
+		return nil // the gateway is not built: nothing more to do
+	}
+	// The gateway opens its port before it migrates and bootstraps; it
+	// answers HTTP only once the bootstrap file is written.
+	if err := waitLive(ctx, "http://"+cfg.GatewayAddr+"/livez", 60*time.Second); err != nil {
+		return fmt.Errorf("gateway not live: %w (see %s)", err, filepath.Join(cfg.DataDir, "logs", "gateway.log"))
+	}
 	boot, err := readShellEnv(bootstrapFile(cfg))
 	if err != nil {
-		return nil // the gateway is not built: nothing more to do
+		return fmt.Errorf("gateway bootstrap credentials: %w", err)
 	}
 	for k, v := range boot {
 		p.demoEnv[k] = v
@@ -222,5 +231,33 @@ func (p *platform) printTour(out io.Writer, demoEnvPath string) {
 	if len(p.tour) > 0 {
 		fmt.Fprintln(out, "strata-local: try")
 		fmt.Fprintln(out, strings.Join(p.tour, "\n"))
+	}
+}
+
+// waitLive polls url until it answers 200.
+func waitLive(ctx context.Context, url string, within time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	client := &http.Client{Timeout: 2 * time.Second}
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if err == nil {
+				err = fmt.Errorf("status %d", resp.StatusCode)
+			}
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
