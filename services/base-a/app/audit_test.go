@@ -86,22 +86,6 @@ func TestStrataAuditCatchesEditsDeletionsAndTruncation(t *testing.T) {
 	}
 
 	// Tampering needs a superuser who switches triggers off; verify still sees it.
-	tamper := func(sql string) {
-		t.Helper()
-		tx, err := conn.Begin(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tx.Exec(ctx, "SET LOCAL session_replication_role = replica"); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tx.Exec(ctx, sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-		if err := tx.Commit(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
 	auditID := func(seq int) int64 {
 		var id int64
 		if err := conn.QueryRow(ctx, `SELECT audit_id FROM audit_chain WHERE seq = $1`, seq).Scan(&id); err != nil {
@@ -112,26 +96,26 @@ func TestStrataAuditCatchesEditsDeletionsAndTruncation(t *testing.T) {
 
 	// 1. An edited entry.
 	id4 := auditID(4)
-	tamper(fmt.Sprintf(`UPDATE audit_log SET reason = 'nothing to see here' WHERE id = %d`, id4))
+	tamper(t, conn, fmt.Sprintf(`UPDATE audit_log SET reason = 'nothing to see here' WHERE id = %d`, id4))
 	if code, v := e.verify(addr); code != 1 || v.Bad != 4 || v.Problem != "entry altered" {
 		t.Fatalf("edited entry: exit %d %+v", code, v)
 	}
-	tamper(fmt.Sprintf(`UPDATE audit_log SET reason = 'loan application #4711' WHERE id = %d`, id4))
+	tamper(t, conn, fmt.Sprintf(`UPDATE audit_log SET reason = 'loan application #4711' WHERE id = %d`, id4))
 	if code, v := e.verify(addr); code != 0 {
 		t.Fatalf("restored entry: exit %d %+v", code, v)
 	}
 
 	// 2. A truncated tail: the last three entries removed.
-	tamper(`DELETE FROM audit_chain WHERE seq > 7`)
-	tamper(fmt.Sprintf(`DELETE FROM audit_log WHERE id > %d`, auditID(7)))
+	tamper(t, conn, `DELETE FROM audit_chain WHERE seq > 7`)
+	tamper(t, conn, fmt.Sprintf(`DELETE FROM audit_log WHERE id > %d`, auditID(7)))
 	if code, v := e.verify(addr); code != 1 || v.Bad != 8 || !strings.Contains(v.Problem, "truncated") {
 		t.Fatalf("truncated tail: exit %d %+v", code, v)
 	}
 
 	// 3. A deleted entry in the middle (entry and chain link both removed).
 	id5 := auditID(5)
-	tamper(`DELETE FROM audit_chain WHERE seq = 5`)
-	tamper(fmt.Sprintf(`DELETE FROM audit_log WHERE id = %d`, id5))
+	tamper(t, conn, `DELETE FROM audit_chain WHERE seq = 5`)
+	tamper(t, conn, fmt.Sprintf(`DELETE FROM audit_log WHERE id = %d`, id5))
 	if code, v := e.verify(addr); code != 1 || v.Bad != 5 || !strings.Contains(v.Problem, "missing") {
 		t.Fatalf("deleted entry: exit %d %+v", code, v)
 	}

@@ -172,6 +172,27 @@ func (e *env) auditor(addr string) baseav1.AuditServiceClient {
 	return baseav1.NewAuditServiceClient(e.dial(addr, "strata-audit"))
 }
 
+// tamper runs sql as a superuser with triggers switched off, as someone
+// covering their tracks would.
+func tamper(t testing.TB, conn *pgx.Conn, sql string) {
+	t.Helper()
+	ctx := testenv.Context(t)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, "SET LOCAL session_replication_role = replica"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, sql); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // admin runs SQL as the superuser on this test's database.
 func (e *env) admin(sql string, args ...any) {
 	e.t.Helper()
