@@ -90,3 +90,7 @@ replace (
 	github.com/strata-bureau/strata/pkg => ../../pkg
 	github.com/strata-bureau/strata/proto => ../../proto
 )
+
+// One-line fix so FerretDB's SQLite backend uses its own _id index: see
+// third_party/ferretdb/PATCHES.md.
+replace github.com/FerretDB/FerretDB => ./third_party/ferretdb
