@@ -80,3 +80,34 @@ func explainFind(ctx context.Context, t *testing.T, db *mongo.Database, coll str
 	}
 	return fmt.Sprint(out["queryPlanner"])
 }
+
+// BenchmarkFerretFindByID measures a find by _id in a 10k-document
+// collection, ids spread over the whole collection (a full scan stops at
+// the match, so low ids alone would hide one).
+func BenchmarkFerretFindByID(b *testing.B) {
+	ctx := context.Background()
+	f, err := StartFerret(ctx, b.TempDir(), "127.0.0.1:0", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Stop()
+	client, err := mongo.Connect(options.Client().ApplyURI(f.URI))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = client.Disconnect(context.Background()) }()
+	c := client.Database("bench").Collection("docs")
+	docs := make([]any, 10000)
+	for i := range docs {
+		docs[i] = bson.M{"_id": fmt.Sprintf("%011d", i), "v": i, "pad": strings.Repeat("x", 500)}
+	}
+	if _, err := c.InsertMany(ctx, docs); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if err := c.FindOne(ctx, bson.M{"_id": fmt.Sprintf("%011d", (i*7919)%len(docs))}).Err(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
