@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"sync"
 	"time"
@@ -98,15 +99,28 @@ func (c *Checker) Readyz(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(rep)
 }
 
-// Mux returns a mux with /livez and /readyz, plus /metrics when given.
+// Mux returns a service's operator mux: /livez, the detailed /readyz
+// (checks and breakers), /metrics when given, and pprof. It is served on
+// the operator address only (*_OPS_ADDR), never on a partners' port.
 func (c *Checker) Mux(metrics http.Handler) *http.ServeMux {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /livez", Livez)
 	m.HandleFunc("GET /readyz", c.Readyz)
+	Operator(m, metrics)
+	return m
+}
+
+// Operator registers the operator-only endpoints on m: /metrics (when
+// metrics is not nil) and the pprof handlers under /debug/pprof/.
+func Operator(m *http.ServeMux, metrics http.Handler) {
 	if metrics != nil {
 		m.Handle("GET /metrics", metrics)
 	}
-	return m
+	m.HandleFunc("/debug/pprof/", pprof.Index)
+	m.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	m.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	m.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	m.HandleFunc("/debug/pprof/trace", pprof.Trace)
 }
 
 // Drive sets the overall grpc.health.v1 status ("") from the checks every

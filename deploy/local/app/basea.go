@@ -95,10 +95,11 @@ func baseaSpec(cfg Config, stores *Stores, secrets *secretStore, demo map[string
 		name:     "base-a",
 		replicas: 1,
 		grpcAddr: func(int) string { return cfg.addr(7101) },
+		opsAddr:  func(int) string { return cfg.addr(9101) },
 		env: func(int) []string {
 			return []string{
 				"BASEA_GRPC_ADDR=" + cfg.addr(7101),
-				"BASEA_HTTP_ADDR=" + cfg.addr(9101),
+				"BASEA_OPS_ADDR=" + cfg.addr(9101),
 				"BASEA_DATABASE_URL=" + u.String(),
 				"BASEA_MIGRATE_DATABASE_URL=" + ownerURL,
 				"BASEA_APP_DB_PASSWORD=" + appPassword,

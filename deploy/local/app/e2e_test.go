@@ -42,7 +42,7 @@ func binaries(t *testing.T) string {
 
 func freeOffset(t *testing.T) int {
 	t.Helper()
-	ports := []int{7101, 9101, 7201, 7202, 9201, 9202, 7301, 7302, 9301, 9302, 8080}
+	ports := []int{7101, 9101, 9080, 7201, 7202, 9201, 9202, 7301, 7302, 9301, 9302, 8080}
 	for range 50 {
 		off := 10000 + rand.IntN(40000)
 		ok := true
@@ -142,6 +142,22 @@ func TestEveryPartnerJourneyEndToEnd(t *testing.T) {
 	env := pl.Env()
 	c := &client{t: t, base: "http://" + cfg.GatewayAddr, http: &http.Client{Timeout: 10 * time.Second}}
 	cpf := "529.982.247-25"
+	ops := &client{t: t, base: env["STRATA_OPS_URL"], http: c.http}
+
+	// 0. The operator surface is apart: the partners' port answers a bare
+	// readiness and no metrics, detail or pprof; the operator address does.
+	c.do("GET", "/metrics", "").want(t, 404, "not-found")
+	c.do("GET", "/debug/pprof/", "").want(t, 404, "not-found")
+	if r := c.do("GET", "/readyz", "").want(t, 200, ""); r.raw != `{"ready":true}`+"\n" {
+		t.Fatalf("partners' /readyz must be bare: %s", r.raw)
+	}
+	if r := ops.do("GET", "/metrics", "").want(t, 200, ""); !strings.Contains(r.raw, "# TYPE") {
+		t.Fatalf("operator /metrics: %.200s", r.raw)
+	}
+	if r := ops.do("GET", "/readyz", "").want(t, 200, ""); !strings.Contains(r.raw, "backends") {
+		t.Fatalf("operator /readyz lacks backend detail: %s", r.raw)
+	}
+	ops.do("GET", "/debug/pprof/cmdline", "").want(t, 200, "")
 
 	// 1. The operator creates a partner and a key with the admin key.
 	admin := env["STRATA_ADMIN_KEY"]
@@ -318,7 +334,7 @@ func TestEveryPartnerJourneyEndToEnd(t *testing.T) {
 	c.do("GET", "/v1/activity/52998224725", "", "X-Api-Key", main, "Authorization", basic).want(t, 200, "")
 	gr := c.do("POST", "/v1/grants", `{"cpf":"`+cpf+`","purpose":"credit_analysis","reason":"loan application 4712","fields":["name"]}`, "X-Api-Key", main).want(t, 201, "")
 	c.do("GET", "/v1/people/52998224725", "", "X-Api-Key", main, "X-Strata-Grant", gr.str("token")).want(t, 200, "")
-	ready := c.do("GET", "/readyz", "").want(t, 200, "")
+	ready := ops.do("GET", "/readyz", "").want(t, 200, "")
 	if !strings.Contains(ready.raw, "open") && !strings.Contains(ready.raw, "unhealthy") {
 		t.Fatalf("readyz does not show Base B down: %s", ready.raw)
 	}

@@ -30,6 +30,7 @@ func gatewaySpec(cfg Config, stores *Stores, secrets *secretStore) (serviceSpec,
 	gw := certs["gateway"]
 	env := []string{
 		"GATEWAY_HTTP_ADDR=" + cfg.GatewayAddr,
+		"GATEWAY_OPS_ADDR=" + cfg.addr(gatewayOpsPort),
 		"GATEWAY_DATABASE_URL=" + dbURL,
 		"GATEWAY_KEY_PEPPER=" + pepper,
 		"GATEWAY_ISSUER_KEYS=1:" + seed,
@@ -49,9 +50,13 @@ func gatewaySpec(cfg Config, stores *Stores, secrets *secretStore) (serviceSpec,
 		name:     "gateway",
 		replicas: 1,
 		grpcAddr: func(int) string { return cfg.GatewayAddr },
+		opsAddr:  func(int) string { return cfg.addr(gatewayOpsPort) },
 		env:      func(int) []string { return env },
 	}, nil
 }
+
+// gatewayOpsPort is the gateway's operator port (shifted by PortOffset).
+const gatewayOpsPort = 9080
 
 func bootstrapFile(cfg Config) string {
 	return filepath.Join(cfg.DataDir, "secrets", "gateway-bootstrap.env")

@@ -26,6 +26,9 @@ type serviceSpec struct {
 	env func(replica int) []string
 	// grpcAddr is where the replica serves gRPC (waited on at start).
 	grpcAddr func(replica int) string
+	// opsAddr is the replica's operator address (/metrics, detailed
+	// /readyz, pprof).
+	opsAddr func(replica int) string
 }
 
 // platform is the set of running services.
@@ -73,10 +76,11 @@ func specs(cfg Config, stores *Stores, secrets *secretStore, demo map[string]str
 			name:     "base-b",
 			replicas: 2,
 			grpcAddr: func(i int) string { return cfg.addr(7200 + i) },
+			opsAddr:  func(i int) string { return cfg.addr(9200 + i) },
 			env: func(i int) []string {
 				return []string{
 					"BASEB_GRPC_ADDR=" + cfg.addr(7200+i),
-					"BASEB_HTTP_ADDR=" + cfg.addr(9200+i),
+					"BASEB_OPS_ADDR=" + cfg.addr(9200+i),
 					"BASEB_MONGODB_URI=" + stores.MongoURI,
 					"BASEB_AMQP_URL=" + stores.AMQPURL,
 					"BASEB_OIDC_ISSUER=" + issuerURL,
@@ -88,10 +92,11 @@ func specs(cfg Config, stores *Stores, secrets *secretStore, demo map[string]str
 			name:     "base-c",
 			replicas: 2,
 			grpcAddr: func(i int) string { return cfg.addr(7300 + i) },
+			opsAddr:  func(i int) string { return cfg.addr(9300 + i) },
 			env: func(i int) []string {
 				return []string{
 					"BASEC_GRPC_ADDR=" + cfg.addr(7300+i),
-					"BASEC_HTTP_ADDR=" + cfg.addr(9300+i),
+					"BASEC_OPS_ADDR=" + cfg.addr(9300+i),
 					fmt.Sprintf("BASEC_REPLICA_ID=base-c-%d", i),
 					"BASEC_MONGODB_URI=" + stores.MongoURI,
 					"BASEC_AMQP_URL=" + stores.AMQPURL,
@@ -118,6 +123,7 @@ func (s *secretStore) get(name string) (string, error) {
 func startServices(ctx context.Context, cfg Config, stores *Stores, out io.Writer) (*platform, error) {
 	p := &platform{cfg: cfg, specOf: map[string]runSpec{}, exited: make(chan *stack.Proc, 16), demoEnv: map[string]string{
 		"STRATA_GATEWAY_URL": "http://" + cfg.GatewayAddr,
+		"STRATA_OPS_URL":     "http://" + cfg.addr(gatewayOpsPort),
 	}}
 	secrets := &secretStore{dir: filepath.Join(cfg.DataDir, "secrets")}
 	list, err := specs(cfg, stores, secrets, p.demoEnv)
@@ -139,7 +145,7 @@ func startServices(ctx context.Context, cfg Config, stores *Stores, out io.Write
 			if err := p.startOne(ctx, name, true); err != nil {
 				return p, err
 			}
-			p.lines = append(p.lines, fmt.Sprintf("  %-10s %s", name, spec.grpcAddr(i)))
+			p.lines = append(p.lines, fmt.Sprintf("  %-10s %-21s operator http://%s", name, spec.grpcAddr(i), spec.opsAddr(i)))
 		}
 	}
 	return p, p.afterStart(ctx, cfg)
@@ -223,7 +229,7 @@ func (p *platform) printTour(out io.Writer, demoEnvPath string) {
 		fmt.Fprintln(out, strings.Join(p.lines, "\n"))
 	}
 	fmt.Fprintf(out, "strata-local: demo credentials written to %s (load them with: . %s)\n", demoEnvPath, demoEnvPath)
-	for _, k := range []string{"STRATA_API_KEY", "STRATA_ADMIN_KEY", "STRATA_OAUTH_CLIENT_ID", "STRATA_OAUTH_CLIENT_SECRET", "STRATA_BASEC_USER", "STRATA_BASEC_PASSWORD", "STRATA_DEMO_CPF"} {
+	for _, k := range []string{"STRATA_OPS_URL", "STRATA_API_KEY", "STRATA_ADMIN_KEY", "STRATA_OAUTH_CLIENT_ID", "STRATA_OAUTH_CLIENT_SECRET", "STRATA_BASEC_USER", "STRATA_BASEC_PASSWORD", "STRATA_DEMO_CPF"} {
 		if v, ok := p.demoEnv[k]; ok {
 			fmt.Fprintf(out, "  %s=%s\n", k, v)
 		}

@@ -85,7 +85,7 @@ func offset(t *testing.T) int {
 	for range 50 {
 		off := 10000 + rand.IntN(40000)
 		ok := true
-		for _, p := range []int{7101, 9101, 7201, 7202, 9201, 9202, 7301, 7302, 9301, 9302, 8080} {
+		for _, p := range []int{7101, 9101, 9080, 7201, 7202, 9201, 9202, 7301, 7302, 9301, 9302, 8080} {
 			if !stack.PortFree(fmt.Sprintf("127.0.0.1:%d", p+off)) {
 				ok = false
 				break

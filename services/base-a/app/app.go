@@ -38,7 +38,7 @@ const Prefix = "BASEA_"
 // Config of Base A.
 type Config struct {
 	GRPCAddr string `env:"GRPC_ADDR, default=127.0.0.1:7101"`
-	HTTPAddr string `env:"HTTP_ADDR, default=127.0.0.1:9101"`
+	OpsAddr  string `env:"OPS_ADDR, default=127.0.0.1:9101"`
 	// DatabaseURL connects as the least-privileged application role.
 	DatabaseURL config.Secret `env:"DATABASE_URL, required"`
 	// MigrateDatabaseURL, when set, connects as the schema owner to apply
@@ -82,8 +82,8 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.GRPCAddr); err != nil {
 		errs = append(errs, errors.New("GRPC_ADDR must be host:port"))
 	}
-	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
-		errs = append(errs, errors.New("HTTP_ADDR must be host:port"))
+	if _, _, err := net.SplitHostPort(c.OpsAddr); err != nil {
+		errs = append(errs, errors.New("OPS_ADDR must be host:port"))
 	}
 	if c.HistoryWindow < 24*time.Hour {
 		errs = append(errs, errors.New("HISTORY_WINDOW must be at least 24h (the law asks for six months)"))
@@ -121,7 +121,7 @@ func list(s string) []string {
 
 // Run listens on the configured addresses and serves until ctx ends.
 func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
-	glis, hlis, err := grpcserver.Listen(cfg.GRPCAddr, cfg.HTTPAddr)
+	glis, hlis, err := grpcserver.Listen(cfg.GRPCAddr, cfg.OpsAddr)
 	if err != nil {
 		return err
 	}
@@ -190,7 +190,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	checker := health.New(breakers)
 	checker.Add("postgres", st.Ping)
 	checker.Add("amqp", mq.Check)
-	logger.Info("base-a serving", "grpc", glis.Addr().String(), "http", hlis.Addr().String(), "mtls", true)
+	logger.Info("base-a serving", "grpc", glis.Addr().String(), "ops", hlis.Addr().String(), "mtls", true)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(gctx, glis, 10*time.Second) })

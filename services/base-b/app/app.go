@@ -35,7 +35,7 @@ const Prefix = "BASEB_"
 // Config of Base B.
 type Config struct {
 	GRPCAddr      string        `env:"GRPC_ADDR, default=127.0.0.1:7201"`
-	HTTPAddr      string        `env:"HTTP_ADDR, default=127.0.0.1:9201"`
+	OpsAddr       string        `env:"OPS_ADDR, default=127.0.0.1:9201"`
 	MongoURI      config.Secret `env:"MONGODB_URI, required"`
 	MongoDatabase string        `env:"MONGODB_DATABASE, default=strata_baseb"`
 	AMQPURL       config.Secret `env:"AMQP_URL, required"`
@@ -54,8 +54,8 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.GRPCAddr); err != nil {
 		errs = append(errs, errors.New("GRPC_ADDR must be host:port"))
 	}
-	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
-		errs = append(errs, errors.New("HTTP_ADDR must be host:port"))
+	if _, _, err := net.SplitHostPort(c.OpsAddr); err != nil {
+		errs = append(errs, errors.New("OPS_ADDR must be host:port"))
 	}
 	if c.TokenLeeway < 0 || c.TokenLeeway > 5*time.Minute {
 		errs = append(errs, errors.New("TOKEN_LEEWAY must be 0 to 5m"))
@@ -74,7 +74,7 @@ func Load(ctx context.Context, l config.Lookuper) (*Config, error) {
 
 // Run listens on the configured addresses and serves until ctx ends.
 func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
-	glis, hlis, err := grpcserver.Listen(cfg.GRPCAddr, cfg.HTTPAddr)
+	glis, hlis, err := grpcserver.Listen(cfg.GRPCAddr, cfg.OpsAddr)
 	if err != nil {
 		return err
 	}
@@ -152,7 +152,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	}
 	consumer := &events.Consumer{Store: st, Breaker: mongoBreaker,
 		OnDuplicate: func() { dups.Add(context.Background(), 1) }, OnApplied: func() { applied.Add(context.Background(), 1) }}
-	logger.Info("base-b serving", "grpc", glis.Addr().String(), "http", hlis.Addr().String(), "issuer", cfg.OIDCIssuer)
+	logger.Info("base-b serving", "grpc", glis.Addr().String(), "ops", hlis.Addr().String(), "issuer", cfg.OIDCIssuer)
 
 	g, gctx := errgroup.WithContext(ctx)
 	api.Start(gctx)

@@ -42,7 +42,7 @@ const Prefix = "BASEC_"
 // Config of Base C.
 type Config struct {
 	GRPCAddr      string        `env:"GRPC_ADDR, default=127.0.0.1:7301"`
-	HTTPAddr      string        `env:"HTTP_ADDR, default=127.0.0.1:9301"`
+	OpsAddr       string        `env:"OPS_ADDR, default=127.0.0.1:9301"`
 	MongoURI      config.Secret `env:"MONGODB_URI, required"`
 	MongoDatabase string        `env:"MONGODB_DATABASE, default=strata_basec"`
 	AMQPURL       config.Secret `env:"AMQP_URL, required"`
@@ -79,8 +79,8 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.GRPCAddr); err != nil {
 		errs = append(errs, errors.New("GRPC_ADDR must be host:port"))
 	}
-	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
-		errs = append(errs, errors.New("HTTP_ADDR must be host:port"))
+	if _, _, err := net.SplitHostPort(c.OpsAddr); err != nil {
+		errs = append(errs, errors.New("OPS_ADDR must be host:port"))
 	}
 	if c.ArgonMemoryKiB < 19456 || c.ArgonTime < 2 && c.ArgonMemoryKiB < 46*1024 {
 		errs = append(errs, errors.New("ARGON2_MEMORY_KIB/ARGON2_TIME below OWASP's minimum (19456 KiB, t=2)"))
@@ -117,7 +117,7 @@ func Load(ctx context.Context, l config.Lookuper) (*Config, error) {
 
 // Run listens on the configured addresses and serves Base C until ctx ends.
 func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
-	glis, hlis, err := grpcserver.Listen(cfg.GRPCAddr, cfg.HTTPAddr)
+	glis, hlis, err := grpcserver.Listen(cfg.GRPCAddr, cfg.OpsAddr)
 	if err != nil {
 		return err
 	}
@@ -231,7 +231,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	if err := retry.Do(ctx, 5, func(ctx context.Context) error { return declare(ctx, mq, dataQ) }); err != nil {
 		return err
 	}
-	logger.Info("base-c serving", "grpc", glis.Addr().String(), "http", hlis.Addr().String(), "replica", cfg.ReplicaID)
+	logger.Info("base-c serving", "grpc", glis.Addr().String(), "ops", hlis.Addr().String(), "replica", cfg.ReplicaID)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(gctx, glis, 10*time.Second) })

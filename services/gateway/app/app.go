@@ -23,6 +23,7 @@ import (
 	"github.com/strata-bureau/strata/pkg/breaker"
 	"github.com/strata-bureau/strata/pkg/config"
 	"github.com/strata-bureau/strata/pkg/grpcclient"
+	"github.com/strata-bureau/strata/pkg/health"
 	"github.com/strata-bureau/strata/pkg/httpserver"
 	"github.com/strata-bureau/strata/pkg/pki"
 	"github.com/strata-bureau/strata/pkg/postgres"
@@ -40,7 +41,10 @@ const Prefix = "GATEWAY_"
 
 // Config of the gateway.
 type Config struct {
-	HTTPAddr    string        `env:"HTTP_ADDR, default=127.0.0.1:8080"`
+	HTTPAddr string `env:"HTTP_ADDR, default=127.0.0.1:8080"`
+	// OpsAddr serves the operator surface (/metrics, the detailed
+	// /readyz, pprof); the partners' port has none of it.
+	OpsAddr     string        `env:"OPS_ADDR, default=127.0.0.1:9080"`
 	PublicURL   string        `env:"PUBLIC_URL"`
 	DatabaseURL config.Secret `env:"DATABASE_URL, required"`
 	KeyPepper   config.Secret `env:"KEY_PEPPER, required"`
@@ -87,6 +91,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		errs = append(errs, errors.New("HTTP_ADDR must be host:port"))
+	}
+	if _, _, err := net.SplitHostPort(c.OpsAddr); err != nil {
+		errs = append(errs, errors.New("OPS_ADDR must be host:port"))
 	}
 	if p, err := base64.StdEncoding.DecodeString(c.KeyPepper.Reveal()); err != nil || len(p) < 32 {
 		errs = append(errs, errors.New("KEY_PEPPER must be at least 32 bytes, base64-encoded"))
@@ -135,18 +142,24 @@ func (c clients) Client(ctx context.Context, id string) (issuer.Client, error) {
 	return issuer.Client{ID: cl.ID, SecretHash: cl.SecretHash, Scopes: cl.Scopes}, err
 }
 
-// Run listens on the configured address and serves until ctx ends.
+// Run listens on the configured addresses and serves until ctx ends.
 func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	lis, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
 	}
-	return Serve(ctx, cfg, logger, lis)
+	opsLis, err := net.Listen("tcp", cfg.OpsAddr)
+	if err != nil {
+		_ = lis.Close()
+		return fmt.Errorf("listen %s: %w", cfg.OpsAddr, err)
+	}
+	return Serve(ctx, cfg, logger, lis, opsLis)
 }
 
-// Serve serves the gateway on lis until ctx ends.
-func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis net.Listener) error {
-	defer func() { _ = lis.Close() }()
+// Serve serves the public API on lis and the operator surface on opsLis
+// until ctx ends.
+func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis, opsLis net.Listener) error {
+	defer func() { _ = lis.Close(); _ = opsLis.Close() }()
 	pepper, _ := base64.StdEncoding.DecodeString(cfg.KeyPepper.Reveal())
 	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "gateway", OTLPEndpoint: cfg.OTLPEndpoint, OTLPInsecure: true})
 	if err != nil {
@@ -233,10 +246,28 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis net.Listen
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"live":true}` + "\n"))
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+	// Partners see only ready or not; backends, replica addresses and
+	// breakers are for operators.
+	ready := func(r *http.Request) bool {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 		defer cancel()
-		dbOK := st.Ping(ctx) == nil
+		return st.Ping(ctx) == nil
+	}
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ok := ready(r)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		if !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_ = json.NewEncoder(w).Encode(map[string]bool{"ready": ok})
+	})
+	mux.HandleFunc("/", api.NotFound)
+
+	ops := http.NewServeMux()
+	ops.HandleFunc("GET /livez", health.Livez)
+	ops.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		dbOK := ready(r)
 		body := map[string]any{"ready": dbOK, "database": dbOK, "broker": mq.Connected(),
 			"backends": map[string]any{"base-a": pa.States(), "base-b": pb.States(), "base-c": pc.States()},
 			"breakers": breakers.States()}
@@ -247,8 +278,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis net.Listen
 		}
 		_ = json.NewEncoder(w).Encode(body)
 	})
-	mux.Handle("GET /metrics", tel.MetricsHandler())
-	mux.HandleFunc("/", api.NotFound)
+	health.Operator(ops, tel.MetricsHandler())
 
 	if cfg.BootstrapFile != "" {
 		if err := bootstrap(ctx, st, pepper, cfg.BootstrapFile, cfg); err != nil {
@@ -256,10 +286,11 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis net.Listen
 		}
 	}
 	srv := httpserver.New(api.Edge(cfg.MaxBodyBytes, keyAuth.Middleware(mux)))
-	logger.Info("gateway serving", "http", lis.Addr().String(), "issuer", cfg.IssuerEnabled)
+	logger.Info("gateway serving", "http", lis.Addr().String(), "ops", opsLis.Addr().String(), "issuer", cfg.IssuerEnabled)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return httpserver.Serve(gctx, srv, lis, 15*time.Second) })
+	g.Go(func() error { return httpserver.Serve(gctx, httpserver.New(ops), opsLis, 5*time.Second) })
 	for _, p := range []*backend.Pool{pa, pb, pc} {
 		// 250 ms: a hung replica must leave the rotation well within the 1 s
 		// the chaos suite allows for failing fast (see backend.WatchHealth).
