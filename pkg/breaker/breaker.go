@@ -41,10 +41,11 @@ type Config struct {
 	OpenFor time.Duration
 	// HalfOpenRequests is how many trial calls pass when half-open (default 1).
 	HalfOpenRequests uint32
-	// IsFailure says whether an error counts against the hop. The default
-	// counts every error except context.Canceled (the caller gave up, the
-	// hop did nothing wrong). Callers pass one that ignores domain errors
-	// such as "not found".
+	// IsFailure says whether an error counts against the hop; it narrows
+	// IsBackendFailure (see rule.go), which always applies: an error that
+	// IsBackendFailure excuses never counts. Stores pass one that excuses
+	// their domain errors such as "not found". An error that does not count
+	// changes nothing: it is neither a failure nor a success.
 	IsFailure func(error) bool
 }
 
@@ -118,8 +119,6 @@ func (s *Set) States() map[string]State {
 	return out
 }
 
-func defaultIsFailure(err error) bool { return !errors.Is(err, context.Canceled) }
-
 func newBreaker(cfg Config, logger *slog.Logger) *Breaker {
 	if cfg.ConsecutiveFailures == 0 {
 		cfg.ConsecutiveFailures = 5
@@ -130,21 +129,20 @@ func newBreaker(cfg Config, logger *slog.Logger) *Breaker {
 	if cfg.HalfOpenRequests == 0 {
 		cfg.HalfOpenRequests = 1
 	}
-	isFailure := cfg.IsFailure
-	if isFailure == nil {
-		isFailure = defaultIsFailure
+	narrow := cfg.IsFailure
+	isFailure := func(err error) bool {
+		return IsBackendFailure(err) && (narrow == nil || narrow(err))
 	}
 	threshold := cfg.ConsecutiveFailures
 	st := gobreaker.Settings{
-		Name:        cfg.Name,
-		MaxRequests: cfg.HalfOpenRequests,
-		Timeout:     cfg.OpenFor,
-		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= threshold },
-		IsSuccessful: func(err error) bool {
-			return err == nil || !isFailure(err)
-		},
-		// A caller's cancellation says nothing about the hop's health.
-		IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
+		Name:         cfg.Name,
+		MaxRequests:  cfg.HalfOpenRequests,
+		Timeout:      cfg.OpenFor,
+		ReadyToTrip:  func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= threshold },
+		IsSuccessful: func(err error) bool { return err == nil },
+		// An error that is not the hop's failure says nothing about the
+		// hop's health either way: it changes no count and no state.
+		IsExcluded: func(err error) bool { return err != nil && !isFailure(err) },
 		OnStateChange: func(name string, from, to gobreaker.State) {
 			if logger != nil {
 				logger.Warn("circuit breaker state changed", "breaker", name, "from", from.String(), "to", to.String())

@@ -77,3 +77,21 @@ func Redact(err error) error {
 	}
 	return err
 }
+
+// IsInputError reports whether PostgreSQL refused a statement because of
+// the values it was given — class 22 (data exception: an invalid byte
+// sequence such as a NUL, 22021; a value too long, 22001; a bad number or
+// date) or class 23 (integrity constraint violation) — rather than because
+// the database is in trouble. Stores map it to their "invalid input"
+// sentinel: the caller's error, never "unavailable", never a breaker failure.
+func IsInputError(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || len(pgErr.Code) < 2 {
+		return false
+	}
+	switch pgErr.Code[:2] {
+	case "22", "23":
+		return true
+	}
+	return false
+}

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/strata-bureau/strata/pkg/cpf"
+	"github.com/strata-bureau/strata/pkg/input"
 	"github.com/strata-bureau/strata/pkg/pki"
 	baseav1 "github.com/strata-bureau/strata/proto/gen/go/basea/v1"
 	"github.com/strata-bureau/strata/services/base-a/internal/domain"
@@ -77,11 +78,11 @@ func identity(ctx context.Context) (string, bool) {
 func caller(ctx context.Context, ac *baseav1.AccessContext) (domain.Caller, error) {
 	id, _ := ctx.Value(identityKey{}).(string)
 	c := domain.Caller{Identity: id, PartnerID: ac.GetPartnerId(), ClientIP: ac.GetClientIp()}
-	if c.PartnerID == "" || len(c.PartnerID) > 128 {
-		return c, status.Error(codes.InvalidArgument, "context.partner_id is required (at most 128 characters)")
+	if c.PartnerID == "" || input.Token(c.PartnerID, 128, false) != nil {
+		return c, status.Error(codes.InvalidArgument, "context.partner_id is required (at most 128 printable ASCII characters)")
 	}
-	if len(c.ClientIP) > 64 {
-		return c, status.Error(codes.InvalidArgument, "context.client_ip is too long")
+	if c.ClientIP != "" && input.IP(c.ClientIP) != nil {
+		return c, status.Error(codes.InvalidArgument, "context.client_ip must be an IP address")
 	}
 	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
 		c.TraceID = sc.TraceID().String()

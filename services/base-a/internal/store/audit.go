@@ -79,7 +79,7 @@ func (s *Store) ListAudit(ctx context.Context, f domain.AuditFilter) ([]domain.A
 	q += fmt.Sprintf(" ORDER BY a.id LIMIT $%d", len(args))
 	var out []domain.AuditEntry
 	var ids []int64
-	err := s.breaker.Run(func() error {
+	err := s.run(func() error {
 		rows, err := s.pool.Query(ctx, q, args...)
 		if err != nil {
 			return err
@@ -203,7 +203,7 @@ func (s *Store) Verify(ctx context.Context, o ChainOptions, fromSeq, toSeq int64
 			v.OK, v.FirstBadEntry, v.Problem = false, seq, problem
 		}
 	}
-	err := s.breaker.Run(func() error {
+	err := s.run(func() error {
 		tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 		if err != nil {
 			return err

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/strata-bureau/strata/pkg/input"
 	"github.com/strata-bureau/strata/services/base-a/internal/domain"
 	"github.com/strata-bureau/strata/services/base-a/internal/grants"
 )
@@ -63,6 +64,9 @@ func ValidateGrantRequest(r *domain.GrantRequest) error {
 	}
 	if len([]rune(r.Reason)) < 10 || len(r.Reason) > 500 {
 		return fmt.Errorf("%w: reason must be 10 to 500 characters", domain.ErrInvalid)
+	}
+	if err := input.Text(r.Reason, 500); err != nil {
+		return fmt.Errorf("%w: reason %w", domain.ErrInvalid, err)
 	}
 	if len(r.Fields) == 0 {
 		return fmt.Errorf("%w: at least one field (name, address, debts) is required", domain.ErrInvalid)
@@ -283,7 +287,7 @@ func (s *Store) readFast(ctx context.Context, c domain.Caller, cpf string, hash 
 	}
 	var nameEnc, addrEnc []byte
 	var fields []string
-	err := s.breaker.Run(func() error {
+	err := s.run(func() error {
 		err := s.pool.QueryRow(ctx, fastRead, hash, c.PartnerID, idx, want, uuid.New(), s.now().UTC(), c.Identity,
 			s.keys.Encrypt([]byte(cpf), aad("audit.cpf|", idx)), c.ClientIP, c.TraceID).Scan(&nameEnc, &addrEnc, &fields)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -321,7 +325,7 @@ func (s *Store) readFast(ctx context.Context, c domain.Caller, cpf string, hash 
 			p.Address = &a
 		case domain.FieldDebts:
 			// Read after the audit row committed: never data without it.
-			err := s.breaker.Run(func() error {
+			err := s.run(func() error {
 				d, err := s.debts(ctx, s.pool, idx)
 				p.Debts = d
 				return err

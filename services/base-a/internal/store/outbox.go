@@ -12,6 +12,6 @@ import (
 // database breaker.
 func (s *Store) RelayOutbox(ctx context.Context, publish func(context.Context, outbox.Message) error) (int, error) {
 	return outbox.Relay(ctx, func(ctx context.Context, fn func(pgx.Tx) error) error {
-		return s.breaker.Run(func() error { return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, fn) })
+		return s.run(func() error { return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, fn) })
 	}, 100, publish)
 }

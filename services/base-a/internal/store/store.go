@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/strata-bureau/strata/pkg/breaker"
+	"github.com/strata-bureau/strata/pkg/postgres"
 	"github.com/strata-bureau/strata/proto/eventtypes"
 	eventsv1 "github.com/strata-bureau/strata/proto/gen/go/events/v1"
 	"github.com/strata-bureau/strata/services/base-a/internal/crypto"
@@ -120,16 +121,30 @@ func IsDBFailure(err error) bool {
 	return true
 }
 
+// run calls fn through the database breaker. A statement PostgreSQL
+// refuses because of its values (postgres.IsInputError: a NUL byte, an
+// over-long value) is the caller's invalid input, never a database failure;
+// the driver's message, which may quote the value, is dropped.
+func (s *Store) run(fn func() error) error {
+	return s.breaker.Run(func() error {
+		err := fn()
+		if postgres.IsInputError(err) {
+			return fmt.Errorf("%w: a value holds characters or a size the store refuses", domain.ErrInvalid)
+		}
+		return err
+	})
+}
+
 // tx runs fn in a transaction through the breaker; fn's error rolls back.
 func (s *Store) tx(ctx context.Context, fn func(pgx.Tx) error) error {
-	return s.breaker.Run(func() error {
+	return s.run(func() error {
 		return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, fn)
 	})
 }
 
 // Ping checks the database through the breaker.
 func (s *Store) Ping(ctx context.Context) error {
-	return s.breaker.Run(func() error { return s.pool.Ping(ctx) })
+	return s.run(func() error { return s.pool.Ping(ctx) })
 }
 
 func (s *Store) cpfIndex(cpf string) []byte { return s.keys.BlindIndex("cpf", cpf) }

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-bureau/strata/pkg/breaker"
@@ -65,16 +66,44 @@ type Options struct {
 	Lookup func(ctx context.Context, host string) ([]string, error)
 }
 
-// isFailure counts only errors that say the replica is in trouble.
-func isFailure(err error) bool {
-	if errors.Is(err, context.Canceled) {
-		return false
+// sentKey carries an attempt's sent flag to the stats handler.
+type sentKey struct{}
+
+// sentTracker is a gRPC stats handler that records, per attempt, whether
+// the request message left this process (stats.OutPayload). An error
+// raised before that — grpc-go refusing a header value with a control
+// character, or a message it cannot marshal — is the caller's, never the
+// replica's (see breaker.IsBackendFailure).
+type sentTracker struct{}
+
+func (sentTracker) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+func (sentTracker) HandleRPC(ctx context.Context, s stats.RPCStats) {
+	if _, ok := s.(*stats.OutPayload); ok {
+		if f, ok := ctx.Value(sentKey{}).(*atomic.Bool); ok {
+			f.Store(true)
+		}
+	}
+}
+func (sentTracker) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+func (sentTracker) HandleConn(context.Context, stats.ConnStats)                       {}
+
+// attempt runs fn once on r's connection under the per-attempt deadline and
+// marks an error raised before the request left as the caller's fault.
+// Connection failures (Unavailable) and a deadline passing while waiting
+// for the replica stay the replica's.
+func (p *Pool) attempt(ctx context.Context, r *replica, fn func(ctx context.Context, conn *grpc.ClientConn) error) error {
+	sent := new(atomic.Bool)
+	cctx, cancel := context.WithTimeout(context.WithValue(ctx, sentKey{}, sent), p.timeout)
+	defer cancel()
+	err := fn(cctx, r.conn)
+	if err == nil || sent.Load() {
+		return err
 	}
 	switch status.Code(err) {
-	case codes.Unavailable, codes.DeadlineExceeded, codes.Internal, codes.Unknown, codes.DataLoss:
-		return true
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return err
 	}
-	return false
+	return breaker.CallerFault(err)
 }
 
 // New builds a pool over targets (host:port each; a host name may resolve
@@ -171,13 +200,13 @@ func (p *Pool) Refresh(ctx context.Context) error {
 		if current[a] {
 			continue
 		}
-		conn, err := grpcclient.New(a, p.opts.Client)
+		conn, err := grpcclient.New(a, p.opts.Client, grpc.WithStatsHandler(sentTracker{}))
 		if err != nil {
 			return err
 		}
 		bc := p.opts.Breaker
 		bc.Name = fmt.Sprintf("gateway->%s[%s]", p.Name, a)
-		bc.IsFailure = isFailure
+		bc.IsFailure = nil // breaker.IsBackendFailure: only the replica's own failures count
 		r := &replica{addr: a, conn: conn, breaker: p.set.New(bc)}
 		r.healthy.Store(true)
 		keep = append(keep, r)
@@ -268,11 +297,7 @@ func (p *Pool) Call(ctx context.Context, idempotent bool, fn func(ctx context.Co
 			continue
 		}
 		tried++
-		err := r.breaker.Run(func() error {
-			cctx, cancel := context.WithTimeout(ctx, p.timeout)
-			defer cancel()
-			return fn(cctx, r.conn)
-		})
+		err := r.breaker.Run(func() error { return p.attempt(ctx, r, fn) })
 		if err == nil {
 			return nil
 		}

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 
 	"github.com/strata-bureau/strata/pkg/breaker"
@@ -103,5 +104,81 @@ func TestDNSTargetsFollowScaling(t *testing.T) {
 	_ = p2.Refresh(context.Background())
 	if len(p2.States()) != 1 {
 		t.Fatalf("an empty DNS answer emptied the pool: %v", p2.States())
+	}
+}
+
+// The attack: a partner's Authorization header holding a control
+// character makes grpc-go refuse the call locally (codes.Internal), and a
+// message that cannot be marshalled (invalid UTF-8 in a string field) is
+// refused the same way. Neither left the gateway: no breaker may move, and
+// the error must still reach the caller.
+func TestLocalRefusalsNeverOpenABreaker(t *testing.T) {
+	t.Parallel()
+	addr := replica(t, "127.0.0.1", "0")
+	set, _ := breaker.NewSet(telemetry.Noop().Meter("t"), logging.Discard())
+	p, err := backend.New("base-b", []string{addr}, set, backend.Options{Timeout: time.Second,
+		Breaker: breaker.Config{ConsecutiveFailures: 3, OpenFor: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	attacks := map[string]func(ctx context.Context, conn *grpc.ClientConn) error{
+		"control character in a header": func(ctx context.Context, conn *grpc.ClientConn) error {
+			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer a\x01b")
+			_, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+			return err
+		},
+		"invalid UTF-8 in a string field": func(ctx context.Context, conn *grpc.ClientConn) error {
+			_, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: "\xff\xfe"})
+			return err
+		},
+	}
+	for name, attack := range attacks {
+		for range 10 {
+			if err := p.Call(context.Background(), true, attack); err == nil {
+				t.Fatalf("%s: the call succeeded", name)
+			}
+		}
+		for b, s := range set.States() {
+			if s != breaker.Closed {
+				t.Fatalf("%s: breaker %s is %s", name, b, s)
+			}
+		}
+	}
+	// The replica itself still serves.
+	if err := p.Call(context.Background(), true, func(ctx context.Context, conn *grpc.ClientConn) error {
+		_, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A replica that cannot be reached is still the replica's failure.
+func TestUnreachableReplicaStillOpensItsBreaker(t *testing.T) {
+	t.Parallel()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	_ = lis.Close()
+	set, _ := breaker.NewSet(telemetry.Noop().Meter("t"), logging.Discard())
+	p, err := backend.New("base-c", []string{addr}, set, backend.Options{Timeout: time.Second,
+		Breaker: breaker.Config{ConsecutiveFailures: 3, OpenFor: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for range 4 {
+		_ = p.Call(context.Background(), true, func(ctx context.Context, conn *grpc.ClientConn) error {
+			_, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+			return err
+		})
+	}
+	for b, s := range set.States() {
+		if s != breaker.Open {
+			t.Fatalf("breaker %s of an unreachable replica is %s", b, s)
+		}
 	}
 }
