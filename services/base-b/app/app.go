@@ -5,8 +5,11 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
@@ -42,10 +45,34 @@ type Config struct {
 	Exchange      string        `env:"AMQP_EXCHANGE, default=strata.events"`
 	Queue         string        `env:"AMQP_QUEUE, default=baseb.debt-summaries"`
 	OIDCIssuer    string        `env:"OIDC_ISSUER, required"`
-	OIDCAudience  string        `env:"OIDC_AUDIENCE, default=strata-base-b"`
-	TokenLeeway   time.Duration `env:"TOKEN_LEEWAY, default=30s"`
-	LogLevel      string        `env:"LOG_LEVEL, default=info"`
-	OTLPEndpoint  string        `env:"OTLP_ENDPOINT"`
+	// OIDCAudience lists, comma-separated, the audiences Base B accepts (a
+	// token must name one); providers that set aud to the client id need
+	// those client ids here.
+	OIDCAudience string `env:"OIDC_AUDIENCE, default=strata-base-b"`
+	// OIDCScopeClaims are the claims read, in order, for permissions.
+	OIDCScopeClaims string `env:"OIDC_SCOPE_CLAIMS, default=scope,scp"`
+	// OIDCClientScopes gives scopes to clients whose tokens carry none:
+	// "client=scope scope;client2=scope".
+	OIDCClientScopes string `env:"OIDC_CLIENT_SCOPES"`
+	// OIDCClientClaim lists the claims naming the token's client, in order.
+	OIDCClientClaim string `env:"OIDC_CLIENT_CLAIM, default=client_id,azp,sub"`
+	// OIDCTokenTypes are the JWT typ headers accepted (when present).
+	OIDCTokenTypes string `env:"OIDC_TOKEN_TYPES, default=at+jwt"`
+	// OIDCIntrospection: auto (opaque tokens only), on (every token) or off.
+	OIDCIntrospection    string `env:"OIDC_INTROSPECTION, default=auto"`
+	OIDCIntrospectionURL string `env:"OIDC_INTROSPECTION_URL"`
+	// OIDCClientID and its secret authenticate Base B to the introspection
+	// endpoint; the secret may come from a file instead.
+	OIDCClientID         string        `env:"OIDC_CLIENT_ID"`
+	OIDCClientSecret     config.Secret `env:"OIDC_CLIENT_SECRET"`
+	OIDCClientSecretFile string        `env:"OIDC_CLIENT_SECRET_FILE"`
+	OIDCCacheTTL         time.Duration `env:"OIDC_CACHE_TTL, default=2m"`
+	OIDCNegativeCacheTTL time.Duration `env:"OIDC_NEGATIVE_CACHE_TTL, default=30s"`
+	OIDCCacheSize        int           `env:"OIDC_CACHE_SIZE, default=10000"`
+	OIDCTimeout          time.Duration `env:"OIDC_TIMEOUT, default=3s"`
+	TokenLeeway          time.Duration `env:"TOKEN_LEEWAY, default=30s"`
+	LogLevel             string        `env:"LOG_LEVEL, default=info"`
+	OTLPEndpoint         string        `env:"OTLP_ENDPOINT"`
 }
 
 // Validate checks the configuration.
@@ -60,6 +87,26 @@ func (c *Config) Validate() error {
 	if c.TokenLeeway < 0 || c.TokenLeeway > 5*time.Minute {
 		errs = append(errs, errors.New("TOKEN_LEEWAY must be 0 to 5m"))
 	}
+	if len(authz.List(c.OIDCAudience)) == 0 {
+		errs = append(errs, errors.New("OIDC_AUDIENCE must name at least one audience"))
+	}
+	if _, err := authz.ParseClientScopes(c.OIDCClientScopes); err != nil {
+		errs = append(errs, errors.New("OIDC_CLIENT_SCOPES: "+err.Error()))
+	}
+	switch c.OIDCIntrospection {
+	case authz.IntrospectAuto, authz.IntrospectOn, authz.IntrospectOff:
+	default:
+		errs = append(errs, errors.New("OIDC_INTROSPECTION must be auto, on or off"))
+	}
+	if !c.OIDCClientSecret.IsZero() && c.OIDCClientSecretFile != "" {
+		errs = append(errs, errors.New("set OIDC_CLIENT_SECRET or OIDC_CLIENT_SECRET_FILE, not both"))
+	}
+	if c.OIDCIntrospection == authz.IntrospectOn && c.OIDCClientID == "" {
+		errs = append(errs, errors.New("OIDC_INTROSPECTION=on needs OIDC_CLIENT_ID and its secret"))
+	}
+	if c.OIDCCacheTTL <= 0 || c.OIDCNegativeCacheTTL <= 0 || c.OIDCCacheSize < 1 || c.OIDCTimeout <= 0 {
+		errs = append(errs, errors.New("OIDC_CACHE_TTL, OIDC_NEGATIVE_CACHE_TTL, OIDC_CACHE_SIZE and OIDC_TIMEOUT must be positive"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -68,6 +115,13 @@ func Load(ctx context.Context, l config.Lookuper) (*Config, error) {
 	var c Config
 	if err := config.Load(ctx, Prefix, &c, l); err != nil {
 		return nil, err
+	}
+	if c.OIDCClientSecretFile != "" {
+		b, err := os.ReadFile(c.OIDCClientSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("config (%sOIDC_CLIENT_SECRET_FILE): %w", Prefix, err)
+		}
+		c.OIDCClientSecret = config.Secret(strings.TrimSpace(string(b)))
 	}
 	return &c, nil
 }
@@ -93,7 +147,13 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	if err != nil {
 		return err
 	}
-	verifier, err := authz.NewVerifier(ctx, authz.Options{Issuer: cfg.OIDCIssuer, Audience: cfg.OIDCAudience, Leeway: cfg.TokenLeeway,
+	clientScopes, _ := authz.ParseClientScopes(cfg.OIDCClientScopes) // validated in Load
+	verifier, err := authz.NewVerifier(ctx, authz.Options{Issuer: cfg.OIDCIssuer, Audiences: authz.List(cfg.OIDCAudience), Leeway: cfg.TokenLeeway,
+		Mapping: authz.Mapping{ScopeClaims: authz.List(cfg.OIDCScopeClaims), ClientScopes: clientScopes,
+			ClientClaims: authz.List(cfg.OIDCClientClaim), TokenTypes: authz.List(cfg.OIDCTokenTypes)},
+		Introspection: cfg.OIDCIntrospection, IntrospectionURL: cfg.OIDCIntrospectionURL,
+		ClientID: cfg.OIDCClientID, ClientSecret: cfg.OIDCClientSecret.Reveal(),
+		CacheTTL: cfg.OIDCCacheTTL, NegativeTTL: cfg.OIDCNegativeCacheTTL, CacheSize: cfg.OIDCCacheSize, Timeout: cfg.OIDCTimeout,
 		Breaker: breakers.New(breaker.Config{Name: "base-b->oidc", OpenFor: 2 * time.Second})})
 	if err != nil {
 		return err

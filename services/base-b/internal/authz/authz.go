@@ -1,8 +1,19 @@
-// Package authz verifies OAuth2 JWT access tokens for Base B with go-oidc:
-// issuer discovery, a JWKS cached and refetched on an unknown key id,
-// issuer, audience, expiry (with a small leeway) and an algorithm
-// allow-list; then it checks the RPC's scope. Any conforming OpenID
-// provider works: only its issuer URL and the audience are configured.
+// Package authz checks OAuth2 access tokens for Base B, from any
+// conforming OpenID provider configured by its issuer URL:
+//
+//   - JWT access tokens with go-oidc: discovery, a JWKS cached and refetched
+//     on an unknown key id, issuer, audience (a string or an array, any of
+//     the configured audiences), expiry (required, with a small leeway), an
+//     algorithm allow-list and RFC 9068's typ, so an ID token is never taken
+//     for an access token;
+//   - opaque tokens by introspection (RFC 7662), authenticated with client
+//     credentials, answers cached until the token's exp at most, refusals in
+//     a negative cache, the provider behind a breaker and a deadline.
+//
+// Permissions come from an ordered list of claims (scope, scp, roles,
+// groups …) or, for providers that put none in tokens, from a configured
+// client → scopes map. Finally the token's client must be bound to the
+// partner whose API key made the call (see binding.go).
 package authz
 
 import (
@@ -38,26 +49,76 @@ type Principal struct {
 	Subject  string
 	ClientID string
 	Scopes   []string
+	// PartnerID is the partner whose API key made the call (from the
+	// gateway), when the call came through it.
+	PartnerID string
+	// Expiry of the token.
+	Expiry time.Time
 }
+
+// Errors of Verify. ErrInvalidToken is the caller's fault; ErrProvider
+// means the token could not be checked because the provider failed.
+var (
+	ErrInvalidToken = errors.New("invalid access token")
+	ErrProvider     = errors.New("identity provider unavailable")
+)
+
+// Introspection modes.
+const (
+	IntrospectAuto = "auto" // opaque tokens (not JWTs) are introspected
+	IntrospectOn   = "on"   // every token is introspected
+	IntrospectOff  = "off"  // JWTs only
+)
 
 // Verifier verifies access tokens.
 type Verifier struct {
-	v *oidc.IDTokenVerifier
+	v      *oidc.IDTokenVerifier
+	m      Mapping
+	mode   string
+	intro  *introspector
+	leeway time.Duration
+	now    func() time.Time
 }
 
 // Options for NewVerifier.
 type Options struct {
-	Issuer   string
-	Audience string
+	Issuer string
+	// Audience is one audience; Audiences may list more (a token must name
+	// one of them). Providers that set aud to the client id need each
+	// client id listed.
+	Audience  string
+	Audiences []string
+	Mapping   Mapping
 	// Leeway tolerated on expiry (default 30s).
 	Leeway time.Duration
-	// Breaker guards every request to the provider (discovery and JWKS).
+	// Breaker guards every request to the provider (discovery, JWKS,
+	// introspection); only the provider's own failures count.
 	Breaker *breaker.Breaker
 	// HTTPClient for the provider (default: 5s timeout).
 	HTTPClient *http.Client
+	// Timeout is the deadline of one introspection request (default 3s).
+	Timeout time.Duration
+
+	// Introspection: auto (default), on or off.
+	Introspection string
+	// IntrospectionURL overrides the discovered introspection_endpoint.
+	IntrospectionURL string
+	// ClientID and ClientSecret authenticate Base B to the provider's
+	// introspection endpoint (client_secret_basic).
+	ClientID, ClientSecret string
+	// CacheTTL bounds how long an active introspection answer is reused
+	// (never past the token's exp; default 2m). NegativeTTL is how long a
+	// refused token is remembered (default 30s). CacheSize bounds each
+	// cache (default 10,000 entries).
+	CacheTTL, NegativeTTL time.Duration
+	CacheSize             int
+	// Now is the clock (tests).
+	Now func() time.Time
 }
 
-// breakerTransport sends provider requests through a circuit breaker.
+// breakerTransport sends provider requests through a circuit breaker; only
+// failures of the provider count: transport errors, timeouts and 5xx
+// answers, never a caller hanging up.
 type breakerTransport struct {
 	b    *breaker.Breaker
 	next http.RoundTripper
@@ -78,12 +139,29 @@ func (t breakerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // a verifier. The context also carries the HTTP client for later JWKS
 // fetches, so it must live as long as the verifier.
 func NewVerifier(ctx context.Context, o Options) (*Verifier, error) {
-	if o.Issuer == "" || o.Audience == "" {
+	auds := slices.Clone(o.Audiences)
+	if o.Audience != "" {
+		auds = append(auds, o.Audience)
+	}
+	if o.Issuer == "" || len(auds) == 0 {
 		return nil, errors.New("authz: issuer and audience are required")
 	}
 	if o.Leeway <= 0 {
 		o.Leeway = 30 * time.Second
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	switch o.Introspection {
+	case "":
+		o.Introspection = IntrospectAuto
+	case IntrospectAuto, IntrospectOn, IntrospectOff:
+	default:
+		return nil, errors.New("authz: introspection must be auto, on or off")
+	}
+	m := o.Mapping
+	m.Audiences = auds
+	m.defaults()
 	client := o.HTTPClient
 	if client == nil {
 		client = &http.Client{Timeout: 5 * time.Second}
@@ -111,34 +189,69 @@ func NewVerifier(ctx context.Context, o Options) (*Verifier, error) {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-	leeway := o.Leeway
-	v := provider.Verifier(&oidc.Config{
-		ClientID:             o.Audience,
-		SupportedSigningAlgs: Algorithms,
-		Now:                  func() time.Time { return time.Now().Add(-leeway) },
-	})
-	return &Verifier{v: v}, nil
+	leeway, now := o.Leeway, o.Now
+	v := &Verifier{m: m, mode: o.Introspection, leeway: leeway, now: now,
+		v: provider.Verifier(&oidc.Config{
+			SkipClientIDCheck:    true, // audiences are checked against the list in Mapping
+			SupportedSigningAlgs: Algorithms,
+			Now:                  func() time.Time { return now().Add(-leeway) },
+		})}
+	if o.Introspection == IntrospectOff {
+		return v, nil
+	}
+	endpoint := o.IntrospectionURL
+	if endpoint == "" {
+		var meta struct {
+			Endpoint string `json:"introspection_endpoint"`
+		}
+		if err := provider.Claims(&meta); err != nil {
+			return nil, fmt.Errorf("authz: discovery document: %w", err)
+		}
+		endpoint = meta.Endpoint
+	}
+	switch {
+	case endpoint != "" && o.ClientID != "" && o.ClientSecret != "":
+		v.intro = newIntrospector(introspectorOptions{endpoint: endpoint, clientID: o.ClientID, secret: o.ClientSecret,
+			issuer: o.Issuer, client: client, timeout: o.Timeout, ttl: o.CacheTTL, negativeTTL: o.NegativeTTL, size: o.CacheSize, now: now})
+	case o.Introspection == IntrospectOn:
+		return nil, errors.New("authz: introspection is on but the provider publishes no introspection_endpoint " +
+			"or no client id and secret are configured")
+	}
+	return v, nil
 }
 
-// Verify checks a raw token and returns its principal.
+// Verify checks a raw token and returns its principal. Errors wrap
+// ErrInvalidToken or ErrProvider.
 func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
+	typ, isJWT := jwtHeader(raw)
+	if v.mode == IntrospectOn || (v.mode == IntrospectAuto && !isJWT) {
+		if v.intro == nil {
+			return Principal{}, fmt.Errorf("%w: not a JWT, and no introspection is configured", ErrInvalidToken)
+		}
+		return v.intro.check(ctx, raw, &v.m)
+	}
+	if !isJWT {
+		return Principal{}, fmt.Errorf("%w: not a JWT", ErrInvalidToken)
+	}
 	tok, err := v.v.Verify(ctx, raw)
 	if err != nil {
-		return Principal{}, err
+		return Principal{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
-	var claims struct {
-		Scope    string   `json:"scope"`
-		Scp      []string `json:"scp"`
-		ClientID string   `json:"client_id"`
-		Azp      string   `json:"azp"`
+	if tok.Expiry.IsZero() {
+		return Principal{}, fmt.Errorf("%w: the token has no exp", ErrInvalidToken)
 	}
+	var claims map[string]any
 	if err := tok.Claims(&claims); err != nil {
-		return Principal{}, err
+		return Principal{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
-	p := Principal{Subject: tok.Subject, ClientID: claims.ClientID, Scopes: append(strings.Fields(claims.Scope), claims.Scp...)}
-	if p.ClientID == "" {
-		p.ClientID = claims.Azp
+	if err := v.m.checkType(typ, claims); err != nil {
+		return Principal{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
+	p, err := v.m.principal(claims)
+	if err != nil {
+		return Principal{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	p.Expiry = tok.Expiry
 	return p, nil
 }
 
@@ -155,7 +268,7 @@ func scopeFor(method string) string {
 	switch {
 	case strings.HasSuffix(method, "/ExportFeatures"):
 		return ScopeExport
-	case strings.HasSuffix(method, "/GetProfile"), strings.HasSuffix(method, "/GetScore"):
+	case partnerFacing(method):
 		return ScopeRead
 	}
 	return ScopeWrite
@@ -168,6 +281,12 @@ func (v *Verifier) authorize(ctx context.Context, method string) (context.Contex
 		return nil, status.Error(codes.Unauthenticated, "a bearer access token is required")
 	}
 	p, err := v.Verify(ctx, strings.TrimSpace(vals[0][7:]))
+	if errors.Is(err, ErrProvider) {
+		// Fails closed, and as the caller's problem (401), not Base B's:
+		// a provider outage must not open the gateway's breakers on Base B
+		// for the partners whose tokens are still verifiable.
+		return nil, status.Error(codes.Unauthenticated, "the access token cannot be checked now: identity provider unavailable")
+	}
 	if err != nil {
 		return nil, status.Error(codes.Unauthenticated, "invalid access token")
 	}

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -131,5 +132,159 @@ func TestProviderOutageKeepsCachedKeys(t *testing.T) {
 	}
 	if is.JWKSFetches.Load() <= fetches {
 		t.Fatal("JWKS was not refetched for the new kid")
+	}
+}
+
+func verifierWith(t *testing.T, is *oidctest.Issuer, o authz.Options) *authz.Verifier {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	o.Issuer = is.URL
+	if o.Audience == "" && o.Audiences == nil {
+		o.Audience = aud
+	}
+	v, err := authz.NewVerifier(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestPermissionsComeFromWhateverTheProviderGives(t *testing.T) {
+	t.Parallel()
+	is := oidctest.New(t, jose.RS256)
+	ctx := context.Background()
+	base := func(extra map[string]any) oidctest.Claims {
+		return oidctest.Claims{Subject: "bank-a", Audience: aud, Extra: extra}
+	}
+	for _, tc := range []struct {
+		name    string
+		mapping authz.Mapping
+		claims  oidctest.Claims
+		want    []string
+	}{
+		{"scope, space-separated", authz.Mapping{}, base(map[string]any{"scope": "openid base-b:read base-b:export"}), []string{"openid", "base-b:read", "base-b:export"}},
+		{"scp, an array", authz.Mapping{}, base(map[string]any{"scope": nil, "scp": []string{"base-b:read"}}), []string{"base-b:read"}},
+		{"scope without Base B permissions falls through to scp", authz.Mapping{},
+			base(map[string]any{"scope": "openid email", "scp": []string{"base-b:read"}}), []string{"base-b:read"}},
+		{"roles, configured", authz.Mapping{ScopeClaims: []string{"roles"}}, base(map[string]any{"scope": nil, "roles": []string{"base-b:read", "admin"}}), []string{"base-b:read", "admin"}},
+		{"nested realm_access.roles", authz.Mapping{ScopeClaims: []string{"scope", "realm_access.roles"}},
+			base(map[string]any{"scope": "profile email", "realm_access": map[string]any{"roles": []string{"base-b:read"}}}), []string{"base-b:read"}},
+		{"order decides: groups before scope", authz.Mapping{ScopeClaims: []string{"groups", "scope"}},
+			base(map[string]any{"scope": "base-b:read base-b:write", "groups": []string{"base-b:read"}}), []string{"base-b:read"}},
+		{"no permission in the token: the client map", authz.Mapping{ClientScopes: map[string][]string{"bank-a": {"base-b:read"}}},
+			base(map[string]any{"scope": nil}), []string{"base-b:read"}},
+		{"a scope claim in the token wins over the map", authz.Mapping{ClientScopes: map[string][]string{"bank-a": {"base-b:read", "base-b:write"}}},
+			base(map[string]any{"scope": "base-b:read"}), []string{"base-b:read"}},
+		{"unmapped client without scopes gets nothing", authz.Mapping{ClientScopes: map[string][]string{"other": {"base-b:read"}}},
+			base(map[string]any{"scope": nil}), nil},
+	} {
+		v := verifierWith(t, is, authz.Options{Mapping: tc.mapping})
+		p, err := v.Verify(ctx, is.Token(t, tc.claims))
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if !slices.Equal(p.Scopes, tc.want) {
+			t.Errorf("%s: scopes %v, want %v", tc.name, p.Scopes, tc.want)
+		}
+	}
+}
+
+func TestClientClaimIsConfigurable(t *testing.T) {
+	t.Parallel()
+	is := oidctest.New(t, jose.RS256)
+	tok := is.Token(t, oidctest.Claims{Subject: "user-7", Audience: aud, Scope: "base-b:read", Extra: map[string]any{"client_id": nil, "azp": "bank-a-app"}})
+	p, err := verifierWith(t, is, authz.Options{}).Verify(context.Background(), tok)
+	if err != nil || p.ClientID != "bank-a-app" {
+		t.Fatalf("default client claims: %+v %v", p, err)
+	}
+	p, err = verifierWith(t, is, authz.Options{Mapping: authz.Mapping{ClientClaims: []string{"sub"}}}).Verify(context.Background(), tok)
+	if err != nil || p.ClientID != "user-7" {
+		t.Fatalf("client claim sub: %+v %v", p, err)
+	}
+}
+
+func TestAudienceStringOrArray(t *testing.T) {
+	t.Parallel()
+	is := oidctest.New(t, jose.RS256)
+	v := verifierWith(t, is, authz.Options{Audiences: []string{aud, "bank-a-client"}})
+	ctx := context.Background()
+	for name, c := range map[string]oidctest.Claims{
+		"string":               {Subject: "bank-a", Audience: aud, Scope: "base-b:read"},
+		"array with ours":      {Subject: "bank-a", Audiences: []string{"https://other.api", aud}, Scope: "base-b:read"},
+		"client id as aud":     {Subject: "bank-a", Audience: "bank-a-client", Scope: "base-b:read"},
+		"array, client id aud": {Subject: "bank-a", Audiences: []string{"bank-a-client"}, Scope: "base-b:read"},
+	} {
+		if _, err := v.Verify(ctx, is.Token(t, c)); err != nil {
+			t.Errorf("%s refused: %v", name, err)
+		}
+	}
+	for name, c := range map[string]oidctest.Claims{
+		"array without ours": {Subject: "bank-a", Audiences: []string{"https://other.api", "x"}, Scope: "base-b:read"},
+		"empty array":        {Subject: "bank-a", Audiences: []string{}, Scope: "base-b:read"},
+		"no aud":             {Subject: "bank-a", Scope: "base-b:read", Extra: map[string]any{"aud": nil}},
+	} {
+		if _, err := v.Verify(ctx, is.Token(t, c)); err == nil {
+			t.Errorf("%s accepted", name)
+		}
+	}
+}
+
+func TestIDTokensAndTokensWithoutExpiryAreRefused(t *testing.T) {
+	t.Parallel()
+	is := oidctest.New(t, jose.RS256)
+	ctx := context.Background()
+	good := oidctest.Claims{Subject: "bank-a", Audience: aud, Scope: "base-b:read"}
+	with := func(f func(*oidctest.Claims)) oidctest.Claims { c := good; f(&c); return c }
+	strict := verifierWith(t, is, authz.Options{})
+	// A provider that labels access tokens with the generic typ JWT, as
+	// ZITADEL and Keycloak do, once allowed.
+	generic := verifierWith(t, is, authz.Options{Mapping: authz.Mapping{TokenTypes: []string{"at+jwt", "JWT"}}})
+
+	idToken := with(func(c *oidctest.Claims) {
+		c.Type, c.Extra = "JWT", map[string]any{"nonce": "n-0S6_WzA2Mj", "at_hash": "77QmUPtjPfzWtF2AnpK9RQ", "auth_time": 1700000000}
+	})
+	for name, tc := range map[string]struct {
+		v      *authz.Verifier
+		claims oidctest.Claims
+		ok     bool
+	}{
+		"at+jwt, strict":                     {strict, good, true},
+		"application/at+jwt, strict":         {strict, with(func(c *oidctest.Claims) { c.Type = "application/at+jwt" }), true},
+		"no typ, strict":                     {strict, with(func(c *oidctest.Claims) { c.Type = "-" }), true},
+		"typ JWT, strict":                    {strict, with(func(c *oidctest.Claims) { c.Type = "JWT" }), false},
+		"ID token, strict":                   {strict, idToken, false},
+		"typ JWT, generic allowed":           {generic, with(func(c *oidctest.Claims) { c.Type = "JWT" }), true},
+		"ID token, generic allowed":          {generic, idToken, false},
+		"ID token without typ":               {generic, with(func(c *oidctest.Claims) { c.Type, c.Extra = "-", map[string]any{"nonce": "x"} }), false},
+		"Keycloak ID token (typ claim ID)":   {generic, with(func(c *oidctest.Claims) { c.Type, c.Extra = "JWT", map[string]any{"typ": "ID"} }), false},
+		"Keycloak access token (Bearer)":     {generic, with(func(c *oidctest.Claims) { c.Type, c.Extra = "JWT", map[string]any{"typ": "Bearer"} }), true},
+		"Cognito ID token (token_use id)":    {generic, with(func(c *oidctest.Claims) { c.Type, c.Extra = "-", map[string]any{"token_use": "id"} }), false},
+		"Cognito access token":               {generic, with(func(c *oidctest.Claims) { c.Type, c.Extra = "-", map[string]any{"token_use": "access"} }), true},
+		"logout token type, even if allowed": {generic, with(func(c *oidctest.Claims) { c.Type = "logout+jwt" }), false},
+		"missing exp":                        {strict, with(func(c *oidctest.Claims) { c.NoExpiry = true }), false},
+		"missing exp, generic":               {generic, with(func(c *oidctest.Claims) { c.NoExpiry = true; c.Type = "JWT" }), false},
+	} {
+		_, err := tc.v.Verify(ctx, is.Token(t, tc.claims))
+		if tc.ok && err != nil {
+			t.Errorf("%s refused: %v", name, err)
+		}
+		if !tc.ok && err == nil {
+			t.Errorf("%s accepted", name)
+		}
+	}
+}
+
+func TestParseClientScopes(t *testing.T) {
+	t.Parallel()
+	m, err := authz.ParseClientScopes(" bank-a = base-b:read base-b:export ; bank-b=base-b:read;")
+	if err != nil || !slices.Equal(m["bank-a"], []string{"base-b:read", "base-b:export"}) || !slices.Equal(m["bank-b"], []string{"base-b:read"}) || len(m) != 2 {
+		t.Fatalf("%v %v", m, err)
+	}
+	for _, bad := range []string{"bank-a", "=base-b:read", "bank-a=", "a=x;a=y"} {
+		if _, err := authz.ParseClientScopes(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
 	}
 }

@@ -109,6 +109,14 @@ type Claims struct {
 	Subject, Audience, Scope string
 	Issuer                   string // default: this issuer
 	Expiry, NotBefore        time.Time
+	// Audiences, when set, makes aud an array.
+	Audiences []string
+	// Type is the header typ (default at+jwt; "-" leaves it out).
+	Type string
+	// NoExpiry leaves exp out.
+	NoExpiry bool
+	// Extra claims, set last (nil values delete a claim).
+	Extra map[string]any
 }
 
 // Token mints an RFC 9068 access token with the current key.
@@ -138,9 +146,29 @@ func (is *Issuer) sign(t testing.TB, key jose.JSONWebKey, c Claims) string {
 	if !c.NotBefore.IsZero() {
 		claims["nbf"] = c.NotBefore.Unix()
 	}
+	if c.Audiences != nil {
+		claims["aud"] = c.Audiences
+	}
+	if c.NoExpiry {
+		delete(claims, "exp")
+	}
+	for k, v := range c.Extra {
+		if v == nil {
+			delete(claims, k)
+		} else {
+			claims[k] = v
+		}
+	}
 	payload, _ := json.Marshal(claims)
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: is.alg, Key: key},
-		(&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", key.KeyID))
+	opts := (&jose.SignerOptions{}).WithHeader("kid", key.KeyID)
+	switch c.Type {
+	case "":
+		opts = opts.WithType("at+jwt")
+	case "-":
+	default:
+		opts = opts.WithType(jose.ContentType(c.Type))
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: is.alg, Key: key}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
