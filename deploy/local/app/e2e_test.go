@@ -163,7 +163,7 @@ func TestEveryPartnerJourneyEndToEnd(t *testing.T) {
 	admin := env["STRATA_ADMIN_KEY"]
 	c.do("POST", "/v1/admin/partners", `{"id":"acme-bank","name":"ACME Bank"}`, "X-Api-Key", admin).want(t, 201, "")
 	c.do("POST", "/v1/admin/partners", `{"id":"acme-bank","name":"ACME Bank"}`, "X-Api-Key", admin).want(t, 409, "conflict")
-	k := c.do("POST", "/v1/admin/partners/acme-bank/keys", `{"scopes":["base-a:grant","base-a:read","base-b:read","base-c:read","audit:read"]}`, "X-Api-Key", admin).want(t, 201, "")
+	k := c.do("POST", "/v1/admin/partners/acme-bank/keys", `{"scopes":["base-a:grant","base-a:read","base-b:read","base-c:read","audit:own"]}`, "X-Api-Key", admin).want(t, 201, "")
 	key, keyID := k.str("key"), k.str("key_id")
 	if !strings.HasPrefix(key, "strata_live_") || keyID == "" {
 		t.Fatalf("new key: %s", k.raw)
@@ -254,11 +254,31 @@ func TestEveryPartnerJourneyEndToEnd(t *testing.T) {
 	if es, _ := logs.body["entries"].([]any); len(es) < 5 {
 		t.Fatalf("access log: %s", logs.raw)
 	}
-	hist := c.do("GET", "/v1/audit/access-history/52998224725", "", "X-Api-Key", key).want(t, 200, "")
+	// A partner (audit:own) sees only its own entries, whatever it asks for;
+	// every partner's entries, histories and verification are the auditors'.
+	for _, q := range []string{"?partner_id=demo-bank", "?cpf=" + cpf, ""} {
+		own := c.do("GET", "/v1/audit/access-logs"+q, "", "X-Api-Key", key).want(t, 200, "")
+		es, _ := own.body["entries"].([]any)
+		for _, e := range es {
+			if p := e.(map[string]any)["partner_id"]; p != "acme-bank" {
+				t.Fatalf("audit:own saw %v's entry with %q: %s", p, q, own.raw)
+			}
+		}
+	}
+	c.do("GET", "/v1/audit/access-history/52998224725", "", "X-Api-Key", key).want(t, 403, "insufficient-scope")
+	c.do("POST", "/v1/audit/verify", "", "X-Api-Key", key).want(t, 403, "insufficient-scope")
+	c.do("GET", "/v1/audit/access-logs", "", "X-Api-Key", env["STRATA_API_KEY"]).want(t, 200, "")
+	c.do("GET", "/v1/audit/access-history/52998224725", "", "X-Api-Key", env["STRATA_API_KEY"]).want(t, 403, "insufficient-scope")
+	auditor := env["STRATA_AUDITOR_KEY"]
+	hist := c.do("GET", "/v1/audit/access-history/52998224725", "", "X-Api-Key", auditor).want(t, 200, "")
 	if es, _ := hist.body["entries"].([]any); len(es) < 4 {
 		t.Fatalf("access history: %s", hist.raw)
 	}
-	ver := c.do("POST", "/v1/audit/verify", "", "X-Api-Key", key).want(t, 200, "")
+	reads := c.do("GET", "/v1/audit/access-logs?outcome=audit_read&partner_id=acme-bank", "", "X-Api-Key", auditor).want(t, 200, "")
+	if es, _ := reads.body["entries"].([]any); len(es) < 3 {
+		t.Fatalf("the partner's reads of the audit log are not recorded: %s", reads.raw)
+	}
+	ver := c.do("POST", "/v1/audit/verify", "", "X-Api-Key", auditor).want(t, 200, "")
 	if ver.body["ok"] != true {
 		t.Fatalf("verify: %s", ver.raw)
 	}
@@ -279,12 +299,12 @@ func TestEveryPartnerJourneyEndToEnd(t *testing.T) {
 	// 8. Rotation with a 2 s overlap, then revocation.
 	rot := c.do("POST", "/v1/admin/partners/acme-bank/keys/"+keyID+"/rotate", `{"overlap_seconds":2}`, "X-Api-Key", admin).want(t, 201, "")
 	newKey := rot.str("key")
-	c.do("GET", "/v1/audit/access-history/52998224725", "", "X-Api-Key", key).want(t, 200, "")
-	c.do("GET", "/v1/audit/access-history/52998224725", "", "X-Api-Key", newKey).want(t, 200, "")
+	c.do("GET", "/v1/audit/access-logs", "", "X-Api-Key", key).want(t, 200, "")
+	c.do("GET", "/v1/audit/access-logs", "", "X-Api-Key", newKey).want(t, 200, "")
 	time.Sleep(2500 * time.Millisecond)
-	c.do("GET", "/v1/audit/access-history/52998224725", "", "X-Api-Key", key).want(t, 401, "invalid-api-key")
+	c.do("GET", "/v1/audit/access-logs", "", "X-Api-Key", key).want(t, 401, "invalid-api-key")
 	c.do("DELETE", "/v1/admin/partners/acme-bank/keys/"+rot.str("key_id"), "", "X-Api-Key", admin).want(t, 204, "")
-	c.do("GET", "/v1/audit/access-history/52998224725", "", "X-Api-Key", newKey).want(t, 401, "invalid-api-key")
+	c.do("GET", "/v1/audit/access-logs", "", "X-Api-Key", newKey).want(t, 401, "invalid-api-key")
 
 	// 9. Killing one Base B replica loses no request: reads move to the other.
 	main := c.do("POST", "/v1/admin/partners/acme-bank/keys", `{"scopes":["base-a:grant","base-a:read","base-b:read","base-c:read"],"rate_per_second":1000,"burst":1000}`, "X-Api-Key", admin).want(t, 201, "").str("key")

@@ -181,7 +181,8 @@ func (p *platform) afterStart(ctx context.Context, cfg Config) error {
 		`  curl -s $STRATA_GATEWAY_URL/v1/profiles/$STRATA_DEMO_CPF/score -H "X-Api-Key: $STRATA_API_KEY" -H "Authorization: Bearer $TOKEN"`,
 		`  GRANT=$(curl -s $STRATA_GATEWAY_URL/v1/grants -H "X-Api-Key: $STRATA_API_KEY" -H 'Content-Type: application/json' -d '{"cpf":"529.982.247-25","purpose":"credit_analysis","reason":"loan application 4711","fields":["name","address","debts"]}' | sed -E 's/.*"token":"([^"]+)".*/\1/')`,
 		`  curl -s $STRATA_GATEWAY_URL/v1/people/$STRATA_DEMO_CPF -H "X-Api-Key: $STRATA_API_KEY" -H "X-Strata-Grant: $GRANT"`,
-		`  curl -s "$STRATA_GATEWAY_URL/v1/audit/access-logs?cpf=$STRATA_DEMO_CPF" -H "X-Api-Key: $STRATA_API_KEY"`,
+		`  curl -s "$STRATA_GATEWAY_URL/v1/audit/access-logs?cpf=$STRATA_DEMO_CPF" -H "X-Api-Key: $STRATA_API_KEY"   # audit:own: demo-bank's entries only`,
+		`  curl -s "$STRATA_GATEWAY_URL/v1/audit/access-history/$STRATA_DEMO_CPF" -H "X-Api-Key: $STRATA_AUDITOR_KEY"   # audit:read: the bureau's auditors`,
 		"  open $STRATA_GATEWAY_URL/docs for the API reference",
 	}
 	return nil
@@ -229,7 +230,7 @@ func (p *platform) printTour(out io.Writer, demoEnvPath string) {
 		fmt.Fprintln(out, strings.Join(p.lines, "\n"))
 	}
 	fmt.Fprintf(out, "strata-local: demo credentials written to %s (load them with: . %s)\n", demoEnvPath, demoEnvPath)
-	for _, k := range []string{"STRATA_OPS_URL", "STRATA_API_KEY", "STRATA_ADMIN_KEY", "STRATA_OAUTH_CLIENT_ID", "STRATA_OAUTH_CLIENT_SECRET", "STRATA_BASEC_USER", "STRATA_BASEC_PASSWORD", "STRATA_DEMO_CPF"} {
+	for _, k := range []string{"STRATA_OPS_URL", "STRATA_API_KEY", "STRATA_ADMIN_KEY", "STRATA_AUDITOR_KEY", "STRATA_OAUTH_CLIENT_ID", "STRATA_OAUTH_CLIENT_SECRET", "STRATA_BASEC_USER", "STRATA_BASEC_PASSWORD", "STRATA_DEMO_CPF"} {
 		if v, ok := p.demoEnv[k]; ok {
 			fmt.Fprintf(out, "  %s=%s\n", k, v)
 		}

@@ -58,6 +58,10 @@ type Config struct {
 	ClientsPeople string `env:"CLIENTS_PEOPLE, default=gateway"`
 	ClientsAudit  string `env:"CLIENTS_AUDIT, default=gateway,strata-audit"`
 	ClientsWrite  string `env:"CLIENTS_WRITE, default=basea-loader"`
+	// ClientsAuditOnBehalf are the audit clients that act for a partner's
+	// API key and must name it (x-partner-id); any other audit client is
+	// bureau staff, who read every partner's entries.
+	ClientsAuditOnBehalf string `env:"CLIENTS_AUDIT_ON_BEHALF, default=gateway"`
 
 	AMQPURL  config.Secret `env:"AMQP_URL, required"`
 	Exchange string        `env:"AMQP_EXCHANGE, default=strata.events"`
@@ -179,7 +183,8 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	pub := amqp.NewPublisher(mq, amqp.PublisherOptions{Breaker: breakers.New(breaker.Config{Name: "base-a->amqp"}), Propagator: tel.Propagator})
 
 	chain := store.ChainOptions{Keys: akeys, CheckpointInterval: cfg.CheckpointInterval}
-	access := grpcapi.Access{People: list(cfg.ClientsPeople), Audit: list(cfg.ClientsAudit), Write: list(cfg.ClientsWrite)}
+	access := grpcapi.Access{People: list(cfg.ClientsPeople), Audit: list(cfg.ClientsAudit), Write: list(cfg.ClientsWrite),
+		AuditOnBehalf: list(cfg.ClientsAuditOnBehalf)}
 	srv := grpcserver.New(grpcserver.Options{
 		Logger: logger, Telemetry: tel, TLS: tlsCfg,
 		UnaryInterceptors: []grpc.UnaryServerInterceptor{grpcapi.IdentityInterceptor(access)},

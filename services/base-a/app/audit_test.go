@@ -81,7 +81,7 @@ func TestStrataAuditCatchesEditsDeletionsAndTruncation(t *testing.T) {
 
 	// The list and export commands show the entries.
 	code, out, _ := e.runAudit(addr, "export", "-cpf", maria)
-	if code != 0 || strings.Count(out, "\n") != 10 || !strings.Contains(out, `"outcome":"OUTCOME_GRANT_ISSUED"`) {
+	if code != 0 || strings.Count(out, `"outcome":"OUTCOME_GRANT_ISSUED"`) != 10 || !strings.Contains(out, `"outcome":"OUTCOME_AUDIT_READ"`) {
 		t.Fatalf("export: exit %d, %d lines", code, strings.Count(out, "\n"))
 	}
 

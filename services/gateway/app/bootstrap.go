@@ -13,7 +13,8 @@ import (
 )
 
 // bootstrap creates, on first start, an admin key, a demo partner with a
-// key holding every partner scope, and a demo OAuth client, and writes
+// key holding every partner scope (audit:own, not audit:read), an auditor
+// key (audit:read) for the bureau's compliance staff, and a demo OAuth client, and writes
 // their secrets once to path (0600) in shell syntax. Later starts find the
 // file and change nothing.
 func bootstrap(ctx context.Context, st *store.Store, pepper []byte, path string, cfg *Config) error {
@@ -26,7 +27,7 @@ func bootstrap(ctx context.Context, st *store.Store, pepper []byte, path string,
 		return full, st.CreateKey(ctx, store.Key{ID: id, PartnerID: partner, SecretHash: apikey.Hash(pepper, k.Secret), Scopes: scopes,
 			RatePerSec: cfg.RatePerSec, Burst: cfg.Burst, DailyQuota: cfg.DailyQuota})
 	}
-	for _, p := range [][2]string{{"strata-admin", "Strata operators"}, {"demo-bank", "Demo Bank S.A."}} {
+	for _, p := range [][2]string{{"strata-admin", "Strata operators"}, {"demo-bank", "Demo Bank S.A."}, {"bureau-audit", "Bureau compliance (auditors)"}} {
 		if _, err := st.CreatePartner(ctx, p[0], p[1]); err != nil && !errors.Is(err, store.ErrConflict) {
 			return err
 		}
@@ -35,7 +36,13 @@ func bootstrap(ctx context.Context, st *store.Store, pepper []byte, path string,
 	if err != nil {
 		return err
 	}
-	partner, err := newKey("demo-bank", []string{"base-a:grant", "base-a:read", "base-b:read", "base-c:read", "audit:read"})
+	// Partners see only their own audit entries; every partner's entries
+	// are for the bureau's auditors.
+	partner, err := newKey("demo-bank", []string{"base-a:grant", "base-a:read", "base-b:read", "base-c:read", "audit:own"})
+	if err != nil {
+		return err
+	}
+	auditor, err := newKey("bureau-audit", []string{"audit:read"})
 	if err != nil {
 		return err
 	}
@@ -46,7 +53,7 @@ func bootstrap(ctx context.Context, st *store.Store, pepper []byte, path string,
 	}
 	var b strings.Builder
 	b.WriteString("# Written once by the gateway's bootstrap: these secrets are not stored anywhere else.\n")
-	for _, kv := range [][2]string{{"STRATA_ADMIN_KEY", admin}, {"STRATA_API_KEY", partner},
+	for _, kv := range [][2]string{{"STRATA_ADMIN_KEY", admin}, {"STRATA_API_KEY", partner}, {"STRATA_AUDITOR_KEY", auditor},
 		{"STRATA_OAUTH_CLIENT_ID", "demo-bank"}, {"STRATA_OAUTH_CLIENT_SECRET", secret}} {
 		fmt.Fprintf(&b, "export %s='%s'\n", kv[0], kv[1])
 	}

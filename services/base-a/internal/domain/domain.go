@@ -64,6 +64,9 @@ const (
 	OutcomeDeniedWrongPartner = "denied_wrong_partner"
 	OutcomeDeniedUnknown      = "denied_unknown_grant"
 	OutcomeNotFound           = "not_found"
+	// OutcomeAuditRead records a read of the audit log itself: who looked
+	// (partner, caller), when, and at what (the reason holds the query).
+	OutcomeAuditRead = "audit_read"
 )
 
 // OutcomeOf maps a grant refusal to its audit outcome.

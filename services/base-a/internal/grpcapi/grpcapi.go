@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -34,6 +36,73 @@ type Access struct {
 	People []string // PeopleService reads and grants (the gateway)
 	Audit  []string // AuditService (the gateway, strata-audit)
 	Write  []string // UpsertPerson, RecordDebt (named internal loaders)
+	// AuditOnBehalf are the Audit identities that act for a partner's API
+	// key (the gateway): they must name the partner (x-partner-id) and
+	// hold every-partner access only when they say so (x-audit-scope: all).
+	// Any other Audit identity is bureau staff (strata-audit).
+	AuditOnBehalf []string
+}
+
+// Metadata keys the gateway sets on calls it makes for a partner's key.
+const (
+	MDPartnerID  = "x-partner-id"
+	MDAuditScope = "x-audit-scope"
+	MDClientIP   = "x-client-ip"
+)
+
+type viewerKey struct{}
+
+// Viewer is who reads the audit log.
+type Viewer struct {
+	Identity  string
+	PartnerID string // the partner of the key, or the staff identity
+	ClientIP  string
+	// All is true for bureau staff and regulators (audit:read); false
+	// restricts every read to PartnerID's own entries (audit:own).
+	All bool
+}
+
+// viewer derives the audit reader from the verified identity and, for an
+// on-behalf identity, the metadata it sent. It fails closed: a partner
+// named twice differently, or not at all, is refused.
+func viewer(ctx context.Context, a Access, id string) (Viewer, error) {
+	v := Viewer{Identity: id, PartnerID: id, All: true}
+	if !slices.Contains(a.AuditOnBehalf, id) {
+		return v, nil
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	one := func(k string) (string, bool) {
+		vs := md.Get(k)
+		for _, x := range vs[min(1, len(vs)):] {
+			if x != vs[0] {
+				return "", false
+			}
+		}
+		if len(vs) == 0 {
+			return "", true
+		}
+		return vs[0], true
+	}
+	partner, ok := one(MDPartnerID)
+	if !ok || partner == "" || len(partner) > 128 {
+		return v, status.Error(codes.PermissionDenied, "the caller's partner (x-partner-id) is required, once")
+	}
+	scope, ok := one(MDAuditScope)
+	if !ok {
+		return v, status.Error(codes.PermissionDenied, "x-audit-scope given twice")
+	}
+	ip, _ := one(MDClientIP)
+	if len(ip) > 64 {
+		ip = ip[:64]
+	}
+	v.PartnerID, v.ClientIP, v.All = partner, ip, scope == "all"
+	return v, nil
+}
+
+// ViewerFrom returns the audit reader the interceptor admitted.
+func ViewerFrom(ctx context.Context) (Viewer, bool) {
+	v, ok := ctx.Value(viewerKey{}).(Viewer)
+	return v, ok
 }
 
 var writeMethods = []string{"/basea.v1.PeopleService/UpsertPerson", "/basea.v1.PeopleService/RecordDebt"}
@@ -59,7 +128,15 @@ func IdentityInterceptor(a Access) grpc.UnaryServerInterceptor {
 		if !slices.Contains(allowed, id) {
 			return nil, status.Errorf(codes.PermissionDenied, "identity %q may not call this method", id)
 		}
-		return handler(context.WithValue(ctx, identityKey{}, id), req)
+		ctx = context.WithValue(ctx, identityKey{}, id)
+		if strings.HasPrefix(info.FullMethod, "/basea.v1.AuditService/") {
+			v, err := viewer(ctx, a, id)
+			if err != nil {
+				return nil, err
+			}
+			ctx = context.WithValue(ctx, viewerKey{}, v)
+		}
+		return handler(ctx, req)
 	}
 }
 
@@ -169,7 +246,7 @@ var outcomeProto = map[string]baseav1.Outcome{
 	domain.OutcomeDeniedUsedUp: baseav1.Outcome_OUTCOME_DENIED_USED_UP, domain.OutcomeDeniedRevoked: baseav1.Outcome_OUTCOME_DENIED_REVOKED,
 	domain.OutcomeDeniedWrongCPF: baseav1.Outcome_OUTCOME_DENIED_WRONG_CPF, domain.OutcomeDeniedWrongField: baseav1.Outcome_OUTCOME_DENIED_WRONG_FIELD,
 	domain.OutcomeDeniedWrongPartner: baseav1.Outcome_OUTCOME_DENIED_WRONG_PARTNER, domain.OutcomeDeniedUnknown: baseav1.Outcome_OUTCOME_DENIED_UNKNOWN_GRANT,
-	domain.OutcomeNotFound: baseav1.Outcome_OUTCOME_NOT_FOUND,
+	domain.OutcomeNotFound: baseav1.Outcome_OUTCOME_NOT_FOUND, domain.OutcomeAuditRead: baseav1.Outcome_OUTCOME_AUDIT_READ,
 }
 
 var debtStatus = map[string]baseav1.DebtStatus{
@@ -327,9 +404,40 @@ type AuditServer struct {
 
 const maxPage = 500
 
-// ListAccessLogs filters the log.
+// looked records a read of the audit log in the log itself (who looked,
+// when, at what), before anything is answered: no record, no answer.
+func (s *AuditServer) looked(ctx context.Context, cpf, what string) (Viewer, error) {
+	v, ok := ViewerFrom(ctx)
+	if !ok {
+		return v, status.Error(codes.PermissionDenied, "no verified audit reader")
+	}
+	c := domain.Caller{PartnerID: v.PartnerID, Identity: v.Identity, ClientIP: v.ClientIP}
+	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
+		c.TraceID = sc.TraceID().String()
+	}
+	if err := s.Store.RecordAuditRead(ctx, c, cpf, what); err != nil {
+		return v, toStatus(err)
+	}
+	return v, nil
+}
+
+// staffOnly refuses readers restricted to their own entries.
+func staffOnly(ctx context.Context) error {
+	if v, ok := ViewerFrom(ctx); !ok || !v.All {
+		return status.Error(codes.PermissionDenied, "this needs every-partner audit access (audit:read)")
+	}
+	return nil
+}
+
+// ListAccessLogs filters the log. A reader restricted to its own entries
+// (audit:own) sees only its partner's, whatever partner filter it sends.
 func (s *AuditServer) ListAccessLogs(ctx context.Context, req *baseav1.ListAccessLogsRequest) (*baseav1.ListAccessLogsResponse, error) {
 	f := domain.AuditFilter{PartnerID: req.GetPartnerId(), Limit: int(req.GetPageSize())}
+	if v, ok := ViewerFrom(ctx); !ok {
+		return nil, status.Error(codes.PermissionDenied, "no verified audit reader")
+	} else if !v.All {
+		f.PartnerID = v.PartnerID
+	}
 	if req.GetCpf() != "" {
 		c, err := parseCPF(req.GetCpf())
 		if err != nil {
@@ -366,6 +474,10 @@ func (s *AuditServer) ListAccessLogs(ctx context.Context, req *baseav1.ListAcces
 		}
 		f.AfterID = id
 	}
+	if _, err := s.looked(ctx, f.CPF, fmt.Sprintf("list access logs: partner=%q purpose=%q outcome=%q from=%s to=%s after=%d",
+		f.PartnerID, f.Purpose, f.Outcome, fmtTime(f.From), fmtTime(f.To), f.AfterID)); err != nil {
+		return nil, err
+	}
 	entries, next, err := s.Store.ListAudit(ctx, f)
 	if err != nil {
 		return nil, toStatus(err)
@@ -375,6 +487,13 @@ func (s *AuditServer) ListAccessLogs(ctx context.Context, req *baseav1.ListAcces
 		resp.NextPageToken = encodeToken(next)
 	}
 	return resp, nil
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
 }
 
 func encodeToken(id int64) string {
@@ -406,8 +525,14 @@ func entriesProto(es []domain.AuditEntry) []*baseav1.AuditEntry {
 // GetAccessHistory lists who read or was granted this CPF's data within
 // the history window (Decreto 9.936/2019 art. 10).
 func (s *AuditServer) GetAccessHistory(ctx context.Context, req *baseav1.GetAccessHistoryRequest) (*baseav1.GetAccessHistoryResponse, error) {
+	if err := staffOnly(ctx); err != nil {
+		return nil, err
+	}
 	c, err := parseCPF(req.GetCpf())
 	if err != nil {
+		return nil, err
+	}
+	if _, err := s.looked(ctx, c, "access history of a CPF"); err != nil {
 		return nil, err
 	}
 	since := time.Now().Add(-s.History).UTC()
@@ -435,6 +560,9 @@ func (s *AuditServer) GetAccessHistory(ctx context.Context, req *baseav1.GetAcce
 func (s *AuditServer) VerifyChain(ctx context.Context, req *baseav1.VerifyChainRequest) (*baseav1.VerifyChainResponse, error) {
 	if req.GetFromSeq() < 0 || req.GetToSeq() < 0 || (req.GetToSeq() > 0 && req.GetToSeq() < req.GetFromSeq()) {
 		return nil, status.Error(codes.InvalidArgument, "from_seq and to_seq must be non-negative and ordered")
+	}
+	if err := staffOnly(ctx); err != nil {
+		return nil, err
 	}
 	v, err := s.Store.Verify(ctx, s.Chain, req.GetFromSeq(), req.GetToSeq())
 	if err != nil {

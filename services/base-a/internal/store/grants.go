@@ -57,6 +57,18 @@ func (s *Store) audit(ctx context.Context, tx pgx.Tx, e entry) error {
 	return nil
 }
 
+// RecordAuditRead writes an audit entry for a read of the audit log itself:
+// c is who looked, what describes the query, cpf the CPF it was about (if
+// any). The caller answers only once it is committed.
+func (s *Store) RecordAuditRead(ctx context.Context, c domain.Caller, cpf, what string) error {
+	if len(what) > 500 {
+		what = what[:500]
+	}
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		return s.audit(ctx, tx, entry{caller: c, cpf: cpf, reason: what, outcome: domain.OutcomeAuditRead})
+	})
+}
+
 // ValidateGrantRequest checks a request and applies defaults.
 func ValidateGrantRequest(r *domain.GrantRequest) error {
 	if !domain.ValidPurpose(r.Purpose) {

@@ -127,7 +127,7 @@ func (a *Admin) listPartners(ctx context.Context, _ *struct{}) (*PartnersRespons
 type KeyRequest struct {
 	ID   string `path:"id" maxLength:"63"`
 	Body struct {
-		Scopes        []string `json:"scopes" minItems:"1" uniqueItems:"true" enum:"base-a:grant,base-a:read,base-b:read,base-c:read,audit:read,admin"`
+		Scopes        []string `json:"scopes" minItems:"1" uniqueItems:"true" enum:"base-a:grant,base-a:read,base-b:read,base-c:read,audit:own,audit:read,admin"`
 		ExpiresInDays int      `json:"expires_in_days,omitempty" minimum:"1" maximum:"730"`
 		RatePerSecond float64  `json:"rate_per_second,omitempty" minimum:"0.1" maximum:"10000"`
 		Burst         int      `json:"burst,omitempty" minimum:"1" maximum:"100000"`

@@ -2,9 +2,12 @@ package api
 
 import (
 	"context"
+	"net/http"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	baseav1 "github.com/strata-bureau/strata/proto/gen/go/basea/v1"
@@ -74,9 +77,34 @@ type AccessLogsResponse struct {
 	}
 }
 
+// auditReader checks the key holds audit:read (every partner) or, when own
+// is acceptable, audit:own, and tells Base A which in the call's metadata
+// (Base A enforces it; x-partner-id is already there).
+func auditReader(ctx context.Context, own bool) (context.Context, Caller, bool, error) {
+	c := callerFrom(ctx)
+	scope := ""
+	switch {
+	case slices.Contains(c.Scopes, "audit:read"):
+		scope = "all"
+	case own && slices.Contains(c.Scopes, "audit:own"):
+		scope = "own"
+	default:
+		need := "audit:read"
+		if own {
+			need = "audit:read or audit:own"
+		}
+		return ctx, c, false, problem(http.StatusForbidden, "insufficient-scope", "this API key lacks the scope "+need)
+	}
+	return metadata.AppendToOutgoingContext(ctx, "x-audit-scope", scope, "x-client-ip", c.ClientIP), c, scope == "all", nil
+}
+
 func (h *Handlers) accessLogs(ctx context.Context, in *AccessLogsRequest) (*AccessLogsResponse, error) {
-	if _, err := requireScope(ctx, "audit:read"); err != nil {
+	ctx, c, all, err := auditReader(ctx, true)
+	if err != nil {
 		return nil, err
+	}
+	if !all {
+		in.PartnerID = c.PartnerID // audit:own: the caller's partner, whatever it asked
 	}
 	req := &baseav1.ListAccessLogsRequest{PartnerId: in.PartnerID, PageSize: in.PageSize, PageToken: in.PageToken, Purpose: purposes[in.Purpose]}
 	if in.CPF != "" {
@@ -100,7 +128,7 @@ func (h *Handlers) accessLogs(ctx context.Context, in *AccessLogsRequest) (*Acce
 		req.To = timestamppb.New(in.To)
 	}
 	var resp *baseav1.ListAccessLogsResponse
-	err := h.Backends.A.Call(ctx, true, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
+	err = h.Backends.A.Call(ctx, true, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
 		resp, err = baseav1.NewAuditServiceClient(conn).ListAccessLogs(ctx, req)
 		return err
 	})
@@ -137,7 +165,8 @@ type HistoryResponse struct {
 }
 
 func (h *Handlers) accessHistory(ctx context.Context, in *HistoryRequest) (*HistoryResponse, error) {
-	if _, err := requireScope(ctx, "audit:read"); err != nil {
+	ctx, _, _, err := auditReader(ctx, false)
+	if err != nil {
 		return nil, err
 	}
 	c, err := parseCPF(in.CPF)
@@ -170,11 +199,12 @@ type VerifyResponse struct {
 }
 
 func (h *Handlers) verify(ctx context.Context, _ *struct{}) (*VerifyResponse, error) {
-	if _, err := requireScope(ctx, "audit:read"); err != nil {
+	ctx, _, _, err := auditReader(ctx, false)
+	if err != nil {
 		return nil, err
 	}
 	var resp *baseav1.VerifyChainResponse
-	err := h.Backends.A.Call(ctx, true, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
+	err = h.Backends.A.Call(ctx, true, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
 		resp, err = baseav1.NewAuditServiceClient(conn).VerifyChain(ctx, &baseav1.VerifyChainRequest{})
 		return err
 	})

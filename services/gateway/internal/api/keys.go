@@ -14,13 +14,17 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/metadata"
+
 	"github.com/strata-bureau/strata/services/gateway/internal/apikey"
 	"github.com/strata-bureau/strata/services/gateway/internal/limits"
 	"github.com/strata-bureau/strata/services/gateway/internal/store"
 )
 
 // Scopes a key may hold.
-var Scopes = []string{"base-a:grant", "base-a:read", "base-b:read", "base-c:read", "audit:read", "admin"}
+// audit:read (every partner's entries, verification, subject reports) is for
+// bureau staff and regulators; audit:own shows a partner its own entries.
+var Scopes = []string{"base-a:grant", "base-a:read", "base-b:read", "base-c:read", "audit:own", "audit:read", "admin"}
 
 // Caller is an authenticated partner key.
 type Caller struct {
@@ -163,6 +167,9 @@ func (k *KeyAuth) Middleware(next http.Handler) http.Handler {
 		k.mu.Unlock()
 		ip, _, _ := net.SplitHostPort(r.RemoteAddr)
 		ctx := context.WithValue(r.Context(), callerKey{}, Caller{PartnerID: key.PartnerID, KeyID: key.ID, Scopes: key.Scopes, ClientIP: ip})
+		// Every call to a base names the key's partner, so a base can
+		// enforce per-partner rules from the caller's context.
+		ctx = metadata.AppendToOutgoingContext(ctx, "x-partner-id", key.PartnerID)
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }

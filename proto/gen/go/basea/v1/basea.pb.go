@@ -204,6 +204,8 @@ const (
 	Outcome_OUTCOME_DENIED_WRONG_PARTNER Outcome = 9
 	Outcome_OUTCOME_DENIED_UNKNOWN_GRANT Outcome = 10
 	Outcome_OUTCOME_NOT_FOUND            Outcome = 11
+	// A read of the audit log itself (who looked, when, at what).
+	Outcome_OUTCOME_AUDIT_READ Outcome = 12
 )
 
 // Enum value maps for Outcome.
@@ -221,6 +223,7 @@ var (
 		9:  "OUTCOME_DENIED_WRONG_PARTNER",
 		10: "OUTCOME_DENIED_UNKNOWN_GRANT",
 		11: "OUTCOME_NOT_FOUND",
+		12: "OUTCOME_AUDIT_READ",
 	}
 	Outcome_value = map[string]int32{
 		"OUTCOME_UNSPECIFIED":          0,
@@ -235,6 +238,7 @@ var (
 		"OUTCOME_DENIED_WRONG_PARTNER": 9,
 		"OUTCOME_DENIED_UNKNOWN_GRANT": 10,
 		"OUTCOME_NOT_FOUND":            11,
+		"OUTCOME_AUDIT_READ":           12,
 	}
 )
 
@@ -1952,7 +1956,7 @@ const file_basea_v1_basea_proto_rawDesc = "" +
 	"\x17DEBT_STATUS_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10DEBT_STATUS_OPEN\x10\x01\x12\x14\n" +
 	"\x10DEBT_STATUS_PAID\x10\x02\x12\x1c\n" +
-	"\x18DEBT_STATUS_RENEGOTIATED\x10\x03*\xd9\x02\n" +
+	"\x18DEBT_STATUS_RENEGOTIATED\x10\x03*\xf1\x02\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fOUTCOME_ALLOWED\x10\x01\x12\x18\n" +
@@ -1966,7 +1970,8 @@ const file_basea_v1_basea_proto_rawDesc = "" +
 	"\x1cOUTCOME_DENIED_WRONG_PARTNER\x10\t\x12 \n" +
 	"\x1cOUTCOME_DENIED_UNKNOWN_GRANT\x10\n" +
 	"\x12\x15\n" +
-	"\x11OUTCOME_NOT_FOUND\x10\v2\xce\x03\n" +
+	"\x11OUTCOME_NOT_FOUND\x10\v\x12\x16\n" +
+	"\x12OUTCOME_AUDIT_READ\x10\f2\xce\x03\n" +
 	"\rPeopleService\x12M\n" +
 	"\fRequestGrant\x12\x1d.basea.v1.RequestGrantRequest\x1a\x1e.basea.v1.RequestGrantResponse\x12J\n" +
 	"\vRevokeGrant\x12\x1c.basea.v1.RevokeGrantRequest\x1a\x1d.basea.v1.RevokeGrantResponse\x12D\n" +
