@@ -6,8 +6,10 @@
 //	       created_at timestamptz, published_at timestamptz)
 //
 // Rows are locked with SKIP LOCKED, so several replicas can relay at once
-// without publishing a row twice; a crash between publish and mark can, and
-// consumers dedupe on message_id.
+// without publishing a row twice; a crash between publish and delete can,
+// and consumers dedupe on message_id. A row is deleted once the broker has
+// confirmed it: events may carry personal data (a CPF), which must not
+// outlive their delivery. published_at stays in the schema for old rows.
 package outbox
 
 import (
@@ -29,7 +31,7 @@ type Message struct {
 // in a circuit breaker).
 type TxRunner func(ctx context.Context, fn func(pgx.Tx) error) error
 
-// Relay publishes up to limit unpublished events in order and marks the
+// Relay publishes up to limit unpublished events in order and deletes the
 // ones the broker confirmed. A publish failure stops the batch; it is
 // returned after the commit of what was confirmed, so it never counts as a
 // database failure.
@@ -68,7 +70,7 @@ func Relay(ctx context.Context, run TxRunner, limit int, publish func(context.Co
 		if len(done) == 0 {
 			return nil
 		}
-		_, err = tx.Exec(ctx, `UPDATE outbox SET published_at = now() WHERE id = ANY($1)`, done)
+		_, err = tx.Exec(ctx, `DELETE FROM outbox WHERE id = ANY($1)`, done)
 		return err
 	})
 	if err == nil {
