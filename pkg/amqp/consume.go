@@ -62,7 +62,7 @@ func (c *Client) Consume(ctx context.Context, q Queue, opts ConsumerOptions, h H
 		opts.Prefetch = 32
 	}
 	for {
-		err := c.consumeOnce(ctx, q, opts, h)
+		err := c.consumeOnce(ctx, q, opts, func(d amqp.Delivery) { c.handle(ctx, d, opts, h) })
 		if ctx.Err() != nil || errors.Is(err, ErrClosed) {
 			return nil
 		}
@@ -77,7 +77,13 @@ func (c *Client) Consume(ctx context.Context, q Queue, opts ConsumerOptions, h H
 	}
 }
 
-func (c *Client) consumeOnce(ctx context.Context, q Queue, opts ConsumerOptions, h Handler) error {
+func (c *Client) consumeOnce(ctx context.Context, q Queue, opts ConsumerOptions, each func(amqp.Delivery)) error {
+	return c.consumeOnceWith(ctx, q, opts, nil, each)
+}
+
+// consumeOnceWith subscribes once and calls each for every delivery;
+// subscribed, when set, receives the delivery channel first.
+func (c *Client) consumeOnceWith(ctx context.Context, q Queue, opts ConsumerOptions, subscribed func(<-chan amqp.Delivery), each func(amqp.Delivery)) error {
 	ch, err := c.Channel(ctx)
 	if err != nil {
 		return err
@@ -99,6 +105,9 @@ func (c *Client) consumeOnce(ctx context.Context, q Queue, opts ConsumerOptions,
 	if opts.OnSubscribe != nil {
 		opts.OnSubscribe()
 	}
+	if subscribed != nil {
+		subscribed(deliveries)
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -111,7 +120,7 @@ func (c *Client) consumeOnce(ctx context.Context, q Queue, opts ConsumerOptions,
 			if !ok {
 				return errors.New("delivery channel closed")
 			}
-			c.handle(ctx, d, opts, h)
+			each(d)
 		}
 	}
 }
@@ -136,14 +145,19 @@ func (c *Client) handle(ctx context.Context, d amqp.Delivery, opts ConsumerOptio
 	if opts.Propagator != nil {
 		hctx = opts.Propagator.Extract(ctx, tableCarrier(d.Headers))
 	}
-	err := h(hctx, Delivery{
+	c.settle(d, h(hctx, Delivery{
 		ID:          d.MessageId,
 		Type:        d.Type,
 		Body:        d.Body,
 		Timestamp:   d.Timestamp,
 		Headers:     d.Headers,
 		Redelivered: d.Redelivered,
-	})
+	}))
+}
+
+// settle acks d after success, dead-letters it after a permanent error and
+// requeues it after any other.
+func (c *Client) settle(d amqp.Delivery, err error) {
 	switch {
 	case err == nil:
 		if aerr := d.Ack(false); aerr != nil {

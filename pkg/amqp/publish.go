@@ -88,25 +88,7 @@ func (p *Publisher) Publish(ctx context.Context, msg Message) error {
 	if msg.ID == "" || msg.Type == "" {
 		return errors.New("amqp: message ID and type are required")
 	}
-	if msg.Timestamp.IsZero() {
-		msg.Timestamp = time.Now().UTC()
-	}
-	headers := amqp.Table{}
-	for k, v := range msg.Headers {
-		headers[k] = v
-	}
-	if p.propagator != nil {
-		p.propagator.Inject(ctx, tableCarrier(headers))
-	}
-	pub := amqp.Publishing{
-		ContentType:  "application/x-protobuf",
-		DeliveryMode: amqp.Persistent,
-		MessageId:    msg.ID,
-		Type:         msg.Type,
-		Timestamp:    msg.Timestamp,
-		Headers:      headers,
-		Body:         msg.Body,
-	}
+	pub := p.publishing(ctx, msg)
 	backoff := 20 * time.Millisecond
 	for {
 		err := p.attempt(ctx, msg.Type, pub)
@@ -151,6 +133,129 @@ func (p *Publisher) attempt(ctx context.Context, key string, pub amqp.Publishing
 		return do()
 	}
 	return p.breaker.Run(do)
+}
+
+func (p *Publisher) publishing(ctx context.Context, msg Message) amqp.Publishing {
+	if msg.Timestamp.IsZero() {
+		msg.Timestamp = time.Now().UTC()
+	}
+	headers := amqp.Table{}
+	for k, v := range msg.Headers {
+		headers[k] = v
+	}
+	if p.propagator != nil {
+		p.propagator.Inject(ctx, tableCarrier(headers))
+	}
+	return amqp.Publishing{
+		ContentType:  "application/x-protobuf",
+		DeliveryMode: amqp.Persistent,
+		MessageId:    msg.ID,
+		Type:         msg.Type,
+		Timestamp:    msg.Timestamp,
+		Headers:      headers,
+		Body:         msg.Body,
+	}
+}
+
+// PublishBatch publishes msgs with all their confirms outstanding at once
+// (a pipelined confirm window of len(msgs)) instead of one round trip per
+// message, and returns one error per message: nil once the broker
+// confirmed it. Messages that fail for a transient reason are published
+// again, as by Publish, until ctx ends; an open breaker or a closed client
+// fails what is left at once, so the caller can keep it durably.
+func (p *Publisher) PublishBatch(ctx context.Context, msgs []Message) []error {
+	errs := make([]error, len(msgs))
+	pubs := make([]amqp.Publishing, len(msgs))
+	pending := make([]int, 0, len(msgs))
+	for i, m := range msgs {
+		if m.ID == "" || m.Type == "" {
+			errs[i] = errors.New("amqp: message ID and type are required")
+			continue
+		}
+		pubs[i] = p.publishing(ctx, m)
+		pending = append(pending, i)
+	}
+	backoff := 20 * time.Millisecond
+	for len(pending) > 0 {
+		var failed []int
+		do := func() error {
+			failed = p.attemptBatch(ctx, msgs, pubs, pending, errs)
+			if len(failed) > 0 {
+				return errs[failed[0]]
+			}
+			return nil
+		}
+		var err error
+		if p.breaker == nil {
+			err = do()
+		} else {
+			err = p.breaker.Run(do)
+		}
+		if err == nil {
+			return errs
+		}
+		if failed == nil {
+			// The breaker refused the attempt: nothing was sent.
+			failed = pending
+		}
+		if errors.Is(err, breaker.ErrOpen) || errors.Is(err, ErrClosed) {
+			for _, i := range failed {
+				errs[i] = err
+			}
+			return errs
+		}
+		select {
+		case <-ctx.Done():
+			for _, i := range failed {
+				errs[i] = fmt.Errorf("amqp: publish %s: %w (last error: %v)", msgs[i].Type, ctx.Err(), errs[i])
+			}
+			return errs
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, time.Second)
+		pending = failed
+	}
+	return errs
+}
+
+// attemptBatch publishes pending on one channel, then waits for every
+// confirm; it records each outcome in errs and returns the failed indices.
+func (p *Publisher) attemptBatch(ctx context.Context, msgs []Message, pubs []amqp.Publishing, pending []int, errs []error) []int {
+	failed := []int{}
+	ch, err := p.channel()
+	if err != nil {
+		for _, i := range pending {
+			errs[i] = err
+		}
+		return append(failed, pending...)
+	}
+	dcs := make([]*amqp.DeferredConfirmation, len(pending))
+	for k, i := range pending {
+		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, p.client.Exchange(), msgs[i].Type, false, false, pubs[i])
+		if err != nil {
+			errs[i] = fmt.Errorf("amqp: publish: %w", err)
+			continue
+		}
+		dcs[k] = dc
+	}
+	for k, i := range pending {
+		if dcs[k] == nil {
+			failed = append(failed, i)
+			continue
+		}
+		ok, err := dcs[k].WaitContext(ctx)
+		switch {
+		case err != nil:
+			errs[i] = err
+			failed = append(failed, i)
+		case !ok:
+			errs[i] = ErrNacked
+			failed = append(failed, i)
+		default:
+			errs[i] = nil
+		}
+	}
+	return failed
 }
 
 // tableCarrier adapts amqp.Table to propagation.TextMapCarrier.
