@@ -380,10 +380,15 @@ type ActivityCacheInvalidated struct {
 	OriginReplica string                 `protobuf:"bytes,2,opt,name=origin_replica,json=originReplica,proto3" json:"origin_replica,omitempty"`
 	// When set, the change was only a new last query: replicas patch their
 	// cached entry in place instead of reloading it from the store.
-	QueriedAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=queried_at,json=queriedAt,proto3" json:"queried_at,omitempty"`
-	PartnerId     string                 `protobuf:"bytes,4,opt,name=partner_id,json=partnerId,proto3" json:"partner_id,omitempty"`
-	ClientIp      string                 `protobuf:"bytes,5,opt,name=client_ip,json=clientIp,proto3" json:"client_ip,omitempty"`
-	Base          string                 `protobuf:"bytes,6,opt,name=base,proto3" json:"base,omitempty"`
+	QueriedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=queried_at,json=queriedAt,proto3" json:"queried_at,omitempty"`
+	PartnerId string                 `protobuf:"bytes,4,opt,name=partner_id,json=partnerId,proto3" json:"partner_id,omitempty"`
+	ClientIp  string                 `protobuf:"bytes,5,opt,name=client_ip,json=clientIp,proto3" json:"client_ip,omitempty"`
+	Base      string                 `protobuf:"bytes,6,opt,name=base,proto3" json:"base,omitempty"`
+	// When non-empty, the message carries several changes at once (the
+	// fields above are then empty): replicas apply each item as if it had
+	// come alone. Base C sends its last-query patches this way, one message
+	// per applied batch of cpf.queried events.
+	Batch         []*ActivityCacheInvalidated `protobuf:"bytes,7,rep,name=batch,proto3" json:"batch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -458,6 +463,13 @@ func (x *ActivityCacheInvalidated) GetBase() string {
 		return x.Base
 	}
 	return ""
+}
+
+func (x *ActivityCacheInvalidated) GetBatch() []*ActivityCacheInvalidated {
+	if x != nil {
+		return x.Batch
+	}
+	return nil
 }
 
 // CredentialInvalidated (routing key "basec.credential.invalidated"): a Base C
@@ -546,7 +558,7 @@ const file_events_v1_events_proto_rawDesc = "" +
 	"\x11open_amount_cents\x18\x03 \x01(\x03R\x0fopenAmountCents\x12\x1a\n" +
 	"\bcurrency\x18\x04 \x01(\tR\bcurrency\x12/\n" +
 	"\x05as_of\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\x12\x18\n" +
-	"\aversion\x18\x06 \x01(\x03R\aversion\"\xde\x01\n" +
+	"\aversion\x18\x06 \x01(\x03R\aversion\"\x99\x02\n" +
 	"\x18ActivityCacheInvalidated\x12\x10\n" +
 	"\x03cpf\x18\x01 \x01(\tR\x03cpf\x12%\n" +
 	"\x0eorigin_replica\x18\x02 \x01(\tR\roriginReplica\x129\n" +
@@ -555,7 +567,8 @@ const file_events_v1_events_proto_rawDesc = "" +
 	"\n" +
 	"partner_id\x18\x04 \x01(\tR\tpartnerId\x12\x1b\n" +
 	"\tclient_ip\x18\x05 \x01(\tR\bclientIp\x12\x12\n" +
-	"\x04base\x18\x06 \x01(\tR\x04base\"3\n" +
+	"\x04base\x18\x06 \x01(\tR\x04base\x129\n" +
+	"\x05batch\x18\a \x03(\v2#.events.v1.ActivityCacheInvalidatedR\x05batch\"3\n" +
 	"\x15CredentialInvalidated\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busernameB\xa2\x01\n" +
 	"\rcom.events.v1B\vEventsProtoP\x01Z?github.com/strata-bureau/strata/proto/gen/go/events/v1;eventsv1\xa2\x02\x03EXX\xaa\x02\tEvents.V1\xca\x02\tEvents\\V1\xe2\x02\x15Events\\V1\\GPBMetadata\xea\x02\n" +
@@ -589,11 +602,12 @@ var file_events_v1_events_proto_depIdxs = []int32{
 	6, // 2: events.v1.FinancialMovementRecorded.occurred_at:type_name -> google.protobuf.Timestamp
 	6, // 3: events.v1.DebtSummaryChanged.as_of:type_name -> google.protobuf.Timestamp
 	6, // 4: events.v1.ActivityCacheInvalidated.queried_at:type_name -> google.protobuf.Timestamp
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	4, // 5: events.v1.ActivityCacheInvalidated.batch:type_name -> events.v1.ActivityCacheInvalidated
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_events_v1_events_proto_init() }
