@@ -176,7 +176,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	mongoBreaker := breakers.New(breaker.Config{Name: "base-c->mongo", IsFailure: activity.IsStoreFailure,
 		ConsecutiveFailures: 3, OpenFor: 3 * time.Second})
 	acts, err := activity.New(st, mongoBreaker, activity.Options{
-		CacheSize: cfg.CacheSize, LatestMovements: cfg.LatestMovements, Broadcast: bc.ActivityChanged, BroadcastQuery: bc.QueryRecorded,
+		CacheSize: cfg.CacheSize, LatestMovements: cfg.LatestMovements, Broadcast: bc.ActivityChanged, BroadcastQuery: bc.QueryRecorded, BroadcastQueries: bc.QueriesRecorded,
 	}, logger)
 	if err != nil {
 		return err
@@ -239,7 +239,12 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 		return httpserver.Serve(gctx, httpserver.New(checker.Mux(tel.MetricsHandler())), hlis, 5*time.Second)
 	})
 	g.Go(func() error {
-		return mq.Consume(gctx, dataQ, amqp.ConsumerOptions{Prefetch: 64, Tag: "base-c-" + cfg.ReplicaID, Propagator: tel.Propagator}, consumer.HandleData)
+		// Batches of up to 256 events gathered within 50 ms: cpf.queried
+		// is coalesced per CPF and written in bulk, so a last query is
+		// visible well within 250 ms while the store sees one write per
+		// batch rather than per lookup.
+		return mq.ConsumeBatch(gctx, dataQ, amqp.ConsumerOptions{Prefetch: 256, Tag: "base-c-" + cfg.ReplicaID, Propagator: tel.Propagator},
+			amqp.BatchOptions{Max: 256, Wait: 50 * time.Millisecond}, consumer.HandleDataBatch)
 	})
 	g.Go(func() error {
 		return mq.Consume(gctx, castQ, amqp.ConsumerOptions{Prefetch: 256, Propagator: tel.Propagator, OnSubscribe: func() {

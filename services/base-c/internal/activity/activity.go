@@ -21,6 +21,7 @@ type Store interface {
 	GetActivity(ctx context.Context, cpf string, n int) (*domain.Activity, error)
 	ListMovements(ctx context.Context, f domain.MovementFilter) ([]domain.Movement, error)
 	SetLastQuery(ctx context.Context, cpf string, q domain.LastQuery) error
+	SetLastQueries(ctx context.Context, qs map[string]domain.LastQuery) error
 	SetLastPurchase(ctx context.Context, cpf string, p domain.Purchase) error
 	AddMovement(ctx context.Context, m domain.Movement) error
 }
@@ -36,6 +37,9 @@ type Options struct {
 	// BroadcastQuery tells the other replicas a CPF has a new last query,
 	// which they patch into their cache without reloading.
 	BroadcastQuery func(ctx context.Context, cpf string, q domain.LastQuery)
+	// BroadcastQueries tells the other replicas about many new last
+	// queries in one message (preferred over BroadcastQuery when set).
+	BroadcastQueries func(ctx context.Context, qs map[string]domain.LastQuery)
 }
 
 // entry is an immutable cache value. act is nil for "nothing known" (a
@@ -190,6 +194,34 @@ func (s *Service) RecordQuery(ctx context.Context, cpf string, q domain.LastQuer
 		s.opts.BroadcastQuery(ctx, cpf, q)
 	} else if s.opts.Broadcast != nil {
 		s.opts.Broadcast(ctx, cpf)
+	}
+	return nil
+}
+
+// RecordQueries applies a batch of cpf.queried events, already coalesced
+// to the newest per CPF: one bulk write, then this replica's cache, then
+// one broadcast to the others.
+func (s *Service) RecordQueries(ctx context.Context, qs map[string]domain.LastQuery) error {
+	if len(qs) == 0 {
+		return nil
+	}
+	if err := s.breaker.Run(func() error { return s.store.SetLastQueries(ctx, qs) }); err != nil {
+		return err
+	}
+	for cpf, q := range qs {
+		s.PatchQuery(cpf, q)
+	}
+	switch {
+	case s.opts.BroadcastQueries != nil:
+		s.opts.BroadcastQueries(ctx, qs)
+	case s.opts.BroadcastQuery != nil:
+		for cpf, q := range qs {
+			s.opts.BroadcastQuery(ctx, cpf, q)
+		}
+	case s.opts.Broadcast != nil:
+		for cpf := range qs {
+			s.opts.Broadcast(ctx, cpf)
+		}
 	}
 	return nil
 }

@@ -85,6 +85,47 @@ func (c *Consumer) HandleData(ctx context.Context, d amqp.Delivery) error {
 	return nil
 }
 
+// HandleDataBatch applies a batch of data events. cpf.queried events are
+// coalesced to the newest per CPF and written in one bulk write; they need
+// no dedupe marker, since recording an older or the same last query again
+// changes nothing. Other events are applied one by one as by HandleData.
+func (c *Consumer) HandleDataBatch(ctx context.Context, ds []amqp.Delivery) []error {
+	errs := make([]error, len(ds))
+	newest := map[string]domain.LastQuery{}
+	var queried []int
+	for i, d := range ds {
+		if d.Type != eventtypes.CPFQueried {
+			errs[i] = c.HandleData(ctx, d)
+			continue
+		}
+		var ev eventsv1.CpfQueried
+		if err := proto.Unmarshal(d.Body, &ev); err != nil {
+			errs[i] = amqp.Permanent(fmt.Errorf("decode %s: %w", d.Type, err))
+			continue
+		}
+		q, cp, err := DecodeQueried(&ev)
+		if err != nil {
+			errs[i] = amqp.Permanent(err)
+			continue
+		}
+		if old, ok := newest[cp]; !ok || q.QueriedAt.After(old.QueriedAt) {
+			newest[cp] = q
+		}
+		queried = append(queried, i)
+	}
+	if len(queried) == 0 {
+		return errs
+	}
+	err := c.retry(ctx, func() error { return c.Activity.RecordQueries(ctx, newest) })
+	for _, i := range queried {
+		errs[i] = err
+		if err == nil && c.OnApplied != nil {
+			c.OnApplied()
+		}
+	}
+	return errs
+}
+
 // retry runs fn until it succeeds, fails permanently, or ctx ends. While
 // the store is down the message stays unacknowledged and is retried here,
 // rather than requeued in a tight loop towards its delivery limit.
@@ -230,7 +271,14 @@ func (c *Consumer) HandleInvalidation(ctx context.Context, d amqp.Delivery) erro
 		if err := proto.Unmarshal(d.Body, &ev); err != nil {
 			return amqp.Permanent(err)
 		}
+		for _, item := range ev.GetBatch() {
+			if ev.GetOriginReplica() != c.ReplicaID && item.GetQueriedAt() != nil {
+				c.Activity.PatchQuery(item.GetCpf(), domain.LastQuery{QueriedAt: item.GetQueriedAt().AsTime().UTC(),
+					PartnerID: item.GetPartnerId(), ClientIP: item.GetClientIp(), Base: item.GetBase()})
+			}
+		}
 		switch {
+		case len(ev.GetBatch()) > 0:
 		case ev.GetOriginReplica() == c.ReplicaID:
 		case ev.GetQueriedAt() != nil:
 			c.Activity.PatchQuery(ev.GetCpf(), domain.LastQuery{QueriedAt: ev.GetQueriedAt().AsTime().UTC(),
@@ -267,6 +315,18 @@ func (b *Broadcaster) ActivityChanged(ctx context.Context, cpf string) {
 func (b *Broadcaster) QueryRecorded(ctx context.Context, cpf string, q domain.LastQuery) {
 	body, _ := proto.Marshal(&eventsv1.ActivityCacheInvalidated{Cpf: cpf, OriginReplica: b.ReplicaID,
 		QueriedAt: timestamppb.New(q.QueriedAt), PartnerId: q.PartnerID, ClientIp: q.ClientIP, Base: q.Base})
+	_ = b.publish(ctx, eventtypes.ActivityCacheInvalidated, body)
+}
+
+// QueriesRecorded tells every replica, in one message, to patch the last
+// query of each CPF in qs.
+func (b *Broadcaster) QueriesRecorded(ctx context.Context, qs map[string]domain.LastQuery) {
+	ev := &eventsv1.ActivityCacheInvalidated{OriginReplica: b.ReplicaID, Batch: make([]*eventsv1.ActivityCacheInvalidated, 0, len(qs))}
+	for cpf, q := range qs {
+		ev.Batch = append(ev.Batch, &eventsv1.ActivityCacheInvalidated{Cpf: cpf,
+			QueriedAt: timestamppb.New(q.QueriedAt), PartnerId: q.PartnerID, ClientIp: q.ClientIP, Base: q.Base})
+	}
+	body, _ := proto.Marshal(ev)
 	_ = b.publish(ctx, eventtypes.ActivityCacheInvalidated, body)
 }
 

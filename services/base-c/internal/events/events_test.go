@@ -111,3 +111,57 @@ func FuzzDecodeEvents(f *testing.F) {
 		}
 	})
 }
+
+// A batch of cpf.queried events, out of order and with one invalid, writes
+// the newest query per CPF, dead-letters only the invalid one and patches
+// the other replicas in one broadcast.
+func TestQueriedBatchCoalescesNewestPerCPF(t *testing.T) {
+	t.Parallel()
+	_, db := testenv.MongoDB(t)
+	ctx := testenv.Context(t)
+	st := store.New(db)
+	var broadcasts []map[string]domain.LastQuery
+	acts, err := activity.New(st, breaker.Standalone(breaker.Config{Name: "t"}), activity.Options{
+		BroadcastQueries: func(_ context.Context, qs map[string]domain.LastQuery) { broadcasts = append(broadcasts, qs) },
+	}, logging.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &events.Consumer{Activity: acts, Dedupe: noDedupe{}, Logger: logging.Discard()}
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+	q := func(cpf, partner string, at time.Time) amqp.Delivery {
+		b, _ := proto.Marshal(&eventsv1.CpfQueried{Cpf: cpf, PartnerId: partner, Base: "base-c", QueriedAt: timestamppb.New(at)})
+		return amqp.Delivery{ID: partner, Type: eventtypes.CPFQueried, Body: b}
+	}
+	ds := []amqp.Delivery{
+		q("52998224725", "second", t0.Add(time.Second)),
+		q("52998224725", "first", t0),
+		q("12345678900", "invalid-cpf", t0),
+		q("11144477735", "other", t0),
+		q("52998224725", "third", t0.Add(2*time.Second)),
+		q("52998224725", "older", t0.Add(-time.Second)),
+	}
+	errs := c.HandleDataBatch(ctx, ds)
+	for i, err := range errs {
+		if (i == 2) != amqp.IsPermanent(err) || (i != 2 && err != nil) {
+			t.Fatalf("delivery %d: %v", i, err)
+		}
+	}
+	for cpf, want := range map[string]string{"52998224725": "third", "11144477735": "other"} {
+		a, _, err := acts.Get(ctx, cpf)
+		if err != nil || a.LastQuery == nil || a.LastQuery.PartnerID != want {
+			t.Fatalf("%s: %+v %v, want %s", cpf, a, err, want)
+		}
+	}
+	if len(broadcasts) != 1 || len(broadcasts[0]) != 2 {
+		t.Fatalf("broadcasts: %v", broadcasts)
+	}
+	// A redelivered older batch changes nothing.
+	if errs := c.HandleDataBatch(ctx, ds[:2]); errs[0] != nil || errs[1] != nil {
+		t.Fatal(errs)
+	}
+	a, err := st.GetActivity(ctx, "52998224725", 10)
+	if err != nil || a.LastQuery.PartnerID != "third" {
+		t.Fatalf("an older query overwrote a newer one: %+v %v", a, err)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -77,8 +79,19 @@ type activityDoc struct {
 	CPF          string        `bson:"_id"`
 	LastQuery    *lastQueryDoc `bson:"last_query,omitempty"`
 	LastPurchase *purchaseDoc  `bson:"last_purchase,omitempty"`
-	UpdatedAt    time.Time     `bson:"updated_at"`
+	// Recent holds the CPF's latest movements (at most about
+	// 2×recentKeep, trimmed on write), so a read is one find by _id: the
+	// movements collection is only for paged history.
+	Recent []movementDoc `bson:"recent_movements,omitempty"`
+	// Inline is true once Recent holds the latest movements (documents
+	// from before recent_movements existed are filled from the history on
+	// their next movement, and read from the history until then).
+	Inline    bool      `bson:"movements_inline,omitempty"`
+	UpdatedAt time.Time `bson:"updated_at"`
 }
+
+// recentKeep is how many movements an activity document keeps at least.
+const recentKeep = 32
 
 type movementDoc struct {
 	ID          string    `bson:"_id"`
@@ -112,15 +125,44 @@ func (s *Store) GetActivity(ctx context.Context, cpf string, n int) (*domain.Act
 			a.LastPurchase = &domain.Purchase{AmountCents: p.AmountCents, Currency: p.Currency, Merchant: p.Merchant, Installments: p.Installments, OccurredAt: p.OccurredAt.UTC()}
 		}
 	}
-	ms, err := s.ListMovements(ctx, domain.MovementFilter{CPF: cpf, Limit: n})
-	if err != nil {
-		return nil, err
+	var ms []domain.Movement
+	if err == nil && doc.Inline && n <= recentKeep {
+		ms = latest(doc.Recent, n)
+	} else if err == nil {
+		// A document written before recent_movements existed: page the
+		// history (a scan on FerretDB; the cpf index on MongoDB).
+		if ms, err = s.ListMovements(ctx, domain.MovementFilter{CPF: cpf, Limit: n}); err != nil {
+			return nil, err
+		}
 	}
 	a.Movements = ms
 	if a.Empty() {
 		return nil, domain.ErrNotFound
 	}
 	return a, nil
+}
+
+// latest returns the n newest of docs, newest first (by occurred_at, then
+// _id, as ListMovements orders them).
+func latest(docs []movementDoc, n int) []domain.Movement {
+	sorted := slices.Clone(docs)
+	slices.SortFunc(sorted, newestFirst)
+	sorted = slices.CompactFunc(sorted, func(a, b movementDoc) bool { return a.ID == b.ID })
+	if len(sorted) > n {
+		sorted = sorted[:n]
+	}
+	out := make([]domain.Movement, len(sorted))
+	for i, d := range sorted {
+		out[i] = d.domain()
+	}
+	return out
+}
+
+func newestFirst(a, b movementDoc) int {
+	if c := b.OccurredAt.Compare(a.OccurredAt); c != 0 {
+		return c
+	}
+	return strings.Compare(b.ID, a.ID)
 }
 
 // ListMovements returns movements newest first.
@@ -196,34 +238,63 @@ func (s *Store) PruneProcessed(ctx context.Context, before time.Time) (int64, er
 
 // SetLastQuery records q unless a newer query is already recorded.
 func (s *Store) SetLastQuery(ctx context.Context, cpf string, q domain.LastQuery) error {
-	doc := lastQueryDoc{QueriedAt: q.QueriedAt.UTC(), PartnerID: q.PartnerID, ClientIP: q.ClientIP, Base: q.Base}
-	return s.setIfNewer(ctx, cpf, "last_query", "queried_at", q.QueriedAt, doc)
+	return s.SetLastQueries(ctx, map[string]domain.LastQuery{cpf: q})
 }
 
-// SetLastPurchase records p unless a newer purchase is already recorded.
-func (s *Store) SetLastPurchase(ctx context.Context, cpf string, p domain.Purchase) error {
-	doc := purchaseDoc{AmountCents: p.AmountCents, Currency: p.Currency, Merchant: p.Merchant, Installments: p.Installments, OccurredAt: p.OccurredAt.UTC()}
-	return s.setIfNewer(ctx, cpf, "last_purchase", "occurred_at", p.OccurredAt, doc)
+// lastQueryMax is the last query as $max compares it: documents compare
+// field by field in order, so with queried_at first the newest query wins,
+// atomically and in one update by _id (FerretDB v1 pushes down only a
+// filter on _id alone: any other condition in the filter scans the
+// collection).
+func lastQueryMax(q domain.LastQuery) bson.D {
+	return bson.D{{Key: "queried_at", Value: q.QueriedAt.UTC()}, {Key: "partner_id", Value: q.PartnerID},
+		{Key: "client_ip", Value: q.ClientIP}, {Key: "base", Value: q.Base}}
 }
 
-// setIfNewer sets field to value on the CPF's document when the stored
-// field.timeField is older (or missing): one atomic single-document update,
-// idempotent and safe against events arriving out of order.
-func (s *Store) setIfNewer(ctx context.Context, cpf, field, timeField string, at time.Time, value any) error {
+// SetLastQueries records, for each CPF, its last query unless a newer one
+// is already stored: one bulk write of upserts by _id.
+func (s *Store) SetLastQueries(ctx context.Context, qs map[string]domain.LastQuery) error {
+	if len(qs) == 0 {
+		return nil
+	}
 	now := time.Now().UTC()
-	// Make sure the document exists (no-op when it does).
-	_, err := s.activity.UpdateOne(ctx, bson.M{"_id": cpf},
-		bson.M{"$setOnInsert": bson.M{"updated_at": now}}, options.UpdateOne().SetUpsert(true))
+	onInsert := bson.E{Key: "$setOnInsert", Value: bson.D{{Key: "movements_inline", Value: true}}}
+	models := make([]mongo.WriteModel, 0, len(qs))
+	for cpf, q := range qs {
+		models = append(models, mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: cpf}}).
+			SetUpdate(bson.D{{Key: "$max", Value: bson.D{{Key: "last_query", Value: lastQueryMax(q)}, {Key: "updated_at", Value: now}}}, onInsert}).
+			SetUpsert(true))
+	}
+	_, err := s.activity.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
 	if err != nil && !mongo.IsDuplicateKeyError(err) {
 		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
 	}
-	path := field + "." + timeField
-	_, err = s.activity.UpdateOne(ctx,
-		bson.M{"_id": cpf, "$or": bson.A{
-			bson.M{field: bson.M{"$exists": false}},
-			bson.M{path: bson.M{"$lt": at.UTC()}},
-		}},
-		bson.M{"$set": bson.M{field: value, "updated_at": now}})
+	if err != nil {
+		// Two upserts of a new CPF raced: the loser retries as an update.
+		_, err = s.activity.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+		if err != nil {
+			return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+		}
+	}
+	return nil
+}
+
+// SetLastPurchase records p as the CPF's last purchase unless a later one
+// is already stored (occurred_at first, so $max keeps the latest).
+func (s *Store) SetLastPurchase(ctx context.Context, cpf string, p domain.Purchase) error {
+	doc := bson.D{{Key: "occurred_at", Value: p.OccurredAt.UTC()}, {Key: "amount_cents", Value: p.AmountCents},
+		{Key: "currency", Value: p.Currency}, {Key: "merchant", Value: p.Merchant}, {Key: "installments", Value: p.Installments}}
+	return s.upsert(ctx, cpf, bson.D{{Key: "$max", Value: bson.D{{Key: "last_purchase", Value: doc}, {Key: "updated_at", Value: time.Now().UTC()}}},
+		{Key: "$setOnInsert", Value: bson.D{{Key: "movements_inline", Value: true}}}})
+}
+
+// upsert applies update to the CPF's activity document, creating it; a
+// duplicate key (two replicas creating it at once) is retried once.
+func (s *Store) upsert(ctx context.Context, cpf string, update bson.D) error {
+	_, err := s.activity.UpdateOne(ctx, bson.D{{Key: "_id", Value: cpf}}, update, options.UpdateOne().SetUpsert(true))
+	if mongo.IsDuplicateKeyError(err) {
+		_, err = s.activity.UpdateOne(ctx, bson.D{{Key: "_id", Value: cpf}}, update, options.UpdateOne().SetUpsert(true))
+	}
 	if err != nil {
 		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
 	}
@@ -231,10 +302,69 @@ func (s *Store) setIfNewer(ctx context.Context, cpf, field, timeField string, at
 }
 
 // AddMovement appends m; a movement with the same ID is kept as it was.
+// It goes to the movements history and to the CPF's activity document,
+// which keeps the latest ones for reads.
 func (s *Store) AddMovement(ctx context.Context, m domain.Movement) error {
-	_, err := s.movements.InsertOne(ctx, movementDoc{ID: m.ID, CPF: m.CPF, AmountCents: m.AmountCents,
-		Currency: m.Currency, Direction: string(m.Direction), Description: m.Description, OccurredAt: m.OccurredAt.UTC()})
+	doc := movementDoc{ID: m.ID, CPF: m.CPF, AmountCents: m.AmountCents,
+		Currency: m.Currency, Direction: string(m.Direction), Description: m.Description, OccurredAt: m.OccurredAt.UTC().Truncate(time.Millisecond)}
+	_, err := s.movements.InsertOne(ctx, doc)
 	if err != nil && !mongo.IsDuplicateKeyError(err) {
+		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+	}
+	return s.addRecent(ctx, m.CPF, []movementDoc{doc})
+}
+
+// addRecent adds docs to the CPF's recent movements ($addToSet: a
+// redelivered movement is not added twice) and trims the list back to
+// recentKeep once it holds twice that. A document from before the recent
+// list existed is first filled from the history (once).
+func (s *Store) addRecent(ctx context.Context, cpf string, docs []movementDoc) error {
+	var before activityDoc
+	err := s.activity.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: cpf}},
+		bson.D{{Key: "$addToSet", Value: bson.D{{Key: "recent_movements", Value: bson.D{{Key: "$each", Value: docs}}}}},
+			{Key: "$max", Value: bson.D{{Key: "updated_at", Value: time.Now().UTC()}}},
+			{Key: "$setOnInsert", Value: bson.D{{Key: "movements_inline", Value: true}}}},
+		options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.Before)).Decode(&before)
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return nil // a new CPF: its list is complete
+	case err != nil:
+		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+	case !before.Inline:
+		old, err := s.ListMovements(ctx, domain.MovementFilter{CPF: cpf, Limit: recentKeep})
+		if err != nil {
+			return err
+		}
+		fill := make([]movementDoc, 0, len(old))
+		for _, m := range old {
+			if !slices.ContainsFunc(docs, func(d movementDoc) bool { return d.ID == m.ID }) {
+				fill = append(fill, movementDoc{ID: m.ID, CPF: m.CPF, AmountCents: m.AmountCents, Currency: m.Currency,
+					Direction: string(m.Direction), Description: m.Description, OccurredAt: m.OccurredAt})
+			}
+		}
+		_, err = s.activity.UpdateOne(ctx, bson.D{{Key: "_id", Value: cpf}},
+			bson.D{{Key: "$addToSet", Value: bson.D{{Key: "recent_movements", Value: bson.D{{Key: "$each", Value: fill}}}}},
+				{Key: "$set", Value: bson.D{{Key: "movements_inline", Value: true}}}})
+		if err != nil {
+			return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+		}
+		return nil
+	case len(before.Recent)+len(docs) <= 2*recentKeep:
+		return nil
+	}
+	var now activityDoc
+	if err := s.activity.FindOne(ctx, bson.D{{Key: "_id", Value: cpf}},
+		options.FindOne().SetProjection(bson.D{{Key: "recent_movements", Value: 1}})).Decode(&now); err != nil {
+		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+	}
+	if len(now.Recent) <= 2*recentKeep {
+		return nil
+	}
+	sorted := slices.Clone(now.Recent)
+	slices.SortFunc(sorted, newestFirst)
+	_, err = s.activity.UpdateOne(ctx, bson.D{{Key: "_id", Value: cpf}},
+		bson.D{{Key: "$pullAll", Value: bson.D{{Key: "recent_movements", Value: sorted[recentKeep:]}}}})
+	if err != nil {
 		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
 	}
 	return nil
