@@ -13,8 +13,11 @@ import (
 	"github.com/strata-bureau/strata/pkg/pki"
 )
 
-// Identities that get certificates from the local CA.
-var identities = []string{"base-a", "gateway", "strata-audit", "basea-loader"}
+// Identities that get certificates from the local CA: the three bases'
+// servers, the gateway (a client of each), the auditors' CLI, Base B's
+// export tool, and the internal writers (the launcher seeds Base B as
+// baseb-loader). deploy/k8s/README.md lists the same for production.
+var identities = []string{"base-a", "base-b", "base-c", "gateway", "strata-audit", "basea-loader", "baseb-export", "baseb-loader", "basec-admin"}
 
 // localPKI makes (once) the local CA and a certificate per identity under
 // DataDir/pki, and returns their files by identity.

@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/strata-bureau/strata/deploy/local/app"
@@ -74,7 +72,7 @@ func BenchmarkGateway(b *testing.B) {
 			b.Fatal(get())
 		}
 	}
-	conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", 7301+off), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := app.DialAs(cfg.DataDir, "gateway", "base-c", fmt.Sprintf("127.0.0.1:%d", 7301+off))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -9,6 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/strata-bureau/strata/pkg/grpcclient"
+	"github.com/strata-bureau/strata/pkg/pki"
 )
 
 // Platform is the services of a running local stack, for end-to-end tests
@@ -106,4 +111,24 @@ func (pl *Platform) RSS() map[string]int64 {
 		}
 	}
 	return out
+}
+
+// DialAs connects to a base at addr over mTLS with the local CA's
+// certificate for identity (e.g. "gateway"), verifying the server as
+// serverName ("base-b"): for tests and benchmarks that call a base
+// directly, as the caller they stand for.
+func DialAs(dataDir, identity, serverName, addr string) (*grpc.ClientConn, error) {
+	certs, err := localPKI(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	f, ok := certs[identity]
+	if !ok {
+		return nil, errors.New("no local certificate for " + identity)
+	}
+	tlsCfg, err := pki.ClientConfig(f, serverName)
+	if err != nil {
+		return nil, err
+	}
+	return grpcclient.New(addr, grpcclient.Options{TLS: tlsCfg})
 }

@@ -8,13 +8,16 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
+	"github.com/strata-bureau/strata/pkg/grpcclient"
+	"github.com/strata-bureau/strata/pkg/pki"
 	basebv1 "github.com/strata-bureau/strata/proto/gen/go/baseb/v1"
 )
 
@@ -64,8 +67,13 @@ func clientCredentials(ctx context.Context, issuer, id, secret, scope string) (s
 }
 
 // seedBaseB writes the demo profile through Base B's API with a write
-// token, once (it skips a profile that already has assets).
-func seedBaseB(ctx context.Context, issuer, id, secret, addr string) error {
+// token, as the internal writer baseb-loader (mTLS), once: a marker in
+// dataDir records that it was done (the loader may write, not read).
+func seedBaseB(ctx context.Context, dataDir, issuer, id, secret, addr string) error {
+	marker := filepath.Join(dataDir, "secrets", "baseb-demo.seeded")
+	if _, err := os.Stat(marker); err == nil {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var tok string
@@ -80,7 +88,15 @@ func seedBaseB(ctx context.Context, issuer, id, secret, addr string) error {
 	if err != nil {
 		return err
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	certs, err := localPKI(dataDir)
+	if err != nil {
+		return err
+	}
+	tlsCfg, err := pki.ClientConfig(certs["baseb-loader"], "base-b")
+	if err != nil {
+		return err
+	}
+	conn, err := grpcclient.New(addr, grpcclient.Options{TLS: tlsCfg})
 	if err != nil {
 		return err
 	}
@@ -88,26 +104,24 @@ func seedBaseB(ctx context.Context, issuer, id, secret, addr string) error {
 	c := basebv1.NewProfileServiceClient(conn)
 	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
 	// Base B verifies tokens once it has discovered the issuer: retry a little.
-	var p *basebv1.GetProfileResponse
 	for {
-		p, err = c.GetProfile(ctx, &basebv1.GetProfileRequest{Cpf: DemoCPF})
-		if err == nil || strings.Contains(err.Error(), "NotFound") || ctx.Err() != nil {
+		_, err = c.UpsertProfile(ctx, &basebv1.UpsertProfileRequest{Cpf: DemoCPF, BirthDate: "1984-07-12",
+			Address: &basebv1.Address{Street: "Rua das Flores", Number: "123", Complement: "apto 45", District: "Centro", City: "São Paulo", State: "SP", PostalCode: "01010000"}})
+		if err == nil || status.Code(err) == codes.PermissionDenied || ctx.Err() != nil {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if err == nil && len(p.GetProfile().GetAssets()) > 0 {
-		return nil
-	}
-	if _, err := c.UpsertProfile(ctx, &basebv1.UpsertProfileRequest{Cpf: DemoCPF, BirthDate: "1984-07-12",
-		Address: &basebv1.Address{Street: "Rua das Flores", Number: "123", Complement: "apto 45", District: "Centro", City: "São Paulo", State: "SP", PostalCode: "01010000"}}); err != nil {
+	if err != nil {
 		return err
 	}
 	if _, err := c.AddIncomeSource(ctx, &basebv1.AddIncomeSourceRequest{Cpf: DemoCPF, IncomeSource: &basebv1.IncomeSource{
 		Kind: basebv1.IncomeKind_INCOME_KIND_SALARY, MonthlyAmountCents: 850000, Currency: "BRL", Since: "2019-03-01"}}); err != nil {
 		return err
 	}
-	_, err = c.AddAsset(ctx, &basebv1.AddAssetRequest{Cpf: DemoCPF, Asset: &basebv1.Asset{
-		Kind: basebv1.AssetKind_ASSET_KIND_VEHICLE, Description: "Hatch 2021", ValueCents: 6500000, Currency: "BRL"}})
-	return err
+	if _, err := c.AddAsset(ctx, &basebv1.AddAssetRequest{Cpf: DemoCPF, Asset: &basebv1.Asset{
+		Kind: basebv1.AssetKind_ASSET_KIND_VEHICLE, Description: "Hatch 2021", ValueCents: 6500000, Currency: "BRL"}}); err != nil {
+		return err
+	}
+	return os.WriteFile(marker, []byte("done\n"), 0o600)
 }

@@ -70,6 +70,15 @@ func specs(cfg Config, stores *Stores, secrets *secretStore, demo map[string]str
 	if err != nil {
 		return nil, err
 	}
+	certs, err := localPKI(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	bCert, cCert, export := certs["base-b"], certs["base-c"], certs["baseb-export"]
+	demo["BASEB_EXPORT_ADDR"] = cfg.addr(7201)
+	demo["BASEB_EXPORT_TLS_CERT"] = export.Cert
+	demo["BASEB_EXPORT_TLS_KEY"] = export.Key
+	demo["BASEB_EXPORT_TLS_CA"] = export.CA
 	return []serviceSpec{
 		basea,
 		{
@@ -85,6 +94,9 @@ func specs(cfg Config, stores *Stores, secrets *secretStore, demo map[string]str
 					"BASEB_AMQP_URL=" + stores.AMQPURL,
 					"BASEB_OIDC_ISSUER=" + issuerURL,
 					"BASEB_OIDC_AUDIENCE=" + audience,
+					"BASEB_TLS_CERT=" + bCert.Cert,
+					"BASEB_TLS_KEY=" + bCert.Key,
+					"BASEB_TLS_CA=" + bCert.CA,
 				}
 			},
 		},
@@ -102,6 +114,9 @@ func specs(cfg Config, stores *Stores, secrets *secretStore, demo map[string]str
 					"BASEC_AMQP_URL=" + stores.AMQPURL,
 					"BASEC_BOOTSTRAP_USER=demo-partner",
 					"BASEC_BOOTSTRAP_PASSWORD=" + basecPassword,
+					"BASEC_TLS_CERT=" + cCert.Cert,
+					"BASEC_TLS_KEY=" + cCert.Key,
+					"BASEC_TLS_CA=" + cCert.CA,
 				}
 			},
 		},
@@ -170,7 +185,7 @@ func (p *platform) afterStart(ctx context.Context, cfg Config) error {
 		p.demoEnv[k] = v
 	}
 	if cfg.OIDCIssuer == "" {
-		if err := seedBaseB(ctx, "http://"+cfg.GatewayAddr, boot["STRATA_OAUTH_CLIENT_ID"], boot["STRATA_OAUTH_CLIENT_SECRET"], cfg.addr(7201)); err != nil {
+		if err := seedBaseB(ctx, cfg.DataDir, "http://"+cfg.GatewayAddr, boot["STRATA_OAUTH_CLIENT_ID"], boot["STRATA_OAUTH_CLIENT_SECRET"], cfg.addr(7201)); err != nil {
 			return fmt.Errorf("demo profile in Base B: %w", err)
 		}
 	}

@@ -14,11 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/strata-bureau/strata/deploy/local/app"
 
 	basebv1 "github.com/strata-bureau/strata/proto/gen/go/baseb/v1"
 )
@@ -270,7 +270,7 @@ func TestMongoDownStaleReadsAndNoLostWrites(t *testing.T) {
 func TestOIDCDownCachedKeysStillVerify(t *testing.T) {
 	w := newWorld(t)
 	tok := w.token("base-b:read")
-	conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", 7201+w.off), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := app.DialAs(w.dataDir(), "gateway", "base-b", fmt.Sprintf("127.0.0.1:%d", 7201+w.off))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,6 +62,8 @@ type Config struct {
 	// API key and must name it (x-partner-id); any other audit client is
 	// bureau staff, who read every partner's entries.
 	ClientsAuditOnBehalf string `env:"CLIENTS_AUDIT_ON_BEHALF, default=gateway"`
+	// GRPCReflection lists the API by gRPC reflection (off in production).
+	GRPCReflection bool `env:"GRPC_REFLECTION, default=false"`
 
 	AMQPURL  config.Secret `env:"AMQP_URL, required"`
 	Exchange string        `env:"AMQP_EXCHANGE, default=strata.events"`
@@ -186,7 +188,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	access := grpcapi.Access{People: list(cfg.ClientsPeople), Audit: list(cfg.ClientsAudit), Write: list(cfg.ClientsWrite),
 		AuditOnBehalf: list(cfg.ClientsAuditOnBehalf)}
 	srv := grpcserver.New(grpcserver.Options{
-		Logger: logger, Telemetry: tel, TLS: tlsCfg,
+		Logger: logger, Telemetry: tel, TLS: tlsCfg, Reflection: cfg.GRPCReflection,
 		UnaryInterceptors: []grpc.UnaryServerInterceptor{grpcapi.IdentityInterceptor(access)},
 	})
 	baseav1.RegisterPeopleServiceServer(srv, &grpcapi.PeopleServer{Store: st})

@@ -23,6 +23,7 @@ import (
 	"github.com/strata-bureau/strata/pkg/health"
 	"github.com/strata-bureau/strata/pkg/httpserver"
 	"github.com/strata-bureau/strata/pkg/mongodb"
+	"github.com/strata-bureau/strata/pkg/pki"
 	"github.com/strata-bureau/strata/pkg/retry"
 	"github.com/strata-bureau/strata/pkg/telemetry"
 	basebv1 "github.com/strata-bureau/strata/proto/gen/go/baseb/v1"
@@ -73,6 +74,18 @@ type Config struct {
 	TokenLeeway          time.Duration `env:"TOKEN_LEEWAY, default=30s"`
 	LogLevel             string        `env:"LOG_LEVEL, default=info"`
 	OTLPEndpoint         string        `env:"OTLP_ENDPOINT"`
+
+	// mTLS: the server certificate, the CA callers chain to, and the
+	// identities allowed per method group.
+	TLSCert       string `env:"TLS_CERT, required"`
+	TLSKey        string `env:"TLS_KEY, required"`
+	TLSCA         string `env:"TLS_CA, required"`
+	ClientsRead   string `env:"CLIENTS_READ, default=gateway"`
+	ClientsExport string `env:"CLIENTS_EXPORT, default=baseb-export"`
+	ClientsWrite  string `env:"CLIENTS_WRITE, default=baseb-loader"`
+	// ClientsTrusted may pass the partner's address and id in metadata.
+	ClientsTrusted string `env:"CLIENTS_TRUSTED, default=gateway"`
+	GRPCReflection bool   `env:"GRPC_REFLECTION, default=false"`
 }
 
 // Validate checks the configuration.
@@ -124,6 +137,18 @@ func Load(ctx context.Context, l config.Lookuper) (*Config, error) {
 		c.OIDCClientSecret = config.Secret(strings.TrimSpace(string(b)))
 	}
 	return &c, nil
+}
+
+// Access is Base B's allow-list of mTLS caller identities: the gateway
+// reads, baseb-export exports, named internal loaders write.
+func Access(cfg *Config) grpcserver.Access {
+	return grpcserver.Access{Guard: "/baseb.v1.", TrustMetadata: grpcserver.List(cfg.ClientsTrusted), Groups: []grpcserver.Group{
+		{Name: "read", Methods: []string{"/baseb.v1.ProfileService/GetProfile", "/baseb.v1.ProfileService/GetScore"}, Allowed: grpcserver.List(cfg.ClientsRead)},
+		{Name: "export", Methods: []string{"/baseb.v1.ProfileService/ExportFeatures"}, Allowed: grpcserver.List(cfg.ClientsExport)},
+		{Name: "write", Methods: []string{"/baseb.v1.ProfileService/UpsertProfile", "/baseb.v1.ProfileService/AddAsset",
+			"/baseb.v1.ProfileService/RemoveAsset", "/baseb.v1.ProfileService/AddIncomeSource", "/baseb.v1.ProfileService/RemoveIncomeSource"},
+			Allowed: grpcserver.List(cfg.ClientsWrite)},
+	}}
 }
 
 // Run listens on the configured addresses and serves until ctx ends.
@@ -190,11 +215,17 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 		return err
 	}
 
+	tlsCfg, err := pki.ServerConfig(pki.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSCA})
+	if err != nil {
+		return err
+	}
+	access := Access(cfg)
 	api := &grpcapi.Server{Store: st, Breaker: mongoBreaker, Logger: logger, Now: time.Now}
 	srv := grpcserver.New(grpcserver.Options{
-		Logger: logger, Telemetry: tel, Reflection: true,
-		UnaryInterceptors:  []grpc.UnaryServerInterceptor{verifier.Unary()},
-		StreamInterceptors: []grpc.StreamServerInterceptor{verifier.Stream()},
+		Logger: logger, Telemetry: tel, TLS: tlsCfg, Reflection: cfg.GRPCReflection,
+		// The caller's certificate is checked before its token.
+		UnaryInterceptors:  []grpc.UnaryServerInterceptor{access.Unary(), verifier.Unary()},
+		StreamInterceptors: []grpc.StreamServerInterceptor{access.Stream(), verifier.Stream()},
 	})
 	basebv1.RegisterProfileServiceServer(srv, api)
 	checker := health.New(breakers)

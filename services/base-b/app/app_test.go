@@ -13,6 +13,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
@@ -23,8 +24,8 @@ import (
 	"github.com/strata-bureau/strata/pkg/amqp"
 	"github.com/strata-bureau/strata/pkg/config"
 	"github.com/strata-bureau/strata/pkg/cpf"
-	"github.com/strata-bureau/strata/pkg/grpcclient"
 	"github.com/strata-bureau/strata/pkg/logging"
+	"github.com/strata-bureau/strata/pkg/pki"
 	"github.com/strata-bureau/strata/pkg/testenv"
 	"github.com/strata-bureau/strata/proto/eventtypes"
 	basebv1 "github.com/strata-bureau/strata/proto/gen/go/baseb/v1"
@@ -40,13 +41,28 @@ type cluster struct {
 	db     *mongo.Database
 	issuer *oidctest.Issuer
 	env    map[string]string
+	ca     *testenv.CA
 }
+
+// tester is the identity the tests call with: allowed in every method
+// group (TestMutualTLS checks the real groups with the real identities).
+const tester = "baseb-test"
 
 func newCluster(t testing.TB) *cluster {
 	t.Helper()
 	_, db := testenv.MongoDB(t)
 	is := oidctest.New(t, jose.RS256)
-	return &cluster{t: t, db: db, issuer: is, env: map[string]string{
+	c := &cluster{t: t, db: db, issuer: is, ca: testenv.NewCA(t)}
+	server := c.issue("base-b", "base-b", "127.0.0.1")
+	c.env = map[string]string{
+		"BASEB_TLS_CERT":       server.Cert,
+		"BASEB_TLS_KEY":        server.Key,
+		"BASEB_TLS_CA":         server.CA,
+		"BASEB_CLIENTS_READ":   "gateway," + tester,
+		"BASEB_CLIENTS_EXPORT": "baseb-export," + tester,
+		"BASEB_CLIENTS_WRITE":  "baseb-loader," + tester,
+	}
+	for k, v := range map[string]string{
 		"BASEB_MONGODB_URI":      testenv.MongoURI(t),
 		"BASEB_MONGODB_DATABASE": db.Name(),
 		"BASEB_AMQP_URL":         testenv.AMQPURL(t),
@@ -54,8 +70,16 @@ func newCluster(t testing.TB) *cluster {
 		"BASEB_AMQP_QUEUE":       testenv.UniqueName(t, "q"),
 		"BASEB_OIDC_ISSUER":      is.URL,
 		"BASEB_OIDC_AUDIENCE":    audience,
-	}}
+	} {
+		c.env[k] = v
+	}
+	return c
 }
+
+func (c *cluster) issue(identity string, hosts ...string) pki.Files { return c.ca.Issue(identity, hosts...) }
+
+// dial connects to addr over mTLS as identity.
+func (c *cluster) dial(addr, identity string) *grpc.ClientConn { return c.ca.Dial(addr, identity, "base-b") }
 
 type replica struct {
 	client basebv1.ProfileServiceClient
@@ -88,11 +112,7 @@ func (c *cluster) start() replica {
 		})
 	}
 	t.Cleanup(stop)
-	conn, err := grpcclient.New(glis.Addr().String(), grpcclient.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	conn := c.dial(glis.Addr().String(), tester)
 	hc := healthpb.NewHealthClient(conn)
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		r, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})

@@ -20,6 +20,7 @@ import (
 
 	"github.com/strata-bureau/strata/pkg/config"
 	"github.com/strata-bureau/strata/pkg/grpcclient"
+	"github.com/strata-bureau/strata/pkg/pki"
 	basebv1 "github.com/strata-bureau/strata/proto/gen/go/baseb/v1"
 	"github.com/strata-bureau/strata/services/base-b/internal/grpcapi"
 )
@@ -28,6 +29,12 @@ import (
 type ExportConfig struct {
 	Addr  string        `env:"ADDR, default=127.0.0.1:7201"`
 	Token config.Secret `env:"TOKEN, required"`
+	// The tool's client certificate (identity "baseb-export"), its key and
+	// the CA Base B's certificate chains to.
+	TLSCert    string `env:"TLS_CERT, required"`
+	TLSKey     string `env:"TLS_KEY, required"`
+	TLSCA      string `env:"TLS_CA, required"`
+	ServerName string `env:"SERVER_NAME, default=base-b"`
 }
 
 // RunExport streams every profile's features (or those updated in a time
@@ -83,7 +90,11 @@ func RunExport(ctx context.Context, l config.Lookuper, args []string, out, progr
 	if err := config.Load(ctx, "BASEB_EXPORT_", &cfg, l); err != nil {
 		return err
 	}
-	conn, err := grpcclient.New(cfg.Addr, grpcclient.Options{DefaultTimeout: time.Hour})
+	tlsCfg, err := pki.ClientConfig(pki.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSCA}, cfg.ServerName)
+	if err != nil {
+		return err
+	}
+	conn, err := grpcclient.New(cfg.Addr, grpcclient.Options{TLS: tlsCfg, DefaultTimeout: time.Hour})
 	if err != nil {
 		return err
 	}

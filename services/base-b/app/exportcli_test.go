@@ -40,7 +40,9 @@ func TestExportCLI(t *testing.T) {
 		}
 	}
 	token := c.issuer.Token(t, oidctest.Claims{Subject: "ml-team", Audience: audience, Scope: "base-b:export"})
-	vars := config.Map(map[string]string{"BASEB_EXPORT_ADDR": r.addr, "BASEB_EXPORT_TOKEN": token})
+	exp := c.issue(tester)
+	vars := config.Map(map[string]string{"BASEB_EXPORT_ADDR": r.addr, "BASEB_EXPORT_TOKEN": token,
+		"BASEB_EXPORT_TLS_CERT": exp.Cert, "BASEB_EXPORT_TLS_KEY": exp.Key, "BASEB_EXPORT_TLS_CA": exp.CA})
 	run := func(args ...string) (string, string, error) {
 		var out, progress bytes.Buffer
 		err := app.RunExport(ctx, vars, args, &out, &progress)

@@ -24,6 +24,7 @@ import (
 	"github.com/strata-bureau/strata/pkg/health"
 	"github.com/strata-bureau/strata/pkg/httpserver"
 	"github.com/strata-bureau/strata/pkg/mongodb"
+	"github.com/strata-bureau/strata/pkg/pki"
 	"github.com/strata-bureau/strata/pkg/retry"
 	"github.com/strata-bureau/strata/pkg/telemetry"
 	basecv1 "github.com/strata-bureau/strata/proto/gen/go/basec/v1"
@@ -71,6 +72,26 @@ type Config struct {
 	BootstrapUser     string        `env:"BOOTSTRAP_USER"`
 	BootstrapPassword config.Secret `env:"BOOTSTRAP_PASSWORD"`
 	BootstrapAdmin    bool          `env:"BOOTSTRAP_ADMIN, default=false"`
+
+	// mTLS: the server certificate, the CA callers chain to, and the
+	// identities allowed per method group.
+	TLSCert         string `env:"TLS_CERT, required"`
+	TLSKey          string `env:"TLS_KEY, required"`
+	TLSCA           string `env:"TLS_CA, required"`
+	ClientsRead     string `env:"CLIENTS_READ, default=gateway"`
+	ClientsAccounts string `env:"CLIENTS_ACCOUNTS, default=basec-admin"`
+	// ClientsTrusted may pass the partner's address and id in metadata.
+	ClientsTrusted string `env:"CLIENTS_TRUSTED, default=gateway"`
+	GRPCReflection bool   `env:"GRPC_REFLECTION, default=false"`
+}
+
+// Access is Base C's allow-list of mTLS caller identities: the gateway
+// reads activity; account management is for a named admin tool.
+func Access(cfg *Config) grpcserver.Access {
+	return grpcserver.Access{Guard: "/basec.v1.", TrustMetadata: grpcserver.List(cfg.ClientsTrusted), Groups: []grpcserver.Group{
+		{Name: "read", Methods: []string{"/basec.v1.ActivityService/"}, Allowed: grpcserver.List(cfg.ClientsRead)},
+		{Name: "accounts", Methods: []string{"/basec.v1.AccountService/"}, Allowed: grpcserver.List(cfg.ClientsAccounts)},
+	}}
 }
 
 // Validate checks the configuration.
@@ -205,9 +226,14 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	})
 	checker.Add("amqp", mq.Check)
 
+	tlsCfg, err := pki.ServerConfig(pki.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSCA})
+	if err != nil {
+		return err
+	}
 	srv := grpcserver.New(grpcserver.Options{
-		Logger: logger, Telemetry: tel, Reflection: true,
-		UnaryInterceptors: []grpc.UnaryServerInterceptor{grpcapi.AuthInterceptor(authn)},
+		Logger: logger, Telemetry: tel, TLS: tlsCfg, Reflection: cfg.GRPCReflection,
+		// The caller's certificate is checked before any password is hashed.
+		UnaryInterceptors: []grpc.UnaryServerInterceptor{Access(cfg).Unary(), grpcapi.AuthInterceptor(authn)},
 	})
 	basecv1.RegisterActivityServiceServer(srv, &grpcapi.ActivityServer{Activity: acts, Logger: logger})
 	basecv1.RegisterAccountServiceServer(srv, &grpcapi.AccountServer{Accounts: mgr})

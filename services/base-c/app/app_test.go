@@ -23,7 +23,6 @@ import (
 	"github.com/strata-bureau/strata/pkg/amqp"
 	"github.com/strata-bureau/strata/pkg/config"
 	"github.com/strata-bureau/strata/pkg/cpf"
-	"github.com/strata-bureau/strata/pkg/grpcclient"
 	"github.com/strata-bureau/strata/pkg/logging"
 	"github.com/strata-bureau/strata/pkg/testenv"
 	"github.com/strata-bureau/strata/proto/eventtypes"
@@ -46,7 +45,12 @@ type cluster struct {
 	queue    string
 	pub      *amqp.Publisher
 	mq       *amqp.Client
+	ca       *testenv.CA
 }
+
+// tester is the identity the tests call with: allowed in every method
+// group (TestMutualTLS checks the real groups with the real identities).
+const tester = "basec-test"
 
 func newCluster(t testing.TB, mongoURI string) *cluster {
 	t.Helper()
@@ -55,8 +59,14 @@ func newCluster(t testing.TB, mongoURI string) *cluster {
 		mongoURI = testenv.MongoURI(t)
 	}
 	amqpURL := testenv.AMQPURL(t)
-	c := &cluster{t: t, db: db, exchange: testenv.UniqueName(t, "x"), queue: testenv.UniqueName(t, "basec")}
+	c := &cluster{t: t, db: db, exchange: testenv.UniqueName(t, "x"), queue: testenv.UniqueName(t, "basec"), ca: testenv.NewCA(t)}
+	server := c.ca.Issue("base-c", "base-c", "127.0.0.1")
 	c.env = map[string]string{
+		"BASEC_TLS_CERT":           server.Cert,
+		"BASEC_TLS_KEY":            server.Key,
+		"BASEC_TLS_CA":             server.CA,
+		"BASEC_CLIENTS_READ":       "gateway," + tester,
+		"BASEC_CLIENTS_ACCOUNTS":   "basec-admin," + tester,
 		"BASEC_MONGODB_URI":        mongoURI,
 		"BASEC_MONGODB_DATABASE":   db.Name(),
 		"BASEC_AMQP_URL":           amqpURL,
@@ -102,11 +112,7 @@ func (c *cluster) start(id string) basecClient {
 			t.Errorf("replica %s: %v", id, err)
 		}
 	})
-	conn, err := grpcclient.New(glis.Addr().String(), grpcclient.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	conn := c.ca.Dial(glis.Addr().String(), tester, "base-c")
 	hc := healthpb.NewHealthClient(conn)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -119,10 +125,11 @@ func (c *cluster) start(id string) basecClient {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return basecClient{conn: conn, act: basecv1.NewActivityServiceClient(conn), acc: basecv1.NewAccountServiceClient(conn)}
+	return basecClient{addr: glis.Addr().String(), conn: conn, act: basecv1.NewActivityServiceClient(conn), acc: basecv1.NewAccountServiceClient(conn)}
 }
 
 type basecClient struct {
+	addr string
 	conn *grpc.ClientConn
 	act  basecv1.ActivityServiceClient
 	acc  basecv1.AccountServiceClient

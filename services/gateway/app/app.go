@@ -49,13 +49,17 @@ type Config struct {
 	DatabaseURL config.Secret `env:"DATABASE_URL, required"`
 	KeyPepper   config.Secret `env:"KEY_PEPPER, required"`
 
+	// The gateway's client certificate (identity "gateway") and the CA
+	// every base's server certificate chains to: each hop is mutual TLS.
+	TLSCert         string `env:"TLS_CERT, required"`
+	TLSKey          string `env:"TLS_KEY, required"`
+	TLSCA           string `env:"TLS_CA, required"`
 	BaseAAddr       string `env:"BASEA_ADDR, default=127.0.0.1:7101"`
-	BaseATLSCert    string `env:"BASEA_TLS_CERT, required"`
-	BaseATLSKey     string `env:"BASEA_TLS_KEY, required"`
-	BaseATLSCA      string `env:"BASEA_TLS_CA, required"`
 	BaseAServerName string `env:"BASEA_SERVER_NAME, default=base-a"`
 	BaseBAddrs      string `env:"BASEB_ADDRS, default=127.0.0.1:7201,127.0.0.1:7202"`
+	BaseBServerName string `env:"BASEB_SERVER_NAME, default=base-b"`
 	BaseCAddrs      string `env:"BASEC_ADDRS, default=127.0.0.1:7301,127.0.0.1:7302"`
+	BaseCServerName string `env:"BASEC_SERVER_NAME, default=base-c"`
 
 	AMQPURL  config.Secret `env:"AMQP_URL, required"`
 	Exchange string        `env:"AMQP_EXCHANGE, default=strata.events"`
@@ -181,7 +185,16 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis, opsLis ne
 	defer pool.Close()
 	st := store.New(pool)
 
-	tlsA, err := pki.ClientConfig(pki.Files{Cert: cfg.BaseATLSCert, Key: cfg.BaseATLSKey, CA: cfg.BaseATLSCA}, cfg.BaseAServerName)
+	certs := pki.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSCA}
+	tlsA, err := pki.ClientConfig(certs, cfg.BaseAServerName)
+	if err != nil {
+		return err
+	}
+	tlsB, err := pki.ClientConfig(certs, cfg.BaseBServerName)
+	if err != nil {
+		return err
+	}
+	tlsC, err := pki.ClientConfig(certs, cfg.BaseCServerName)
 	if err != nil {
 		return err
 	}
@@ -198,6 +211,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis, opsLis ne
 	defer pa.Close()
 	boB := bo
 	boB.Timeout = cfg.BaseBTimeout
+	boB.Client.TLS = tlsB
 	pb, err := backend.New("base-b", list(cfg.BaseBAddrs), breakers, boB)
 	if err != nil {
 		return err
@@ -205,6 +219,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis, opsLis ne
 	defer pb.Close()
 	boC := bo
 	boC.Timeout = cfg.BaseCTimeout
+	boC.Client.TLS = tlsC
 	pc, err := backend.New("base-c", list(cfg.BaseCAddrs), breakers, boC)
 	if err != nil {
 		return err

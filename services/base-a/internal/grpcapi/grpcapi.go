@@ -15,21 +15,17 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/strata-bureau/strata/pkg/cpf"
 	"github.com/strata-bureau/strata/pkg/input"
-	"github.com/strata-bureau/strata/pkg/pki"
+	"github.com/strata-bureau/strata/pkg/grpcserver"
 	baseav1 "github.com/strata-bureau/strata/proto/gen/go/basea/v1"
 	"github.com/strata-bureau/strata/services/base-a/internal/domain"
 	"github.com/strata-bureau/strata/services/base-a/internal/store"
 )
-
-type identityKey struct{}
 
 // Access says which mTLS identities may call which service.
 type Access struct {
@@ -108,53 +104,31 @@ func ViewerFrom(ctx context.Context) (Viewer, bool) {
 var writeMethods = []string{"/basea.v1.PeopleService/UpsertPerson", "/basea.v1.PeopleService/RecordDebt"}
 
 // IdentityInterceptor admits only verified client certificates whose
-// identity is allowed for the method, and puts the identity in the context.
+// identity is allowed for the method (pkg/grpcserver.Access, as Base B and
+// C do), puts the identity in the context and, for AuditService, the
+// audit reader.
 func IdentityInterceptor(a Access) grpc.UnaryServerInterceptor {
+	allow := grpcserver.Access{Guard: "/basea.v1.", Groups: []grpcserver.Group{
+		{Name: "audit", Methods: []string{"/basea.v1.AuditService/"}, Allowed: a.Audit},
+		{Name: "write", Methods: writeMethods, Allowed: a.Write},
+		{Name: "people", Allowed: a.People},
+	}}.Unary()
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if !strings.HasPrefix(info.FullMethod, "/basea.v1.") {
-			return handler(ctx, req) // health, reflection
-		}
-		id, ok := identity(ctx)
-		if !ok {
-			return nil, status.Error(codes.Unauthenticated, "a verified client certificate is required")
-		}
-		allowed := a.People
-		switch {
-		case strings.HasPrefix(info.FullMethod, "/basea.v1.AuditService/"):
-			allowed = a.Audit
-		case slices.Contains(writeMethods, info.FullMethod):
-			allowed = a.Write
-		}
-		if !slices.Contains(allowed, id) {
-			return nil, status.Errorf(codes.PermissionDenied, "identity %q may not call this method", id)
-		}
-		ctx = context.WithValue(ctx, identityKey{}, id)
-		if strings.HasPrefix(info.FullMethod, "/basea.v1.AuditService/") {
-			v, err := viewer(ctx, a, id)
-			if err != nil {
-				return nil, err
+		return allow(ctx, req, info, func(ctx context.Context, req any) (any, error) {
+			if strings.HasPrefix(info.FullMethod, "/basea.v1.AuditService/") {
+				v, err := viewer(ctx, a, grpcserver.Identity(ctx))
+				if err != nil {
+					return nil, err
+				}
+				ctx = context.WithValue(ctx, viewerKey{}, v)
 			}
-			ctx = context.WithValue(ctx, viewerKey{}, v)
-		}
-		return handler(ctx, req)
+			return handler(ctx, req)
+		})
 	}
-}
-
-func identity(ctx context.Context) (string, bool) {
-	p, ok := peer.FromContext(ctx)
-	if !ok {
-		return "", false
-	}
-	ti, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok {
-		return "", false
-	}
-	return pki.PeerIdentity(ti.State)
 }
 
 func caller(ctx context.Context, ac *baseav1.AccessContext) (domain.Caller, error) {
-	id, _ := ctx.Value(identityKey{}).(string)
-	c := domain.Caller{Identity: id, PartnerID: ac.GetPartnerId(), ClientIP: ac.GetClientIp()}
+	c := domain.Caller{Identity: grpcserver.Identity(ctx), PartnerID: ac.GetPartnerId(), ClientIP: ac.GetClientIp()}
 	if c.PartnerID == "" || input.Token(c.PartnerID, 128, false) != nil {
 		return c, status.Error(codes.InvalidArgument, "context.partner_id is required (at most 128 printable ASCII characters)")
 	}

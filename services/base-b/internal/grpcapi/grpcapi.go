@@ -23,6 +23,7 @@ import (
 
 	"github.com/strata-bureau/strata/pkg/breaker"
 	"github.com/strata-bureau/strata/pkg/cpf"
+	"github.com/strata-bureau/strata/pkg/grpcserver"
 	basebv1 "github.com/strata-bureau/strata/proto/gen/go/baseb/v1"
 	"github.com/strata-bureau/strata/services/base-b/internal/authz"
 	"github.com/strata-bureau/strata/services/base-b/internal/domain"
@@ -111,12 +112,17 @@ func parseCPF(s string) (string, error) {
 }
 
 func clientIP(ctx context.Context, fromReq string) string {
-	if net.ParseIP(fromReq) != nil {
-		return fromReq
-	}
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get("x-client-ip"); len(v) == 1 && net.ParseIP(v[0]) != nil {
-			return v[0]
+	// Only a caller trusted to speak for the partner (the gateway) may
+	// name the partner's address, in the request or in metadata; anyone
+	// else is recorded at its own address.
+	if grpcserver.MetadataTrusted(ctx) {
+		if net.ParseIP(fromReq) != nil {
+			return fromReq
+		}
+		if md, ok := metadata.FromIncomingContext(ctx); ok {
+			if v := md.Get("x-client-ip"); len(v) == 1 && net.ParseIP(v[0]) != nil {
+				return v[0]
+			}
 		}
 	}
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/strata-bureau/strata/pkg/cpf"
+	"github.com/strata-bureau/strata/pkg/grpcserver"
 	basecv1 "github.com/strata-bureau/strata/proto/gen/go/basec/v1"
 	"github.com/strata-bureau/strata/services/base-c/internal/accounts"
 	"github.com/strata-bureau/strata/services/base-c/internal/activity"
@@ -57,7 +58,9 @@ func AuthInterceptor(a *auth.Authenticator) grpc.UnaryServerInterceptor {
 }
 
 func clientIP(ctx context.Context) string {
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
+	// Only a caller trusted to speak for the partner (the gateway) may
+	// name the partner's address; anyone else is counted at its own.
+	if md, ok := metadata.FromIncomingContext(ctx); ok && grpcserver.MetadataTrusted(ctx) {
 		if v := md.Get(ClientIPHeader); len(v) == 1 && net.ParseIP(v[0]) != nil {
 			return v[0]
 		}
