@@ -45,7 +45,11 @@ type Config struct {
 	AMQPURL       config.Secret `env:"AMQP_URL, required"`
 	Exchange      string        `env:"AMQP_EXCHANGE, default=strata.events"`
 	Queue         string        `env:"AMQP_QUEUE, default=baseb.debt-summaries"`
-	OIDCIssuer    string        `env:"OIDC_ISSUER, required"`
+	// ProcessedRetention is how long applied message IDs are kept for
+	// dedupe (as Base C): pruned hourly, so the collection is bounded by
+	// the redelivery window, not by uptime.
+	ProcessedRetention time.Duration `env:"PROCESSED_RETENTION, default=168h"`
+	OIDCIssuer         string        `env:"OIDC_ISSUER, required"`
 	// OIDCAudience lists, comma-separated, the audiences Base B accepts (a
 	// token must name one); providers that set aud to the client id need
 	// those client ids here.
@@ -254,6 +258,22 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	g.Go(func() error { checker.Drive(gctx, srv.Health, time.Second); return nil })
 	g.Go(func() error {
 		return mq.Consume(gctx, q, amqp.ConsumerOptions{Prefetch: 64, Tag: "base-b", Propagator: tel.Propagator}, consumer.Handle)
+	})
+	g.Go(func() error {
+		t := time.NewTicker(time.Hour)
+		defer t.Stop()
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-t.C:
+				if n, err := st.PruneProcessed(gctx, time.Now().Add(-cfg.ProcessedRetention)); err != nil {
+					logger.Warn("pruning dedupe markers failed", "err", err)
+				} else if n > 0 {
+					logger.Info("pruned dedupe markers", "deleted", n)
+				}
+			}
+		}
 	})
 	return g.Wait()
 }

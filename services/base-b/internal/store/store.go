@@ -35,6 +35,12 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("profiles index: %w", err)
 	}
+	_, err = s.processed.Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys: bson.D{{Key: "at", Value: 1}}, Options: options.Index().SetName("at"),
+	})
+	if err != nil {
+		return fmt.Errorf("processed index: %w", err)
+	}
 	return nil
 }
 
@@ -106,12 +112,38 @@ func (s *Store) RemoveIncome(ctx context.Context, cpf, id string) error {
 }
 
 func (s *Store) removeFrom(ctx context.Context, cpf, field, id string) error {
-	res, err := s.profiles.UpdateOne(ctx, bson.M{"_id": cpf, field + ".id": id},
-		bson.M{"$pull": bson.M{field: bson.M{"id": id}}, "$set": bson.M{"updated_at": time.Now().UTC()}})
+	// FerretDB v1's $pull removes only elements equal to the value given
+	// (no conditions) and scans the collection for any filter but _id
+	// alone: so read the element, then pull exactly it by _id. Items are
+	// never modified in place, so the element read is the one stored.
+	var doc bson.M
+	err := s.profiles.FindOne(ctx, bson.D{{Key: "_id", Value: cpf}}, options.FindOne().SetProjection(bson.M{field: 1})).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return domain.ErrNotFound
+	}
 	if err != nil {
 		return unavailable(err)
 	}
-	if res.MatchedCount == 0 {
+	items, _ := doc[field].(bson.A)
+	var match any
+	for _, it := range items {
+		if d, ok := it.(bson.D); ok {
+			for _, e := range d {
+				if e.Key == "id" && e.Value == id {
+					match = d
+				}
+			}
+		}
+	}
+	if match == nil {
+		return domain.ErrNotFound
+	}
+	res, err := s.profiles.UpdateOne(ctx, bson.D{{Key: "_id", Value: cpf}},
+		bson.M{"$pullAll": bson.M{field: bson.A{match}}, "$set": bson.M{"updated_at": time.Now().UTC()}})
+	if err != nil {
+		return unavailable(err)
+	}
+	if res.ModifiedCount == 0 {
 		return domain.ErrNotFound
 	}
 	return nil
@@ -120,16 +152,19 @@ func (s *Store) removeFrom(ctx context.Context, cpf, field, id string) error {
 // ApplyDebtSummary stores a debt summary unless a newer version is there;
 // a profile that does not exist yet is created to hold it.
 func (s *Store) ApplyDebtSummary(ctx context.Context, cpf string, d domain.DebtSummary) error {
-	_, err := s.profiles.UpdateOne(ctx, bson.M{"_id": cpf},
-		bson.M{"$setOnInsert": bson.M{"assets": bson.A{}, "income_sources": bson.A{}, "updated_at": time.Now().UTC()}},
-		options.UpdateOne().SetUpsert(true))
-	if err != nil && !mongo.IsDuplicateKeyError(err) {
-		return unavailable(err)
+	// $max compares documents field by field in order: with version first
+	// the highest version wins, atomically, in one upsert filtered on _id
+	// alone (FerretDB v1 scans the collection for any other filter).
+	sum := bson.D{{Key: "version", Value: d.Version}, {Key: "open_count", Value: d.OpenCount},
+		{Key: "open_amount_cents", Value: d.OpenAmountCents}, {Key: "currency", Value: d.Currency}, {Key: "as_of", Value: d.AsOf.UTC()}}
+	update := bson.D{
+		{Key: "$max", Value: bson.D{{Key: "debt_summary", Value: sum}, {Key: "updated_at", Value: time.Now().UTC()}}},
+		{Key: "$setOnInsert", Value: bson.D{{Key: "assets", Value: bson.A{}}, {Key: "income_sources", Value: bson.A{}}}},
 	}
-	_, err = s.profiles.UpdateOne(ctx, bson.M{"_id": cpf, "$or": bson.A{
-		bson.M{"debt_summary": bson.M{"$exists": false}},
-		bson.M{"debt_summary.version": bson.M{"$lt": d.Version}},
-	}}, bson.M{"$set": bson.M{"debt_summary": d, "updated_at": time.Now().UTC()}})
+	_, err := s.profiles.UpdateOne(ctx, bson.D{{Key: "_id", Value: cpf}}, update, options.UpdateOne().SetUpsert(true))
+	if mongo.IsDuplicateKeyError(err) {
+		_, err = s.profiles.UpdateOne(ctx, bson.D{{Key: "_id", Value: cpf}}, update, options.UpdateOne().SetUpsert(true))
+	}
 	if err != nil {
 		return unavailable(err)
 	}
@@ -165,6 +200,38 @@ func (s *Store) RecordAccess(ctx context.Context, cpf, who, ip, what string, at 
 		return unavailable(err)
 	}
 	return nil
+}
+
+// Access is one CPF's latest access, for RecordAccesses.
+type Access struct {
+	Who, IP, What string
+	At            time.Time
+}
+
+// RecordAccesses writes last_access for many CPFs in one bulk write.
+func (s *Store) RecordAccesses(ctx context.Context, as map[string]Access) error {
+	if len(as) == 0 {
+		return nil
+	}
+	models := make([]mongo.WriteModel, 0, len(as))
+	for cpf, a := range as {
+		models = append(models, mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: cpf}}).
+			SetUpdate(bson.M{"$set": bson.M{"last_access": bson.M{"at": a.At, "who": a.Who, "client_ip": a.IP, "what": a.What}}}))
+	}
+	if _, err := s.profiles.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// PruneProcessed deletes dedupe markers older than before, so the
+// collection is bounded by the redelivery window, not by uptime.
+func (s *Store) PruneProcessed(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.processed.DeleteMany(ctx, bson.M{"at": bson.M{"$lt": before}})
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	return res.DeletedCount, nil
 }
 
 // Filter selects profiles for export.
