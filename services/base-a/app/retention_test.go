@@ -115,6 +115,43 @@ func TestRetentionPurgeIsSignedAndProvable(t *testing.T) {
 	if _, err := conn.Exec(ctx, `DELETE FROM audit_purges`); err == nil || !strings.Contains(err.Error(), "append-only") {
 		t.Fatalf("the owner deleted a purge record: %v", err)
 	}
+	// The application role cannot change the audit tables either, nor
+	// switch their triggers off.
+	for _, q := range []string{`UPDATE audit_log SET reason = 'x'`, `TRUNCATE audit_log`, `DELETE FROM audit_chain`,
+		`ALTER TABLE audit_log DISABLE TRIGGER USER`} {
+		if _, err := app.Exec(ctx, q); err == nil {
+			t.Fatalf("the app role ran %s", q)
+		}
+	}
+	// A table owner that is not a superuser: no parameter it may set opens
+	// the trail (the check is by role, not by a setting).
+	owner := testenv.UniqueName(t, "owner")
+	for _, q := range []string{`CREATE ROLE ` + owner + ` LOGIN PASSWORD 'owner-pw-123'`,
+		`GRANT CONNECT ON DATABASE ` + pgx.Identifier{conn.Config().Database}.Sanitize() + ` TO ` + owner,
+		`GRANT USAGE ON SCHEMA public TO ` + owner, `ALTER TABLE audit_log OWNER TO ` + owner} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	t.Cleanup(func() {
+		_, _ = conn.Exec(ctx, `ALTER TABLE audit_log OWNER TO CURRENT_USER`)
+		_, _ = conn.Exec(ctx, `DROP OWNED BY `+owner)
+		_, _ = conn.Exec(ctx, `DROP ROLE `+owner)
+	})
+	ou := conn.Config().Copy()
+	ou.User, ou.Password = owner, "owner-pw-123"
+	oconn, err := pgx.ConnectConfig(ctx, ou)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer oconn.Close(ctx)
+	for _, set := range []string{`SET strata.audit_purge = 'on'`, `SET session_replication_role = replica`,
+		`SET ROLE strata_basea_purge`, `SET SESSION AUTHORIZATION strata_basea_app`} {
+		_, _ = oconn.Exec(ctx, set)
+		if _, err := oconn.Exec(ctx, `DELETE FROM audit_log`); err == nil || !strings.Contains(err.Error(), "append-only") {
+			t.Fatalf("the owner deleted audit rows after %s: %v", set, err)
+		}
+	}
 
 	// A superuser with triggers off: a forged purge record is caught...
 	tamper(t, conn, `UPDATE audit_purges SET cutoff = cutoff + interval '30 days'`)
