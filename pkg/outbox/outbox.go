@@ -78,3 +78,58 @@ func Relay(ctx context.Context, run TxRunner, limit int, publish func(context.Co
 	}
 	return sent, err
 }
+
+// RelayBatch is Relay for a publisher that confirms many messages at once
+// (amqp.Publisher.PublishBatch): it publishes up to limit unpublished
+// events as one pipelined batch and deletes, in one statement, every row
+// the broker confirmed. It returns how many were sent and the first
+// publish error, which never counts as a database failure.
+func RelayBatch(ctx context.Context, run TxRunner, limit int, publish func(context.Context, []Message) []error) (int, error) {
+	sent := 0
+	var pubErr error
+	err := run(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT id, message_id, type, body FROM outbox
+			WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, limit)
+		if err != nil {
+			return err
+		}
+		var batch []Message
+		for rows.Next() {
+			var m Message
+			var mid uuid.UUID
+			if err := rows.Scan(&m.ID, &mid, &m.Type, &m.Body); err != nil {
+				rows.Close()
+				return err
+			}
+			m.MessageID = mid.String()
+			batch = append(batch, m)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+		done := make([]int64, 0, len(batch))
+		for i, err := range publish(ctx, batch) {
+			if err != nil {
+				if pubErr == nil {
+					pubErr = err
+				}
+				continue
+			}
+			done = append(done, batch[i].ID)
+		}
+		sent = len(done)
+		if len(done) == 0 {
+			return nil
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM outbox WHERE id = ANY($1)`, done)
+		return err
+	})
+	if err == nil {
+		err = pubErr
+	}
+	return sent, err
+}

@@ -76,14 +76,8 @@ func (e *Emitter) Queried(_ context.Context, cpf, partner, ip, base string) {
 // publishBatch publishes msgs with a pipelined confirm window and writes
 // whatever the broker did not confirm to the outbox in one write.
 func (e *Emitter) publishBatch(ctx context.Context, msgs []outbox.Message) {
-	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	am := make([]amqp.Message, len(msgs))
-	for i, m := range msgs {
-		am[i] = amqp.Message{ID: m.MessageID, Type: m.Type, Body: m.Body}
-	}
 	var failed []outbox.Message
-	for i, err := range e.pub.PublishBatch(pctx, am) {
+	for i, err := range e.publishAll(ctx, msgs) {
 		if err != nil {
 			failed = append(failed, msgs[i])
 		}
@@ -102,10 +96,16 @@ func (e *Emitter) save(ctx context.Context, msgs []outbox.Message) {
 	}
 }
 
-func (e *Emitter) publish(ctx context.Context, m outbox.Message) error {
-	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+// publishAll publishes msgs with a pipelined confirm window (the outbox
+// relay's publisher).
+func (e *Emitter) publishAll(ctx context.Context, msgs []outbox.Message) []error {
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	return e.pub.Publish(pctx, amqp.Message{ID: m.MessageID, Type: m.Type, Body: m.Body})
+	am := make([]amqp.Message, len(msgs))
+	for i, m := range msgs {
+		am[i] = amqp.Message{ID: m.MessageID, Type: m.Type, Body: m.Body}
+	}
+	return e.pub.PublishBatch(pctx, am)
 }
 
 // flushSpill writes the events that overflowed the queue to the outbox.
@@ -151,7 +151,7 @@ func (e *Emitter) Run(ctx context.Context) {
 		case <-spill.C:
 			e.flushSpill(ctx)
 		case <-relay.C:
-			if _, err := e.store.Relay(ctx, e.publish); err != nil && ctx.Err() == nil {
+			if _, err := e.store.Relay(ctx, e.publishAll); err != nil && ctx.Err() == nil {
 				e.logger.Debug("outbox relay paused", "err", err)
 			}
 		}

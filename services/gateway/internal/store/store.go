@@ -238,8 +238,8 @@ func (s *Store) Enqueue(ctx context.Context, msgs []outbox.Message) error {
 }
 
 // Relay publishes up to 500 queued events in order.
-func (s *Store) Relay(ctx context.Context, publish func(context.Context, outbox.Message) error) (int, error) {
-	return outbox.Relay(ctx, func(ctx context.Context, fn func(pgx.Tx) error) error {
+func (s *Store) Relay(ctx context.Context, publish func(context.Context, []outbox.Message) []error) (int, error) {
+	return outbox.RelayBatch(ctx, func(ctx context.Context, fn func(pgx.Tx) error) error {
 		return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, fn)
 	}, 500, publish)
 }
