@@ -75,6 +75,14 @@ type Config struct {
 	Burst       int           `env:"BURST, default=100"`
 	DailyQuota  int64         `env:"DAILY_QUOTA, default=100000"`
 	KeyCacheTTL time.Duration `env:"KEY_CACHE_TTL, default=5s"`
+	// TrustedProxies (CIDRs or addresses, comma-separated) may tell the
+	// client's address in X-Forwarded-For; from anyone else it is ignored.
+	TrustedProxies string `env:"TRUSTED_PROXIES"`
+	// AuthFailureBurst failed authentications (API keys, OAuth2 clients)
+	// per client address, refilled at AuthFailuresPerMinute; past them the
+	// address is refused before any database work.
+	AuthFailureBurst      int     `env:"AUTH_FAILURE_BURST, default=20"`
+	AuthFailuresPerMinute float64 `env:"AUTH_FAILURES_PER_MINUTE, default=60"`
 	// QuotaSyncInterval is how often daily-quota counts are shared with the
 	// other replicas; a quota can overshoot by what they admit meanwhile.
 	QuotaSyncInterval time.Duration `env:"QUOTA_SYNC_INTERVAL, default=1s"`
@@ -111,6 +119,12 @@ func (c *Config) Validate() error {
 	if c.RatePerSec <= 0 || c.Burst < 1 || c.DailyQuota < 1 {
 		errs = append(errs, errors.New("RATE_PER_SECOND, BURST and DAILY_QUOTA must be positive"))
 	}
+	if _, err := api.ParseProxies(c.TrustedProxies); err != nil {
+		errs = append(errs, fmt.Errorf("TRUSTED_PROXIES: %w", err))
+	}
+	if c.AuthFailureBurst < 1 || c.AuthFailuresPerMinute <= 0 {
+		errs = append(errs, errors.New("AUTH_FAILURE_BURST and AUTH_FAILURES_PER_MINUTE must be positive"))
+	}
 	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 10<<20 {
 		errs = append(errs, errors.New("MAX_BODY_BYTES must be 1 KiB to 10 MiB"))
 	}
@@ -143,6 +157,9 @@ type clients struct{ st *store.Store }
 
 func (c clients) Client(ctx context.Context, id string) (issuer.Client, error) {
 	cl, err := c.st.GetOAuthClient(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		err = issuer.ErrUnknownClient
+	}
 	return issuer.Client{ID: cl.ID, SecretHash: cl.SecretHash, Scopes: cl.Scopes}, err
 }
 
@@ -243,15 +260,19 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis, opsLis ne
 	hc.CreateHooks = nil // no "$schema" links in bodies: the contract's fields only
 	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{"apiKey": {Type: "apiKey", In: "header", Name: "X-Api-Key"}}
 	hapi := humago.New(mux, hc)
-	keyAuth := &api.KeyAuth{Store: st, Pepper: pepper, Limiter: limits.New(), Logger: logger, CacheTTL: cfg.KeyCacheTTL}
-	(&api.Handlers{Backends: api.Backends{A: pa, B: pb, C: pc}, Events: emitter}).Register(hapi)
+	proxies, _ := api.ParseProxies(cfg.TrustedProxies) // checked by Validate
+	failures := limits.NewFailures(cfg.AuthFailureBurst, cfg.AuthFailuresPerMinute)
+	keyAuth := &api.KeyAuth{Store: st, Pepper: pepper, Limiter: limits.New(), Logger: logger, CacheTTL: cfg.KeyCacheTTL,
+		Proxies: proxies, Failures: failures}
+	(&api.Handlers{Backends: api.Backends{A: pa, B: pb, C: pc}, Events: emitter, Logger: logger}).Register(hapi)
 	(&api.Admin{Store: st, Pepper: pepper, Keys: keyAuth, RatePerSec: cfg.RatePerSec, Burst: cfg.Burst, DailyQuota: cfg.DailyQuota}).Register(hapi)
 	if cfg.IssuerEnabled {
 		keys, err := issuer.ParseKeys(cfg.IssuerKeys.Reveal())
 		if err != nil {
 			return fmt.Errorf("config: %w", err)
 		}
-		is, err := issuer.New(issuer.Options{URL: cfg.PublicURL, Audience: cfg.IssuerAudience, TTL: cfg.TokenTTL, Keys: keys, Pepper: pepper, Clients: clients{st}})
+		is, err := issuer.New(issuer.Options{URL: cfg.PublicURL, Audience: cfg.IssuerAudience, TTL: cfg.TokenTTL, Keys: keys, Pepper: pepper, Clients: clients{st},
+			Failures: failures, ClientIP: proxies.ClientIP})
 		if err != nil {
 			return err
 		}

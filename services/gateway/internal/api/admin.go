@@ -59,6 +59,9 @@ func (a *Admin) createPartner(ctx context.Context, in *PartnerRequest) (*Partner
 	if _, err := requireScope(ctx, "admin"); err != nil {
 		return nil, err
 	}
+	if err := checkText("name", in.Body.Name, 200); err != nil {
+		return nil, err
+	}
 	p, err := a.Store.CreatePartner(ctx, in.Body.ID, in.Body.Name)
 	if errors.Is(err, store.ErrConflict) {
 		return nil, problem(http.StatusConflict, "conflict", "a partner with this id exists")
@@ -125,7 +128,7 @@ func (a *Admin) listPartners(ctx context.Context, _ *struct{}) (*PartnersRespons
 
 // KeyRequest creates a key.
 type KeyRequest struct {
-	ID   string `path:"id" maxLength:"63"`
+	ID   string `path:"id" pattern:"^[a-z0-9][a-z0-9-]{0,62}$"`
 	Body struct {
 		Scopes        []string `json:"scopes" minItems:"1" uniqueItems:"true" enum:"base-a:grant,base-a:read,base-b:read,base-c:read,audit:own,audit:read,admin"`
 		ExpiresInDays int      `json:"expires_in_days,omitempty" minimum:"1" maximum:"730"`
@@ -192,8 +195,8 @@ func (a *Admin) createKey(ctx context.Context, in *KeyRequest) (*NewKeyResponse,
 
 // RotateRequest rotates a key.
 type RotateRequest struct {
-	ID    string `path:"id" maxLength:"63"`
-	KeyID string `path:"key_id" maxLength:"32"`
+	ID    string `path:"id" pattern:"^[a-z0-9][a-z0-9-]{0,62}$"`
+	KeyID string `path:"key_id" pattern:"^[a-z2-7]{1,32}$"`
 	Body  struct {
 		OverlapSeconds int `json:"overlap_seconds,omitempty" minimum:"0" maximum:"604800" doc:"how long the old key stays valid (default 3600)"`
 	}
@@ -227,8 +230,8 @@ func (a *Admin) rotateKey(ctx context.Context, in *RotateRequest) (*NewKeyRespon
 
 // RevokeKeyRequest names a key.
 type RevokeKeyRequest struct {
-	ID    string `path:"id" maxLength:"63"`
-	KeyID string `path:"key_id" maxLength:"32"`
+	ID    string `path:"id" pattern:"^[a-z0-9][a-z0-9-]{0,62}$"`
+	KeyID string `path:"key_id" pattern:"^[a-z2-7]{1,32}$"`
 }
 
 func (a *Admin) revokeKey(ctx context.Context, in *RevokeKeyRequest) (*struct{}, error) {

@@ -5,6 +5,7 @@ package api
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -31,6 +32,8 @@ type Backends struct {
 type Handlers struct {
 	Backends Backends
 	Events   *events.Emitter
+	// Logger records unexpected errors (answered 500) with their cause.
+	Logger *slog.Logger
 }
 
 // Register declares every public operation on api.
@@ -155,6 +158,9 @@ func (h *Handlers) createGrant(ctx context.Context, in *GrantRequest) (*GrantRes
 	if err != nil {
 		return nil, err
 	}
+	if err := checkText("reason", in.Body.Reason, 500); err != nil {
+		return nil, err
+	}
 	req := &baseav1.RequestGrantRequest{Context: accessCtx(c), Cpf: person, Purpose: purposes[in.Body.Purpose], Reason: in.Body.Reason,
 		TtlSeconds: in.Body.TTLSeconds, MaxUses: in.Body.MaxUses}
 	for _, f := range in.Body.Fields {
@@ -162,11 +168,11 @@ func (h *Handlers) createGrant(ctx context.Context, in *GrantRequest) (*GrantRes
 	}
 	var resp *baseav1.RequestGrantResponse
 	err = h.Backends.A.Call(ctx, false, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
-		resp, err = baseav1.NewPeopleServiceClient(conn).RequestGrant(ctx, req)
+		resp, err = baseav1.NewPeopleServiceClient(conn).RequestGrant(outgoing(ctx, c, ""), req)
 		return err
 	})
 	if err != nil {
-		return nil, fromBackend(err, "base A")
+		return nil, h.fromBackend(ctx, err, "base A")
 	}
 	out := &GrantResponse{}
 	out.Body.GrantID, out.Body.Token, out.Body.CPF = resp.GetGrantId(), resp.GetToken(), resp.GetCpf()
@@ -185,11 +191,14 @@ func (h *Handlers) revokeGrant(ctx context.Context, in *RevokeRequest) (*struct{
 	if err != nil {
 		return nil, err
 	}
+	if err := checkToken("grant_id", in.GrantID, 64); err != nil {
+		return nil, err
+	}
 	err = h.Backends.A.Call(ctx, false, func(ctx context.Context, conn *grpc.ClientConn) error {
-		_, err := baseav1.NewPeopleServiceClient(conn).RevokeGrant(ctx, &baseav1.RevokeGrantRequest{Context: accessCtx(c), GrantId: in.GrantID})
+		_, err := baseav1.NewPeopleServiceClient(conn).RevokeGrant(outgoing(ctx, c, ""), &baseav1.RevokeGrantRequest{Context: accessCtx(c), GrantId: in.GrantID})
 		return err
 	})
-	return nil, fromBackend(err, "base A")
+	return nil, h.fromBackend(ctx, err, "base A")
 }
 
 // PersonRequest reads a person with a grant.
@@ -252,11 +261,11 @@ func (h *Handlers) getPerson(ctx context.Context, in *PersonRequest) (*PersonRes
 	var resp *baseav1.GetPersonResponse
 	// Not retried: every attempt uses the grant and is audited.
 	err = h.Backends.A.Call(ctx, false, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
-		resp, err = baseav1.NewPeopleServiceClient(conn).GetPerson(ctx, &baseav1.GetPersonRequest{Context: accessCtx(c), Cpf: person, GrantToken: in.Grant})
+		resp, err = baseav1.NewPeopleServiceClient(conn).GetPerson(outgoing(ctx, c, ""), &baseav1.GetPersonRequest{Context: accessCtx(c), Cpf: person, GrantToken: in.Grant})
 		return err
 	})
 	if err != nil {
-		return nil, fromBackend(err, "base A")
+		return nil, h.fromBackend(ctx, err, "base A")
 	}
 	h.Events.Queried(ctx, person, c.PartnerID, c.ClientIP, "base-a")
 	p := resp.GetPerson()
@@ -292,11 +301,11 @@ func (h *Handlers) listDebts(ctx context.Context, in *PersonRequest) (*DebtsResp
 	}
 	var resp *baseav1.ListDebtsResponse
 	err = h.Backends.A.Call(ctx, false, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
-		resp, err = baseav1.NewPeopleServiceClient(conn).ListDebts(ctx, &baseav1.ListDebtsRequest{Context: accessCtx(c), Cpf: person, GrantToken: in.Grant})
+		resp, err = baseav1.NewPeopleServiceClient(conn).ListDebts(outgoing(ctx, c, ""), &baseav1.ListDebtsRequest{Context: accessCtx(c), Cpf: person, GrantToken: in.Grant})
 		return err
 	})
 	if err != nil {
-		return nil, fromBackend(err, "base A")
+		return nil, h.fromBackend(ctx, err, "base A")
 	}
 	h.Events.Queried(ctx, person, c.PartnerID, c.ClientIP, "base-a")
 	out := &DebtsResponse{}
@@ -312,8 +321,14 @@ type BearerRequest struct {
 	Authorization string `header:"Authorization" maxLength:"8192" doc:"Bearer <access token with base-b:read> (required)"`
 }
 
-func outgoing(ctx context.Context, authorization, ip string) context.Context {
-	return metadata.AppendToOutgoingContext(ctx, "authorization", authorization, "x-client-ip", ip)
+// outgoing adds the base's credential, when set, to a call's metadata; the
+// caller's origin (pkg/origin) is there already, set once by KeyAuth for
+// every call to every base.
+func outgoing(ctx context.Context, _ Caller, authorization string) context.Context {
+	if authorization != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", authorization)
+	}
+	return ctx
 }
 
 // Asset is an asset.
@@ -360,11 +375,11 @@ func (h *Handlers) getProfile(ctx context.Context, in *BearerRequest) (*ProfileR
 	}
 	var resp *basebv1.GetProfileResponse
 	err = h.Backends.B.Call(ctx, true, func(cctx context.Context, conn *grpc.ClientConn) (err error) {
-		resp, err = basebv1.NewProfileServiceClient(conn).GetProfile(outgoing(cctx, in.Authorization, c.ClientIP), &basebv1.GetProfileRequest{Cpf: person, ClientIp: c.ClientIP})
+		resp, err = basebv1.NewProfileServiceClient(conn).GetProfile(outgoing(cctx, c, in.Authorization), &basebv1.GetProfileRequest{Cpf: person, ClientIp: c.ClientIP})
 		return err
 	})
 	if err != nil {
-		return nil, fromBackend(err, "base B")
+		return nil, h.fromBackend(ctx, err, "base B")
 	}
 	h.Events.Queried(ctx, person, c.PartnerID, c.ClientIP, "base-b")
 	p := resp.GetProfile()
@@ -413,11 +428,11 @@ func (h *Handlers) getScore(ctx context.Context, in *BearerRequest) (*ScoreRespo
 	}
 	var resp *basebv1.GetScoreResponse
 	err = h.Backends.B.Call(ctx, true, func(cctx context.Context, conn *grpc.ClientConn) (err error) {
-		resp, err = basebv1.NewProfileServiceClient(conn).GetScore(outgoing(cctx, in.Authorization, c.ClientIP), &basebv1.GetScoreRequest{Cpf: person, ClientIp: c.ClientIP})
+		resp, err = basebv1.NewProfileServiceClient(conn).GetScore(outgoing(cctx, c, in.Authorization), &basebv1.GetScoreRequest{Cpf: person, ClientIp: c.ClientIP})
 		return err
 	})
 	if err != nil {
-		return nil, fromBackend(err, "base B")
+		return nil, h.fromBackend(ctx, err, "base B")
 	}
 	h.Events.Queried(ctx, person, c.PartnerID, c.ClientIP, "base-b")
 	s := resp.GetScore()
@@ -497,11 +512,11 @@ func (h *Handlers) getActivity(ctx context.Context, in *BasicRequest) (*Activity
 	}
 	var resp *basecv1.GetActivityResponse
 	err = h.Backends.C.Call(ctx, true, func(cctx context.Context, conn *grpc.ClientConn) (err error) {
-		resp, err = basecv1.NewActivityServiceClient(conn).GetActivity(outgoing(cctx, in.Authorization, c.ClientIP), &basecv1.GetActivityRequest{Cpf: person})
+		resp, err = basecv1.NewActivityServiceClient(conn).GetActivity(outgoing(cctx, c, in.Authorization), &basecv1.GetActivityRequest{Cpf: person})
 		return err
 	})
 	if err != nil {
-		return nil, fromBackend(err, "base C")
+		return nil, h.fromBackend(ctx, err, "base C")
 	}
 	h.Events.Queried(ctx, person, c.PartnerID, c.ClientIP, "base-c")
 	a := resp.GetActivity()
@@ -541,6 +556,9 @@ func (h *Handlers) listMovements(ctx context.Context, in *MovementsRequest) (*Mo
 	if !hasScheme(in.Authorization, "Basic") {
 		return nil, missingCredential("Base C basic credentials: Authorization: Basic <base64(user:password)>")
 	}
+	if err := checkToken("page_token", in.PageToken, 512); err != nil {
+		return nil, err
+	}
 	req := &basecv1.ListMovementsRequest{Cpf: person, Limit: in.Limit, PageToken: in.PageToken}
 	if !in.From.IsZero() {
 		req.From = timestamppb.New(in.From)
@@ -550,11 +568,11 @@ func (h *Handlers) listMovements(ctx context.Context, in *MovementsRequest) (*Mo
 	}
 	var resp *basecv1.ListMovementsResponse
 	err = h.Backends.C.Call(ctx, true, func(cctx context.Context, conn *grpc.ClientConn) (err error) {
-		resp, err = basecv1.NewActivityServiceClient(conn).ListMovements(outgoing(cctx, in.Authorization, c.ClientIP), req)
+		resp, err = basecv1.NewActivityServiceClient(conn).ListMovements(outgoing(cctx, c, in.Authorization), req)
 		return err
 	})
 	if err != nil {
-		return nil, fromBackend(err, "base C")
+		return nil, h.fromBackend(ctx, err, "base C")
 	}
 	out := &MovementsResponse{}
 	out.Body.Movements, out.Body.NextPageToken = movements(resp.GetMovements()), resp.GetNextPageToken()

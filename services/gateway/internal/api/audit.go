@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"time"
@@ -95,7 +96,8 @@ func auditReader(ctx context.Context, own bool) (context.Context, Caller, bool, 
 		}
 		return ctx, c, false, problem(http.StatusForbidden, "insufficient-scope", "this API key lacks the scope "+need)
 	}
-	return metadata.AppendToOutgoingContext(ctx, "x-audit-scope", scope, "x-client-ip", c.ClientIP), c, scope == "all", nil
+	// x-partner-id and x-client-ip are already there (KeyAuth, pkg/origin).
+	return metadata.AppendToOutgoingContext(ctx, "x-audit-scope", scope), c, scope == "all", nil
 }
 
 func (h *Handlers) accessLogs(ctx context.Context, in *AccessLogsRequest) (*AccessLogsResponse, error) {
@@ -105,6 +107,9 @@ func (h *Handlers) accessLogs(ctx context.Context, in *AccessLogsRequest) (*Acce
 	}
 	if !all {
 		in.PartnerID = c.PartnerID // audit:own: the caller's partner, whatever it asked
+	}
+	if err := errors.Join(checkToken("partner_id", in.PartnerID, 128), checkToken("page_token", in.PageToken, 64)); err != nil {
+		return nil, invalid(err.Error())
 	}
 	req := &baseav1.ListAccessLogsRequest{PartnerId: in.PartnerID, PageSize: in.PageSize, PageToken: in.PageToken, Purpose: purposes[in.Purpose]}
 	if in.CPF != "" {
@@ -133,7 +138,7 @@ func (h *Handlers) accessLogs(ctx context.Context, in *AccessLogsRequest) (*Acce
 		return err
 	})
 	if err != nil {
-		return nil, fromBackend(err, "base A")
+		return nil, h.fromBackend(ctx, err, "base A")
 	}
 	out := &AccessLogsResponse{}
 	out.Body.Entries, out.Body.NextPageToken = entries(resp.GetEntries()), resp.GetNextPageToken()
@@ -179,7 +184,7 @@ func (h *Handlers) accessHistory(ctx context.Context, in *HistoryRequest) (*Hist
 		return err
 	})
 	if err != nil {
-		return nil, fromBackend(err, "base A")
+		return nil, h.fromBackend(ctx, err, "base A")
 	}
 	out := &HistoryResponse{}
 	out.Body.CPF, out.Body.Since, out.Body.Entries = resp.GetCpf(), ts(resp.GetSince()), entries(resp.GetEntries())
@@ -209,7 +214,7 @@ func (h *Handlers) verify(ctx context.Context, _ *struct{}) (*VerifyResponse, er
 		return err
 	})
 	if err != nil {
-		return nil, fromBackend(err, "base A")
+		return nil, h.fromBackend(ctx, err, "base A")
 	}
 	out := &VerifyResponse{}
 	out.Body.OK, out.Body.CheckedEntries, out.Body.FirstBadEntry = resp.GetOk(), resp.GetCheckedEntries(), resp.GetFirstBadEntry()

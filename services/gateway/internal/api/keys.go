@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -14,8 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/grpc/metadata"
 
+	"github.com/strata-bureau/strata/pkg/origin"
 	"github.com/strata-bureau/strata/services/gateway/internal/apikey"
 	"github.com/strata-bureau/strata/services/gateway/internal/limits"
 	"github.com/strata-bureau/strata/services/gateway/internal/store"
@@ -56,6 +55,10 @@ type cached struct {
 }
 
 // KeyAuth authenticates X-Api-Key on /v1/ and applies the key's limits.
+// Failing costs nothing: a source over its failure budget (Failures) or a
+// key id recently found unknown (a short negative cache) is refused
+// before any database work, and key lookups run at most MaxLookups at a
+// time.
 type KeyAuth struct {
 	Store   *store.Store
 	Pepper  []byte
@@ -64,10 +67,21 @@ type KeyAuth struct {
 	// CacheTTL bounds how stale a key's record may be (revocations through
 	// this gateway apply at once; through another replica within the TTL).
 	CacheTTL time.Duration
+	// Proxies may tell the client's address in X-Forwarded-For.
+	Proxies Proxies
+	// Failures limits failed authentications per client address (nil: none).
+	Failures *limits.Failures
+	// NegativeTTL is how long an unknown key id is answered 401 without a
+	// lookup (default 30s).
+	NegativeTTL time.Duration
+	// MaxLookups bounds concurrent key lookups in the database (default 16).
+	MaxLookups int
 
-	mu    sync.Mutex
-	cache map[string]cached
-	used  map[string]time.Time
+	mu      sync.Mutex
+	cache   map[string]cached
+	unknown map[string]time.Time
+	used    map[string]time.Time
+	lookups chan struct{}
 }
 
 // Forget drops a key from the cache (after a revocation or rotation).
@@ -77,28 +91,72 @@ func (k *KeyAuth) Forget(id string) {
 	delete(k.cache, id)
 }
 
-func (k *KeyAuth) lookup(ctx context.Context, id string) (store.Key, error) {
-	k.mu.Lock()
+// errSourceBlocked: the client address used up its failures; no lookup.
+var errSourceBlocked = errors.New("source blocked")
+
+func (k *KeyAuth) init() {
 	if k.cache == nil {
-		k.cache, k.used = map[string]cached{}, map[string]time.Time{}
+		k.cache, k.used, k.unknown = map[string]cached{}, map[string]time.Time{}, map[string]time.Time{}
+		n := k.MaxLookups
+		if n <= 0 {
+			n = 16
+		}
+		k.lookups = make(chan struct{}, n)
+		if k.NegativeTTL <= 0 {
+			k.NegativeTTL = 30 * time.Second
+		}
 	}
+}
+
+// lookup returns the key with id. A source that is blocked is served only
+// from the cache (a valid key already verified here keeps working, even a
+// little stale, while someone behind the same address fails).
+func (k *KeyAuth) lookup(ctx context.Context, id string, blocked bool) (store.Key, error) {
+	k.mu.Lock()
+	k.init()
 	c, ok := k.cache[id]
+	neg, isNeg := k.unknown[id]
 	k.mu.Unlock()
-	if ok && time.Since(c.fetched) < k.CacheTTL {
+	if ok && (time.Since(c.fetched) < k.CacheTTL || blocked && time.Since(c.fetched) < 12*k.CacheTTL) {
 		return c.key, nil
 	}
+	if isNeg && time.Now().Before(neg) {
+		return store.Key{}, store.ErrNotFound
+	}
+	if blocked {
+		return store.Key{}, errSourceBlocked
+	}
+	wait := time.NewTimer(time.Second)
+	defer wait.Stop()
+	select {
+	case k.lookups <- struct{}{}:
+	case <-wait.C:
+		return store.Key{}, errLookupsBusy
+	case <-ctx.Done():
+		return store.Key{}, ctx.Err()
+	}
 	key, err := k.Store.GetKey(ctx, id)
+	<-k.lookups
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if errors.Is(err, store.ErrNotFound) {
+		if len(k.unknown) > 100_000 {
+			clear(k.unknown)
+		}
+		k.unknown[id] = time.Now().Add(k.NegativeTTL)
+	}
 	if err != nil {
 		return key, err
 	}
-	k.mu.Lock()
 	if len(k.cache) > 100_000 {
 		clear(k.cache)
 	}
+	delete(k.unknown, id)
 	k.cache[id] = cached{key: key, fetched: time.Now()}
-	k.mu.Unlock()
 	return key, nil
 }
+
+var errLookupsBusy = errors.New("key lookups saturated")
 
 // FlushLastUsed writes last_used_at for keys used since the last call.
 func (k *KeyAuth) FlushLastUsed(ctx context.Context) {
@@ -115,6 +173,14 @@ func (k *KeyAuth) FlushLastUsed(ctx context.Context) {
 
 var errBadKey = problem(http.StatusUnauthorized, "invalid-api-key", "the API key is not valid")
 
+// fail records a failed authentication of ip and answers p.
+func (k *KeyAuth) fail(w http.ResponseWriter, ip string, p *Problem) {
+	if k.Failures != nil {
+		k.Failures.Fail(ip)
+	}
+	writeProblem(w, p)
+}
+
 // Middleware authenticates every /v1/ request.
 func (k *KeyAuth) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -122,21 +188,39 @@ func (k *KeyAuth) Middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		ip, err := k.Proxies.ClientIP(r)
+		if err != nil {
+			writeProblem(w, invalid(err.Error()))
+			return
+		}
+		var retry time.Duration
+		blocked := false
+		if k.Failures != nil {
+			retry, blocked = k.Failures.Blocked(ip)
+		}
 		raw := r.Header.Get("X-Api-Key")
 		if raw == "" {
-			writeProblem(w, problem(http.StatusUnauthorized, "missing-api-key", "send your API key in the X-Api-Key header"))
+			k.fail(w, ip, problem(http.StatusUnauthorized, "missing-api-key", "send your API key in the X-Api-Key header"))
 			return
 		}
 		parsed, err := apikey.Parse(raw)
-		if err != nil {
-			writeProblem(w, problem(http.StatusUnauthorized, "malformed-api-key", "the X-Api-Key value is not a Strata API key (check for a typo)"))
+		if err != nil || len(r.Header.Values("X-Api-Key")) > 1 {
+			k.fail(w, ip, problem(http.StatusUnauthorized, "malformed-api-key", "the X-Api-Key value is not a Strata API key (check for a typo)"))
 			return
 		}
-		key, err := k.lookup(r.Context(), parsed.ID)
+		key, err := k.lookup(r.Context(), parsed.ID, blocked)
 		now := time.Now()
 		switch {
+		case errors.Is(err, errSourceBlocked):
+			p := problem(http.StatusTooManyRequests, "too-many-failures", "too many failed authentications from this address; retry later")
+			p.retryAfter = retry
+			writeProblem(w, p)
+			return
 		case errors.Is(err, store.ErrNotFound):
-			writeProblem(w, errBadKey)
+			k.fail(w, ip, errBadKey)
+			return
+		case errors.Is(err, errLookupsBusy):
+			writeProblem(w, unavailable("the key store"))
 			return
 		case err != nil:
 			k.Logger.ErrorContext(r.Context(), "key lookup failed", "err", err)
@@ -144,7 +228,11 @@ func (k *KeyAuth) Middleware(next http.Handler) http.Handler {
 			return
 		case !hmac.Equal(apikey.Hash(k.Pepper, parsed.Secret), key.SecretHash),
 			key.RevokedAt != nil, key.ExpiresAt != nil && !now.Before(*key.ExpiresAt):
-			writeProblem(w, errBadKey)
+			k.fail(w, ip, errBadKey)
+			return
+		}
+		if p := checkForwarded(r); p != nil {
+			writeProblem(w, p)
 			return
 		}
 		d := k.Limiter.Allow(key.LineageID, key.RatePerSec, key.Burst, key.DailyQuota)
@@ -165,11 +253,11 @@ func (k *KeyAuth) Middleware(next http.Handler) http.Handler {
 		k.mu.Lock()
 		k.used[key.ID] = now
 		k.mu.Unlock()
-		ip, _, _ := net.SplitHostPort(r.RemoteAddr)
 		ctx := context.WithValue(r.Context(), callerKey{}, Caller{PartnerID: key.PartnerID, KeyID: key.ID, Scopes: key.Scopes, ClientIP: ip})
-		// Every call to a base names the key's partner, so a base can
-		// enforce per-partner rules from the caller's context.
-		ctx = metadata.AppendToOutgoingContext(ctx, "x-partner-id", key.PartnerID)
+		// Every call to a base names the key's partner and the client's
+		// address (pkg/origin: x-partner-id, x-client-ip), once, so a base
+		// can enforce per-partner rules and key per-source limits on both.
+		ctx = origin.Outgoing(ctx, origin.Origin{PartnerID: key.PartnerID, ClientIP: ip})
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -101,18 +103,22 @@ func writeProblem(w http.ResponseWriter, p *Problem) {
 	_ = json.NewEncoder(w).Encode(p)
 }
 
-// fromBackend maps a base's error to a problem, once, at this edge.
-func fromBackend(err error, base string) error {
+// fromBackend maps a base's error to a problem, once, at this edge. 503
+// means only "the base is unavailable, retry later"; an error nobody
+// expected is logged with its cause and trace id and answered 500.
+func (h *Handlers) fromBackend(ctx context.Context, err error, base string) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, backend.ErrBusy) || errors.Is(err, backend.ErrUnavailable) || errors.Is(err, breaker.ErrOpen) {
+	if errors.Is(err, backend.ErrBusy) || errors.Is(err, backend.ErrUnavailable) || errors.Is(err, breaker.ErrOpen) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return unavailable(base)
 	}
-	st, ok := status.FromError(err)
-	if !ok {
-		return unavailable(base)
+	var se interface{ GRPCStatus() *status.Status }
+	if !errors.As(err, &se) {
+		return h.unexpected(ctx, err, base)
 	}
+	st := se.GRPCStatus()
 	msg := st.Message()
 	switch st.Code() {
 	case codes.InvalidArgument:
@@ -132,6 +138,19 @@ func fromBackend(err error, base string) error {
 		return p
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
 		return unavailable(base)
+	}
+	return h.unexpected(ctx, err, base)
+}
+
+// unexpected logs an error no rule expected, with its cause and the trace
+// id, and answers 500 without detail.
+func (h *Handlers) unexpected(ctx context.Context, err error, base string) error {
+	if h.Logger != nil {
+		attrs := []any{"base", base, "err", err}
+		if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
+			attrs = append(attrs, "trace_id", sc.TraceID().String())
+		}
+		h.Logger.ErrorContext(ctx, "unexpected error from a base", attrs...)
 	}
 	return internal()
 }

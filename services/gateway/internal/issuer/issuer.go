@@ -17,15 +17,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/google/uuid"
+
+	"github.com/strata-bureau/strata/pkg/input"
 )
 
 // Client is an OAuth client as stored.
@@ -40,6 +44,13 @@ type Clients interface {
 	Client(ctx context.Context, id string) (Client, error)
 }
 
+// Failures limits failed client authentications per source (see the
+// gateway's limits.Failures).
+type Failures interface {
+	Blocked(src string) (time.Duration, bool)
+	Fail(src string)
+}
+
 // Issuer serves the endpoints.
 type Issuer struct {
 	url      string
@@ -49,6 +60,12 @@ type Issuer struct {
 	clients  Clients
 	signer   jose.Signer
 	jwks     []byte
+	failures Failures
+	clientIP func(*http.Request) (string, error)
+	lookups  chan struct{}
+
+	mu      sync.Mutex
+	unknown map[string]time.Time
 }
 
 // ParseKeys reads "1:<base64 32-byte seed>,2:..." into Ed25519 keys by version.
@@ -83,7 +100,17 @@ type Options struct {
 	Keys     map[int]ed25519.PrivateKey
 	Pepper   []byte // client secrets are stored as HMAC(pepper, secret)
 	Clients  Clients
+	// Failures, when set, refuses a client address past its failed
+	// authentications before any lookup; ClientIP says who that is
+	// (default: the connection's peer).
+	Failures Failures
+	ClientIP func(*http.Request) (string, error)
+	// MaxLookups bounds concurrent client lookups (default 16).
+	MaxLookups int
 }
+
+// negativeTTL is how long an unknown client id is refused without a lookup.
+const negativeTTL = 30 * time.Second
 
 // New builds an issuer.
 func New(o Options) (*Issuer, error) {
@@ -109,7 +136,17 @@ func New(o Options) (*Issuer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Issuer{url: strings.TrimRight(o.URL, "/"), audience: o.Audience, ttl: o.TTL, pepper: o.Pepper, clients: o.Clients, signer: signer, jwks: jwks}, nil
+	if o.MaxLookups <= 0 {
+		o.MaxLookups = 16
+	}
+	if o.ClientIP == nil {
+		o.ClientIP = func(r *http.Request) (string, error) {
+			host, _, err := net.SplitHostPort(r.RemoteAddr)
+			return host, err
+		}
+	}
+	return &Issuer{url: strings.TrimRight(o.URL, "/"), audience: o.Audience, ttl: o.TTL, pepper: o.Pepper, clients: o.Clients, signer: signer, jwks: jwks,
+		failures: o.Failures, clientIP: o.ClientIP, lookups: make(chan struct{}, o.MaxLookups), unknown: map[string]time.Time{}}, nil
 }
 
 func kid(v int) string { return "strata-" + strconv.Itoa(v) }
@@ -164,6 +201,42 @@ func oauthError(w http.ResponseWriter, status int, code, desc string) {
 	writeJSON(w, status, map[string]string{"error": code, "error_description": desc})
 }
 
+var errBusy = errors.New("client lookups saturated")
+
+// ErrUnknownClient is what Clients returns for an id it does not know.
+var ErrUnknownClient = errors.New("unknown client")
+
+// client looks a client up: an id found unknown is refused without a
+// lookup for a while, and at most MaxLookups lookups run at once.
+func (is *Issuer) client(ctx context.Context, id string) (Client, error) {
+	is.mu.Lock()
+	until, unknown := is.unknown[id]
+	is.mu.Unlock()
+	if unknown && time.Now().Before(until) {
+		return Client{}, ErrUnknownClient
+	}
+	wait := time.NewTimer(time.Second)
+	defer wait.Stop()
+	select {
+	case is.lookups <- struct{}{}:
+	case <-wait.C:
+		return Client{}, errBusy
+	case <-ctx.Done():
+		return Client{}, ctx.Err()
+	}
+	c, err := is.clients.Client(ctx, id)
+	<-is.lookups
+	if errors.Is(err, ErrUnknownClient) {
+		is.mu.Lock()
+		if len(is.unknown) > 100_000 {
+			clear(is.unknown)
+		}
+		is.unknown[id] = time.Now().Add(negativeTTL)
+		is.mu.Unlock()
+	}
+	return c, err
+}
+
 func (is *Issuer) token(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
 	if err := r.ParseForm(); err != nil {
@@ -174,29 +247,55 @@ func (is *Issuer) token(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "only client_credentials is supported")
 		return
 	}
+	ip, err := is.clientIP(r)
+	if err != nil {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "the client address cannot be determined")
+		return
+	}
+	if is.failures != nil {
+		if wait, blocked := is.failures.Blocked(ip); blocked {
+			w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
+			oauthError(w, http.StatusTooManyRequests, "slow_down", "too many failed client authentications from this address; retry later")
+			return
+		}
+	}
+	fail := func() {
+		if is.failures != nil {
+			is.failures.Fail(ip)
+		}
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
+	}
 	id, secret, basic := r.BasicAuth()
 	if !basic {
 		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 	}
-	if id == "" || secret == "" || len(id) > 128 || len(secret) > 256 {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
+	if id == "" || secret == "" || input.Token(id, 128, false) != nil || input.Text(secret, 256) != nil {
+		fail()
 		return
 	}
-	c, err := is.clients.Client(r.Context(), id)
+	// RFC 6749 §3.3: the scope is asked for, never implied. Refused
+	// before any lookup, so a request without one costs nothing.
+	req := strings.Fields(r.PostForm.Get("scope"))
+	if len(req) == 0 {
+		oauthError(w, http.StatusBadRequest, "invalid_scope", "name the scopes you need, e.g. scope=base-b:read")
+		return
+	}
+	c, err := is.client(r.Context(), id)
+	if err != nil && !errors.Is(err, ErrUnknownClient) {
+		oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "clients cannot be looked up now; retry later")
+		return
+	}
 	if err != nil || !hmac.Equal(HashSecret(is.pepper, secret), c.SecretHash) {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
+		fail()
 		return
 	}
-	scopes := c.Scopes
-	if req := strings.Fields(r.PostForm.Get("scope")); len(req) > 0 {
-		for _, s := range req {
-			if !slices.Contains(c.Scopes, s) {
-				oauthError(w, http.StatusBadRequest, "invalid_scope", "scope "+s+" is not allowed for this client")
-				return
-			}
+	for _, s := range req {
+		if !slices.Contains(c.Scopes, s) {
+			oauthError(w, http.StatusBadRequest, "invalid_scope", "scope "+s+" is not allowed for this client")
+			return
 		}
-		scopes = req
 	}
+	scopes := req
 	now := time.Now()
 	claims, _ := json.Marshal(map[string]any{
 		"iss": is.url, "sub": c.ID, "aud": is.audience, "client_id": c.ID, "scope": strings.Join(scopes, " "),

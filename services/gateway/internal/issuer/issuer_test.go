@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -12,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/strata-bureau/strata/services/gateway/internal/issuer"
+	"github.com/strata-bureau/strata/services/gateway/internal/limits"
 )
 
 type clients map[string]issuer.Client
@@ -19,7 +19,7 @@ type clients map[string]issuer.Client
 func (c clients) Client(_ context.Context, id string) (issuer.Client, error) {
 	cl, ok := c[id]
 	if !ok {
-		return cl, errors.New("no such client")
+		return cl, issuer.ErrUnknownClient
 	}
 	return cl, nil
 }
@@ -50,7 +50,7 @@ func TestTokenEndpointErrors(t *testing.T) {
 		_ = json.Unmarshal(rec.Body.Bytes(), &body)
 		return rec.Code, body
 	}
-	cc := url.Values{"grant_type": {"client_credentials"}}
+	cc := url.Values{"grant_type": {"client_credentials"}, "scope": {"base-b:read"}}
 	if code, body := post(cc, "c1", "s3cret"); code != 200 || body["token_type"] != "Bearer" || body["scope"] != "base-b:read" {
 		t.Fatalf("valid client: %d %v", code, body)
 	}
@@ -65,6 +65,10 @@ func TestTokenEndpointErrors(t *testing.T) {
 		"no client":      {cc, "", "", 401, "invalid_client"},
 		"bad grant":      {url.Values{"grant_type": {"password"}}, "c1", "s3cret", 400, "unsupported_grant_type"},
 		"foreign scope":  {url.Values{"grant_type": {"client_credentials"}, "scope": {"base-b:export"}}, "c1", "s3cret", 400, "invalid_scope"},
+		// Without a scope, never every scope the client has (RFC 6749 §3.3).
+		"no scope":          {url.Values{"grant_type": {"client_credentials"}}, "c1", "s3cret", 400, "invalid_scope"},
+		"control in id":     {cc, "c\x01", "s3cret", 401, "invalid_client"},
+		"control in secret": {cc, "c1", "s3\x00cret", 401, "invalid_client"},
 	} {
 		if code, body := post(tc.form, tc.user, tc.pass); code != tc.code || body["error"] != tc.err {
 			t.Errorf("%s: %d %v", name, code, body)
@@ -74,5 +78,56 @@ func TestTokenEndpointErrors(t *testing.T) {
 		if _, err := issuer.ParseKeys(bad); err == nil {
 			t.Errorf("ParseKeys(%q) accepted", bad)
 		}
+	}
+}
+
+type countingClients struct {
+	clients
+	lookups int
+}
+
+func (c *countingClients) Client(ctx context.Context, id string) (issuer.Client, error) {
+	c.lookups++
+	return c.clients.Client(ctx, id)
+}
+
+// Failing costs nothing: an unknown client id is looked up once, and an
+// address past its failed authentications is refused before any lookup
+// while another address is still served.
+func TestFailedClientAuthenticationCostsNothing(t *testing.T) {
+	t.Parallel()
+	pepper := []byte("pepper-pepper-pepper-pepper-pepp")
+	keys, _ := issuer.ParseKeys("1:" + "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+	cc := &countingClients{clients: clients{"c1": {ID: "c1", SecretHash: issuer.HashSecret(pepper, "s3cret"), Scopes: []string{"base-b:read"}}}}
+	is, err := issuer.New(issuer.Options{URL: "http://issuer", Audience: "aud", Keys: keys, Pepper: pepper, Clients: cc,
+		Failures: limits.NewFailures(5, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	is.Register(mux)
+	post := func(from, user, pass string) int {
+		form := url.Values{"grant_type": {"client_credentials"}, "scope": {"base-b:read"}}
+		req := httptest.NewRequest("POST", "/oauth2/token", strings.NewReader(form.Encode()))
+		req.RemoteAddr = from + ":1234"
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(user, pass)
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	for range 5 {
+		if code := post("203.0.113.9", "made-up", "x"); code != 401 {
+			t.Fatalf("unknown client: %d", code)
+		}
+	}
+	if cc.lookups != 1 {
+		t.Fatalf("an unknown client id was looked up %d times", cc.lookups)
+	}
+	if code := post("203.0.113.9", "c1", "s3cret"); code != 429 {
+		t.Fatalf("an address past its failures: %d, want 429", code)
+	}
+	if code := post("198.51.100.4", "c1", "s3cret"); code != 200 {
+		t.Fatalf("another address: %d, want 200", code)
 	}
 }

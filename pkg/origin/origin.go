@@ -1,0 +1,76 @@
+// Package origin names, once, the gRPC metadata in which the gateway tells
+// every base whom a call comes from: the partner (its id) and the client
+// address the gateway determined (from the connection, or from
+// X-Forwarded-For behind a trusted proxy). Bases key their per-source
+// limits on both (e.g. Base C's failed-password throttling), record them
+// (audit, last query) and bind credentials to partners (Base B's OAuth
+// clients). A base should trust this metadata only from callers it
+// authenticates as the gateway (mTLS identity); FromIncoming only checks
+// that the values are well formed.
+package origin
+
+import (
+	"context"
+
+	"google.golang.org/grpc/metadata"
+
+	"github.com/strata-bureau/strata/pkg/input"
+)
+
+// Metadata keys.
+const (
+	// PartnerIDKey carries the calling partner's id.
+	PartnerIDKey = "x-partner-id"
+	// ClientIPKey carries the client's IP address as the gateway saw it.
+	ClientIPKey = "x-client-ip"
+)
+
+// MaxPartnerID is the longest partner id accepted.
+const MaxPartnerID = 128
+
+// Origin is who a call comes from.
+type Origin struct {
+	PartnerID string
+	ClientIP  string
+}
+
+// Valid reports whether both values are well formed (either may be empty).
+func (o Origin) Valid() bool {
+	return (o.PartnerID == "" || input.Token(o.PartnerID, MaxPartnerID, false) == nil) &&
+		(o.ClientIP == "" || input.IP(o.ClientIP) == nil)
+}
+
+// Outgoing adds o to ctx's outgoing metadata (empty values are left out).
+func Outgoing(ctx context.Context, o Origin) context.Context {
+	kv := make([]string, 0, 4)
+	if o.PartnerID != "" {
+		kv = append(kv, PartnerIDKey, o.PartnerID)
+	}
+	if o.ClientIP != "" {
+		kv = append(kv, ClientIPKey, o.ClientIP)
+	}
+	if len(kv) == 0 {
+		return ctx
+	}
+	return metadata.AppendToOutgoingContext(ctx, kv...)
+}
+
+// FromIncoming reads the origin from an incoming call's metadata. A value
+// that is missing, repeated or malformed is returned empty.
+func FromIncoming(ctx context.Context) Origin {
+	md, _ := metadata.FromIncomingContext(ctx)
+	one := func(k string) string {
+		if v := md.Get(k); len(v) == 1 {
+			return v[0]
+		}
+		return ""
+	}
+	o := Origin{PartnerID: one(PartnerIDKey), ClientIP: one(ClientIPKey)}
+	if o.PartnerID != "" && input.Token(o.PartnerID, MaxPartnerID, false) != nil {
+		o.PartnerID = ""
+	}
+	if o.ClientIP != "" && input.IP(o.ClientIP) != nil {
+		o.ClientIP = ""
+	}
+	return o
+}

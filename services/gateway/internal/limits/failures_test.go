@@ -1,0 +1,30 @@
+package limits
+
+import (
+	"testing"
+	"time"
+)
+
+func TestFailuresBlockThenDecay(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1000, 0)
+	f := NewFailures(3, 60) // 3 at once, then one a second
+	f.now = func() time.Time { return now }
+	for range 3 {
+		if _, blocked := f.Blocked("203.0.113.7"); blocked {
+			t.Fatal("blocked before its budget was used")
+		}
+		f.Fail("203.0.113.7")
+	}
+	wait, blocked := f.Blocked("203.0.113.7")
+	if !blocked || wait <= 0 || wait > time.Second {
+		t.Fatalf("want blocked about a second, got %v %s", blocked, wait)
+	}
+	if _, blocked := f.Blocked("198.51.100.1"); blocked {
+		t.Fatal("another source was blocked")
+	}
+	now = now.Add(1100 * time.Millisecond)
+	if _, blocked := f.Blocked("203.0.113.7"); blocked {
+		t.Fatal("the counter did not decay")
+	}
+}
