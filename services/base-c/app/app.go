@@ -54,11 +54,18 @@ type Config struct {
 	LogLevel     string `env:"LOG_LEVEL, default=info"`
 	OTLPEndpoint string `env:"OTLP_ENDPOINT"`
 
-	AuthCacheTTL       time.Duration `env:"AUTH_CACHE_TTL, default=60s"`
-	AuthMaxCold        int           `env:"AUTH_MAX_COLD, default=2"`
-	LockoutThreshold   int           `env:"LOCKOUT_THRESHOLD, default=5"`
-	LockoutBase        time.Duration `env:"LOCKOUT_BASE, default=30s"`
-	IPFailureLimit     int           `env:"IP_FAILURE_LIMIT, default=20"`
+	AuthCacheTTL time.Duration `env:"AUTH_CACHE_TTL, default=60s"`
+	AuthMaxCold  int           `env:"AUTH_MAX_COLD, default=2"`
+	// Failed passwords slow down only the (account, partner, client
+	// address) that fails: THROTTLE_FREE failures pass, then delays from
+	// THROTTLE_BASE doubling to THROTTLE_MAX; counts halve every
+	// THROTTLE_HALF_LIFE. SOURCE_FAILURE_LIMIT failures a minute per
+	// (partner, client address) across accounts block that source.
+	ThrottleFree       int           `env:"THROTTLE_FREE, default=3"`
+	ThrottleBase       time.Duration `env:"THROTTLE_BASE, default=1s"`
+	ThrottleMax        time.Duration `env:"THROTTLE_MAX, default=1m"`
+	ThrottleHalfLife   time.Duration `env:"THROTTLE_HALF_LIFE, default=5m"`
+	SourceFailureLimit int           `env:"SOURCE_FAILURE_LIMIT, default=20"`
 	CacheSize          int           `env:"ACTIVITY_CACHE_SIZE, default=100000"`
 	LatestMovements    int           `env:"LATEST_MOVEMENTS, default=10"`
 	ProcessedRetention time.Duration `env:"PROCESSED_RETENTION, default=168h"`
@@ -182,9 +189,9 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 
 	params := auth.Params{MemoryKiB: cfg.ArgonMemoryKiB, Time: cfg.ArgonTime, Threads: 1}
 	authn, err := auth.New(st, auth.Options{
-		CacheTTL: cfg.AuthCacheTTL, MaxCold: cfg.AuthMaxCold, LockoutThreshold: cfg.LockoutThreshold,
-		LockoutBase: cfg.LockoutBase, IPFailureLimit: cfg.IPFailureLimit, Params: params,
-		OnLock: func(user string) { _ = bc.CredentialChanged(ctx, user) },
+		CacheTTL: cfg.AuthCacheTTL, MaxCold: cfg.AuthMaxCold, FreeFailures: cfg.ThrottleFree,
+		ThrottleBase: cfg.ThrottleBase, ThrottleMax: cfg.ThrottleMax, ThrottleHalfLife: cfg.ThrottleHalfLife,
+		SourceFailureLimit: cfg.SourceFailureLimit, Params: params,
 	}, logger)
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -19,9 +20,14 @@ import (
 // AccountStore is what the authenticator needs from storage.
 type AccountStore interface {
 	GetAccount(ctx context.Context, username string) (*domain.Account, error)
-	RecordFailure(ctx context.Context, username string) (int, error)
-	LockUntil(ctx context.Context, username string, t time.Time) error
-	ResetFailures(ctx context.Context, username string) error
+}
+
+// Source is who tries a credential: the partner and the client address the
+// gateway reports (pkg/origin). Failed passwords slow down only the source
+// that fails.
+type Source struct {
+	PartnerID string
+	ClientIP  string
 }
 
 // Options tune the authenticator.
@@ -34,19 +40,22 @@ type Options struct {
 	// ColdWait is how long a request waits for a cold-verification slot
 	// before it is refused as overloaded (default 2s).
 	ColdWait time.Duration
-	// LockoutThreshold failed logins lock the account (default 5).
-	LockoutThreshold int
-	// LockoutBase is the first lock's length, doubled per further failure
-	// up to LockoutMax (defaults 30s and 15m).
-	LockoutBase, LockoutMax time.Duration
-	// IPFailureLimit failed logins per client IP within IPWindow block that IP
-	// for the rest of the window (defaults 20 per minute).
-	IPFailureLimit int
-	IPWindow       time.Duration
-	Params         Params
-	// OnLock is called when an account becomes locked (to broadcast a
-	// credential invalidation to the other replicas).
-	OnLock func(username string)
+	// Failed passwords are throttled per (account, partner, client
+	// address): FreeFailures pass without delay (default 3); each further
+	// one makes that source wait ThrottleBase, doubled per failure up to
+	// ThrottleMax (defaults 1s and 1m). The count halves every
+	// ThrottleHalfLife without failures (default 5m). No failure ever locks
+	// the account for anyone else.
+	FreeFailures              int
+	ThrottleBase, ThrottleMax time.Duration
+	ThrottleHalfLife          time.Duration
+	// SourceFailureLimit failed logins per (partner, client address) within
+	// SourceWindow, whatever the account, block that source for the rest of
+	// the window (defaults 20 per minute): guessing across many accounts is
+	// bounded too, and costs no Argon2id run once blocked.
+	SourceFailureLimit int
+	SourceWindow       time.Duration
+	Params             Params
 }
 
 // Authenticator verifies basic-auth credentials.
@@ -61,7 +70,8 @@ type Authenticator struct {
 	cache    *otter.Cache[string, cached]
 	cold     chan struct{}
 	dummy    string // hash verified for unknown users, to equalise timing
-	ips      *ipLimiter
+	sources  *ipLimiter
+	throttle *throttle
 	now      func() time.Time
 }
 
@@ -87,20 +97,23 @@ func New(store AccountStore, opts Options, logger *slog.Logger) (*Authenticator,
 	if opts.ColdWait <= 0 {
 		opts.ColdWait = 2 * time.Second
 	}
-	if opts.LockoutThreshold <= 0 {
-		opts.LockoutThreshold = 5
+	if opts.FreeFailures <= 0 {
+		opts.FreeFailures = 3
 	}
-	if opts.LockoutBase <= 0 {
-		opts.LockoutBase = 30 * time.Second
+	if opts.ThrottleBase <= 0 {
+		opts.ThrottleBase = time.Second
 	}
-	if opts.LockoutMax <= 0 {
-		opts.LockoutMax = 15 * time.Minute
+	if opts.ThrottleMax <= 0 {
+		opts.ThrottleMax = time.Minute
 	}
-	if opts.IPFailureLimit <= 0 {
-		opts.IPFailureLimit = 20
+	if opts.ThrottleHalfLife <= 0 {
+		opts.ThrottleHalfLife = 5 * time.Minute
 	}
-	if opts.IPWindow <= 0 {
-		opts.IPWindow = time.Minute
+	if opts.SourceFailureLimit <= 0 {
+		opts.SourceFailureLimit = 20
+	}
+	if opts.SourceWindow <= 0 {
+		opts.SourceWindow = time.Minute
 	}
 	if opts.Params == (Params{}) {
 		opts.Params = DefaultParams
@@ -123,7 +136,9 @@ func New(store AccountStore, opts Options, logger *slog.Logger) (*Authenticator,
 	return &Authenticator{
 		store: store, opts: opts, logger: logger, cacheKey: key, cache: cache,
 		cold: make(chan struct{}, opts.MaxCold), dummy: dummy,
-		ips: newIPLimiter(opts.IPFailureLimit, opts.IPWindow), now: time.Now,
+		sources:  newIPLimiter(opts.SourceFailureLimit, opts.SourceWindow),
+		throttle: newThrottle(opts.FreeFailures, opts.ThrottleBase, opts.ThrottleMax, opts.ThrottleHalfLife),
+		now:      time.Now,
 	}, nil
 }
 
@@ -137,24 +152,32 @@ func (a *Authenticator) mac(user, password string) [sha256.Size]byte {
 	return out
 }
 
-// Authenticate checks user and password for a call from clientIP. Every
+// Authenticate checks user and password for a call from src. Every
 // refusal is domain.ErrUnauthorized (wrong password, unknown user, disabled
-// or locked account look the same), except domain.ErrThrottled for an IP
-// over its failure limit and domain.ErrOverloaded when cold checks are
-// saturated.
-func (a *Authenticator) Authenticate(ctx context.Context, user, password, clientIP string) (Principal, error) {
+// or operator-locked account look the same, and take the same time),
+// except domain.ErrThrottled for a source that must wait after failing
+// and domain.ErrOverloaded when cold checks are saturated.
+//
+// A credential verified and cached keeps working whatever anyone else
+// tries: only rotation, disabling or an operator's lock (invalidation
+// events) evict it, never a failed attempt.
+func (a *Authenticator) Authenticate(ctx context.Context, user, password string, src Source) (Principal, error) {
 	if c, ok := a.cache.GetIfPresent(user); ok {
 		m := a.mac(user, password)
 		if subtle.ConstantTimeCompare(m[:], c.mac[:]) == 1 {
 			return Principal{Username: user, Admin: c.admin}, nil
 		}
 	}
-	if a.ips.blocked(clientIP, a.now()) {
+	now := a.now()
+	source := src.PartnerID + "\x00" + src.ClientIP
+	who := user + "\x00" + source
+	if a.sources.blocked(source, now) || a.throttle.waiting(who, now) {
 		return Principal{}, domain.ErrThrottled
 	}
 	p, err := a.verifyCold(ctx, user, password)
 	if errors.Is(err, domain.ErrUnauthorized) {
-		a.ips.fail(clientIP, a.now())
+		a.sources.fail(source, a.now())
+		a.throttle.fail(who, a.now())
 	}
 	return p, err
 }
@@ -172,21 +195,14 @@ func (a *Authenticator) verifyCold(ctx context.Context, user, password string) (
 	if err != nil {
 		return Principal{}, err
 	}
-	if acct.Disabled || a.now().Before(acct.LockedUntil) {
-		return Principal{}, domain.ErrUnauthorized
-	}
+	// A password check runs even for a disabled or locked account, so
+	// its refusal takes as long as a wrong password's.
 	err = a.verify(ctx, password, acct.PasswordHash)
-	if errors.Is(err, domain.ErrUnauthorized) {
-		a.recordFailure(ctx, user)
-		return Principal{}, err
-	}
 	if err != nil {
 		return Principal{}, err
 	}
-	if acct.FailedAttempts > 0 {
-		if err := a.store.ResetFailures(ctx, user); err != nil {
-			a.logger.WarnContext(ctx, "could not reset failed attempts", "user", user, "err", err)
-		}
+	if acct.Disabled || a.now().Before(acct.LockedUntil) {
+		return Principal{}, domain.ErrUnauthorized
 	}
 	a.cache.Set(user, cached{mac: a.mac(user, password), admin: acct.Admin})
 	return Principal{Username: user, Admin: acct.Admin}, nil
@@ -215,31 +231,6 @@ func (a *Authenticator) verify(ctx context.Context, password, hash string) error
 	return nil
 }
 
-func (a *Authenticator) recordFailure(ctx context.Context, user string) {
-	n, err := a.store.RecordFailure(ctx, user)
-	if err != nil {
-		a.logger.WarnContext(ctx, "could not record failed login", "user", user, "err", err)
-		return
-	}
-	if n < a.opts.LockoutThreshold {
-		return
-	}
-	d := a.opts.LockoutBase
-	for i := a.opts.LockoutThreshold; i < n && d < a.opts.LockoutMax; i++ {
-		d *= 2
-	}
-	d = min(d, a.opts.LockoutMax)
-	if err := a.store.LockUntil(ctx, user, a.now().Add(d)); err != nil {
-		a.logger.WarnContext(ctx, "could not lock account", "user", user, "err", err)
-		return
-	}
-	a.logger.WarnContext(ctx, "account locked after failed logins", "user", user, "failures", n, "for", d)
-	a.Invalidate(user)
-	if a.opts.OnLock != nil {
-		a.opts.OnLock(user)
-	}
-}
-
 // Invalidate drops the user's cached credential (password change, disable,
 // lock, or an invalidation event from another replica).
 func (a *Authenticator) Invalidate(user string) { a.cache.Invalidate(user) }
@@ -252,7 +243,8 @@ func (a *Authenticator) HashPassword(password string) (string, error) {
 	return Hash(password, a.opts.Params)
 }
 
-// ipLimiter counts failures per client IP in fixed windows. It holds at most
+// ipLimiter counts failures per source (partner and client address) in
+// fixed windows. It holds at most
 // maxIPs addresses; beyond that it starts a fresh window for everyone, so a
 // flood of spoofed addresses costs bounded memory.
 type ipLimiter struct {
@@ -265,6 +257,69 @@ type ipLimiter struct {
 }
 
 const maxIPs = 100_000
+
+// throttle slows down one (account, source) pair after it fails: delays
+// that grow with its failures, and a count that decays on its own.
+type throttle struct {
+	free            float64
+	base, max, half time.Duration
+
+	mu      sync.Mutex
+	entries map[string]*throttled
+}
+
+type throttled struct {
+	fails float64
+	at    time.Time // of the last failure
+	until time.Time // no attempt before
+}
+
+func newThrottle(free int, base, maxDelay, halfLife time.Duration) *throttle {
+	return &throttle{free: float64(free), base: base, max: maxDelay, half: halfLife, entries: map[string]*throttled{}}
+}
+
+func (t *throttle) decayed(e *throttled, now time.Time) float64 {
+	return e.fails * math.Pow(0.5, float64(now.Sub(e.at))/float64(t.half))
+}
+
+func (t *throttle) waiting(who string, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := t.entries[who]
+	return e != nil && now.Before(e.until)
+}
+
+func (t *throttle) fail(who string, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := t.entries[who]
+	if e == nil {
+		if len(t.entries) >= maxIPs {
+			// Forget the pairs that have cooled down; if none has, all.
+			for k, v := range t.entries {
+				if t.decayed(v, now) < 1 && !now.Before(v.until) {
+					delete(t.entries, k)
+				}
+			}
+			if len(t.entries) >= maxIPs {
+				clear(t.entries)
+			}
+		}
+		e = &throttled{}
+		t.entries[who] = e
+	} else {
+		e.fails = t.decayed(e, now)
+	}
+	e.fails++
+	e.at = now
+	if over := e.fails - t.free; over > 0 {
+		d := t.base
+		for i := 1.0; i < over && d < t.max; i++ {
+			d *= 2
+		}
+		e.until = now.Add(min(d, t.max))
+	}
+}
 
 func newIPLimiter(limit int, window time.Duration) *ipLimiter {
 	return &ipLimiter{limit: limit, window: window, fails: map[string]int{}}

@@ -3,7 +3,6 @@ package auth_test
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/strata-bureau/strata/pkg/logging"
 	"github.com/strata-bureau/strata/services/base-c/internal/auth"
@@ -15,9 +14,6 @@ import (
 type memStore struct{ acct *domain.Account }
 
 func (m *memStore) GetAccount(context.Context, string) (*domain.Account, error) { return m.acct, nil }
-func (m *memStore) RecordFailure(context.Context, string) (int, error)          { return 1, nil }
-func (m *memStore) LockUntil(context.Context, string, time.Time) error          { return nil }
-func (m *memStore) ResetFailures(context.Context, string) error                 { return nil }
 
 func newAuth(b *testing.B) *auth.Authenticator {
 	h, err := auth.Hash("bench-password-1", auth.DefaultParams)
@@ -37,13 +33,13 @@ func BenchmarkAuth(b *testing.B) {
 	b.Run("cache_hit", func(b *testing.B) {
 		a := newAuth(b)
 		ctx := context.Background()
-		if _, err := a.Authenticate(ctx, "u", "bench-password-1", "127.0.0.1"); err != nil {
+		if _, err := a.Authenticate(ctx, "u", "bench-password-1", auth.Source{PartnerID: "p", ClientIP: "127.0.0.1"}); err != nil {
 			b.Fatal(err)
 		}
 		b.ReportAllocs()
 		b.ResetTimer()
 		for range b.N {
-			if _, err := a.Authenticate(ctx, "u", "bench-password-1", "127.0.0.1"); err != nil {
+			if _, err := a.Authenticate(ctx, "u", "bench-password-1", auth.Source{PartnerID: "p", ClientIP: "127.0.0.1"}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -54,7 +50,7 @@ func BenchmarkAuth(b *testing.B) {
 		b.ResetTimer()
 		for range b.N {
 			a.Invalidate("u")
-			if _, err := a.Authenticate(ctx, "u", "bench-password-1", "127.0.0.1"); err != nil {
+			if _, err := a.Authenticate(ctx, "u", "bench-password-1", auth.Source{PartnerID: "p", ClientIP: "127.0.0.1"}); err != nil {
 				b.Fatal(err)
 			}
 		}

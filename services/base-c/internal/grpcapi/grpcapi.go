@@ -21,6 +21,7 @@ import (
 
 	"github.com/strata-bureau/strata/pkg/cpf"
 	"github.com/strata-bureau/strata/pkg/grpcserver"
+	"github.com/strata-bureau/strata/pkg/origin"
 	basecv1 "github.com/strata-bureau/strata/proto/gen/go/basec/v1"
 	"github.com/strata-bureau/strata/services/base-c/internal/accounts"
 	"github.com/strata-bureau/strata/services/base-c/internal/activity"
@@ -29,9 +30,6 @@ import (
 )
 
 type principalKey struct{}
-
-// ClientIPHeader is the metadata key the gateway sets to the partner's IP.
-const ClientIPHeader = "x-client-ip"
 
 // AuthInterceptor requires basic auth on every Base C RPC (health and
 // reflection excepted).
@@ -49,7 +47,17 @@ func AuthInterceptor(a *auth.Authenticator) grpc.UnaryServerInterceptor {
 		if !ok {
 			return nil, status.Error(codes.Unauthenticated, "malformed basic credentials")
 		}
-		p, err := a.Authenticate(ctx, user, pass, clientIP(ctx))
+		// Only a caller trusted to speak for the partner (the gateway)
+		// may name the partner and its client's address; anyone else is
+		// throttled at its own connection's address.
+		var o origin.Origin
+		if grpcserver.MetadataTrusted(ctx) {
+			o = origin.FromIncoming(ctx)
+		}
+		if o.ClientIP == "" {
+			o.ClientIP = peerIP(ctx)
+		}
+		p, err := a.Authenticate(ctx, user, pass, auth.Source{PartnerID: o.PartnerID, ClientIP: o.ClientIP})
 		if err != nil {
 			return nil, toStatus(err)
 		}
@@ -57,14 +65,8 @@ func AuthInterceptor(a *auth.Authenticator) grpc.UnaryServerInterceptor {
 	}
 }
 
-func clientIP(ctx context.Context) string {
-	// Only a caller trusted to speak for the partner (the gateway) may
-	// name the partner's address; anyone else is counted at its own.
-	if md, ok := metadata.FromIncomingContext(ctx); ok && grpcserver.MetadataTrusted(ctx) {
-		if v := md.Get(ClientIPHeader); len(v) == 1 && net.ParseIP(v[0]) != nil {
-			return v[0]
-		}
-	}
+// peerIP is the address of the connection (a direct caller).
+func peerIP(ctx context.Context) string {
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
 			return host
