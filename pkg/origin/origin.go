@@ -56,14 +56,20 @@ func Outgoing(ctx context.Context, o Origin) context.Context {
 }
 
 // FromIncoming reads the origin from an incoming call's metadata. A value
-// that is missing, repeated or malformed is returned empty.
+// that is missing, malformed or given twice differently is returned empty.
 func FromIncoming(ctx context.Context) Origin {
 	md, _ := metadata.FromIncomingContext(ctx)
 	one := func(k string) string {
-		if v := md.Get(k); len(v) == 1 {
-			return v[0]
+		v := md.Get(k)
+		if len(v) == 0 {
+			return ""
 		}
-		return ""
+		for _, x := range v[1:] {
+			if x != v[0] {
+				return ""
+			}
+		}
+		return v[0]
 	}
 	o := Origin{PartnerID: one(PartnerIDKey), ClientIP: one(ClientIPKey)}
 	if o.PartnerID != "" && input.Token(o.PartnerID, MaxPartnerID, false) != nil {

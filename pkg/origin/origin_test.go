@@ -20,7 +20,11 @@ func TestRoundTripAndMalformedValues(t *testing.T) {
 	bad := metadata.NewIncomingContext(context.Background(), metadata.MD{
 		origin.PartnerIDKey: {"bank a"}, origin.ClientIPKey: {"203.0.113.7", "10.0.0.1"}})
 	if got := origin.FromIncoming(bad); got != (origin.Origin{}) {
-		t.Fatalf("malformed or repeated values were kept: %+v", got)
+		t.Fatalf("malformed or contradicting values were kept: %+v", got)
+	}
+	same := metadata.NewIncomingContext(context.Background(), metadata.MD{origin.PartnerIDKey: {"bank-a", "bank-a"}})
+	if got := origin.FromIncoming(same); got.PartnerID != "bank-a" {
+		t.Fatalf("a value repeated identically was dropped: %+v", got)
 	}
 	if (origin.Origin{PartnerID: "p\x00"}).Valid() || !(origin.Origin{}).Valid() {
 		t.Fatal("Valid is wrong")

@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-
 	"github.com/strata-bureau/strata/pkg/origin"
 	"github.com/strata-bureau/strata/services/gateway/internal/apikey"
 	"github.com/strata-bureau/strata/services/gateway/internal/limits"
