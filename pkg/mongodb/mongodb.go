@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
@@ -22,6 +23,10 @@ type Options struct {
 	Timeout time.Duration
 	// WaitFor keeps retrying the first ping this long (default 0: one try).
 	WaitFor time.Duration
+	// OnCommand, when set, is called with the name of every command sent
+	// (find, update, insert, delete, findAndModify, ...), for metrics that
+	// show how many store round trips the service makes.
+	OnCommand func(name string)
 }
 
 // Connect opens a client for uri and checks it with a ping.
@@ -38,6 +43,10 @@ func Connect(ctx context.Context, uri string, opts Options) (*mongo.Client, erro
 		SetTimeout(opts.Timeout).
 		SetServerSelectionTimeout(2 * time.Second).
 		SetConnectTimeout(2 * time.Second)
+	if opts.OnCommand != nil {
+		on := opts.OnCommand
+		co.SetMonitor(&event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) { on(e.CommandName) }})
+	}
 	if err := co.Validate(); err != nil {
 		return nil, errors.New("mongodb: invalid URI")
 	}

@@ -402,4 +402,7 @@ func TestEveryPartnerJourneyEndToEnd(t *testing.T) {
 		t.Fatal("openapi.json lacks the public paths")
 	}
 	c.do("GET", "/docs", "").want(t, 200, "")
+
+	// 8. In steady state no lookup writes to a database on its request path.
+	assertNoWritesOnRequestPath(t, c, stores.DatabaseURL, cfg, admin, bearer, basic)
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
@@ -187,7 +188,15 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	if err != nil {
 		return err
 	}
-	client, err := mongodb.Connect(ctx, cfg.MongoURI.Reveal(), mongodb.Options{AppName: "base-b", WaitFor: 30 * time.Second, Timeout: 3 * time.Second})
+	mongoCommands, err := tel.Meter("base-b").Int64Counter("strata_mongo_commands_total",
+		metric.WithDescription("Commands sent to the Mongo-wire store, by command name."))
+	if err != nil {
+		return err
+	}
+	client, err := mongodb.Connect(ctx, cfg.MongoURI.Reveal(), mongodb.Options{AppName: "base-b", WaitFor: 30 * time.Second, Timeout: 3 * time.Second,
+		OnCommand: func(name string) {
+			mongoCommands.Add(context.Background(), 1, metric.WithAttributes(attribute.String("command", name)))
+		}})
 	if err != nil {
 		return err
 	}

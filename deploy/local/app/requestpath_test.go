@@ -1,0 +1,101 @@
+package app_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/strata-bureau/strata/deploy/local/app"
+)
+
+// storeWrites counts, across the whole platform, the PostgreSQL
+// transactions committed (every database) and the write commands each
+// Base B and Base C replica sent to the Mongo-wire server.
+type storeWrites struct{ pgXacts, mongoWrites int64 }
+
+func countStoreWrites(t *testing.T, adminURL string, cfg app.Config) storeWrites {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close(ctx) }()
+	var w storeWrites
+	// Statistics reach pg_stat_database when a backend goes idle (at most
+	// about a second later); this query's own transaction is excluded.
+	if err := conn.QueryRow(ctx, `SELECT coalesce(sum(xact_commit + xact_rollback), 0)::bigint FROM pg_stat_database
+		WHERE datname <> current_database()`).Scan(&w.pgXacts); err != nil {
+		t.Fatal(err)
+	}
+	for _, port := range []int{9201, 9202, 9301, 9302} {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port+cfg.PortOffset))
+		if err != nil {
+			continue // a replica the journey killed sends nothing
+		}
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			if !strings.HasPrefix(line, "strata_mongo_commands_total{") {
+				continue
+			}
+			for _, cmd := range []string{`command="update"`, `command="insert"`, `command="delete"`, `command="findAndModify"`} {
+				if strings.Contains(line, cmd) {
+					n, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+					w.mongoWrites += int64(n)
+				}
+			}
+		}
+		_ = resp.Body.Close()
+	}
+	return w
+}
+
+// assertNoWritesOnRequestPath replays reads (Base B profile and Base C
+// activity lookups through the gateway, after a warm-up) and counts the
+// database writes they cause. A lookup that wrote synchronously would
+// cost at least one statement per request; in steady state the side
+// effects (cpf.queried events, last_query, last_access, usage counts)
+// are batched in the background, so the whole replay costs a few batches.
+func assertNoWritesOnRequestPath(t *testing.T, c *client, adminURL string, cfg app.Config, admin, bearer, basic string) {
+	t.Helper()
+	// A key whose limits never refuse, so only the lookups' own costs count.
+	key := c.do("POST", "/v1/admin/partners/acme-bank/keys", `{"scopes":["base-b:read","base-c:read"],"rate_per_second":10000,"burst":100000,"daily_quota":100000000}`,
+		"X-Api-Key", admin).want(t, 201, "").str("key")
+	read := func(i int) {
+		if i%2 == 0 {
+			c.do("GET", "/v1/activity/52998224725", "", "X-Api-Key", key, "Authorization", basic).want(t, 200, "")
+		} else {
+			c.do("GET", "/v1/profiles/52998224725", "", "X-Api-Key", key, "Authorization", bearer).want(t, 200, "")
+		}
+	}
+	for i := range 100 {
+		read(i)
+	}
+	time.Sleep(2 * time.Second)
+	before := countStoreWrites(t, adminURL, cfg)
+	start := time.Now()
+	const reads = 1000
+	for i := range reads {
+		read(i)
+	}
+	elapsed := time.Since(start)
+	time.Sleep(2 * time.Second)
+	after := countStoreWrites(t, adminURL, cfg)
+	pg := float64(after.pgXacts-before.pgXacts) / reads
+	mongo := float64(after.mongoWrites-before.mongoWrites) / reads
+	t.Logf("%d reads in %s: %.3f PostgreSQL transactions and %.3f Mongo write commands per read (background batches included)",
+		reads, elapsed.Round(time.Millisecond), pg, mongo)
+	if pg > 0.2 || mongo > 0.2 {
+		t.Fatalf("lookups write on the request path: %.3f PostgreSQL transactions and %.3f Mongo writes per read", pg, mongo)
+	}
+}
