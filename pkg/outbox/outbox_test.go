@@ -34,7 +34,9 @@ func TestRelayBatchDeletesOnlyConfirmedRows(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	run := func(ctx context.Context, fn func(pgx.Tx) error) error { return pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{}, fn) }
+	run := func(ctx context.Context, fn func(pgx.Tx) error) error {
+		return pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{}, fn)
+	}
 	var sizes []int
 	refuse := "3"
 	publish := func(_ context.Context, ms []outbox.Message) []error {
