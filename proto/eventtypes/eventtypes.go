@@ -17,4 +17,6 @@ const (
 	ActivityCacheInvalidated = "basec.cache.invalidated"
 	// CredentialInvalidated carries events.v1.CredentialInvalidated (base-c → base-c replicas).
 	CredentialInvalidated = "basec.credential.invalidated"
+	// AuditCheckpointSigned carries events.v1.AuditCheckpointSigned (base-a → witnesses).
+	AuditCheckpointSigned = "audit.checkpoint.signed"
 )

@@ -71,6 +71,9 @@ type Config struct {
 	HistoryWindow      time.Duration `env:"HISTORY_WINDOW, default=4380h"`
 	CheckpointInterval time.Duration `env:"CHECKPOINT_INTERVAL, default=10s"`
 	ChainInterval      time.Duration `env:"CHAIN_INTERVAL, default=250ms"`
+	// VerifyBudget bounds the entries one verification call checks; the
+	// next call continues from the last verified head.
+	VerifyBudget int64 `env:"AUDIT_VERIFY_BUDGET, default=1000000"`
 	// AuditRetention is how long audit entries are kept (default five
 	// years; at least 183 days). Older ones are purged every
 	// AuditPurgeInterval, in signed chain segments.
@@ -184,7 +187,8 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	defer func() { _ = mq.Close() }()
 	pub := amqp.NewPublisher(mq, amqp.PublisherOptions{Breaker: breakers.New(breaker.Config{Name: "base-a->amqp"}), Propagator: tel.Propagator})
 
-	chain := store.ChainOptions{Keys: akeys, CheckpointInterval: cfg.CheckpointInterval}
+	chain := store.ChainOptions{Keys: akeys, CheckpointInterval: cfg.CheckpointInterval, Budget: cfg.VerifyBudget}
+	logger.Info("audit log verifier key (public)", "verifier_key", akeys.VerifierKey())
 	access := grpcapi.Access{People: list(cfg.ClientsPeople), Audit: list(cfg.ClientsAudit), Write: list(cfg.ClientsWrite),
 		AuditOnBehalf: list(cfg.ClientsAuditOnBehalf)}
 	srv := grpcserver.New(grpcserver.Options{

@@ -19,7 +19,8 @@ import (
 // runAudit runs the strata-audit command against addr as the auditor.
 func (e *env) runAudit(addr string, args ...string) (int, string, string) {
 	f := e.issue("strata-audit")
-	vars := map[string]string{"STRATA_AUDIT_ADDR": addr, "STRATA_AUDIT_CERT": f.Cert, "STRATA_AUDIT_KEY": f.Key, "STRATA_AUDIT_CA": f.CA}
+	vars := map[string]string{"STRATA_AUDIT_ADDR": addr, "STRATA_AUDIT_CERT": f.Cert, "STRATA_AUDIT_KEY": f.Key, "STRATA_AUDIT_CA": f.CA,
+		"STRATA_AUDIT_VERIFIER_KEY": e.verifierKey()}
 	var out, errOut bytes.Buffer
 	code := app.RunAuditCLI(testenv.Context(e.t), config.Map(vars), args, &out, &errOut)
 	return code, out.String(), errOut.String()

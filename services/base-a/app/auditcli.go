@@ -2,11 +2,11 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -26,12 +26,24 @@ type AuditCLIConfig struct {
 	CA   string `env:"CA, required"`
 	// ServerName is the name in Base A's certificate (default "base-a").
 	ServerName string `env:"SERVER_NAME, default=base-a"`
+	// VerifierKey checks signed tree heads (note verifier key, or a file
+	// holding it): public material, obtained from the bureau out of band.
+	VerifierKey string `env:"VERIFIER_KEY"`
+	// State is where verify keeps the last head it verified (like a
+	// transparency-log monitor); empty: nothing kept.
+	State string `env:"STATE"`
+	// Witnesses are files of witnessed heads (comma-separated; one signed
+	// head per line, base64), e.g. the local stack's append-only file.
+	Witnesses string `env:"WITNESSES"`
 }
 
 const auditUsage = `usage: strata-audit list [-cpf C] [-partner P] [-purpose P] [-outcome O] [-from T] [-to T] [-limit N]
        strata-audit export [filters as for list]   (JSON lines, every page)
-       strata-audit verify [-from SEQ] [-to SEQ]   (exit status 1 on tampering)
-times are RFC 3339; connection: STRATA_AUDIT_ADDR, STRATA_AUDIT_CERT, STRATA_AUDIT_KEY, STRATA_AUDIT_CA`
+       strata-audit export-log [-o FILE]           (the verifiable log: entries, tree hashes, signed heads)
+       strata-audit verify [-full]                 (exit status 1 on tampering)
+       strata-audit verify -offline FILE -public-key KEY
+times are RFC 3339; connection: STRATA_AUDIT_ADDR, STRATA_AUDIT_CERT, STRATA_AUDIT_KEY, STRATA_AUDIT_CA;
+verify: STRATA_AUDIT_VERIFIER_KEY (public), STRATA_AUDIT_STATE (last verified head), STRATA_AUDIT_WITNESSES (witnessed heads)`
 
 // RunAuditCLI runs strata-audit and returns its exit status: 0 fine,
 // 1 the log failed verification, 2 usage or connection errors.
@@ -53,8 +65,15 @@ func RunAuditCLI(ctx context.Context, l config.Lookuper, args []string, stdout, 
 	from := fs.String("from", "", "list/export: RFC 3339 start; verify: first seq")
 	to := fs.String("to", "", "list/export: RFC 3339 end; verify: last seq")
 	limit := fs.Int("limit", 100, "entries to list")
+	full := fs.Bool("full", false, "verify: start from the beginning, not from the last verified head")
+	offline := fs.String("offline", "", "verify: an exported log file (export-log), with public material only")
+	publicKey := fs.String("public-key", "", "verify -offline: the verifier key (or a file holding it)")
+	outFile := fs.String("o", "", "export-log: output file (default stdout)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
+	}
+	if cmd == "verify" && *offline != "" {
+		return verifyOffline(*offline, *publicKey, stdout, stderr)
 	}
 	var cfg AuditCLIConfig
 	if err := config.Load(ctx, "STRATA_AUDIT_", &cfg, l); err != nil {
@@ -73,30 +92,35 @@ func RunAuditCLI(ctx context.Context, l config.Lookuper, args []string, stdout, 
 
 	switch cmd {
 	case "verify":
-		var f, t int64
-		if *from != "" {
-			if _, err := fmt.Sscan(*from, &f); err != nil {
-				return fail(errors.New("-from must be a sequence number"))
+		return verifyOnline(ctx, client, cfg, *full, stdout, stderr)
+	case "export-log":
+		out := stdout
+		if *outFile != "" {
+			f, err := os.OpenFile(*outFile, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+			if err != nil {
+				return fail(err)
+			}
+			defer func() { _ = f.Close() }()
+			out = f
+		}
+		var after int64
+		for {
+			page, err := client.ExportLog(ctx, &baseav1.ExportLogRequest{AfterSeq: after, PageSize: 5000})
+			if err != nil {
+				return fail(err)
+			}
+			b, err := protojson.Marshal(page)
+			if err != nil {
+				return fail(err)
+			}
+			fmt.Fprintln(out, string(b))
+			if n := len(page.GetEntries()); n > 0 {
+				after = page.GetEntries()[n-1].GetSeq()
+			}
+			if !page.GetMore() {
+				return 0
 			}
 		}
-		if *to != "" {
-			if _, err := fmt.Sscan(*to, &t); err != nil {
-				return fail(errors.New("-to must be a sequence number"))
-			}
-		}
-		r, err := client.VerifyChain(ctx, &baseav1.VerifyChainRequest{FromSeq: f, ToSeq: t})
-		if err != nil {
-			return fail(err)
-		}
-		out, _ := json.Marshal(map[string]any{"ok": r.GetOk(), "checked_entries": r.GetCheckedEntries(),
-			"first_bad_entry": r.GetFirstBadEntry(), "problem": r.GetProblem(), "checkpoints_verified": r.GetCheckpointsVerified(),
-			"purged_through": r.GetPurgedThrough()})
-		fmt.Fprintln(stdout, string(out))
-		if !r.GetOk() {
-			fmt.Fprintf(stderr, "strata-audit: TAMPERING DETECTED at entry seq %d: %s\n", r.GetFirstBadEntry(), r.GetProblem())
-			return 1
-		}
-		return 0
 	case "list", "export":
 		req := &baseav1.ListAccessLogsRequest{Cpf: *cpf, PartnerId: *partner, PageSize: int32(min(*limit, 500))}
 		if *purpose != "" {

@@ -23,6 +23,7 @@ import (
 	"github.com/strata-bureau/strata/pkg/testenv"
 	baseav1 "github.com/strata-bureau/strata/proto/gen/go/basea/v1"
 	"github.com/strata-bureau/strata/services/base-a/app"
+	"github.com/strata-bureau/strata/services/base-a/internal/audit"
 	"github.com/strata-bureau/strata/services/base-a/internal/crypto"
 	"github.com/strata-bureau/strata/services/base-a/internal/store"
 )
@@ -87,6 +88,16 @@ func newEnv(t testing.TB) *env {
 		"BASEA_CHAIN_INTERVAL":      "50ms",
 	}
 	return e
+}
+
+// verifierKey is the public key of the log's signed heads.
+func (e *env) verifierKey() string {
+	seed, _ := base64.StdEncoding.DecodeString(e.vars["BASEA_AUDIT_SIGNING_KEY"])
+	k, err := audit.VerifierKeyOf(ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return k
 }
 
 func (e *env) issue(identity string, hosts ...string) pki.Files {

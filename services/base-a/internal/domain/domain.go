@@ -127,6 +127,9 @@ type Person struct {
 	Address *Address
 	Debts   []Debt
 	Fields  []string
+	// AuditEntryID is the audit entry of this read (the partner's receipt:
+	// it can later ask for its inclusion proof).
+	AuditEntryID string
 }
 
 // Caller identifies who asks: the partner (from the gateway) and the mTLS
@@ -208,4 +211,10 @@ type Verification struct {
 	// PurgedThrough is the last entry removed by retention purges (0: none);
 	// the chain is verified from the signed checkpoint there.
 	PurgedThrough int64
+	// TreeSize is how far the verifiable log is verified; Incomplete when
+	// the call's budget ran out first (call again to continue).
+	TreeSize   int64
+	Incomplete bool
+	// GrantsChecked counts grants whose uses matched their allowed entries.
+	GrantsChecked int64
 }

@@ -2,12 +2,14 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/strata-bureau/strata/services/base-a/internal/audit"
 	"github.com/strata-bureau/strata/services/base-a/internal/domain"
@@ -116,6 +118,8 @@ type ChainOptions struct {
 	// Grace is how old an entry must be before Verify calls it unchained
 	// (default 30s; the chainer runs every few hundred milliseconds).
 	Grace time.Duration
+	// Budget bounds the entries one Verify call checks (default 1,000,000).
+	Budget int64
 }
 
 // lowWaterWindow bounds the scan for unchained entries: an entry whose id
@@ -169,17 +173,27 @@ func (s *Store) ChainPending(ctx context.Context, o ChainOptions) (int, error) {
 			}
 		}
 		chained = len(links)
-		// Checkpoint when the head moved and the last checkpoint is old.
+		// The Merkle tree follows the chain (and catches up with entries
+		// chained before the log was verifiable, 5000 per pass).
+		treeN, err := s.extendTree(ctx, tx, 5000)
+		if err != nil {
+			return err
+		}
+		// Checkpoint when the head moved and the last checkpoint is old;
+		// the signed tree head of the same size goes with it.
 		var lastSeq int64
 		var lastAt time.Time
 		err = tx.QueryRow(ctx, `SELECT seq, signed_at FROM audit_checkpoints ORDER BY seq DESC LIMIT 1`).Scan(&lastSeq, &lastAt)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
-		if seq > lastSeq && s.now().Sub(lastAt) >= o.CheckpointInterval {
+		if seq > lastSeq && treeN == seq && s.now().Sub(lastAt) >= o.CheckpointInterval {
 			at := s.now().UTC().Truncate(time.Microsecond)
 			if _, err := tx.Exec(ctx, `INSERT INTO audit_checkpoints (seq, hash, signed_at, signature) VALUES ($1, $2, $3, $4)`,
 				seq, prev, at, o.Keys.Sign(seq, prev, at)); err != nil {
+				return err
+			}
+			if err := s.signHead(ctx, tx, o, seq, at); err != nil {
 				return err
 			}
 		}
@@ -188,158 +202,248 @@ func (s *Store) ChainPending(ctx context.Context, o ChainOptions) (int, error) {
 	return chained, err
 }
 
-// Verify checks the chain from the checkpoint before fromSeq (or the start)
-// to toSeq (or the end): every link, every checkpoint signature and hash, no
-// gap, no truncation below the newest checkpoint, and no entry left
-// unchained for longer than the grace period.
-func (s *Store) Verify(ctx context.Context, o ChainOptions, fromSeq, toSeq int64) (domain.Verification, error) {
+// Verify checks the log: every HMAC link and signed checkpoint, every
+// Merkle leaf and stored tree hash against the signed tree heads, no gap,
+// no truncation below the newest checkpoint or head, no entry left
+// unchained past the grace period, and each grant's uses against its
+// allowed entries. With fromSeq 0 it continues from the last verified
+// state; fromSeq >= 1 starts over. It reads in pages (no long
+// transaction, no connection held between pages) and stops after
+// o.Budget entries (Incomplete): call again to continue. toSeq is ignored.
+func (s *Store) Verify(ctx context.Context, o ChainOptions, fromSeq, _ int64) (domain.Verification, error) {
 	if o.Grace <= 0 {
 		o.Grace = 30 * time.Second
 	}
+	if o.Budget <= 0 {
+		o.Budget = 1_000_000
+	}
 	pub := o.Keys.PublicKey()
+	hv, err := audit.NewVerifier(o.Keys.VerifierKey())
+	if err != nil {
+		return domain.Verification{}, err
+	}
 	v := domain.Verification{OK: true}
 	bad := func(seq int64, problem string) {
 		if v.OK {
 			v.OK, v.FirstBadEntry, v.Problem = false, seq, problem
 		}
 	}
-	err := s.run(func() error {
-		tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-		if err != nil {
-			return err
-		}
-		defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	q := func(fn func() error) error { return s.breaker.Run(fn) }
 
-		type checkpoint struct {
-			hash []byte
-			at   time.Time
-			sig  []byte
-		}
-		cps := map[int64]checkpoint{}
-		var maxCP int64
-		rows, err := tx.Query(ctx, `SELECT seq, hash, signed_at, signature FROM audit_checkpoints ORDER BY seq`)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var seq int64
-			var c checkpoint
-			if err := rows.Scan(&seq, &c.hash, &c.at, &c.sig); err != nil {
-				rows.Close()
-				return err
-			}
-			cps[seq] = c
-			maxCP = max(maxCP, seq)
-		}
-		rows.Close()
-
-		start, prev := int64(1), make([]byte, 32)
-		// After a retention purge the chain starts at the purge's signed
-		// checkpoint; the purge record must itself be signed.
-		var through, entries int64
-		var cutoff, purgedAt time.Time
-		var purgeSig []byte
-		err = tx.QueryRow(ctx, `SELECT through_seq, cutoff, purged_at, entries, signature FROM audit_purges
+	// Where to start: a retention purge's anchor, or the last verified state.
+	start, prev := int64(1), make([]byte, 32)
+	var tree audit.State
+	var through, entries int64
+	var cutoff, purgedAt time.Time
+	var purgeSig []byte
+	err = q(func() error {
+		return s.pool.QueryRow(ctx, `SELECT through_seq, cutoff, purged_at, entries, signature FROM audit_purges
 			ORDER BY through_seq DESC LIMIT 1`).Scan(&through, &cutoff, &purgedAt, &entries, &purgeSig)
+	})
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
+		return v, err
+	default:
+		var cpHash, headNote []byte
+		var cpAt time.Time
+		var cpSig []byte
+		err := q(func() error {
+			return s.pool.QueryRow(ctx, `SELECT c.hash, c.signed_at, c.signature, h.note FROM audit_checkpoints c
+				LEFT JOIN audit_heads h ON h.size = c.seq WHERE c.seq = $1`, through).Scan(&cpHash, &cpAt, &cpSig, &headNote)
+		})
+		if errors.Is(err, pgx.ErrNoRows) {
+			bad(through, fmt.Sprintf("the checkpoint purge %d is anchored on is missing", through))
+			return v, nil
+		}
+		if err != nil {
+			return v, err
+		}
+		if !audit.VerifyCheckpoint(pub, through, cpHash, cpAt, cpSig) ||
+			!audit.VerifyPurge(pub, through, cpHash, cutoff, purgedAt, entries, purgeSig) {
+			bad(through, "purge record signature invalid")
+			return v, nil
+		}
+		h, err := audit.OpenHead(headNote, hv)
+		if err != nil || h.Size != through {
+			bad(through, "the signed tree head the purge is anchored on is missing or invalid")
+			return v, nil
+		}
+		edge := map[int64]tlog.Hash{}
+		idx := audit.EdgeIndexes(through)
+		var hs []tlog.Hash
+		if err := q(func() error { hs, err = (treeReader{ctx, s.pool}).ReadHashes(idx); return err }); err != nil {
+			bad(through, "the tree hashes at the purge anchor are missing")
+			return v, nil
+		}
+		for i, x := range idx {
+			edge[x] = hs[i]
+		}
+		start, prev, v.PurgedThrough = through+1, cpHash, through
+		tree = audit.State{Size: through, Root: h.Root, Edge: edge}
+	}
+	grantsFrom := time.Time{}
+	if fromSeq == 0 {
+		var size int64
+		var root, edgeJSON, chainHash []byte
+		var grantsAt time.Time
+		err := q(func() error {
+			return s.pool.QueryRow(ctx, `SELECT size, root, edge, chain_hash, grants_at FROM audit_verified WHERE id = 1`).
+				Scan(&size, &root, &edgeJSON, &chainHash, &grantsAt)
+		})
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 		case err != nil:
-			return err
-		default:
-			c, ok := cps[through]
-			if !ok {
-				bad(through, fmt.Sprintf("the checkpoint purge %d is anchored on is missing", through))
-				return nil
+			return v, err
+		case size >= start-1:
+			st := audit.State{Size: size}
+			copy(st.Root[:], root)
+			if err := json.Unmarshal(edgeJSON, &st.Edge); err == nil {
+				start, prev, tree, grantsFrom = size+1, chainHash, st, grantsAt.Add(-10*time.Minute)
 			}
-			if !audit.VerifyCheckpoint(pub, through, c.hash, c.at, c.sig) ||
-				!audit.VerifyPurge(pub, through, c.hash, cutoff, purgedAt, entries, purgeSig) {
-				bad(through, "purge record signature invalid")
-				return nil
-			}
-			start, prev, v.PurgedThrough = through+1, c.hash, through
 		}
-		if fromSeq > 1 {
-			for seq, c := range cps {
-				if seq < fromSeq && seq+1 > start {
-					if !audit.VerifyCheckpoint(pub, seq, c.hash, c.at, c.sig) {
-						bad(seq, "checkpoint signature invalid")
-						return nil
-					}
-					start, prev = seq+1, c.hash
+	}
+	lv, err := audit.NewLogVerifier(hv, tree)
+	if err != nil {
+		bad(start, err.Error())
+		return v, nil
+	}
+
+	last := start - 1
+	for v.OK && v.CheckedEntries < o.Budget {
+		page, err := s.ExportLog(ctx, last, 5000)
+		if err != nil {
+			return v, err
+		}
+		for _, n := range page.Heads {
+			if _, err := lv.AddHead(n, "the log"); err != nil {
+				bad(last+1, "a signed tree head does not verify")
+			}
+		}
+		var cps map[int64][3][]byte
+		if len(page.Entries) > 0 {
+			cps = map[int64][3][]byte{}
+			lo, hi := page.Entries[0].Seq, page.Entries[len(page.Entries)-1].Seq
+			err := q(func() error {
+				rows, err := s.pool.Query(ctx, `SELECT c.seq, c.hash, k.signature, k.signed_at FROM audit_chain c
+					LEFT JOIN audit_checkpoints k ON k.seq = c.seq WHERE c.seq BETWEEN $1 AND $2 ORDER BY c.seq`, lo, hi)
+				if err != nil {
+					return err
 				}
+				defer rows.Close()
+				for rows.Next() {
+					var seq int64
+					var link, sig []byte
+					var at *time.Time
+					if err := rows.Scan(&seq, &link, &sig, &at); err != nil {
+						return err
+					}
+					var atb []byte
+					if at != nil {
+						atb, _ = at.MarshalBinary()
+					}
+					cps[seq] = [3][]byte{link, sig, atb}
+				}
+				return rows.Err()
+			})
+			if err != nil {
+				return v, err
 			}
 		}
-		q := `SELECT ` + auditColumns + `, c.seq, c.hash FROM audit_chain c LEFT JOIN audit_log a ON a.id = c.audit_id WHERE c.seq >= $1`
-		args := []any{start}
-		if toSeq > 0 {
-			q += ` AND c.seq <= $2`
-			args = append(args, toSeq)
+		for _, e := range page.Entries {
+			if !lv.Add(e) {
+				break
+			}
+			c := cps[e.Seq]
+			prev = o.Keys.Link(prev, e.Seq, audit.Digest(e.Row))
+			if !hmacEqual(prev, c[0]) {
+				bad(e.Seq, "entry altered")
+				break
+			}
+			if c[1] != nil {
+				var at time.Time
+				_ = at.UnmarshalBinary(c[2])
+				if !audit.VerifyCheckpoint(pub, e.Seq, prev, at, c[1]) {
+					bad(e.Seq, "checkpoint does not match the chain")
+					break
+				}
+				v.CheckpointsVerified++
+			}
+			v.CheckedEntries++
+			last = e.Seq
 		}
-		rows, err = tx.Query(ctx, q+` ORDER BY c.seq`, args...)
+		if !lv.OK() || !page.More {
+			break
+		}
+	}
+	res := lv.Finish()
+	if !res.OK {
+		if v.OK || res.FirstBadEntry < v.FirstBadEntry {
+			v.OK, v.FirstBadEntry, v.Problem = false, res.FirstBadEntry, res.Problem
+		}
+	}
+	v.TreeSize = last
+	v.Incomplete = v.OK && v.CheckedEntries >= o.Budget
+	if !v.OK || v.Incomplete {
+		return v, nil
+	}
+	// Nothing signed or chained beyond the end; nothing left unchained.
+	err = q(func() error {
+		var maxCP int64
+		if err := s.pool.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM audit_checkpoints`).Scan(&maxCP); err != nil {
+			return err
+		}
+		if maxCP > last {
+			bad(last+1, fmt.Sprintf("log truncated: checkpoint %d is signed but the chain ends at %d", maxCP, last))
+			return nil
+		}
+		var entryID uuid.UUID
+		err := s.pool.QueryRow(ctx, `SELECT a.entry_id FROM audit_log a LEFT JOIN audit_chain c ON c.audit_id = a.id
+			WHERE c.audit_id IS NULL AND a.at < $1 ORDER BY a.id LIMIT 1`, s.now().Add(-o.Grace)).Scan(&entryID)
+		if err == nil {
+			bad(last+1, "entry "+entryID.String()+" was never chained")
+		} else if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		return nil
+	})
+	if err != nil || !v.OK {
+		return v, err
+	}
+	// Each grant's uses against its allowed entries (grants issued since
+	// the last check, with a margin; all of them when starting over).
+	checkedAt := s.now().UTC()
+	err = q(func() error {
+		rows, err := s.pool.Query(ctx, `SELECT coalesce((SELECT c.seq FROM audit_log a JOIN audit_chain c ON c.audit_id = a.id
+				WHERE a.grant_id = g.id ORDER BY c.seq LIMIT 1), 0), g.uses,
+				(SELECT count(*) FROM audit_log a WHERE a.grant_id = g.id AND a.outcome = 'allowed')
+			FROM grants g WHERE g.created_at >= $1`, grantsFrom)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
-		expect, last := start, start-1
 		for rows.Next() {
-			var seq int64
-			var stored []byte
-			var r audit.Row
-			var entryID, grantID *uuid.UUID
-			var cpfEnc []byte
-			var auditID *int64
-			var at *time.Time
-			var partner, caller, purpose, reason, outcome, ip, trace *string
-			if err := rows.Scan(&auditID, &entryID, &at, &partner, &caller, &r.CPFIndex, &cpfEnc, &purpose, &reason,
-				&r.Fields, &outcome, &ip, &trace, &grantID, &seq, &stored); err != nil {
+			var seq, uses, allowed int64
+			if err := rows.Scan(&seq, &uses, &allowed); err != nil {
 				return err
 			}
-			if seq != expect {
-				bad(expect, fmt.Sprintf("entries %d to %d are missing from the chain", expect, seq-1))
-				return nil
-			}
-			expect, last = seq+1, seq
-			if auditID == nil {
-				bad(seq, "entry deleted")
-				return nil
-			}
-			r.AuditID, r.EntryID, r.At = *auditID, entryID.String(), at.UTC()
-			r.PartnerID, r.Caller, r.Purpose, r.Reason, r.Outcome, r.ClientIP, r.TraceID = *partner, *caller, *purpose, *reason, *outcome, *ip, *trace
-			if grantID != nil {
-				r.GrantID = grantID.String()
-			}
-			prev = o.Keys.Link(prev, seq, audit.Digest(r))
-			if !hmacEqual(prev, stored) {
-				bad(seq, "entry altered")
-				return nil
-			}
-			v.CheckedEntries++
-			if c, ok := cps[seq]; ok {
-				if !audit.VerifyCheckpoint(pub, seq, c.hash, c.at, c.sig) || !hmacEqual(c.hash, prev) {
-					bad(seq, "checkpoint does not match the chain")
-					return nil
-				}
-				v.CheckpointsVerified++
+			v.GrantsChecked++
+			if uses != allowed {
+				bad(seq, fmt.Sprintf("a grant was used %d times but the log shows %d allowed reads", uses, allowed))
 			}
 		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if toSeq == 0 && maxCP > last {
-			bad(last+1, fmt.Sprintf("log truncated: checkpoint %d is signed but the chain ends at %d", maxCP, last))
-			return nil
-		}
-		if toSeq == 0 {
-			var entryID uuid.UUID
-			err := tx.QueryRow(ctx, `SELECT a.entry_id FROM audit_log a LEFT JOIN audit_chain c ON c.audit_id = a.id
-				WHERE c.audit_id IS NULL AND a.at < $1 ORDER BY a.id LIMIT 1`, s.now().Add(-o.Grace)).Scan(&entryID)
-			if err == nil {
-				bad(last+1, "entry "+entryID.String()+" was never chained")
-			} else if !errors.Is(err, pgx.ErrNoRows) {
-				return err
-			}
-		}
-		return nil
+		return rows.Err()
+	})
+	if err != nil || !v.OK {
+		return v, err
+	}
+	edge, _ := json.Marshal(res.State.Edge)
+	err = q(func() error {
+		_, err := s.pool.Exec(ctx, `INSERT INTO audit_verified (id, size, root, edge, chain_hash, grants_at, updated_at)
+			VALUES (1, $1, $2, $3, $4, $5, now()) ON CONFLICT (id) DO UPDATE SET size = EXCLUDED.size, root = EXCLUDED.root,
+			edge = EXCLUDED.edge, chain_hash = EXCLUDED.chain_hash, grants_at = EXCLUDED.grants_at, updated_at = now()`,
+			res.State.Size, res.State.Root[:], edge, prev, checkedAt)
+		return err
 	})
 	return v, err
 }

@@ -33,6 +33,7 @@ type entry struct {
 	fields  []string
 	outcome string
 	grantID *uuid.UUID
+	id      uuid.UUID // the entry id (new when zero)
 }
 
 // audit inserts one audit row inside tx. Its failure fails the transaction:
@@ -46,10 +47,13 @@ func (s *Store) audit(ctx context.Context, tx pgx.Tx, e entry) error {
 	if e.fields == nil {
 		e.fields = []string{}
 	}
+	if e.id == uuid.Nil {
+		e.id = uuid.New()
+	}
 	_, err := tx.Exec(ctx, `INSERT INTO audit_log (entry_id, at, partner_id, caller, cpf_index, cpf_enc, purpose, reason,
 			fields, outcome, client_ip, trace_id, grant_id)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-		uuid.New(), s.now().UTC(), e.caller.PartnerID, e.caller.Identity, idx, enc, e.purpose, e.reason,
+		e.id, s.now().UTC(), e.caller.PartnerID, e.caller.Identity, idx, enc, e.purpose, e.reason,
 		e.fields, e.outcome, e.caller.ClientIP, e.caller.TraceID, e.grantID)
 	if err != nil {
 		return fmt.Errorf("%w: %w", domain.ErrAuditFailed, err)
@@ -256,10 +260,12 @@ func (s *Store) ReadWithGrant(ctx context.Context, c domain.Caller, cpf, token s
 		if err != nil {
 			return err
 		}
+		entryID := uuid.New()
 		if err := s.audit(ctx, tx, entry{caller: c, cpf: cpf, purpose: purpose, reason: reason, fields: want,
-			outcome: domain.OutcomeAllowed, grantID: &id}); err != nil {
+			outcome: domain.OutcomeAllowed, grantID: &id, id: entryID}); err != nil {
 			return err
 		}
+		p.AuditEntryID = entryID.String()
 		person = p
 		return nil
 	})
@@ -299,8 +305,9 @@ func (s *Store) readFast(ctx context.Context, c domain.Caller, cpf string, hash 
 	}
 	var nameEnc, addrEnc []byte
 	var fields []string
+	entryID := uuid.New()
 	err := s.run(func() error {
-		err := s.pool.QueryRow(ctx, fastRead, hash, c.PartnerID, idx, want, uuid.New(), s.now().UTC(), c.Identity,
+		err := s.pool.QueryRow(ctx, fastRead, hash, c.PartnerID, idx, want, entryID, s.now().UTC(), c.Identity,
 			s.keys.Encrypt([]byte(cpf), aad("audit.cpf|", idx)), c.ClientIP, c.TraceID).Scan(&nameEnc, &addrEnc, &fields)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
@@ -316,7 +323,7 @@ func (s *Store) readFast(ctx context.Context, c domain.Caller, cpf string, hash 
 	if fields == nil {
 		return nil, false, nil
 	}
-	p := &domain.Person{CPF: cpf, Fields: fields}
+	p := &domain.Person{CPF: cpf, Fields: fields, AuditEntryID: entryID.String()}
 	for _, f := range fields {
 		switch f {
 		case domain.FieldName:

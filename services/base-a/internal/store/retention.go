@@ -59,8 +59,10 @@ func (s *Store) PurgeAudit(ctx context.Context, o ChainOptions, retention time.D
 		}
 		var through int64
 		var anchor []byte
-		err = tx.QueryRow(ctx, `SELECT seq, hash FROM audit_checkpoints WHERE seq > $1 AND seq < $2
-			ORDER BY seq DESC LIMIT 1`, prev, bound).Scan(&through, &anchor)
+		// The anchor is a checkpoint with its signed tree head: the
+		// verifiable log restarts from that head after the purge.
+		err = tx.QueryRow(ctx, `SELECT c.seq, c.hash FROM audit_checkpoints c JOIN audit_heads h ON h.size = c.seq
+			WHERE c.seq > $1 AND c.seq < $2 ORDER BY c.seq DESC LIMIT 1`, prev, bound).Scan(&through, &anchor)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil // nothing due
 		}

@@ -1412,6 +1412,724 @@ func (x *AuditEntry) GetGrantId() string {
 	return ""
 }
 
+type GetHeadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetHeadRequest) Reset() {
+	*x = GetHeadRequest{}
+	mi := &file_basea_v1_basea_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetHeadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetHeadRequest) ProtoMessage() {}
+
+func (x *GetHeadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_basea_v1_basea_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetHeadRequest.ProtoReflect.Descriptor instead.
+func (*GetHeadRequest) Descriptor() ([]byte, []int) {
+	return file_basea_v1_basea_proto_rawDescGZIP(), []int{17}
+}
+
+type GetHeadResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// note is the signed tree head (signed-note format, Ed25519).
+	Note     []byte                 `protobuf:"bytes,1,opt,name=note,proto3" json:"note,omitempty"`
+	Size     int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	Root     []byte                 `protobuf:"bytes,3,opt,name=root,proto3" json:"root,omitempty"`
+	SignedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=signed_at,json=signedAt,proto3" json:"signed_at,omitempty"`
+	// verifier_key checks note (golang.org/x/mod/sumdb/note format).
+	VerifierKey   string `protobuf:"bytes,5,opt,name=verifier_key,json=verifierKey,proto3" json:"verifier_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetHeadResponse) Reset() {
+	*x = GetHeadResponse{}
+	mi := &file_basea_v1_basea_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetHeadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetHeadResponse) ProtoMessage() {}
+
+func (x *GetHeadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_basea_v1_basea_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetHeadResponse.ProtoReflect.Descriptor instead.
+func (*GetHeadResponse) Descriptor() ([]byte, []int) {
+	return file_basea_v1_basea_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *GetHeadResponse) GetNote() []byte {
+	if x != nil {
+		return x.Note
+	}
+	return nil
+}
+
+func (x *GetHeadResponse) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *GetHeadResponse) GetRoot() []byte {
+	if x != nil {
+		return x.Root
+	}
+	return nil
+}
+
+func (x *GetHeadResponse) GetSignedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SignedAt
+	}
+	return nil
+}
+
+func (x *GetHeadResponse) GetVerifierKey() string {
+	if x != nil {
+		return x.VerifierKey
+	}
+	return ""
+}
+
+type GetProofRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	EntryId string                 `protobuf:"bytes,1,opt,name=entry_id,json=entryId,proto3" json:"entry_id,omitempty"`
+	// tree_size selects a signed head (0: the latest).
+	TreeSize      int64 `protobuf:"varint,2,opt,name=tree_size,json=treeSize,proto3" json:"tree_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetProofRequest) Reset() {
+	*x = GetProofRequest{}
+	mi := &file_basea_v1_basea_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetProofRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetProofRequest) ProtoMessage() {}
+
+func (x *GetProofRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_basea_v1_basea_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetProofRequest.ProtoReflect.Descriptor instead.
+func (*GetProofRequest) Descriptor() ([]byte, []int) {
+	return file_basea_v1_basea_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *GetProofRequest) GetEntryId() string {
+	if x != nil {
+		return x.EntryId
+	}
+	return ""
+}
+
+func (x *GetProofRequest) GetTreeSize() int64 {
+	if x != nil {
+		return x.TreeSize
+	}
+	return 0
+}
+
+type GetProofResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	EntryId string                 `protobuf:"bytes,1,opt,name=entry_id,json=entryId,proto3" json:"entry_id,omitempty"`
+	Seq     int64                  `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	// leaf_index is seq - 1; leaf_hash is RFC 6962 hash of the entry's leaf data.
+	LeafIndex int64            `protobuf:"varint,3,opt,name=leaf_index,json=leafIndex,proto3" json:"leaf_index,omitempty"`
+	LeafHash  []byte           `protobuf:"bytes,4,opt,name=leaf_hash,json=leafHash,proto3" json:"leaf_hash,omitempty"`
+	Proof     [][]byte         `protobuf:"bytes,5,rep,name=proof,proto3" json:"proof,omitempty"`
+	Head      *GetHeadResponse `protobuf:"bytes,6,opt,name=head,proto3" json:"head,omitempty"`
+	// leaf_data is the canonical encoding the leaf hash is computed over.
+	LeafData      []byte `protobuf:"bytes,7,opt,name=leaf_data,json=leafData,proto3" json:"leaf_data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetProofResponse) Reset() {
+	*x = GetProofResponse{}
+	mi := &file_basea_v1_basea_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetProofResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetProofResponse) ProtoMessage() {}
+
+func (x *GetProofResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_basea_v1_basea_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetProofResponse.ProtoReflect.Descriptor instead.
+func (*GetProofResponse) Descriptor() ([]byte, []int) {
+	return file_basea_v1_basea_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *GetProofResponse) GetEntryId() string {
+	if x != nil {
+		return x.EntryId
+	}
+	return ""
+}
+
+func (x *GetProofResponse) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *GetProofResponse) GetLeafIndex() int64 {
+	if x != nil {
+		return x.LeafIndex
+	}
+	return 0
+}
+
+func (x *GetProofResponse) GetLeafHash() []byte {
+	if x != nil {
+		return x.LeafHash
+	}
+	return nil
+}
+
+func (x *GetProofResponse) GetProof() [][]byte {
+	if x != nil {
+		return x.Proof
+	}
+	return nil
+}
+
+func (x *GetProofResponse) GetHead() *GetHeadResponse {
+	if x != nil {
+		return x.Head
+	}
+	return nil
+}
+
+func (x *GetProofResponse) GetLeafData() []byte {
+	if x != nil {
+		return x.LeafData
+	}
+	return nil
+}
+
+type GetConsistencyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OldSize       int64                  `protobuf:"varint,1,opt,name=old_size,json=oldSize,proto3" json:"old_size,omitempty"`
+	NewSize       int64                  `protobuf:"varint,2,opt,name=new_size,json=newSize,proto3" json:"new_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetConsistencyRequest) Reset() {
+	*x = GetConsistencyRequest{}
+	mi := &file_basea_v1_basea_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetConsistencyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetConsistencyRequest) ProtoMessage() {}
+
+func (x *GetConsistencyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_basea_v1_basea_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetConsistencyRequest.ProtoReflect.Descriptor instead.
+func (*GetConsistencyRequest) Descriptor() ([]byte, []int) {
+	return file_basea_v1_basea_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *GetConsistencyRequest) GetOldSize() int64 {
+	if x != nil {
+		return x.OldSize
+	}
+	return 0
+}
+
+func (x *GetConsistencyRequest) GetNewSize() int64 {
+	if x != nil {
+		return x.NewSize
+	}
+	return 0
+}
+
+type GetConsistencyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Proof         [][]byte               `protobuf:"bytes,1,rep,name=proof,proto3" json:"proof,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetConsistencyResponse) Reset() {
+	*x = GetConsistencyResponse{}
+	mi := &file_basea_v1_basea_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetConsistencyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetConsistencyResponse) ProtoMessage() {}
+
+func (x *GetConsistencyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_basea_v1_basea_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetConsistencyResponse.ProtoReflect.Descriptor instead.
+func (*GetConsistencyResponse) Descriptor() ([]byte, []int) {
+	return file_basea_v1_basea_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *GetConsistencyResponse) GetProof() [][]byte {
+	if x != nil {
+		return x.Proof
+	}
+	return nil
+}
+
+type ExportLogRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Entries with seq > after_seq, at most page_size (default 1000, max 5000).
+	AfterSeq      int64 `protobuf:"varint,1,opt,name=after_seq,json=afterSeq,proto3" json:"after_seq,omitempty"`
+	PageSize      int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportLogRequest) Reset() {
+	*x = ExportLogRequest{}
+	mi := &file_basea_v1_basea_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportLogRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportLogRequest) ProtoMessage() {}
+
+func (x *ExportLogRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_basea_v1_basea_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportLogRequest.ProtoReflect.Descriptor instead.
+func (*ExportLogRequest) Descriptor() ([]byte, []int) {
+	return file_basea_v1_basea_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ExportLogRequest) GetAfterSeq() int64 {
+	if x != nil {
+		return x.AfterSeq
+	}
+	return 0
+}
+
+func (x *ExportLogRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+// LogEntry is an entry as stored, with every field its leaf covers.
+type LogEntry struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Seq       int64                  `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	AuditId   int64                  `protobuf:"varint,2,opt,name=audit_id,json=auditId,proto3" json:"audit_id,omitempty"`
+	EntryId   string                 `protobuf:"bytes,3,opt,name=entry_id,json=entryId,proto3" json:"entry_id,omitempty"`
+	At        *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
+	PartnerId string                 `protobuf:"bytes,5,opt,name=partner_id,json=partnerId,proto3" json:"partner_id,omitempty"`
+	Caller    string                 `protobuf:"bytes,6,opt,name=caller,proto3" json:"caller,omitempty"`
+	CpfIndex  []byte                 `protobuf:"bytes,7,opt,name=cpf_index,json=cpfIndex,proto3" json:"cpf_index,omitempty"`
+	CpfEnc    []byte                 `protobuf:"bytes,8,opt,name=cpf_enc,json=cpfEnc,proto3" json:"cpf_enc,omitempty"`
+	Purpose   string                 `protobuf:"bytes,9,opt,name=purpose,proto3" json:"purpose,omitempty"`
+	Reason    string                 `protobuf:"bytes,10,opt,name=reason,proto3" json:"reason,omitempty"`
+	Fields    []string               `protobuf:"bytes,11,rep,name=fields,proto3" json:"fields,omitempty"`
+	Outcome   string                 `protobuf:"bytes,12,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	ClientIp  string                 `protobuf:"bytes,13,opt,name=client_ip,json=clientIp,proto3" json:"client_ip,omitempty"`
+	TraceId   string                 `protobuf:"bytes,14,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
+	GrantId   string                 `protobuf:"bytes,15,opt,name=grant_id,json=grantId,proto3" json:"grant_id,omitempty"`
+	// stored_hashes are the tree hashes stored with the entry.
+	StoredHashes [][]byte `protobuf:"bytes,16,rep,name=stored_hashes,json=storedHashes,proto3" json:"stored_hashes,omitempty"`
+	// deleted: the entry's link exists but the entry does not.
+	Deleted       bool `protobuf:"varint,17,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogEntry) Reset() {
+	*x = LogEntry{}
+	mi := &file_basea_v1_basea_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogEntry) ProtoMessage() {}
+
+func (x *LogEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_basea_v1_basea_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogEntry.ProtoReflect.Descriptor instead.
+func (*LogEntry) Descriptor() ([]byte, []int) {
+	return file_basea_v1_basea_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *LogEntry) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *LogEntry) GetAuditId() int64 {
+	if x != nil {
+		return x.AuditId
+	}
+	return 0
+}
+
+func (x *LogEntry) GetEntryId() string {
+	if x != nil {
+		return x.EntryId
+	}
+	return ""
+}
+
+func (x *LogEntry) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *LogEntry) GetPartnerId() string {
+	if x != nil {
+		return x.PartnerId
+	}
+	return ""
+}
+
+func (x *LogEntry) GetCaller() string {
+	if x != nil {
+		return x.Caller
+	}
+	return ""
+}
+
+func (x *LogEntry) GetCpfIndex() []byte {
+	if x != nil {
+		return x.CpfIndex
+	}
+	return nil
+}
+
+func (x *LogEntry) GetCpfEnc() []byte {
+	if x != nil {
+		return x.CpfEnc
+	}
+	return nil
+}
+
+func (x *LogEntry) GetPurpose() string {
+	if x != nil {
+		return x.Purpose
+	}
+	return ""
+}
+
+func (x *LogEntry) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *LogEntry) GetFields() []string {
+	if x != nil {
+		return x.Fields
+	}
+	return nil
+}
+
+func (x *LogEntry) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *LogEntry) GetClientIp() string {
+	if x != nil {
+		return x.ClientIp
+	}
+	return ""
+}
+
+func (x *LogEntry) GetTraceId() string {
+	if x != nil {
+		return x.TraceId
+	}
+	return ""
+}
+
+func (x *LogEntry) GetGrantId() string {
+	if x != nil {
+		return x.GrantId
+	}
+	return ""
+}
+
+func (x *LogEntry) GetStoredHashes() [][]byte {
+	if x != nil {
+		return x.StoredHashes
+	}
+	return nil
+}
+
+func (x *LogEntry) GetDeleted() bool {
+	if x != nil {
+		return x.Deleted
+	}
+	return false
+}
+
+type TreeHash struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         int64                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Hash          []byte                 `protobuf:"bytes,2,opt,name=hash,proto3" json:"hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TreeHash) Reset() {
+	*x = TreeHash{}
+	mi := &file_basea_v1_basea_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TreeHash) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TreeHash) ProtoMessage() {}
+
+func (x *TreeHash) ProtoReflect() protoreflect.Message {
+	mi := &file_basea_v1_basea_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TreeHash.ProtoReflect.Descriptor instead.
+func (*TreeHash) Descriptor() ([]byte, []int) {
+	return file_basea_v1_basea_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *TreeHash) GetIndex() int64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *TreeHash) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
+type ExportLogResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Entries []*LogEntry            `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// heads are the signed heads with size in (after_seq, last entry of this
+	// page]; on the last page, every later head too.
+	Heads [][]byte `protobuf:"bytes,2,rep,name=heads,proto3" json:"heads,omitempty"`
+	// When entries before after_seq+1 were purged (retention), the log
+	// starts at anchor_size with these edge hashes, committed to by the
+	// signed head of that size (in heads).
+	AnchorSize    int64       `protobuf:"varint,3,opt,name=anchor_size,json=anchorSize,proto3" json:"anchor_size,omitempty"`
+	AnchorEdge    []*TreeHash `protobuf:"bytes,4,rep,name=anchor_edge,json=anchorEdge,proto3" json:"anchor_edge,omitempty"`
+	More          bool        `protobuf:"varint,5,opt,name=more,proto3" json:"more,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportLogResponse) Reset() {
+	*x = ExportLogResponse{}
+	mi := &file_basea_v1_basea_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportLogResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportLogResponse) ProtoMessage() {}
+
+func (x *ExportLogResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_basea_v1_basea_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportLogResponse.ProtoReflect.Descriptor instead.
+func (*ExportLogResponse) Descriptor() ([]byte, []int) {
+	return file_basea_v1_basea_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ExportLogResponse) GetEntries() []*LogEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *ExportLogResponse) GetHeads() [][]byte {
+	if x != nil {
+		return x.Heads
+	}
+	return nil
+}
+
+func (x *ExportLogResponse) GetAnchorSize() int64 {
+	if x != nil {
+		return x.AnchorSize
+	}
+	return 0
+}
+
+func (x *ExportLogResponse) GetAnchorEdge() []*TreeHash {
+	if x != nil {
+		return x.AnchorEdge
+	}
+	return nil
+}
+
+func (x *ExportLogResponse) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
+}
+
 type ListAccessLogsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Cpf           string                 `protobuf:"bytes,1,opt,name=cpf,proto3" json:"cpf,omitempty"`
@@ -1428,7 +2146,7 @@ type ListAccessLogsRequest struct {
 
 func (x *ListAccessLogsRequest) Reset() {
 	*x = ListAccessLogsRequest{}
-	mi := &file_basea_v1_basea_proto_msgTypes[17]
+	mi := &file_basea_v1_basea_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1440,7 +2158,7 @@ func (x *ListAccessLogsRequest) String() string {
 func (*ListAccessLogsRequest) ProtoMessage() {}
 
 func (x *ListAccessLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_basea_v1_basea_proto_msgTypes[17]
+	mi := &file_basea_v1_basea_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1453,7 +2171,7 @@ func (x *ListAccessLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAccessLogsRequest.ProtoReflect.Descriptor instead.
 func (*ListAccessLogsRequest) Descriptor() ([]byte, []int) {
-	return file_basea_v1_basea_proto_rawDescGZIP(), []int{17}
+	return file_basea_v1_basea_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListAccessLogsRequest) GetCpf() string {
@@ -1522,7 +2240,7 @@ type ListAccessLogsResponse struct {
 
 func (x *ListAccessLogsResponse) Reset() {
 	*x = ListAccessLogsResponse{}
-	mi := &file_basea_v1_basea_proto_msgTypes[18]
+	mi := &file_basea_v1_basea_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1534,7 +2252,7 @@ func (x *ListAccessLogsResponse) String() string {
 func (*ListAccessLogsResponse) ProtoMessage() {}
 
 func (x *ListAccessLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_basea_v1_basea_proto_msgTypes[18]
+	mi := &file_basea_v1_basea_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1547,7 +2265,7 @@ func (x *ListAccessLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAccessLogsResponse.ProtoReflect.Descriptor instead.
 func (*ListAccessLogsResponse) Descriptor() ([]byte, []int) {
-	return file_basea_v1_basea_proto_rawDescGZIP(), []int{18}
+	return file_basea_v1_basea_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListAccessLogsResponse) GetEntries() []*AuditEntry {
@@ -1573,7 +2291,7 @@ type GetAccessHistoryRequest struct {
 
 func (x *GetAccessHistoryRequest) Reset() {
 	*x = GetAccessHistoryRequest{}
-	mi := &file_basea_v1_basea_proto_msgTypes[19]
+	mi := &file_basea_v1_basea_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1585,7 +2303,7 @@ func (x *GetAccessHistoryRequest) String() string {
 func (*GetAccessHistoryRequest) ProtoMessage() {}
 
 func (x *GetAccessHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_basea_v1_basea_proto_msgTypes[19]
+	mi := &file_basea_v1_basea_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1598,7 +2316,7 @@ func (x *GetAccessHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccessHistoryRequest.ProtoReflect.Descriptor instead.
 func (*GetAccessHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_basea_v1_basea_proto_rawDescGZIP(), []int{19}
+	return file_basea_v1_basea_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetAccessHistoryRequest) GetCpf() string {
@@ -1619,7 +2337,7 @@ type GetAccessHistoryResponse struct {
 
 func (x *GetAccessHistoryResponse) Reset() {
 	*x = GetAccessHistoryResponse{}
-	mi := &file_basea_v1_basea_proto_msgTypes[20]
+	mi := &file_basea_v1_basea_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1631,7 +2349,7 @@ func (x *GetAccessHistoryResponse) String() string {
 func (*GetAccessHistoryResponse) ProtoMessage() {}
 
 func (x *GetAccessHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_basea_v1_basea_proto_msgTypes[20]
+	mi := &file_basea_v1_basea_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1644,7 +2362,7 @@ func (x *GetAccessHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccessHistoryResponse.ProtoReflect.Descriptor instead.
 func (*GetAccessHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_basea_v1_basea_proto_rawDescGZIP(), []int{20}
+	return file_basea_v1_basea_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetAccessHistoryResponse) GetCpf() string {
@@ -1679,7 +2397,7 @@ type VerifyChainRequest struct {
 
 func (x *VerifyChainRequest) Reset() {
 	*x = VerifyChainRequest{}
-	mi := &file_basea_v1_basea_proto_msgTypes[21]
+	mi := &file_basea_v1_basea_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1691,7 +2409,7 @@ func (x *VerifyChainRequest) String() string {
 func (*VerifyChainRequest) ProtoMessage() {}
 
 func (x *VerifyChainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_basea_v1_basea_proto_msgTypes[21]
+	mi := &file_basea_v1_basea_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1704,7 +2422,7 @@ func (x *VerifyChainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyChainRequest.ProtoReflect.Descriptor instead.
 func (*VerifyChainRequest) Descriptor() ([]byte, []int) {
-	return file_basea_v1_basea_proto_rawDescGZIP(), []int{21}
+	return file_basea_v1_basea_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *VerifyChainRequest) GetFromSeq() int64 {
@@ -1732,13 +2450,20 @@ type VerifyChainResponse struct {
 	// purged_through is the last entry removed by a signed retention purge
 	// (0: none); the chain is verified from the checkpoint there.
 	PurgedThrough int64 `protobuf:"varint,6,opt,name=purged_through,json=purgedThrough,proto3" json:"purged_through,omitempty"`
+	// The verifiable log: entries verified so far (incrementally, from the
+	// last verified head, within a bounded budget per call) and whether the
+	// budget ran out before the end of the log.
+	TreeVerifiedSize int64 `protobuf:"varint,7,opt,name=tree_verified_size,json=treeVerifiedSize,proto3" json:"tree_verified_size,omitempty"`
+	Incomplete       bool  `protobuf:"varint,8,opt,name=incomplete,proto3" json:"incomplete,omitempty"`
+	// grants_checked: grants whose uses were matched against their allowed entries.
+	GrantsChecked int64 `protobuf:"varint,9,opt,name=grants_checked,json=grantsChecked,proto3" json:"grants_checked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VerifyChainResponse) Reset() {
 	*x = VerifyChainResponse{}
-	mi := &file_basea_v1_basea_proto_msgTypes[22]
+	mi := &file_basea_v1_basea_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1750,7 +2475,7 @@ func (x *VerifyChainResponse) String() string {
 func (*VerifyChainResponse) ProtoMessage() {}
 
 func (x *VerifyChainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_basea_v1_basea_proto_msgTypes[22]
+	mi := &file_basea_v1_basea_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1763,7 +2488,7 @@ func (x *VerifyChainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyChainResponse.ProtoReflect.Descriptor instead.
 func (*VerifyChainResponse) Descriptor() ([]byte, []int) {
-	return file_basea_v1_basea_proto_rawDescGZIP(), []int{22}
+	return file_basea_v1_basea_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *VerifyChainResponse) GetOk() bool {
@@ -1804,6 +2529,27 @@ func (x *VerifyChainResponse) GetCheckpointsVerified() int64 {
 func (x *VerifyChainResponse) GetPurgedThrough() int64 {
 	if x != nil {
 		return x.PurgedThrough
+	}
+	return 0
+}
+
+func (x *VerifyChainResponse) GetTreeVerifiedSize() int64 {
+	if x != nil {
+		return x.TreeVerifiedSize
+	}
+	return 0
+}
+
+func (x *VerifyChainResponse) GetIncomplete() bool {
+	if x != nil {
+		return x.Incomplete
+	}
+	return false
+}
+
+func (x *VerifyChainResponse) GetGrantsChecked() int64 {
+	if x != nil {
+		return x.GrantsChecked
 	}
 	return 0
 }
@@ -1908,7 +2654,65 @@ const file_basea_v1_basea_proto_rawDesc = "" +
 	" \x01(\x0e2\x11.basea.v1.OutcomeR\aoutcome\x12\x1b\n" +
 	"\tclient_ip\x18\v \x01(\tR\bclientIp\x12\x19\n" +
 	"\btrace_id\x18\f \x01(\tR\atraceId\x12\x19\n" +
-	"\bgrant_id\x18\r \x01(\tR\agrantId\"\xba\x02\n" +
+	"\bgrant_id\x18\r \x01(\tR\agrantId\"\x10\n" +
+	"\x0eGetHeadRequest\"\xa9\x01\n" +
+	"\x0fGetHeadResponse\x12\x12\n" +
+	"\x04note\x18\x01 \x01(\fR\x04note\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x12\n" +
+	"\x04root\x18\x03 \x01(\fR\x04root\x127\n" +
+	"\tsigned_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bsignedAt\x12!\n" +
+	"\fverifier_key\x18\x05 \x01(\tR\vverifierKey\"I\n" +
+	"\x0fGetProofRequest\x12\x19\n" +
+	"\bentry_id\x18\x01 \x01(\tR\aentryId\x12\x1b\n" +
+	"\ttree_size\x18\x02 \x01(\x03R\btreeSize\"\xdd\x01\n" +
+	"\x10GetProofResponse\x12\x19\n" +
+	"\bentry_id\x18\x01 \x01(\tR\aentryId\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x03R\x03seq\x12\x1d\n" +
+	"\n" +
+	"leaf_index\x18\x03 \x01(\x03R\tleafIndex\x12\x1b\n" +
+	"\tleaf_hash\x18\x04 \x01(\fR\bleafHash\x12\x14\n" +
+	"\x05proof\x18\x05 \x03(\fR\x05proof\x12-\n" +
+	"\x04head\x18\x06 \x01(\v2\x19.basea.v1.GetHeadResponseR\x04head\x12\x1b\n" +
+	"\tleaf_data\x18\a \x01(\fR\bleafData\"M\n" +
+	"\x15GetConsistencyRequest\x12\x19\n" +
+	"\bold_size\x18\x01 \x01(\x03R\aoldSize\x12\x19\n" +
+	"\bnew_size\x18\x02 \x01(\x03R\anewSize\".\n" +
+	"\x16GetConsistencyResponse\x12\x14\n" +
+	"\x05proof\x18\x01 \x03(\fR\x05proof\"L\n" +
+	"\x10ExportLogRequest\x12\x1b\n" +
+	"\tafter_seq\x18\x01 \x01(\x03R\bafterSeq\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\"\xe1\x03\n" +
+	"\bLogEntry\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12\x19\n" +
+	"\baudit_id\x18\x02 \x01(\x03R\aauditId\x12\x19\n" +
+	"\bentry_id\x18\x03 \x01(\tR\aentryId\x12*\n" +
+	"\x02at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x1d\n" +
+	"\n" +
+	"partner_id\x18\x05 \x01(\tR\tpartnerId\x12\x16\n" +
+	"\x06caller\x18\x06 \x01(\tR\x06caller\x12\x1b\n" +
+	"\tcpf_index\x18\a \x01(\fR\bcpfIndex\x12\x17\n" +
+	"\acpf_enc\x18\b \x01(\fR\x06cpfEnc\x12\x18\n" +
+	"\apurpose\x18\t \x01(\tR\apurpose\x12\x16\n" +
+	"\x06reason\x18\n" +
+	" \x01(\tR\x06reason\x12\x16\n" +
+	"\x06fields\x18\v \x03(\tR\x06fields\x12\x18\n" +
+	"\aoutcome\x18\f \x01(\tR\aoutcome\x12\x1b\n" +
+	"\tclient_ip\x18\r \x01(\tR\bclientIp\x12\x19\n" +
+	"\btrace_id\x18\x0e \x01(\tR\atraceId\x12\x19\n" +
+	"\bgrant_id\x18\x0f \x01(\tR\agrantId\x12#\n" +
+	"\rstored_hashes\x18\x10 \x03(\fR\fstoredHashes\x12\x18\n" +
+	"\adeleted\x18\x11 \x01(\bR\adeleted\"4\n" +
+	"\bTreeHash\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x03R\x05index\x12\x12\n" +
+	"\x04hash\x18\x02 \x01(\fR\x04hash\"\xc1\x01\n" +
+	"\x11ExportLogResponse\x12,\n" +
+	"\aentries\x18\x01 \x03(\v2\x12.basea.v1.LogEntryR\aentries\x12\x14\n" +
+	"\x05heads\x18\x02 \x03(\fR\x05heads\x12\x1f\n" +
+	"\vanchor_size\x18\x03 \x01(\x03R\n" +
+	"anchorSize\x123\n" +
+	"\vanchor_edge\x18\x04 \x03(\v2\x12.basea.v1.TreeHashR\n" +
+	"anchorEdge\x12\x12\n" +
+	"\x04more\x18\x05 \x01(\bR\x04more\"\xba\x02\n" +
 	"\x15ListAccessLogsRequest\x12\x10\n" +
 	"\x03cpf\x18\x01 \x01(\tR\x03cpf\x12\x1d\n" +
 	"\n" +
@@ -1931,14 +2735,19 @@ const file_basea_v1_basea_proto_rawDesc = "" +
 	"\x05since\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"F\n" +
 	"\x12VerifyChainRequest\x12\x19\n" +
 	"\bfrom_seq\x18\x01 \x01(\x03R\afromSeq\x12\x15\n" +
-	"\x06to_seq\x18\x02 \x01(\x03R\x05toSeq\"\xea\x01\n" +
+	"\x06to_seq\x18\x02 \x01(\x03R\x05toSeq\"\xdf\x02\n" +
 	"\x13VerifyChainResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12'\n" +
 	"\x0fchecked_entries\x18\x02 \x01(\x03R\x0echeckedEntries\x12&\n" +
 	"\x0ffirst_bad_entry\x18\x03 \x01(\x03R\rfirstBadEntry\x12\x18\n" +
 	"\aproblem\x18\x04 \x01(\tR\aproblem\x121\n" +
 	"\x14checkpoints_verified\x18\x05 \x01(\x03R\x13checkpointsVerified\x12%\n" +
-	"\x0epurged_through\x18\x06 \x01(\x03R\rpurgedThrough*\x93\x01\n" +
+	"\x0epurged_through\x18\x06 \x01(\x03R\rpurgedThrough\x12,\n" +
+	"\x12tree_verified_size\x18\a \x01(\x03R\x10treeVerifiedSize\x12\x1e\n" +
+	"\n" +
+	"incomplete\x18\b \x01(\bR\n" +
+	"incomplete\x12%\n" +
+	"\x0egrants_checked\x18\t \x01(\x03R\rgrantsChecked*\x93\x01\n" +
 	"\aPurpose\x12\x17\n" +
 	"\x13PURPOSE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17PURPOSE_CREDIT_ANALYSIS\x10\x01\x12\x1c\n" +
@@ -1979,11 +2788,15 @@ const file_basea_v1_basea_proto_rawDesc = "" +
 	"\tListDebts\x12\x1a.basea.v1.ListDebtsRequest\x1a\x1b.basea.v1.ListDebtsResponse\x12M\n" +
 	"\fUpsertPerson\x12\x1d.basea.v1.UpsertPersonRequest\x1a\x1e.basea.v1.UpsertPersonResponse\x12G\n" +
 	"\n" +
-	"RecordDebt\x12\x1b.basea.v1.RecordDebtRequest\x1a\x1c.basea.v1.RecordDebtResponse2\x8a\x02\n" +
+	"RecordDebt\x12\x1b.basea.v1.RecordDebtRequest\x1a\x1c.basea.v1.RecordDebtResponse2\xa8\x04\n" +
 	"\fAuditService\x12S\n" +
 	"\x0eListAccessLogs\x12\x1f.basea.v1.ListAccessLogsRequest\x1a .basea.v1.ListAccessLogsResponse\x12Y\n" +
 	"\x10GetAccessHistory\x12!.basea.v1.GetAccessHistoryRequest\x1a\".basea.v1.GetAccessHistoryResponse\x12J\n" +
-	"\vVerifyChain\x12\x1c.basea.v1.VerifyChainRequest\x1a\x1d.basea.v1.VerifyChainResponseB\x9a\x01\n" +
+	"\vVerifyChain\x12\x1c.basea.v1.VerifyChainRequest\x1a\x1d.basea.v1.VerifyChainResponse\x12>\n" +
+	"\aGetHead\x12\x18.basea.v1.GetHeadRequest\x1a\x19.basea.v1.GetHeadResponse\x12A\n" +
+	"\bGetProof\x12\x19.basea.v1.GetProofRequest\x1a\x1a.basea.v1.GetProofResponse\x12S\n" +
+	"\x0eGetConsistency\x12\x1f.basea.v1.GetConsistencyRequest\x1a .basea.v1.GetConsistencyResponse\x12D\n" +
+	"\tExportLog\x12\x1a.basea.v1.ExportLogRequest\x1a\x1b.basea.v1.ExportLogResponseB\x9a\x01\n" +
 	"\fcom.basea.v1B\n" +
 	"BaseaProtoP\x01Z=github.com/strata-bureau/strata/proto/gen/go/basea/v1;baseav1\xa2\x02\x03BXX\xaa\x02\bBasea.V1\xca\x02\bBasea\\V1\xe2\x02\x14Basea\\V1\\GPBMetadata\xea\x02\tBasea::V1b\x06proto3"
 
@@ -2000,7 +2813,7 @@ func file_basea_v1_basea_proto_rawDescGZIP() []byte {
 }
 
 var file_basea_v1_basea_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_basea_v1_basea_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_basea_v1_basea_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_basea_v1_basea_proto_goTypes = []any{
 	(Purpose)(0),                     // 0: basea.v1.Purpose
 	(Field)(0),                       // 1: basea.v1.Field
@@ -2023,18 +2836,28 @@ var file_basea_v1_basea_proto_goTypes = []any{
 	(*RecordDebtRequest)(nil),        // 18: basea.v1.RecordDebtRequest
 	(*RecordDebtResponse)(nil),       // 19: basea.v1.RecordDebtResponse
 	(*AuditEntry)(nil),               // 20: basea.v1.AuditEntry
-	(*ListAccessLogsRequest)(nil),    // 21: basea.v1.ListAccessLogsRequest
-	(*ListAccessLogsResponse)(nil),   // 22: basea.v1.ListAccessLogsResponse
-	(*GetAccessHistoryRequest)(nil),  // 23: basea.v1.GetAccessHistoryRequest
-	(*GetAccessHistoryResponse)(nil), // 24: basea.v1.GetAccessHistoryResponse
-	(*VerifyChainRequest)(nil),       // 25: basea.v1.VerifyChainRequest
-	(*VerifyChainResponse)(nil),      // 26: basea.v1.VerifyChainResponse
-	(*timestamppb.Timestamp)(nil),    // 27: google.protobuf.Timestamp
+	(*GetHeadRequest)(nil),           // 21: basea.v1.GetHeadRequest
+	(*GetHeadResponse)(nil),          // 22: basea.v1.GetHeadResponse
+	(*GetProofRequest)(nil),          // 23: basea.v1.GetProofRequest
+	(*GetProofResponse)(nil),         // 24: basea.v1.GetProofResponse
+	(*GetConsistencyRequest)(nil),    // 25: basea.v1.GetConsistencyRequest
+	(*GetConsistencyResponse)(nil),   // 26: basea.v1.GetConsistencyResponse
+	(*ExportLogRequest)(nil),         // 27: basea.v1.ExportLogRequest
+	(*LogEntry)(nil),                 // 28: basea.v1.LogEntry
+	(*TreeHash)(nil),                 // 29: basea.v1.TreeHash
+	(*ExportLogResponse)(nil),        // 30: basea.v1.ExportLogResponse
+	(*ListAccessLogsRequest)(nil),    // 31: basea.v1.ListAccessLogsRequest
+	(*ListAccessLogsResponse)(nil),   // 32: basea.v1.ListAccessLogsResponse
+	(*GetAccessHistoryRequest)(nil),  // 33: basea.v1.GetAccessHistoryRequest
+	(*GetAccessHistoryResponse)(nil), // 34: basea.v1.GetAccessHistoryResponse
+	(*VerifyChainRequest)(nil),       // 35: basea.v1.VerifyChainRequest
+	(*VerifyChainResponse)(nil),      // 36: basea.v1.VerifyChainResponse
+	(*timestamppb.Timestamp)(nil),    // 37: google.protobuf.Timestamp
 }
 var file_basea_v1_basea_proto_depIdxs = []int32{
 	2,  // 0: basea.v1.Debt.status:type_name -> basea.v1.DebtStatus
-	27, // 1: basea.v1.Debt.created_at:type_name -> google.protobuf.Timestamp
-	27, // 2: basea.v1.Debt.updated_at:type_name -> google.protobuf.Timestamp
+	37, // 1: basea.v1.Debt.created_at:type_name -> google.protobuf.Timestamp
+	37, // 2: basea.v1.Debt.updated_at:type_name -> google.protobuf.Timestamp
 	4,  // 3: basea.v1.Person.address:type_name -> basea.v1.Address
 	5,  // 4: basea.v1.Person.debts:type_name -> basea.v1.Debt
 	1,  // 5: basea.v1.Person.fields:type_name -> basea.v1.Field
@@ -2043,7 +2866,7 @@ var file_basea_v1_basea_proto_depIdxs = []int32{
 	1,  // 8: basea.v1.RequestGrantRequest.fields:type_name -> basea.v1.Field
 	1,  // 9: basea.v1.RequestGrantResponse.fields:type_name -> basea.v1.Field
 	0,  // 10: basea.v1.RequestGrantResponse.purpose:type_name -> basea.v1.Purpose
-	27, // 11: basea.v1.RequestGrantResponse.expires_at:type_name -> google.protobuf.Timestamp
+	37, // 11: basea.v1.RequestGrantResponse.expires_at:type_name -> google.protobuf.Timestamp
 	7,  // 12: basea.v1.RevokeGrantRequest.context:type_name -> basea.v1.AccessContext
 	7,  // 13: basea.v1.GetPersonRequest.context:type_name -> basea.v1.AccessContext
 	6,  // 14: basea.v1.GetPersonResponse.person:type_name -> basea.v1.Person
@@ -2051,40 +2874,53 @@ var file_basea_v1_basea_proto_depIdxs = []int32{
 	5,  // 16: basea.v1.ListDebtsResponse.debts:type_name -> basea.v1.Debt
 	4,  // 17: basea.v1.UpsertPersonRequest.address:type_name -> basea.v1.Address
 	5,  // 18: basea.v1.RecordDebtRequest.debt:type_name -> basea.v1.Debt
-	27, // 19: basea.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
+	37, // 19: basea.v1.AuditEntry.at:type_name -> google.protobuf.Timestamp
 	0,  // 20: basea.v1.AuditEntry.purpose:type_name -> basea.v1.Purpose
 	1,  // 21: basea.v1.AuditEntry.fields:type_name -> basea.v1.Field
 	3,  // 22: basea.v1.AuditEntry.outcome:type_name -> basea.v1.Outcome
-	0,  // 23: basea.v1.ListAccessLogsRequest.purpose:type_name -> basea.v1.Purpose
-	3,  // 24: basea.v1.ListAccessLogsRequest.outcome:type_name -> basea.v1.Outcome
-	27, // 25: basea.v1.ListAccessLogsRequest.from:type_name -> google.protobuf.Timestamp
-	27, // 26: basea.v1.ListAccessLogsRequest.to:type_name -> google.protobuf.Timestamp
-	20, // 27: basea.v1.ListAccessLogsResponse.entries:type_name -> basea.v1.AuditEntry
-	20, // 28: basea.v1.GetAccessHistoryResponse.entries:type_name -> basea.v1.AuditEntry
-	27, // 29: basea.v1.GetAccessHistoryResponse.since:type_name -> google.protobuf.Timestamp
-	8,  // 30: basea.v1.PeopleService.RequestGrant:input_type -> basea.v1.RequestGrantRequest
-	10, // 31: basea.v1.PeopleService.RevokeGrant:input_type -> basea.v1.RevokeGrantRequest
-	12, // 32: basea.v1.PeopleService.GetPerson:input_type -> basea.v1.GetPersonRequest
-	14, // 33: basea.v1.PeopleService.ListDebts:input_type -> basea.v1.ListDebtsRequest
-	16, // 34: basea.v1.PeopleService.UpsertPerson:input_type -> basea.v1.UpsertPersonRequest
-	18, // 35: basea.v1.PeopleService.RecordDebt:input_type -> basea.v1.RecordDebtRequest
-	21, // 36: basea.v1.AuditService.ListAccessLogs:input_type -> basea.v1.ListAccessLogsRequest
-	23, // 37: basea.v1.AuditService.GetAccessHistory:input_type -> basea.v1.GetAccessHistoryRequest
-	25, // 38: basea.v1.AuditService.VerifyChain:input_type -> basea.v1.VerifyChainRequest
-	9,  // 39: basea.v1.PeopleService.RequestGrant:output_type -> basea.v1.RequestGrantResponse
-	11, // 40: basea.v1.PeopleService.RevokeGrant:output_type -> basea.v1.RevokeGrantResponse
-	13, // 41: basea.v1.PeopleService.GetPerson:output_type -> basea.v1.GetPersonResponse
-	15, // 42: basea.v1.PeopleService.ListDebts:output_type -> basea.v1.ListDebtsResponse
-	17, // 43: basea.v1.PeopleService.UpsertPerson:output_type -> basea.v1.UpsertPersonResponse
-	19, // 44: basea.v1.PeopleService.RecordDebt:output_type -> basea.v1.RecordDebtResponse
-	22, // 45: basea.v1.AuditService.ListAccessLogs:output_type -> basea.v1.ListAccessLogsResponse
-	24, // 46: basea.v1.AuditService.GetAccessHistory:output_type -> basea.v1.GetAccessHistoryResponse
-	26, // 47: basea.v1.AuditService.VerifyChain:output_type -> basea.v1.VerifyChainResponse
-	39, // [39:48] is the sub-list for method output_type
-	30, // [30:39] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	37, // 23: basea.v1.GetHeadResponse.signed_at:type_name -> google.protobuf.Timestamp
+	22, // 24: basea.v1.GetProofResponse.head:type_name -> basea.v1.GetHeadResponse
+	37, // 25: basea.v1.LogEntry.at:type_name -> google.protobuf.Timestamp
+	28, // 26: basea.v1.ExportLogResponse.entries:type_name -> basea.v1.LogEntry
+	29, // 27: basea.v1.ExportLogResponse.anchor_edge:type_name -> basea.v1.TreeHash
+	0,  // 28: basea.v1.ListAccessLogsRequest.purpose:type_name -> basea.v1.Purpose
+	3,  // 29: basea.v1.ListAccessLogsRequest.outcome:type_name -> basea.v1.Outcome
+	37, // 30: basea.v1.ListAccessLogsRequest.from:type_name -> google.protobuf.Timestamp
+	37, // 31: basea.v1.ListAccessLogsRequest.to:type_name -> google.protobuf.Timestamp
+	20, // 32: basea.v1.ListAccessLogsResponse.entries:type_name -> basea.v1.AuditEntry
+	20, // 33: basea.v1.GetAccessHistoryResponse.entries:type_name -> basea.v1.AuditEntry
+	37, // 34: basea.v1.GetAccessHistoryResponse.since:type_name -> google.protobuf.Timestamp
+	8,  // 35: basea.v1.PeopleService.RequestGrant:input_type -> basea.v1.RequestGrantRequest
+	10, // 36: basea.v1.PeopleService.RevokeGrant:input_type -> basea.v1.RevokeGrantRequest
+	12, // 37: basea.v1.PeopleService.GetPerson:input_type -> basea.v1.GetPersonRequest
+	14, // 38: basea.v1.PeopleService.ListDebts:input_type -> basea.v1.ListDebtsRequest
+	16, // 39: basea.v1.PeopleService.UpsertPerson:input_type -> basea.v1.UpsertPersonRequest
+	18, // 40: basea.v1.PeopleService.RecordDebt:input_type -> basea.v1.RecordDebtRequest
+	31, // 41: basea.v1.AuditService.ListAccessLogs:input_type -> basea.v1.ListAccessLogsRequest
+	33, // 42: basea.v1.AuditService.GetAccessHistory:input_type -> basea.v1.GetAccessHistoryRequest
+	35, // 43: basea.v1.AuditService.VerifyChain:input_type -> basea.v1.VerifyChainRequest
+	21, // 44: basea.v1.AuditService.GetHead:input_type -> basea.v1.GetHeadRequest
+	23, // 45: basea.v1.AuditService.GetProof:input_type -> basea.v1.GetProofRequest
+	25, // 46: basea.v1.AuditService.GetConsistency:input_type -> basea.v1.GetConsistencyRequest
+	27, // 47: basea.v1.AuditService.ExportLog:input_type -> basea.v1.ExportLogRequest
+	9,  // 48: basea.v1.PeopleService.RequestGrant:output_type -> basea.v1.RequestGrantResponse
+	11, // 49: basea.v1.PeopleService.RevokeGrant:output_type -> basea.v1.RevokeGrantResponse
+	13, // 50: basea.v1.PeopleService.GetPerson:output_type -> basea.v1.GetPersonResponse
+	15, // 51: basea.v1.PeopleService.ListDebts:output_type -> basea.v1.ListDebtsResponse
+	17, // 52: basea.v1.PeopleService.UpsertPerson:output_type -> basea.v1.UpsertPersonResponse
+	19, // 53: basea.v1.PeopleService.RecordDebt:output_type -> basea.v1.RecordDebtResponse
+	32, // 54: basea.v1.AuditService.ListAccessLogs:output_type -> basea.v1.ListAccessLogsResponse
+	34, // 55: basea.v1.AuditService.GetAccessHistory:output_type -> basea.v1.GetAccessHistoryResponse
+	36, // 56: basea.v1.AuditService.VerifyChain:output_type -> basea.v1.VerifyChainResponse
+	22, // 57: basea.v1.AuditService.GetHead:output_type -> basea.v1.GetHeadResponse
+	24, // 58: basea.v1.AuditService.GetProof:output_type -> basea.v1.GetProofResponse
+	26, // 59: basea.v1.AuditService.GetConsistency:output_type -> basea.v1.GetConsistencyResponse
+	30, // 60: basea.v1.AuditService.ExportLog:output_type -> basea.v1.ExportLogResponse
+	48, // [48:61] is the sub-list for method output_type
+	35, // [35:48] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_basea_v1_basea_proto_init() }
@@ -2098,7 +2934,7 @@ func file_basea_v1_basea_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_basea_v1_basea_proto_rawDesc), len(file_basea_v1_basea_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   23,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -334,6 +334,10 @@ const (
 	AuditService_ListAccessLogs_FullMethodName   = "/basea.v1.AuditService/ListAccessLogs"
 	AuditService_GetAccessHistory_FullMethodName = "/basea.v1.AuditService/GetAccessHistory"
 	AuditService_VerifyChain_FullMethodName      = "/basea.v1.AuditService/VerifyChain"
+	AuditService_GetHead_FullMethodName          = "/basea.v1.AuditService/GetHead"
+	AuditService_GetProof_FullMethodName         = "/basea.v1.AuditService/GetProof"
+	AuditService_GetConsistency_FullMethodName   = "/basea.v1.AuditService/GetConsistency"
+	AuditService_ExportLog_FullMethodName        = "/basea.v1.AuditService/ExportLog"
 )
 
 // AuditServiceClient is the client API for AuditService service.
@@ -349,6 +353,17 @@ type AuditServiceClient interface {
 	GetAccessHistory(ctx context.Context, in *GetAccessHistoryRequest, opts ...grpc.CallOption) (*GetAccessHistoryResponse, error)
 	// VerifyChain checks the hash chain and the signed checkpoints.
 	VerifyChain(ctx context.Context, in *VerifyChainRequest, opts ...grpc.CallOption) (*VerifyChainResponse, error)
+	// GetHead returns the latest signed tree head of the verifiable log
+	// (public material) and the verifier key it is signed with.
+	GetHead(ctx context.Context, in *GetHeadRequest, opts ...grpc.CallOption) (*GetHeadResponse, error)
+	// GetProof proves an entry is in the log a signed head commits to.
+	GetProof(ctx context.Context, in *GetProofRequest, opts ...grpc.CallOption) (*GetProofResponse, error)
+	// GetConsistency proves a tree of old_size is a prefix of one of new_size.
+	GetConsistency(ctx context.Context, in *GetConsistencyRequest, opts ...grpc.CallOption) (*GetConsistencyResponse, error)
+	// ExportLog pages through the log in seq order with the tree hashes
+	// stored with each entry and the signed heads, for verifiers outside
+	// Base A (strata-audit verify, export, --offline).
+	ExportLog(ctx context.Context, in *ExportLogRequest, opts ...grpc.CallOption) (*ExportLogResponse, error)
 }
 
 type auditServiceClient struct {
@@ -389,6 +404,46 @@ func (c *auditServiceClient) VerifyChain(ctx context.Context, in *VerifyChainReq
 	return out, nil
 }
 
+func (c *auditServiceClient) GetHead(ctx context.Context, in *GetHeadRequest, opts ...grpc.CallOption) (*GetHeadResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetHeadResponse)
+	err := c.cc.Invoke(ctx, AuditService_GetHead_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditServiceClient) GetProof(ctx context.Context, in *GetProofRequest, opts ...grpc.CallOption) (*GetProofResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetProofResponse)
+	err := c.cc.Invoke(ctx, AuditService_GetProof_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditServiceClient) GetConsistency(ctx context.Context, in *GetConsistencyRequest, opts ...grpc.CallOption) (*GetConsistencyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetConsistencyResponse)
+	err := c.cc.Invoke(ctx, AuditService_GetConsistency_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *auditServiceClient) ExportLog(ctx context.Context, in *ExportLogRequest, opts ...grpc.CallOption) (*ExportLogResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExportLogResponse)
+	err := c.cc.Invoke(ctx, AuditService_ExportLog_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuditServiceServer is the server API for AuditService service.
 // All implementations must embed UnimplementedAuditServiceServer
 // for forward compatibility.
@@ -402,6 +457,17 @@ type AuditServiceServer interface {
 	GetAccessHistory(context.Context, *GetAccessHistoryRequest) (*GetAccessHistoryResponse, error)
 	// VerifyChain checks the hash chain and the signed checkpoints.
 	VerifyChain(context.Context, *VerifyChainRequest) (*VerifyChainResponse, error)
+	// GetHead returns the latest signed tree head of the verifiable log
+	// (public material) and the verifier key it is signed with.
+	GetHead(context.Context, *GetHeadRequest) (*GetHeadResponse, error)
+	// GetProof proves an entry is in the log a signed head commits to.
+	GetProof(context.Context, *GetProofRequest) (*GetProofResponse, error)
+	// GetConsistency proves a tree of old_size is a prefix of one of new_size.
+	GetConsistency(context.Context, *GetConsistencyRequest) (*GetConsistencyResponse, error)
+	// ExportLog pages through the log in seq order with the tree hashes
+	// stored with each entry and the signed heads, for verifiers outside
+	// Base A (strata-audit verify, export, --offline).
+	ExportLog(context.Context, *ExportLogRequest) (*ExportLogResponse, error)
 	mustEmbedUnimplementedAuditServiceServer()
 }
 
@@ -420,6 +486,18 @@ func (UnimplementedAuditServiceServer) GetAccessHistory(context.Context, *GetAcc
 }
 func (UnimplementedAuditServiceServer) VerifyChain(context.Context, *VerifyChainRequest) (*VerifyChainResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method VerifyChain not implemented")
+}
+func (UnimplementedAuditServiceServer) GetHead(context.Context, *GetHeadRequest) (*GetHeadResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetHead not implemented")
+}
+func (UnimplementedAuditServiceServer) GetProof(context.Context, *GetProofRequest) (*GetProofResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetProof not implemented")
+}
+func (UnimplementedAuditServiceServer) GetConsistency(context.Context, *GetConsistencyRequest) (*GetConsistencyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetConsistency not implemented")
+}
+func (UnimplementedAuditServiceServer) ExportLog(context.Context, *ExportLogRequest) (*ExportLogResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExportLog not implemented")
 }
 func (UnimplementedAuditServiceServer) mustEmbedUnimplementedAuditServiceServer() {}
 func (UnimplementedAuditServiceServer) testEmbeddedByValue()                      {}
@@ -496,6 +574,78 @@ func _AuditService_VerifyChain_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuditService_GetHead_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetHeadRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).GetHead(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_GetHead_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).GetHead(ctx, req.(*GetHeadRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuditService_GetProof_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetProofRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).GetProof(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_GetProof_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).GetProof(ctx, req.(*GetProofRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuditService_GetConsistency_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetConsistencyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).GetConsistency(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_GetConsistency_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).GetConsistency(ctx, req.(*GetConsistencyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuditService_ExportLog_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExportLogRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).ExportLog(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_ExportLog_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).ExportLog(ctx, req.(*ExportLogRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuditService_ServiceDesc is the grpc.ServiceDesc for AuditService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -514,6 +664,22 @@ var AuditService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "VerifyChain",
 			Handler:    _AuditService_VerifyChain_Handler,
+		},
+		{
+			MethodName: "GetHead",
+			Handler:    _AuditService_GetHead_Handler,
+		},
+		{
+			MethodName: "GetProof",
+			Handler:    _AuditService_GetProof_Handler,
+		},
+		{
+			MethodName: "GetConsistency",
+			Handler:    _AuditService_GetConsistency_Handler,
+		},
+		{
+			MethodName: "ExportLog",
+			Handler:    _AuditService_ExportLog_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -519,6 +519,78 @@ func (x *CredentialInvalidated) GetUsername() string {
 	return ""
 }
 
+// AuditCheckpointSigned is a signed tree head of Base A's verifiable audit
+// log (base-a → witnesses), published as it is made so copies live outside
+// Base A's database. note is the signed note (origin, size, base64 root,
+// time; Ed25519), verifiable with Base A's public verifier key alone.
+type AuditCheckpointSigned struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Size          int64                  `protobuf:"varint,1,opt,name=size,proto3" json:"size,omitempty"`
+	Root          []byte                 `protobuf:"bytes,2,opt,name=root,proto3" json:"root,omitempty"`
+	Note          []byte                 `protobuf:"bytes,3,opt,name=note,proto3" json:"note,omitempty"`
+	SignedAt      *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=signed_at,json=signedAt,proto3" json:"signed_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditCheckpointSigned) Reset() {
+	*x = AuditCheckpointSigned{}
+	mi := &file_events_v1_events_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditCheckpointSigned) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditCheckpointSigned) ProtoMessage() {}
+
+func (x *AuditCheckpointSigned) ProtoReflect() protoreflect.Message {
+	mi := &file_events_v1_events_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditCheckpointSigned.ProtoReflect.Descriptor instead.
+func (*AuditCheckpointSigned) Descriptor() ([]byte, []int) {
+	return file_events_v1_events_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *AuditCheckpointSigned) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *AuditCheckpointSigned) GetRoot() []byte {
+	if x != nil {
+		return x.Root
+	}
+	return nil
+}
+
+func (x *AuditCheckpointSigned) GetNote() []byte {
+	if x != nil {
+		return x.Note
+	}
+	return nil
+}
+
+func (x *AuditCheckpointSigned) GetSignedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SignedAt
+	}
+	return nil
+}
+
 var File_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_events_v1_events_proto_rawDesc = "" +
@@ -570,7 +642,12 @@ const file_events_v1_events_proto_rawDesc = "" +
 	"\x04base\x18\x06 \x01(\tR\x04base\x129\n" +
 	"\x05batch\x18\a \x03(\v2#.events.v1.ActivityCacheInvalidatedR\x05batch\"3\n" +
 	"\x15CredentialInvalidated\x12\x1a\n" +
-	"\busername\x18\x01 \x01(\tR\busernameB\xa2\x01\n" +
+	"\busername\x18\x01 \x01(\tR\busername\"\x8c\x01\n" +
+	"\x15AuditCheckpointSigned\x12\x12\n" +
+	"\x04size\x18\x01 \x01(\x03R\x04size\x12\x12\n" +
+	"\x04root\x18\x02 \x01(\fR\x04root\x12\x12\n" +
+	"\x04note\x18\x03 \x01(\fR\x04note\x127\n" +
+	"\tsigned_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bsignedAtB\xa2\x01\n" +
 	"\rcom.events.v1B\vEventsProtoP\x01Z?github.com/strata-bureau/strata/proto/gen/go/events/v1;eventsv1\xa2\x02\x03EXX\xaa\x02\tEvents.V1\xca\x02\tEvents\\V1\xe2\x02\x15Events\\V1\\GPBMetadata\xea\x02\n" +
 	"Events::V1b\x06proto3"
 
@@ -586,7 +663,7 @@ func file_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_events_v1_events_proto_rawDescData
 }
 
-var file_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_events_v1_events_proto_goTypes = []any{
 	(*CpfQueried)(nil),                // 0: events.v1.CpfQueried
 	(*CardPurchaseRecorded)(nil),      // 1: events.v1.CardPurchaseRecorded
@@ -594,20 +671,22 @@ var file_events_v1_events_proto_goTypes = []any{
 	(*DebtSummaryChanged)(nil),        // 3: events.v1.DebtSummaryChanged
 	(*ActivityCacheInvalidated)(nil),  // 4: events.v1.ActivityCacheInvalidated
 	(*CredentialInvalidated)(nil),     // 5: events.v1.CredentialInvalidated
-	(*timestamppb.Timestamp)(nil),     // 6: google.protobuf.Timestamp
+	(*AuditCheckpointSigned)(nil),     // 6: events.v1.AuditCheckpointSigned
+	(*timestamppb.Timestamp)(nil),     // 7: google.protobuf.Timestamp
 }
 var file_events_v1_events_proto_depIdxs = []int32{
-	6, // 0: events.v1.CpfQueried.queried_at:type_name -> google.protobuf.Timestamp
-	6, // 1: events.v1.CardPurchaseRecorded.occurred_at:type_name -> google.protobuf.Timestamp
-	6, // 2: events.v1.FinancialMovementRecorded.occurred_at:type_name -> google.protobuf.Timestamp
-	6, // 3: events.v1.DebtSummaryChanged.as_of:type_name -> google.protobuf.Timestamp
-	6, // 4: events.v1.ActivityCacheInvalidated.queried_at:type_name -> google.protobuf.Timestamp
+	7, // 0: events.v1.CpfQueried.queried_at:type_name -> google.protobuf.Timestamp
+	7, // 1: events.v1.CardPurchaseRecorded.occurred_at:type_name -> google.protobuf.Timestamp
+	7, // 2: events.v1.FinancialMovementRecorded.occurred_at:type_name -> google.protobuf.Timestamp
+	7, // 3: events.v1.DebtSummaryChanged.as_of:type_name -> google.protobuf.Timestamp
+	7, // 4: events.v1.ActivityCacheInvalidated.queried_at:type_name -> google.protobuf.Timestamp
 	4, // 5: events.v1.ActivityCacheInvalidated.batch:type_name -> events.v1.ActivityCacheInvalidated
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	7, // 6: events.v1.AuditCheckpointSigned.signed_at:type_name -> google.protobuf.Timestamp
+	7, // [7:7] is the sub-list for method output_type
+	7, // [7:7] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_events_v1_events_proto_init() }
@@ -621,7 +700,7 @@ func file_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_events_v1_events_proto_rawDesc), len(file_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

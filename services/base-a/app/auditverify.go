@@ -1,0 +1,332 @@
+package app
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	baseav1 "github.com/strata-bureau/strata/proto/gen/go/basea/v1"
+	"github.com/strata-bureau/strata/services/base-a/internal/audit"
+	"github.com/strata-bureau/strata/services/base-a/internal/grpcapi"
+)
+
+// verdict is what strata-audit verify prints.
+type verdict struct {
+	OK                  bool   `json:"ok"`
+	CheckedEntries      int64  `json:"checked_entries"`
+	FirstBadEntry       int64  `json:"first_bad_entry"`
+	Problem             string `json:"problem,omitempty"`
+	CheckpointsVerified int64  `json:"checkpoints_verified"`
+	HeadsVerified       int64  `json:"heads_verified"`
+	PurgedThrough       int64  `json:"purged_through"`
+	TreeSize            int64  `json:"tree_size"`
+	GrantsChecked       int64  `json:"grants_checked"`
+}
+
+func (v *verdict) fail(seq int64, problem string) {
+	if v.OK || (seq > 0 && seq < v.FirstBadEntry) {
+		v.OK, v.FirstBadEntry, v.Problem = false, seq, problem
+	}
+}
+
+func printVerdict(v verdict, stdout, stderr io.Writer) int {
+	out, _ := json.Marshal(v)
+	fmt.Fprintln(stdout, string(out))
+	if !v.OK {
+		fmt.Fprintf(stderr, "strata-audit: TAMPERING DETECTED at entry seq %d: %s\n", v.FirstBadEntry, v.Problem)
+		return 1
+	}
+	return 0
+}
+
+// readKey reads a verifier key given inline or as a file.
+func readKey(k string) (note.Verifier, error) {
+	k = strings.TrimSpace(k)
+	if k == "" {
+		return nil, errors.New("a verifier key is required (STRATA_AUDIT_VERIFIER_KEY or -public-key)")
+	}
+	if b, err := os.ReadFile(k); err == nil {
+		k = strings.TrimSpace(string(b))
+	}
+	v, err := audit.NewVerifier(k)
+	if err != nil {
+		return nil, fmt.Errorf("verifier key: %w", err)
+	}
+	return v, nil
+}
+
+// pageVerifier runs pages of an exported log through audit.LogVerifier.
+type pageVerifier struct {
+	key      note.Verifier
+	start    audit.State
+	extra    [][2]string // heads from witnesses: note (base64), source
+	trusted  []audit.State
+	lv       *audit.LogVerifier
+	v        verdict
+	lastSeen int64
+}
+
+func (p *pageVerifier) page(r *baseav1.ExportLogResponse) bool {
+	if p.lv == nil {
+		st := p.start
+		if st.Size == 0 && r.GetAnchorSize() > 0 {
+			// The log starts after a retention purge: at the signed head
+			// of the anchor, whose edge hashes must hash to its root.
+			st = audit.State{Size: r.GetAnchorSize(), Edge: map[int64]tlog.Hash{}}
+			found := false
+			for _, n := range r.GetHeads() {
+				if h, err := audit.OpenHead(n, p.key); err == nil && h.Size == st.Size {
+					st.Root, found = h.Root, true
+				}
+			}
+			for _, e := range r.GetAnchorEdge() {
+				var x tlog.Hash
+				copy(x[:], e.GetHash())
+				st.Edge[e.GetIndex()] = x
+			}
+			p.v.PurgedThrough = st.Size
+			if !found {
+				p.v.fail(st.Size, "the signed head the log restarts from after a purge is missing")
+				return false
+			}
+		}
+		lv, err := audit.NewLogVerifier(p.key, st)
+		if err != nil {
+			p.v.fail(st.Size+1, err.Error())
+			return false
+		}
+		p.lv = lv
+		for _, t := range p.trusted {
+			lv.AddTrustedHead(t.Size, t.Root, "the last verified head")
+		}
+		for _, h := range p.extra {
+			raw, err := base64.StdEncoding.DecodeString(h[0])
+			if err != nil {
+				p.v.fail(st.Size+1, "a witnessed head is not base64: "+h[1])
+				return false
+			}
+			if _, err := lv.AddHead(raw, h[1]); err != nil {
+				p.v.fail(st.Size+1, fmt.Sprintf("a head from %s does not verify", h[1]))
+				return false
+			}
+		}
+	}
+	for _, n := range r.GetHeads() {
+		if _, err := p.lv.AddHead(n, "the log"); err != nil {
+			p.v.fail(p.lv.Size()+1, "a signed head in the log does not verify (forged head)")
+			return false
+		}
+	}
+	for _, e := range r.GetEntries() {
+		if !p.lv.Add(grpcapi.LogEntryFrom(e)) {
+			return false
+		}
+		p.v.CheckedEntries++
+	}
+	return true
+}
+
+func (p *pageVerifier) finish() audit.Result {
+	if p.lv == nil {
+		p.page(&baseav1.ExportLogResponse{})
+	}
+	if p.lv == nil {
+		return audit.Result{}
+	}
+	res := p.lv.Finish()
+	if !res.OK {
+		p.v.fail(res.FirstBadEntry, res.Problem)
+	}
+	p.v.HeadsVerified += res.HeadsVerified
+	p.v.TreeSize = p.lv.Size()
+	return res
+}
+
+type savedState struct {
+	audit.State
+	Note string `json:"note,omitempty"`
+}
+
+func loadState(path string) (audit.State, error) {
+	var s savedState
+	if path == "" {
+		return s.State, nil
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return s.State, nil
+	}
+	if err != nil {
+		return s.State, err
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return s.State, fmt.Errorf("state %s: %w", path, err)
+	}
+	return s.State, nil
+}
+
+func saveState(path string, st audit.State) error {
+	if path == "" {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	b, _ := json.Marshal(savedState{State: st})
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// readWitnesses reads witnessed heads: one base64 signed head per line.
+func readWitnesses(list string) ([][2]string, error) {
+	var out [][2]string
+	for _, f := range strings.Split(list, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		fh, err := os.Open(f)
+		if err != nil {
+			return nil, fmt.Errorf("witness file: %w", err)
+		}
+		sc := bufio.NewScanner(fh)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			if line := strings.TrimSpace(sc.Text()); line != "" {
+				out = append(out, [2]string{line, "witness " + filepath.Base(f)})
+			}
+		}
+		_ = fh.Close()
+		if err := sc.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// verifyOnline checks the database log as an outside monitor: Base A's own
+// bounded check (HMAC chain, checkpoints, purges, grants), then the
+// Merkle log with public material, against the signed heads in the log,
+// the witnessed heads and the last head this verifier verified.
+func verifyOnline(ctx context.Context, client baseav1.AuditServiceClient, cfg AuditCLIConfig, full bool, stdout, stderr io.Writer) int {
+	fail := func(err error) int {
+		fmt.Fprintln(stderr, "strata-audit:", err)
+		return 2
+	}
+	key, err := readKey(cfg.VerifierKey)
+	if err != nil {
+		return fail(err)
+	}
+	kept, err := loadState(cfg.State)
+	if err != nil {
+		return fail(err)
+	}
+	wit, err := readWitnesses(cfg.Witnesses)
+	if err != nil {
+		return fail(err)
+	}
+	v := verdict{OK: true}
+	from := int64(0)
+	if full {
+		from = 1
+	}
+	sr, err := client.VerifyChain(ctx, &baseav1.VerifyChainRequest{FromSeq: from})
+	if err != nil {
+		return fail(err)
+	}
+	v.CheckpointsVerified, v.GrantsChecked, v.PurgedThrough = sr.GetCheckpointsVerified(), sr.GetGrantsChecked(), sr.GetPurgedThrough()
+	if !sr.GetOk() {
+		v.fail(sr.GetFirstBadEntry(), sr.GetProblem())
+	}
+	start := kept
+	if full {
+		start = audit.State{}
+	}
+	pv := &pageVerifier{key: key, start: start, extra: wit, v: verdict{OK: true}}
+	if kept.Size > 0 {
+		// Starting over still holds the log to the head verified before.
+		pv.trusted = append(pv.trusted, kept)
+	}
+	after := start.Size
+	for {
+		page, err := client.ExportLog(ctx, &baseav1.ExportLogRequest{AfterSeq: after, PageSize: 5000})
+		if err != nil {
+			return fail(err)
+		}
+		if !pv.page(page) {
+			break
+		}
+		if n := len(page.GetEntries()); n > 0 {
+			after = page.GetEntries()[n-1].GetSeq()
+		}
+		if !page.GetMore() {
+			break
+		}
+	}
+	res := pv.finish()
+	if pv.v.PurgedThrough == 0 {
+		pv.v.PurgedThrough = v.PurgedThrough
+	}
+	pv.v.CheckpointsVerified, pv.v.GrantsChecked = v.CheckpointsVerified, v.GrantsChecked
+	if !v.OK {
+		pv.v.fail(v.FirstBadEntry, v.Problem)
+	}
+	// A head older than the one already verified is a rollback.
+	if h, err := client.GetHead(ctx, &baseav1.GetHeadRequest{}); err == nil && h.GetSize() < kept.Size {
+		pv.v.fail(h.GetSize()+1, fmt.Sprintf("the log's newest head (size %d) is older than the head already verified (size %d)", h.GetSize(), kept.Size))
+	}
+	if pv.v.OK {
+		if err := saveState(cfg.State, res.State); err != nil {
+			return fail(err)
+		}
+	}
+	return printVerdict(pv.v, stdout, stderr)
+}
+
+// verifyOffline verifies an exported log (export-log) with the public
+// verifier key only.
+func verifyOffline(file, publicKey string, stdout, stderr io.Writer) int {
+	fail := func(err error) int {
+		fmt.Fprintln(stderr, "strata-audit:", err)
+		return 2
+	}
+	key, err := readKey(publicKey)
+	if err != nil {
+		return fail(err)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return fail(err)
+	}
+	defer func() { _ = f.Close() }()
+	pv := &pageVerifier{key: key, v: verdict{OK: true}}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 256<<20)
+	for sc.Scan() {
+		var page baseav1.ExportLogResponse
+		if err := protojson.Unmarshal(sc.Bytes(), &page); err != nil {
+			return fail(fmt.Errorf("%s: not an exported log: %w", file, err))
+		}
+		if !pv.page(&page) {
+			break
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fail(err)
+	}
+	pv.finish()
+	return printVerdict(pv.v, stdout, stderr)
+}
