@@ -80,3 +80,13 @@ func FromIncoming(ctx context.Context) Origin {
 	}
 	return o
 }
+
+// PartnerOf is the partner id in ctx's outgoing metadata ("" if none): the
+// key a client-side per-partner limit uses.
+func PartnerOf(ctx context.Context) string {
+	md, _ := metadata.FromOutgoingContext(ctx)
+	if v := md.Get(PartnerIDKey); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}

@@ -83,6 +83,11 @@ type Config struct {
 	// address is refused before any database work.
 	AuthFailureBurst      int     `env:"AUTH_FAILURE_BURST, default=20"`
 	AuthFailuresPerMinute float64 `env:"AUTH_FAILURES_PER_MINUTE, default=60"`
+	// PerPartner caps one partner's calls in flight to a base (default: a
+	// quarter of BULKHEAD); ExpensiveCalls bounds audit verifications (and
+	// exports) in flight in total, one per partner.
+	PerPartner     int `env:"PER_PARTNER_IN_FLIGHT"`
+	ExpensiveCalls int `env:"EXPENSIVE_CALLS, default=2"`
 	// QuotaSyncInterval is how often daily-quota counts are shared with the
 	// other replicas; a quota can overshoot by what they admit meanwhile.
 	QuotaSyncInterval time.Duration `env:"QUOTA_SYNC_INTERVAL, default=1s"`
@@ -215,7 +220,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis, opsLis ne
 	if err != nil {
 		return err
 	}
-	bo := backend.Options{Client: grpcclient.Options{Telemetry: tel}, MaxInFlight: cfg.Bulkhead, Timeout: cfg.BackendTimeout,
+	bo := backend.Options{Client: grpcclient.Options{Telemetry: tel}, MaxInFlight: cfg.Bulkhead, PerPartner: cfg.PerPartner, Timeout: cfg.BackendTimeout,
 		// Three consecutive failures open a replica's breaker; after 2s one
 		// trial call is let through. Calls to an open breaker fail at once.
 		Breaker: breaker.Config{ConsecutiveFailures: 3, OpenFor: 2 * time.Second}}
@@ -264,7 +269,8 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis, opsLis ne
 	failures := limits.NewFailures(cfg.AuthFailureBurst, cfg.AuthFailuresPerMinute)
 	keyAuth := &api.KeyAuth{Store: st, Pepper: pepper, Limiter: limits.New(), Logger: logger, CacheTTL: cfg.KeyCacheTTL,
 		Proxies: proxies, Failures: failures}
-	(&api.Handlers{Backends: api.Backends{A: pa, B: pb, C: pc}, Events: emitter, Logger: logger}).Register(hapi)
+	(&api.Handlers{Backends: api.Backends{A: pa, B: pb, C: pc}, Events: emitter, Logger: logger,
+		Expensive: limits.NewConcurrency(max(1, cfg.ExpensiveCalls), 1)}).Register(hapi)
 	(&api.Admin{Store: st, Pepper: pepper, Keys: keyAuth, RatePerSec: cfg.RatePerSec, Burst: cfg.Burst, DailyQuota: cfg.DailyQuota}).Register(hapi)
 	if cfg.IssuerEnabled {
 		keys, err := issuer.ParseKeys(cfg.IssuerKeys.Reveal())

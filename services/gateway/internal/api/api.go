@@ -21,6 +21,7 @@ import (
 	basecv1 "github.com/strata-bureau/strata/proto/gen/go/basec/v1"
 	"github.com/strata-bureau/strata/services/gateway/internal/backend"
 	"github.com/strata-bureau/strata/services/gateway/internal/events"
+	"github.com/strata-bureau/strata/services/gateway/internal/limits"
 )
 
 // Backends are the three bases.
@@ -34,6 +35,25 @@ type Handlers struct {
 	Events   *events.Emitter
 	// Logger records unexpected errors (answered 500) with their cause.
 	Logger *slog.Logger
+	// Expensive bounds calls that cost a base far more than a read (audit
+	// verification; exports): a small budget of their own, one per
+	// partner at a time, so bursts of them never take the bulkhead or the
+	// base's pool from everyone else. Nil: no budget beyond the bulkhead.
+	Expensive *limits.Concurrency
+}
+
+// expensive takes a slot of the expensive-call budget for the caller.
+func (h *Handlers) expensive(c Caller) (func(), error) {
+	if h.Expensive == nil {
+		return func() {}, nil
+	}
+	release, _, ok := h.Expensive.Acquire(c.PartnerID)
+	if !ok {
+		p := problem(http.StatusTooManyRequests, "expensive-call-budget", "this operation is expensive: one at a time per partner, a few at once in total; retry shortly")
+		p.retryAfter = 5 * time.Second
+		return nil, p
+	}
+	return release, nil
 }
 
 // Register declares every public operation on api.

@@ -204,10 +204,15 @@ type VerifyResponse struct {
 }
 
 func (h *Handlers) verify(ctx context.Context, _ *struct{}) (*VerifyResponse, error) {
-	ctx, _, _, err := auditReader(ctx, false)
+	ctx, c, _, err := auditReader(ctx, false)
 	if err != nil {
 		return nil, err
 	}
+	release, err := h.expensive(c)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	var resp *baseav1.VerifyChainResponse
 	err = h.Backends.A.Call(ctx, true, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
 		resp, err = baseav1.NewAuditServiceClient(conn).VerifyChain(ctx, &baseav1.VerifyChainRequest{})

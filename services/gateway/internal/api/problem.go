@@ -110,6 +110,11 @@ func (h *Handlers) fromBackend(ctx context.Context, err error, base string) erro
 	if err == nil {
 		return nil
 	}
+	if errors.Is(err, backend.ErrPartnerBusy) {
+		p := problem(http.StatusTooManyRequests, "too-many-concurrent-calls", "your calls in flight to "+base+" are at your share; retry when some finish")
+		p.retryAfter = time.Second
+		return p
+	}
 	if errors.Is(err, backend.ErrBusy) || errors.Is(err, backend.ErrUnavailable) || errors.Is(err, breaker.ErrOpen) ||
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return unavailable(base)

@@ -25,10 +25,16 @@ import (
 
 	"github.com/strata-bureau/strata/pkg/breaker"
 	"github.com/strata-bureau/strata/pkg/grpcclient"
+	"github.com/strata-bureau/strata/pkg/origin"
+	"github.com/strata-bureau/strata/services/gateway/internal/limits"
 )
 
 // ErrBusy means the bulkhead is full.
 var ErrBusy = errors.New("backend busy")
+
+// ErrPartnerBusy means the calling partner already has its share of the
+// bulkhead in flight: the caller's limit, not the base's trouble.
+var ErrPartnerBusy = errors.New("too many concurrent calls from this partner")
 
 // ErrUnavailable means no replica could take the call (all breakers open
 // or unhealthy).
@@ -45,7 +51,7 @@ type replica struct {
 type Pool struct {
 	Name    string
 	next    atomic.Uint64
-	sem     chan struct{}
+	sem     *limits.Concurrency
 	timeout time.Duration
 	targets []string
 	set     *breaker.Set
@@ -58,8 +64,13 @@ type Pool struct {
 // Options for New.
 type Options struct {
 	Client      grpcclient.Options
-	MaxInFlight int           // bulkhead size (default 256)
-	Timeout     time.Duration // per attempt (default 2s)
+	MaxInFlight int // bulkhead size (default 256)
+	// PerPartner caps one partner's calls in flight within the bulkhead
+	// (default a quarter of it), so one partner's slow or expensive calls
+	// leave room for the others. The partner is the call's x-partner-id
+	// (pkg/origin); calls without one share the key "".
+	PerPartner int
+	Timeout    time.Duration // per attempt (default 2s)
 	// Breaker settings per replica.
 	Breaker breaker.Config
 	// Lookup resolves a target's host name (default: the system resolver).
@@ -126,7 +137,10 @@ func New(name string, targets []string, set *breaker.Set, o Options) (*Pool, err
 			return nil, fmt.Errorf("backend %s: %q is not host:port", name, t)
 		}
 	}
-	p := &Pool{Name: name, sem: make(chan struct{}, o.MaxInFlight), timeout: o.Timeout, targets: targets, set: set, opts: o}
+	if o.PerPartner <= 0 {
+		o.PerPartner = max(1, o.MaxInFlight/4)
+	}
+	p := &Pool{Name: name, sem: limits.NewConcurrency(o.MaxInFlight, o.PerPartner), timeout: o.Timeout, targets: targets, set: set, opts: o}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := p.Refresh(ctx); err != nil {
@@ -274,12 +288,14 @@ func (p *Pool) States() map[string]string {
 // Call runs fn on a replica. Idempotent calls that fail with Unavailable
 // (or meet an open breaker) move on to the next replica, once per replica.
 func (p *Pool) Call(ctx context.Context, idempotent bool, fn func(ctx context.Context, conn *grpc.ClientConn) error) error {
-	select {
-	case p.sem <- struct{}{}:
-		defer func() { <-p.sem }()
-	default:
+	release, partnerFull, ok := p.sem.Acquire(origin.PartnerOf(ctx))
+	switch {
+	case partnerFull:
+		return ErrPartnerBusy
+	case !ok:
 		return ErrBusy
 	}
+	defer release()
 	replicas := p.snapshot()
 	if len(replicas) == 0 {
 		return ErrUnavailable

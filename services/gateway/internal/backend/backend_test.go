@@ -2,6 +2,7 @@ package backend_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/strata-bureau/strata/pkg/breaker"
 	"github.com/strata-bureau/strata/pkg/logging"
+	"github.com/strata-bureau/strata/pkg/origin"
 	"github.com/strata-bureau/strata/pkg/telemetry"
 	"github.com/strata-bureau/strata/services/gateway/internal/backend"
 )
@@ -179,6 +181,55 @@ func TestUnreachableReplicaStillOpensItsBreaker(t *testing.T) {
 	for b, s := range set.States() {
 		if s != breaker.Open {
 			t.Fatalf("breaker %s of an unreachable replica is %s", b, s)
+		}
+	}
+}
+
+// A partner cannot take more than its share of a base: with its calls in
+// flight at the cap, its next call is refused at once (the caller's limit:
+// ErrPartnerBusy, no breaker involved) while another partner is served.
+func TestPerPartnerShareOfTheBulkhead(t *testing.T) {
+	t.Parallel()
+	addr := replica(t, "127.0.0.1", "0")
+	set, _ := breaker.NewSet(telemetry.Noop().Meter("t"), logging.Discard())
+	p, err := backend.New("base-c", []string{addr}, set, backend.Options{Timeout: 5 * time.Second, MaxInFlight: 8, PerPartner: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	as := func(partner string) context.Context {
+		return origin.Outgoing(context.Background(), origin.Origin{PartnerID: partner, ClientIP: "127.0.0.1"})
+	}
+	check := func(ctx context.Context, conn *grpc.ClientConn) error {
+		_, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+		return err
+	}
+	release := make(chan struct{})
+	var started, done sync.WaitGroup
+	for range 2 {
+		started.Add(1)
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			_ = p.Call(as("hostile"), true, func(ctx context.Context, conn *grpc.ClientConn) error {
+				started.Done()
+				<-release
+				return check(ctx, conn)
+			})
+		}()
+	}
+	started.Wait()
+	if err := p.Call(as("hostile"), true, check); !errors.Is(err, backend.ErrPartnerBusy) {
+		t.Fatalf("a partner over its share: %v", err)
+	}
+	if err := p.Call(as("good"), true, check); err != nil {
+		t.Fatalf("another partner was not served: %v", err)
+	}
+	close(release)
+	done.Wait()
+	for b, s := range set.States() {
+		if s != breaker.Closed {
+			t.Fatalf("breaker %s is %s", b, s)
 		}
 	}
 }
