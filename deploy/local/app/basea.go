@@ -2,12 +2,16 @@ package app
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"net/url"
 	"os"
 	"path/filepath"
 	"time"
+
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/strata-bureau/strata/deploy/local/internal/stack"
 	"github.com/strata-bureau/strata/pkg/pki"
@@ -94,6 +98,21 @@ func baseaSpec(cfg Config, stores *Stores, secrets *secretStore, demo map[string
 	demo["STRATA_AUDIT_CERT"] = aud.Cert
 	demo["STRATA_AUDIT_KEY"] = aud.Key
 	demo["STRATA_AUDIT_CA"] = aud.CA
+	// strata-audit verify: the log's public verifier key, where it keeps
+	// the last head it verified, and the witness file the gateway appends
+	// every signed head to.
+	seed, err := base64.StdEncoding.DecodeString(vals["basea-signing-seed"])
+	if err != nil || len(seed) != ed25519.SeedSize {
+		return serviceSpec{}, errors.New("basea-signing-seed is not a 32-byte key")
+	}
+	vkey, err := note.NewEd25519VerifierKey("strata-audit-base-a", ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey))
+	if err != nil {
+		return serviceSpec{}, err
+	}
+	abs, _ := filepath.Abs(cfg.DataDir)
+	demo["STRATA_AUDIT_VERIFIER_KEY"] = vkey
+	demo["STRATA_AUDIT_STATE"] = filepath.Join(abs, "audit", "verified-head.json")
+	demo["STRATA_AUDIT_WITNESSES"] = witnessFile(cfg)
 	return serviceSpec{
 		name:     "base-a",
 		replicas: 1,
@@ -118,4 +137,10 @@ func baseaSpec(cfg Config, stores *Stores, secrets *secretStore, demo map[string
 			}
 		},
 	}, nil
+}
+
+// witnessFile is the local stack's append-only file of witnessed heads.
+func witnessFile(cfg Config) string {
+	abs, _ := filepath.Abs(cfg.DataDir)
+	return filepath.Join(abs, "witness", "audit-heads.log")
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -177,6 +179,10 @@ func TestEveryPartnerJourneyEndToEnd(t *testing.T) {
 	if p.str("name") != "Maria Aparecida da Silva" || p.body["address"] != nil || p.body["debts"] == nil {
 		t.Fatalf("person: %s", p.raw)
 	}
+	receipt := p.header.Get("Strata-Audit-Entry")
+	if receipt == "" {
+		t.Fatalf("a Base A read answered without its audit entry id: %v", p.header)
+	}
 	d := c.do("GET", "/v1/people/52998224725/debts", "", "X-Api-Key", key, "X-Strata-Grant", grant).want(t, 200, "")
 	if ds, _ := d.body["debts"].([]any); len(ds) != 2 {
 		t.Fatalf("debts: %s", d.raw)
@@ -278,6 +284,22 @@ func TestEveryPartnerJourneyEndToEnd(t *testing.T) {
 	if es, _ := reads.body["entries"].([]any); len(es) < 3 {
 		t.Fatalf("the partner's reads of the audit log are not recorded: %s", reads.raw)
 	}
+	// The read's receipt proves it is in the signed log (within a checkpoint interval).
+	var proof reply
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		if proof = c.do("GET", "/v1/audit/entries/"+receipt+"/proof", "", "X-Api-Key", key); proof.status == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no inclusion proof for the read's entry: %s", proof.raw)
+		}
+	}
+	checkInclusion(t, proof)
+	head := c.do("GET", "/v1/audit/head", "", "X-Api-Key", key).want(t, 200, "")
+	if head.body["tree_size"] == nil || head.str("note") == "" {
+		t.Fatalf("head: %s", head.raw)
+	}
+	c.do("GET", "/v1/audit/head", "", "X-Api-Key", narrow0(t, c, admin)).want(t, 403, "insufficient-scope")
 	ver := c.do("POST", "/v1/audit/verify", "", "X-Api-Key", auditor).want(t, 200, "")
 	if ver.body["ok"] != true {
 		t.Fatalf("verify: %s", ver.raw)
@@ -405,4 +427,50 @@ func TestEveryPartnerJourneyEndToEnd(t *testing.T) {
 
 	// 8. In steady state no lookup writes to a database on its request path.
 	assertNoWritesOnRequestPath(t, c, stores.DatabaseURL, cfg, admin, bearer, basic)
+}
+
+// narrow0 is a key of another partner without audit scopes.
+func narrow0(t *testing.T, c *client, admin string) string {
+	c.do("POST", "/v1/admin/partners", `{"id":"no-audit-bank","name":"No Audit"}`, "X-Api-Key", admin)
+	return c.do("POST", "/v1/admin/partners/no-audit-bank/keys", `{"scopes":["base-c:read"]}`, "X-Api-Key", admin).want(t, 201, "").str("key")
+}
+
+// checkInclusion verifies an inclusion proof against its signed head with
+// the head's verifier key, as a partner holding its receipt would.
+func checkInclusion(t *testing.T, proof reply) {
+	t.Helper()
+	var p struct {
+		Seq       int64    `json:"seq"`
+		LeafIndex int64    `json:"leaf_index"`
+		LeafData  []byte   `json:"leaf_data"`
+		Proof     [][]byte `json:"proof"`
+		Head      struct {
+			TreeSize    int64  `json:"tree_size"`
+			RootHash    []byte `json:"root_hash"`
+			Note        string `json:"note"`
+			VerifierKey string `json:"verifier_key"`
+		} `json:"head"`
+	}
+	if err := json.Unmarshal([]byte(proof.raw), &p); err != nil {
+		t.Fatal(err)
+	}
+	v, err := note.NewVerifier(p.Head.VerifierKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := note.Open([]byte(p.Head.Note), note.VerifierList(v)); err != nil {
+		t.Fatalf("signed head: %v", err)
+	}
+	var root tlog.Hash
+	copy(root[:], p.Head.RootHash)
+	rp := make(tlog.RecordProof, len(p.Proof))
+	for i, h := range p.Proof {
+		copy(rp[i][:], h)
+	}
+	if err := tlog.CheckRecord(rp, p.Head.TreeSize, root, p.LeafIndex, tlog.RecordHash(p.LeafData)); err != nil {
+		t.Fatalf("inclusion proof: %v", err)
+	}
+	if !strings.Contains(p.Head.Note, fmt.Sprintf("\n%d\n", p.Head.TreeSize)) {
+		t.Fatalf("the note does not sign the tree size: %q", p.Head.Note)
+	}
 }

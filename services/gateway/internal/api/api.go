@@ -78,6 +78,8 @@ func (h *Handlers) Register(api huma.API) {
 	huma.Register(api, op("list-access-logs", http.MethodGet, "/v1/audit/access-logs", "Filter Base A's access log", "Audit"), h.accessLogs)
 	huma.Register(api, op("access-history", http.MethodGet, "/v1/audit/access-history/{cpf}", "Who accessed this CPF's Base A data in the last six months", "Audit"), h.accessHistory)
 	huma.Register(api, op("verify-audit-log", http.MethodPost, "/v1/audit/verify", "Verify the audit log's hash chain and signed checkpoints", "Audit"), h.verify)
+	huma.Register(api, op("audit-head", http.MethodGet, "/v1/audit/head", "The latest signed tree head of the verifiable audit log (public material)", "Audit"), h.auditHead)
+	huma.Register(api, op("audit-proof", http.MethodGet, "/v1/audit/entries/{id}/proof", "An inclusion proof of an audit entry in a signed tree head", "Audit"), h.auditProof)
 }
 
 // missingCredential is the 401 for a call without its base's credential.
@@ -250,7 +252,8 @@ type Debt struct {
 
 // PersonResponse holds only the granted fields.
 type PersonResponse struct {
-	Body struct {
+	AuditEntry string `header:"Strata-Audit-Entry" doc:"the id of this read's audit entry: its receipt (GET /v1/audit/entries/{id}/proof)"`
+	Body       struct {
 		CPF     string   `json:"cpf"`
 		Name    string   `json:"name,omitempty"`
 		Address *Address `json:"address,omitempty"`
@@ -279,9 +282,10 @@ func (h *Handlers) getPerson(ctx context.Context, in *PersonRequest) (*PersonRes
 		return nil, missingCredential("a grant token in X-Strata-Grant")
 	}
 	var resp *baseav1.GetPersonResponse
+	var md metadata.MD
 	// Not retried: every attempt uses the grant and is audited.
 	err = h.Backends.A.Call(ctx, false, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
-		resp, err = baseav1.NewPeopleServiceClient(conn).GetPerson(outgoing(ctx, c, ""), &baseav1.GetPersonRequest{Context: accessCtx(c), Cpf: person, GrantToken: in.Grant})
+		resp, err = baseav1.NewPeopleServiceClient(conn).GetPerson(outgoing(ctx, c, ""), &baseav1.GetPersonRequest{Context: accessCtx(c), Cpf: person, GrantToken: in.Grant}, grpc.Header(&md))
 		return err
 	})
 	if err != nil {
@@ -289,7 +293,7 @@ func (h *Handlers) getPerson(ctx context.Context, in *PersonRequest) (*PersonRes
 	}
 	h.Events.Queried(ctx, person, c.PartnerID, c.ClientIP, "base-a")
 	p := resp.GetPerson()
-	out := &PersonResponse{}
+	out := &PersonResponse{AuditEntry: receipt(md)}
 	out.Body.CPF, out.Body.Name = p.GetCpf(), p.GetName()
 	if a := p.GetAddress(); a != nil {
 		out.Body.Address = &Address{Street: a.GetStreet(), Number: a.GetNumber(), Complement: a.GetComplement(), District: a.GetDistrict(),
@@ -303,9 +307,18 @@ func (h *Handlers) getPerson(ctx context.Context, in *PersonRequest) (*PersonRes
 	return out, nil
 }
 
+// receipt is the audit entry id Base A answered a read with.
+func receipt(md metadata.MD) string {
+	if v := md.Get("strata-audit-entry"); len(v) == 1 && len(v[0]) <= 64 {
+		return v[0]
+	}
+	return ""
+}
+
 // DebtsResponse lists debts.
 type DebtsResponse struct {
-	Body struct {
+	AuditEntry string `header:"Strata-Audit-Entry" doc:"the id of this read's audit entry: its receipt (GET /v1/audit/entries/{id}/proof)"`
+	Body       struct {
 		CPF   string `json:"cpf"`
 		Debts []Debt `json:"debts"`
 	}
@@ -320,15 +333,16 @@ func (h *Handlers) listDebts(ctx context.Context, in *PersonRequest) (*DebtsResp
 		return nil, missingCredential("a grant token in X-Strata-Grant")
 	}
 	var resp *baseav1.ListDebtsResponse
+	var md metadata.MD
 	err = h.Backends.A.Call(ctx, false, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
-		resp, err = baseav1.NewPeopleServiceClient(conn).ListDebts(outgoing(ctx, c, ""), &baseav1.ListDebtsRequest{Context: accessCtx(c), Cpf: person, GrantToken: in.Grant})
+		resp, err = baseav1.NewPeopleServiceClient(conn).ListDebts(outgoing(ctx, c, ""), &baseav1.ListDebtsRequest{Context: accessCtx(c), Cpf: person, GrantToken: in.Grant}, grpc.Header(&md))
 		return err
 	})
 	if err != nil {
 		return nil, h.fromBackend(ctx, err, "base A")
 	}
 	h.Events.Queried(ctx, person, c.PartnerID, c.ClientIP, "base-a")
-	out := &DebtsResponse{}
+	out := &DebtsResponse{AuditEntry: receipt(md)}
 	out.Body.CPF, out.Body.Debts = resp.GetCpf(), debts(resp.GetDebts())
 	return out, nil
 }

@@ -227,3 +227,79 @@ func (h *Handlers) verify(ctx context.Context, _ *struct{}) (*VerifyResponse, er
 	out.Body.PurgedThrough = resp.GetPurgedThrough()
 	return out, nil
 }
+
+// Head is a signed tree head of Base A's verifiable log.
+type Head struct {
+	TreeSize    int64      `json:"tree_size"`
+	RootHash    []byte     `json:"root_hash" doc:"RFC 6962 Merkle tree hash (base64)"`
+	SignedAt    *time.Time `json:"signed_at"`
+	Note        string     `json:"note" doc:"the signed head in signed-note format (golang.org/x/mod/sumdb/note; Ed25519)"`
+	VerifierKey string     `json:"verifier_key" doc:"the key the note verifies with; obtain it out of band to trust it"`
+}
+
+func headOf(h *baseav1.GetHeadResponse) Head {
+	return Head{TreeSize: h.GetSize(), RootHash: h.GetRoot(), SignedAt: ts(h.GetSignedAt()), Note: string(h.GetNote()), VerifierKey: h.GetVerifierKey()}
+}
+
+// HeadResponse is the latest signed head.
+type HeadResponse struct {
+	Body Head
+}
+
+func (h *Handlers) auditHead(ctx context.Context, _ *struct{}) (*HeadResponse, error) {
+	ctx, _, _, err := auditReader(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	var resp *baseav1.GetHeadResponse
+	err = h.Backends.A.Call(ctx, true, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
+		resp, err = baseav1.NewAuditServiceClient(conn).GetHead(ctx, &baseav1.GetHeadRequest{})
+		return err
+	})
+	if err != nil {
+		return nil, h.fromBackend(ctx, err, "base A")
+	}
+	return &HeadResponse{Body: headOf(resp)}, nil
+}
+
+// ProofRequest names an entry and optionally a tree size.
+type ProofRequest struct {
+	ID       string `path:"id" maxLength:"64" doc:"the audit entry id (the Strata-Audit-Entry header of a read)"`
+	TreeSize int64  `query:"tree_size" minimum:"0" doc:"prove against the signed head of this size (default: the latest)"`
+}
+
+// ProofResponse proves an entry is in a signed head.
+type ProofResponse struct {
+	Body struct {
+		EntryID   string   `json:"entry_id"`
+		Seq       int64    `json:"seq"`
+		LeafIndex int64    `json:"leaf_index"`
+		LeafHash  []byte   `json:"leaf_hash" doc:"RFC 6962 leaf hash of leaf_data (base64)"`
+		LeafData  []byte   `json:"leaf_data" doc:"the canonical encoding of the entry the leaf commits to (base64)"`
+		Proof     [][]byte `json:"proof" doc:"the inclusion proof (tlog.RecordProof), base64 hashes"`
+		Head      Head     `json:"head"`
+	}
+}
+
+func (h *Handlers) auditProof(ctx context.Context, in *ProofRequest) (*ProofResponse, error) {
+	ctx, _, _, err := auditReader(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	var resp *baseav1.GetProofResponse
+	err = h.Backends.A.Call(ctx, true, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
+		resp, err = baseav1.NewAuditServiceClient(conn).GetProof(ctx, &baseav1.GetProofRequest{EntryId: in.ID, TreeSize: in.TreeSize})
+		return err
+	})
+	if err != nil {
+		return nil, h.fromBackend(ctx, err, "base A")
+	}
+	out := &ProofResponse{}
+	b := &out.Body
+	b.EntryID, b.Seq, b.LeafIndex, b.LeafHash, b.LeafData = resp.GetEntryId(), resp.GetSeq(), resp.GetLeafIndex(), resp.GetLeafHash(), resp.GetLeafData()
+	b.Proof, b.Head = resp.GetProof(), headOf(resp.GetHead())
+	if b.Proof == nil {
+		b.Proof = [][]byte{}
+	}
+	return out, nil
+}
