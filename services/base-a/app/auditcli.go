@@ -41,7 +41,7 @@ const auditUsage = `usage: strata-audit list [-cpf C] [-partner P] [-purpose P] 
        strata-audit export [filters as for list]   (JSON lines, every page)
        strata-audit export-log [-o FILE]           (the verifiable log: entries, tree hashes, signed heads)
        strata-audit verify [-full]                 (exit status 1 on tampering)
-       strata-audit verify -offline FILE -public-key KEY
+       strata-audit verify -offline FILE -public-key KEY [-witness FILES]
 times are RFC 3339; connection: STRATA_AUDIT_ADDR, STRATA_AUDIT_CERT, STRATA_AUDIT_KEY, STRATA_AUDIT_CA;
 verify: STRATA_AUDIT_VERIFIER_KEY (public), STRATA_AUDIT_STATE (last verified head), STRATA_AUDIT_WITNESSES (witnessed heads)`
 
@@ -69,11 +69,12 @@ func RunAuditCLI(ctx context.Context, l config.Lookuper, args []string, stdout, 
 	offline := fs.String("offline", "", "verify: an exported log file (export-log), with public material only")
 	publicKey := fs.String("public-key", "", "verify -offline: the verifier key (or a file holding it)")
 	outFile := fs.String("o", "", "export-log: output file (default stdout)")
+	witness := fs.String("witness", "", "verify -offline: files of witnessed heads (comma-separated)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
 	if cmd == "verify" && *offline != "" {
-		return verifyOffline(*offline, *publicKey, stdout, stderr)
+		return verifyOffline(*offline, *publicKey, *witness, stdout, stderr)
 	}
 	var cfg AuditCLIConfig
 	if err := config.Load(ctx, "STRATA_AUDIT_", &cfg, l); err != nil {

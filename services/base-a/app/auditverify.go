@@ -117,15 +117,13 @@ func (p *pageVerifier) page(r *baseav1.ExportLogResponse) bool {
 				return false
 			}
 			if _, err := lv.AddHead(raw, h[1]); err != nil {
-				p.v.fail(st.Size+1, fmt.Sprintf("a head from %s does not verify", h[1]))
-				return false
+				return false // the verifier names the entry
 			}
 		}
 	}
 	for _, n := range r.GetHeads() {
 		if _, err := p.lv.AddHead(n, "the log"); err != nil {
-			p.v.fail(p.lv.Size()+1, "a signed head in the log does not verify (forged head)")
-			return false
+			return false // the verifier names the entry
 		}
 	}
 	for _, e := range r.GetEntries() {
@@ -286,7 +284,7 @@ func verifyOnline(ctx context.Context, client baseav1.AuditServiceClient, cfg Au
 	}
 	// A head older than the one already verified is a rollback.
 	if h, err := client.GetHead(ctx, &baseav1.GetHeadRequest{}); err == nil && h.GetSize() < kept.Size {
-		pv.v.fail(h.GetSize()+1, fmt.Sprintf("the log's newest head (size %d) is older than the head already verified (size %d)", h.GetSize(), kept.Size))
+		pv.v.fail(pv.v.TreeSize+1, fmt.Sprintf("the log's newest head (size %d) is older than the head already verified (size %d)", h.GetSize(), kept.Size))
 	}
 	if pv.v.OK {
 		if err := saveState(cfg.State, res.State); err != nil {
@@ -298,7 +296,7 @@ func verifyOnline(ctx context.Context, client baseav1.AuditServiceClient, cfg Au
 
 // verifyOffline verifies an exported log (export-log) with the public
 // verifier key only.
-func verifyOffline(file, publicKey string, stdout, stderr io.Writer) int {
+func verifyOffline(file, publicKey, witnesses string, stdout, stderr io.Writer) int {
 	fail := func(err error) int {
 		fmt.Fprintln(stderr, "strata-audit:", err)
 		return 2
@@ -312,7 +310,11 @@ func verifyOffline(file, publicKey string, stdout, stderr io.Writer) int {
 		return fail(err)
 	}
 	defer func() { _ = f.Close() }()
-	pv := &pageVerifier{key: key, v: verdict{OK: true}}
+	wit, err := readWitnesses(witnesses)
+	if err != nil {
+		return fail(err)
+	}
+	pv := &pageVerifier{key: key, v: verdict{OK: true}, extra: wit}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 256<<20)
 	for sc.Scan() {

@@ -3,6 +3,8 @@ package audit
 import (
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -85,7 +87,14 @@ func (v *LogVerifier) Size() int64 { return v.tree.Size() }
 func (v *LogVerifier) AddHead(msg []byte, source string) (Head, error) {
 	h, err := OpenHead(msg, v.key)
 	if err != nil {
-		v.bad(v.tree.Size()+1, fmt.Sprintf("a signed head from %s does not verify: %v", source, err))
+		// Name the entry the forged head claims to cover, if it says.
+		at := v.tree.Size() + 1
+		if lines := strings.SplitN(string(msg), "\n", 3); len(lines) == 3 {
+			if n, perr := strconv.ParseInt(lines[1], 10, 64); perr == nil && n > v.tree.Size() {
+				at = n
+			}
+		}
+		v.bad(at, fmt.Sprintf("a signed head from %s does not verify (forged head): %v", source, err))
 		return h, err
 	}
 	v.AddTrustedHead(h.Size, h.Root, source)

@@ -21,8 +21,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/strata-bureau/strata/pkg/cpf"
-	"github.com/strata-bureau/strata/pkg/input"
 	"github.com/strata-bureau/strata/pkg/grpcserver"
+	"github.com/strata-bureau/strata/pkg/input"
 	baseav1 "github.com/strata-bureau/strata/proto/gen/go/basea/v1"
 	"github.com/strata-bureau/strata/services/base-a/internal/audit"
 	"github.com/strata-bureau/strata/services/base-a/internal/domain"

@@ -316,9 +316,7 @@ func (s *Store) Verify(ctx context.Context, o ChainOptions, fromSeq, _ int64) (d
 			return v, err
 		}
 		for _, n := range page.Heads {
-			if _, err := lv.AddHead(n, "the log"); err != nil {
-				bad(last+1, "a signed tree head does not verify")
-			}
+			_, _ = lv.AddHead(n, "the log") // a bad one fails lv, which names the entry
 		}
 		var cps map[int64][3][]byte
 		if len(page.Entries) > 0 {
