@@ -217,6 +217,25 @@ func TestEveryPartnerJourneyEndToEnd(t *testing.T) {
 		t.Fatalf("token endpoint: %d", resp.StatusCode)
 	}
 	bearer := "Bearer " + tok.AccessToken
+	// The demo client is bound to the demo partner: with ACME's key its
+	// token is refused, by Base B itself.
+	c.do("GET", "/v1/profiles/"+cpf, "", "X-Api-Key", key, "Authorization", bearer).want(t, 403, "backend-forbidden")
+	client := env["STRATA_OAUTH_CLIENT_ID"]
+	bind := `{"client_id":"` + client + `"}`
+	c.do("POST", "/v1/admin/partners/acme-bank/oauth-clients", bind, "X-Api-Key", admin).want(t, 409, "conflict")
+	c.do("POST", "/v1/admin/partners/acme-bank/oauth-clients", `{"client_id":"a,b"}`, "X-Api-Key", admin).want(t, 400, "invalid-input")
+	c.do("POST", "/v1/admin/partners/no-such-bank/oauth-clients", `{"client_id":"x"}`, "X-Api-Key", admin).want(t, 404, "")
+	c.do("POST", "/v1/admin/partners/acme-bank/oauth-clients", bind, "X-Api-Key", key).want(t, 403, "insufficient-scope")
+	c.do("DELETE", "/v1/admin/partners/demo-bank/oauth-clients/"+client, "", "X-Api-Key", admin).want(t, 204, "")
+	c.do("DELETE", "/v1/admin/partners/demo-bank/oauth-clients/"+client, "", "X-Api-Key", admin).want(t, 404, "")
+	c.do("POST", "/v1/admin/partners/acme-bank/oauth-clients", bind, "X-Api-Key", admin).want(t, 201, "")
+	c.do("POST", "/v1/admin/partners/acme-bank/oauth-clients", bind, "X-Api-Key", admin).want(t, 201, "") // idempotent
+	if l := c.do("GET", "/v1/admin/partners/acme-bank/oauth-clients", "", "X-Api-Key", admin).want(t, 200, ""); !strings.Contains(l.raw, `"client_id":"`+client+`"`) {
+		t.Fatalf("oauth-clients: %s", l.raw)
+	}
+	if env["STRATA_API_KEY"] != "" {
+		c.do("GET", "/v1/profiles/"+cpf, "", "X-Api-Key", env["STRATA_API_KEY"], "Authorization", bearer).want(t, 403, "backend-forbidden")
+	}
 	prof := c.do("GET", "/v1/profiles/"+cpf, "", "X-Api-Key", key, "Authorization", bearer).want(t, 200, "")
 	if prof.str("cpf") != "52998224725" || prof.body["age"] == nil {
 		t.Fatalf("profile: %s", prof.raw)

@@ -277,7 +277,9 @@ func TestOIDCDownCachedKeysStillVerify(t *testing.T) {
 	defer conn.Close()
 	c := basebv1.NewProfileServiceClient(conn)
 	call := func(tok string) (time.Duration, error) {
-		ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+tok)
+		// As the gateway calls for the demo partner, to which the demo client is bound.
+		ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+tok,
+			"x-partner-id", "demo-bank", "x-partner-oauth-clients", w.env["STRATA_OAUTH_CLIENT_ID"])
 		start := time.Now()
 		_, err := c.GetProfile(ctx, &basebv1.GetProfileRequest{Cpf: cpf})
 		return time.Since(start), err

@@ -127,9 +127,12 @@ func (c *cluster) start() replica {
 	return replica{client: basebv1.NewProfileServiceClient(conn), addr: glis.Addr().String(), stop: stop}
 }
 
+// as calls with a token of client bank-a, for partner bank-a (to which the
+// gateway says that client is bound).
 func (c *cluster) as(scopes string) context.Context {
 	tok := c.issuer.Token(c.t, oidctest.Claims{Subject: "bank-a", Audience: audience, Scope: scopes})
-	return metadata.AppendToOutgoingContext(testenv.Context(c.t), "authorization", "Bearer "+tok)
+	return metadata.AppendToOutgoingContext(testenv.Context(c.t), "authorization", "Bearer "+tok,
+		"x-partner-id", "bank-a", "x-partner-oauth-clients", "bank-a")
 }
 
 func newCPF(n int) string { return string(cpf.Complete(fmt.Sprintf("%09d", 200000000+n))) }

@@ -269,9 +269,10 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis, opsLis ne
 	failures := limits.NewFailures(cfg.AuthFailureBurst, cfg.AuthFailuresPerMinute)
 	keyAuth := &api.KeyAuth{Store: st, Pepper: pepper, Limiter: limits.New(), Logger: logger, CacheTTL: cfg.KeyCacheTTL,
 		Proxies: proxies, Failures: failures}
-	(&api.Handlers{Backends: api.Backends{A: pa, B: pb, C: pc}, Events: emitter, Logger: logger,
+	bindings := &api.Bindings{Store: st, TTL: cfg.KeyCacheTTL}
+	(&api.Handlers{Backends: api.Backends{A: pa, B: pb, C: pc}, Events: emitter, Logger: logger, Bindings: bindings,
 		Expensive: limits.NewConcurrency(max(1, cfg.ExpensiveCalls), 1)}).Register(hapi)
-	(&api.Admin{Store: st, Pepper: pepper, Keys: keyAuth, RatePerSec: cfg.RatePerSec, Burst: cfg.Burst, DailyQuota: cfg.DailyQuota}).Register(hapi)
+	(&api.Admin{Store: st, Pepper: pepper, Keys: keyAuth, Bindings: bindings, RatePerSec: cfg.RatePerSec, Burst: cfg.Burst, DailyQuota: cfg.DailyQuota}).Register(hapi)
 	if cfg.IssuerEnabled {
 		keys, err := issuer.ParseKeys(cfg.IssuerKeys.Reveal())
 		if err != nil {

@@ -51,6 +51,10 @@ func bootstrap(ctx context.Context, st *store.Store, pepper []byte, path string,
 		Scopes: []string{"base-b:read", "base-b:write", "base-b:export"}}); err != nil {
 		return err
 	}
+	// A built-in client is bound to its partner when it is created.
+	if _, err := st.BindOAuthClient(ctx, "demo-bank", "demo-bank"); err != nil {
+		return err
+	}
 	var b strings.Builder
 	b.WriteString("# Written once by the gateway's bootstrap: these secrets are not stored anywhere else.\n")
 	for _, kv := range [][2]string{{"STRATA_ADMIN_KEY", admin}, {"STRATA_API_KEY", partner}, {"STRATA_AUDITOR_KEY", auditor},

@@ -149,7 +149,7 @@ func (s *Server) logAccess(ctx context.Context, c, ip, what string) {
 	if who == "" {
 		who = p.Subject
 	}
-	s.Logger.InfoContext(ctx, "access", "who", who, "client_ip", ip, "what", what, "cpf", cpf.CPF(c).Masked())
+	s.Logger.InfoContext(ctx, "access", "who", who, "partner", p.PartnerID, "client_ip", ip, "what", what, "cpf", cpf.CPF(c).Masked())
 	if c == "" {
 		return
 	}

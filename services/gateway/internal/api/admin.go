@@ -18,6 +18,8 @@ type Admin struct {
 	Store  *store.Store
 	Pepper []byte
 	Keys   *KeyAuth
+	// Bindings is told when a partner's OAuth2 clients change.
+	Bindings *Bindings
 	// Defaults for new keys.
 	RatePerSec float64
 	Burst      int
@@ -35,6 +37,104 @@ func (a *Admin) Register(api huma.API) {
 	huma.Register(api, op("create-key", http.MethodPost, "/v1/admin/partners/{id}/keys", "Create an API key (its secret is shown once)", http.StatusCreated), a.createKey)
 	huma.Register(api, op("rotate-key", http.MethodPost, "/v1/admin/partners/{id}/keys/{key_id}/rotate", "Rotate a key: a new key now, the old one valid for the overlap", http.StatusCreated), a.rotateKey)
 	huma.Register(api, op("revoke-key", http.MethodDelete, "/v1/admin/partners/{id}/keys/{key_id}", "Revoke a key at once", http.StatusNoContent), a.revokeKey)
+	huma.Register(api, op("bind-oauth-client", http.MethodPost, "/v1/admin/partners/{id}/oauth-clients",
+		"Bind an OAuth2 client id (built-in or external provider) to the partner: its tokens are honoured only with this partner's keys", http.StatusCreated), a.bindClient)
+	huma.Register(api, op("list-oauth-clients", http.MethodGet, "/v1/admin/partners/{id}/oauth-clients", "List the OAuth2 client ids bound to the partner", http.StatusOK), a.listClients)
+	huma.Register(api, op("unbind-oauth-client", http.MethodDelete, "/v1/admin/partners/{id}/oauth-clients/{client_id}", "Unbind an OAuth2 client id", http.StatusNoContent), a.unbindClient)
+}
+
+// OAuthClientBody is a client id bound to a partner.
+type OAuthClientBody struct {
+	ClientID  string    `json:"client_id"`
+	PartnerID string    `json:"partner_id"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// BindClientRequest binds a client id.
+type BindClientRequest struct {
+	ID   string `path:"id" maxLength:"63"`
+	Body struct {
+		ClientID string `json:"client_id" minLength:"1" maxLength:"255" pattern:"^[\\x21-\\x2b\\x2d-\\x7e]+$" doc:"the client id as the provider puts it in tokens (client_id, azp or sub); printable ASCII without spaces or commas"`
+	}
+}
+
+// OAuthClientResponse is one binding.
+type OAuthClientResponse struct{ Body OAuthClientBody }
+
+// maxClientsPerPartner keeps the list Base B receives with every call small.
+const maxClientsPerPartner = 50
+
+func (a *Admin) bindClient(ctx context.Context, in *BindClientRequest) (*OAuthClientResponse, error) {
+	if _, err := requireScope(ctx, "admin"); err != nil {
+		return nil, err
+	}
+	existing, err := a.Store.OAuthClients(ctx, in.ID)
+	if err != nil {
+		return nil, unavailable("the key store")
+	}
+	if len(existing) >= maxClientsPerPartner && !slices.ContainsFunc(existing, func(b store.OAuthBinding) bool { return b.ClientID == in.Body.ClientID }) {
+		return nil, problem(http.StatusConflict, "conflict", "a partner may have at most 50 OAuth2 clients")
+	}
+	b, err := a.Store.BindOAuthClient(ctx, in.ID, in.Body.ClientID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, notFound("no such partner")
+	case errors.Is(err, store.ErrConflict):
+		return nil, problem(http.StatusConflict, "conflict", "this client id is bound to another partner; unbind it there first")
+	case err != nil:
+		return nil, unavailable("the key store")
+	}
+	a.Bindings.Forget(in.ID)
+	return &OAuthClientResponse{Body: OAuthClientBody(b)}, nil
+}
+
+// PartnerRef names a partner.
+type PartnerRef struct {
+	ID string `path:"id" maxLength:"63"`
+}
+
+// OAuthClientsResponse lists a partner's client ids.
+type OAuthClientsResponse struct {
+	Body struct {
+		OAuthClients []OAuthClientBody `json:"oauth_clients"`
+	}
+}
+
+func (a *Admin) listClients(ctx context.Context, in *PartnerRef) (*OAuthClientsResponse, error) {
+	if _, err := requireScope(ctx, "admin"); err != nil {
+		return nil, err
+	}
+	bs, err := a.Store.OAuthClients(ctx, in.ID)
+	if err != nil {
+		return nil, unavailable("the key store")
+	}
+	out := &OAuthClientsResponse{}
+	out.Body.OAuthClients = []OAuthClientBody{}
+	for _, b := range bs {
+		out.Body.OAuthClients = append(out.Body.OAuthClients, OAuthClientBody(b))
+	}
+	return out, nil
+}
+
+// UnbindClientRequest names a binding.
+type UnbindClientRequest struct {
+	ID       string `path:"id" maxLength:"63"`
+	ClientID string `path:"client_id" maxLength:"255"`
+}
+
+func (a *Admin) unbindClient(ctx context.Context, in *UnbindClientRequest) (*struct{}, error) {
+	if _, err := requireScope(ctx, "admin"); err != nil {
+		return nil, err
+	}
+	err := a.Store.UnbindOAuthClient(ctx, in.ID, in.ClientID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, notFound("this client id is not bound to this partner")
+	}
+	if err != nil {
+		return nil, unavailable("the key store")
+	}
+	a.Bindings.Forget(in.ID)
+	return nil, nil
 }
 
 // PartnerBody is a partner.

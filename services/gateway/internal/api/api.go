@@ -40,6 +40,8 @@ type Handlers struct {
 	// partner at a time, so bursts of them never take the bulkhead or the
 	// base's pool from everyone else. Nil: no budget beyond the bulkhead.
 	Expensive *limits.Concurrency
+	// Bindings gives the OAuth2 clients bound to the calling partner.
+	Bindings *Bindings
 }
 
 // expensive takes a slot of the expensive-call budget for the caller.
@@ -365,6 +367,16 @@ func outgoing(ctx context.Context, _ Caller, authorization string) context.Conte
 	return ctx
 }
 
+// toBaseB adds, besides the token, the OAuth2 client ids bound to the
+// calling partner: Base B honours a token only if its client is one of them.
+func (h *Handlers) toBaseB(ctx context.Context, c Caller) (context.Context, error) {
+	clients, err := h.Bindings.Clients(ctx, c.PartnerID)
+	if err != nil {
+		return nil, unavailable("the key store")
+	}
+	return metadata.AppendToOutgoingContext(ctx, "x-partner-oauth-clients", clients), nil
+}
+
 // Asset is an asset.
 type Asset struct {
 	Kind        string `json:"kind"`
@@ -408,8 +420,12 @@ func (h *Handlers) getProfile(ctx context.Context, in *BearerRequest) (*ProfileR
 		return nil, missingCredential("an OAuth2 access token: Authorization: Bearer <token>")
 	}
 	var resp *basebv1.GetProfileResponse
-	err = h.Backends.B.Call(ctx, true, func(cctx context.Context, conn *grpc.ClientConn) (err error) {
-		resp, err = basebv1.NewProfileServiceClient(conn).GetProfile(outgoing(cctx, c, in.Authorization), &basebv1.GetProfileRequest{Cpf: person, ClientIp: c.ClientIP})
+	bound, err := h.toBaseB(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	err = h.Backends.B.Call(bound, true, func(bctx context.Context, conn *grpc.ClientConn) (err error) {
+		resp, err = basebv1.NewProfileServiceClient(conn).GetProfile(outgoing(bctx, c, in.Authorization), &basebv1.GetProfileRequest{Cpf: person, ClientIp: c.ClientIP})
 		return err
 	})
 	if err != nil {
@@ -461,8 +477,12 @@ func (h *Handlers) getScore(ctx context.Context, in *BearerRequest) (*ScoreRespo
 		return nil, missingCredential("an OAuth2 access token: Authorization: Bearer <token>")
 	}
 	var resp *basebv1.GetScoreResponse
-	err = h.Backends.B.Call(ctx, true, func(cctx context.Context, conn *grpc.ClientConn) (err error) {
-		resp, err = basebv1.NewProfileServiceClient(conn).GetScore(outgoing(cctx, c, in.Authorization), &basebv1.GetScoreRequest{Cpf: person, ClientIp: c.ClientIP})
+	bound, err := h.toBaseB(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	err = h.Backends.B.Call(bound, true, func(bctx context.Context, conn *grpc.ClientConn) (err error) {
+		resp, err = basebv1.NewProfileServiceClient(conn).GetScore(outgoing(bctx, c, in.Authorization), &basebv1.GetScoreRequest{Cpf: person, ClientIp: c.ClientIP})
 		return err
 	})
 	if err != nil {

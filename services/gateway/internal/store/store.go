@@ -223,6 +223,62 @@ func (s *Store) GetOAuthClient(ctx context.Context, id string) (OAuthClient, err
 	return c, err
 }
 
+// OAuthBinding binds an OAuth2 client id to a partner.
+type OAuthBinding struct {
+	ClientID  string    `json:"client_id"`
+	PartnerID string    `json:"partner_id"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// BindOAuthClient binds a client id to a partner. Binding it again to the
+// same partner changes nothing; ErrConflict if another partner holds it,
+// ErrNotFound if the partner does not exist.
+func (s *Store) BindOAuthClient(ctx context.Context, partnerID, clientID string) (OAuthBinding, error) {
+	b := OAuthBinding{ClientID: clientID}
+	err := s.pool.QueryRow(ctx, `WITH ins AS (
+			INSERT INTO oauth_client_bindings (client_id, partner_id)
+			SELECT $1, id FROM partners WHERE id = $2
+			ON CONFLICT (client_id) DO NOTHING
+			RETURNING partner_id, created_at)
+		SELECT partner_id, created_at FROM ins
+		UNION ALL
+		SELECT partner_id, created_at FROM oauth_client_bindings WHERE client_id = $1`, clientID, partnerID).Scan(&b.PartnerID, &b.CreatedAt)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return b, ErrNotFound
+	case err != nil:
+		return b, err
+	case b.PartnerID != partnerID:
+		return OAuthBinding{}, ErrConflict
+	}
+	return b, nil
+}
+
+// OAuthClients lists the client ids bound to a partner, by id.
+func (s *Store) OAuthClients(ctx context.Context, partnerID string) ([]OAuthBinding, error) {
+	rows, err := s.pool.Query(ctx, `SELECT client_id, partner_id, created_at FROM oauth_client_bindings WHERE partner_id = $1 ORDER BY client_id`, partnerID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (OAuthBinding, error) {
+		var b OAuthBinding
+		err := r.Scan(&b.ClientID, &b.PartnerID, &b.CreatedAt)
+		return b, err
+	})
+}
+
+// UnbindOAuthClient removes a partner's binding; ErrNotFound if it has none.
+func (s *Store) UnbindOAuthClient(ctx context.Context, partnerID, clientID string) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM oauth_client_bindings WHERE client_id = $1 AND partner_id = $2`, clientID, partnerID)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
 // Enqueue stores events in the outbox (relayed with pkg/outbox).
 func (s *Store) Enqueue(ctx context.Context, msgs []outbox.Message) error {
 	rows := make([][]any, len(msgs))
