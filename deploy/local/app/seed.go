@@ -102,10 +102,7 @@ func seedBaseB(ctx context.Context, dataDir, issuer, id, secret, addr string) er
 	}
 	defer func() { _ = conn.Close() }()
 	c := basebv1.NewProfileServiceClient(conn)
-	// Reads are partner calls: Base B wants the partner and the clients
-	// bound to it, as the gateway sends them (the demo client is bound to
-	// the demo partner).
-	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok, "x-partner-id", "demo-bank", "x-partner-oauth-clients", id)
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
 	// Base B verifies tokens once it has discovered the issuer: retry a little.
 	for {
 		_, err = c.UpsertProfile(ctx, &basebv1.UpsertProfileRequest{Cpf: DemoCPF, BirthDate: "1984-07-12",

@@ -76,10 +76,14 @@ func newCluster(t testing.TB) *cluster {
 	return c
 }
 
-func (c *cluster) issue(identity string, hosts ...string) pki.Files { return c.ca.Issue(identity, hosts...) }
+func (c *cluster) issue(identity string, hosts ...string) pki.Files {
+	return c.ca.Issue(identity, hosts...)
+}
 
 // dial connects to addr over mTLS as identity.
-func (c *cluster) dial(addr, identity string) *grpc.ClientConn { return c.ca.Dial(addr, identity, "base-b") }
+func (c *cluster) dial(addr, identity string) *grpc.ClientConn {
+	return c.ca.Dial(addr, identity, "base-b")
+}
 
 type replica struct {
 	client basebv1.ProfileServiceClient
@@ -127,12 +131,9 @@ func (c *cluster) start() replica {
 	return replica{client: basebv1.NewProfileServiceClient(conn), addr: glis.Addr().String(), stop: stop}
 }
 
-// as calls with a token of client bank-a, for partner bank-a (to which the
-// gateway says that client is bound).
 func (c *cluster) as(scopes string) context.Context {
 	tok := c.issuer.Token(c.t, oidctest.Claims{Subject: "bank-a", Audience: audience, Scope: scopes})
-	return metadata.AppendToOutgoingContext(testenv.Context(c.t), "authorization", "Bearer "+tok,
-		"x-partner-id", "bank-a", "x-partner-oauth-clients", "bank-a")
+	return metadata.AppendToOutgoingContext(testenv.Context(c.t), "authorization", "Bearer "+tok)
 }
 
 func newCPF(n int) string { return string(cpf.Complete(fmt.Sprintf("%09d", 200000000+n))) }

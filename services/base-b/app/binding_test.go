@@ -26,6 +26,12 @@ func (c *cluster) insertProfile(person string) {
 	}
 }
 
+// asGateway connects to a replica with the gateway's identity, the one
+// trusted to speak for partners.
+func (c *cluster) asGateway(r replica) replica {
+	return replica{client: basebv1.NewProfileServiceClient(c.dial(r.addr, "gateway")), addr: r.addr}
+}
+
 // call reads a profile with a bearer token as the gateway sends it for a
 // partner: x-partner-id and the OAuth2 clients bound to that partner.
 func call(t *testing.T, r replica, person, token, partner, boundClients string) error {
@@ -45,21 +51,29 @@ func call(t *testing.T, r replica, person, token, partner, boundClients string) 
 func TestTokensAreBoundToTheirPartner(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
+	c.env["BASEB_CLIENTS_READ"] += ",scoring-job" // an internal reader, not trusted to speak for partners
 	r := c.start()
 	person := newCPF(20)
 	c.seedProfile(r, person)
+	gw := c.asGateway(r)
 	tok := c.issuer.Token(t, oidctest.Claims{Subject: "bank-a", Audience: audience, Scope: "base-b:read"})
-	if err := call(t, r, person, tok, "bank-a", "bank-a-old,bank-a"); err != nil {
+	if err := call(t, gw, person, tok, "bank-a", "bank-a-old,bank-a"); err != nil {
 		t.Fatalf("bound client: %v", err)
 	}
 	for name, md := range map[string][2]string{
-		"another partner's key":              {"bank-b", "bank-b"},
-		"partner with no clients bound":      {"bank-b", ""},
-		"no partner (bypassing the gateway)": {"", ""},
+		"another partner's key":         {"bank-b", "bank-b"},
+		"partner with no clients bound": {"bank-b", ""},
+		"gateway naming no partner":     {"", ""},
 	} {
-		if err := call(t, r, person, tok, md[0], md[1]); status.Code(err) != codes.PermissionDenied {
+		if err := call(t, gw, person, tok, md[0], md[1]); status.Code(err) != codes.PermissionDenied {
 			t.Errorf("%s: want PermissionDenied, got %v", name, err)
 		}
+	}
+	// An internal reader admitted by its own identity is no partner: the
+	// partner it names is not believed, and no binding applies.
+	job := replica{client: basebv1.NewProfileServiceClient(c.dial(r.addr, "scoring-job"))}
+	if err := call(t, job, person, tok, "bank-b", "bank-b"); err != nil {
+		t.Errorf("internal reader: %v", err)
 	}
 }
 
@@ -78,7 +92,7 @@ func TestThirdPartyProviderEndToEnd(t *testing.T) {
 		c.env["BASEB_OIDC_TOKEN_TYPES"] = "at+jwt,JWT"
 		c.env["BASEB_OIDC_CLIENT_SCOPES"] = "bank-a-app=base-b:read;bank-b-app=base-b:read"
 		c.env["BASEB_TOKEN_LEEWAY"] = "1s"
-		r := c.start()
+		r := c.asGateway(c.start())
 		person := newCPF(21)
 		c.insertProfile(person)
 		tok := op.Token(t, "bank-a-app", "secret-a")
@@ -115,7 +129,7 @@ func TestThirdPartyProviderEndToEnd(t *testing.T) {
 		c.env["BASEB_OIDC_INTROSPECTION"] = "auto"
 		c.env["BASEB_OIDC_CLIENT_ID"] = audience
 		c.env["BASEB_OIDC_CLIENT_SECRET_FILE"] = secretFile
-		r := c.start()
+		r := c.asGateway(c.start())
 		person := newCPF(22)
 		c.insertProfile(person)
 		tok := op.Token(t, "bank-a-app", "secret-a", "base-b:read")

@@ -92,7 +92,8 @@ func TestMutualTLSAndCallerGroups(t *testing.T) {
 			t.Fatalf("%s read: %v", name, err)
 		}
 	}
-	withIP := metadata.AppendToOutgoingContext(all, "x-client-ip", "203.0.113.7")
+	// (It speaks for a partner, to which the token's client is bound.)
+	withIP := metadata.AppendToOutgoingContext(all, "x-client-ip", "203.0.113.7", "x-partner-id", "bank-a", "x-partner-oauth-clients", "bank-a")
 	if _, err := gw.GetProfile(withIP, &basebv1.GetProfileRequest{Cpf: person}); err != nil {
 		t.Fatal(err)
 	}

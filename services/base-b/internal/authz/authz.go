@@ -293,7 +293,7 @@ func (v *Verifier) authorize(ctx context.Context, method string) (context.Contex
 	if want := scopeFor(method); !slices.Contains(p.Scopes, want) {
 		return nil, status.Errorf(codes.PermissionDenied, "token lacks scope %s", want)
 	}
-	if p, err = bind(md, method, p); err != nil {
+	if p, err = bind(ctx, md, method, p); err != nil {
 		return nil, err
 	}
 	return context.WithValue(ctx, principalKey{}, p), nil

@@ -1,12 +1,15 @@
 package authz
 
 import (
+	"context"
 	"slices"
 	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/strata-bureau/strata/pkg/grpcserver"
 )
 
 // Metadata the gateway sends with every call it makes for a partner.
@@ -24,17 +27,25 @@ func partnerFacing(method string) bool {
 	return strings.HasSuffix(method, "/GetProfile") || strings.HasSuffix(method, "/GetScore")
 }
 
-// bind enforces partner binding: on a partner-facing RPC, or on any call
-// that names a partner, the token's client must be one of the clients
-// bound to the partner whose API key made the call. A token obtained by
-// one partner's client is worthless with another partner's key.
-func bind(md metadata.MD, method string, p Principal) (Principal, error) {
+// bind enforces partner binding on calls made for a partner: those of a
+// caller trusted to speak for partners (mTLS identity in
+// BASEB_CLIENTS_TRUSTED: the gateway). Such a call must name the partner
+// whose API key made it (x-partner-id) on a partner-facing RPC, or whenever
+// it names one, and the token's client must be one of the clients bound
+// to that partner: a token obtained by one partner's client is worthless
+// with another partner's key. Other callers are internal services admitted
+// by their own identity (BASEB_CLIENTS_READ …), never partners; whatever
+// partner metadata they send is ignored.
+func bind(ctx context.Context, md metadata.MD, method string, p Principal) (Principal, error) {
+	if !grpcserver.MetadataTrusted(ctx) {
+		return p, nil
+	}
 	ids := md.Get(MDPartnerID)
 	if len(ids) == 0 && !partnerFacing(method) {
 		return p, nil
 	}
 	if len(ids) != 1 || ids[0] == "" {
-		return p, status.Error(codes.PermissionDenied, "this call needs the calling partner (x-partner-id): partners reach Base B through the gateway")
+		return p, status.Error(codes.PermissionDenied, "a partner call must name the partner whose API key made it (x-partner-id), once")
 	}
 	var bound []string
 	for _, v := range md.Get(MDPartnerClients) {
