@@ -10,16 +10,13 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-bureau/strata/pkg/grpcserver"
+	"github.com/strata-bureau/strata/pkg/origin"
 )
 
-// Metadata the gateway sends with every call it makes for a partner.
-const (
-	// MDPartnerID is the partner whose API key made the call.
-	MDPartnerID = "x-partner-id"
-	// MDPartnerClients lists, comma-separated, the OAuth2 client ids bound
-	// to that partner (the gateway's oauth-clients table).
-	MDPartnerClients = "x-partner-oauth-clients"
-)
+// MDPartnerClients lists, comma-separated, the OAuth2 client ids bound to
+// the calling partner (the gateway's oauth-clients table); the gateway
+// sends it with every Base B call, beside the partner's id (pkg/origin).
+const MDPartnerClients = "x-partner-oauth-clients"
 
 // partnerFacing names the RPCs partners reach through the gateway; they
 // always need a partner context. Writes and the export are internal.
@@ -40,12 +37,12 @@ func bind(ctx context.Context, md metadata.MD, method string, p Principal) (Prin
 	if !grpcserver.MetadataTrusted(ctx) {
 		return p, nil
 	}
-	ids := md.Get(MDPartnerID)
-	if len(ids) == 0 && !partnerFacing(method) {
+	partner := origin.FromIncoming(ctx).PartnerID
+	if partner == "" && len(md.Get(origin.PartnerIDKey)) == 0 && !partnerFacing(method) {
 		return p, nil
 	}
-	if len(ids) != 1 || ids[0] == "" {
-		return p, status.Error(codes.PermissionDenied, "a partner call must name the partner whose API key made it (x-partner-id), once")
+	if partner == "" {
+		return p, status.Error(codes.PermissionDenied, "a partner call must name the partner whose API key made it (x-partner-id)")
 	}
 	var bound []string
 	for _, v := range md.Get(MDPartnerClients) {
@@ -58,6 +55,6 @@ func bind(ctx context.Context, md metadata.MD, method string, p Principal) (Prin
 	if p.ClientID == "" || !slices.Contains(bound, p.ClientID) {
 		return p, status.Error(codes.PermissionDenied, "the token's OAuth2 client is not bound to the partner whose API key made the call")
 	}
-	p.PartnerID = ids[0]
+	p.PartnerID = partner
 	return p, nil
 }
