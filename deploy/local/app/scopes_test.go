@@ -48,14 +48,16 @@ var routeScopes = map[string][]string{
 	"get-activity": {"base-c:read"}, "list-movements": {"base-c:read"},
 	"list-access-logs": {"audit:read", "audit:own"}, "access-history": {"audit:read"}, "verify-audit-log": {"audit:read"},
 	"create-partner": {"admin"}, "list-partners": {"admin"}, "create-key": {"admin"}, "rotate-key": {"admin"}, "revoke-key": {"admin"},
+	"bind-oauth-client": {"admin"}, "list-oauth-clients": {"admin"}, "unbind-oauth-client": {"admin"},
 }
 
 // Bodies that pass validation, so the scope check is what answers.
 var routeBodies = map[string]string{
-	"create-grant":   `{"cpf":"52998224725","purpose":"credit_analysis","reason":"loan application 4711","fields":["name"]}`,
-	"create-partner": `{"id":"scope-probe","name":"Scope probe"}`,
-	"create-key":     `{"scopes":["base-c:read"]}`,
-	"rotate-key":     `{"overlap_seconds":1}`,
+	"create-grant":      `{"cpf":"52998224725","purpose":"credit_analysis","reason":"loan application 4711","fields":["name"]}`,
+	"create-partner":    `{"id":"scope-probe","name":"Scope probe"}`,
+	"create-key":        `{"scopes":["base-c:read"]}`,
+	"rotate-key":        `{"overlap_seconds":1}`,
+	"bind-oauth-client": `{"client_id":"scope-probe-client"}`,
 }
 
 var partnerScopes = []string{"base-a:grant", "base-a:read", "base-b:read", "base-c:read", "audit:own", "audit:read"}
@@ -91,7 +93,7 @@ func TestScopesOnEveryRoute(t *testing.T) {
 		t.Fatal(err)
 	}
 	fill := strings.NewReplacer("{cpf}", "52998224725", "{grant_id}", "00000000-0000-4000-8000-000000000000",
-		"{id}", "bank-two", "{key_id}", victimKeyID)
+		"{id}", "bank-two", "{key_id}", victimKeyID, "{client_id}", "scope-probe-client")
 	var seen []string
 	for path, methods := range doc.Paths {
 		if !strings.HasPrefix(path, "/v1/") {
