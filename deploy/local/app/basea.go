@@ -101,11 +101,7 @@ func baseaSpec(cfg Config, stores *Stores, secrets *secretStore, demo map[string
 	// strata-audit verify: the log's public verifier key, where it keeps
 	// the last head it verified, and the witness file the gateway appends
 	// every signed head to.
-	seed, err := base64.StdEncoding.DecodeString(vals["basea-signing-seed"])
-	if err != nil || len(seed) != ed25519.SeedSize {
-		return serviceSpec{}, errors.New("basea-signing-seed is not a 32-byte key")
-	}
-	vkey, err := note.NewEd25519VerifierKey("strata-audit-base-a", ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey))
+	vkey, err := auditVerifierKey(secrets)
 	if err != nil {
 		return serviceSpec{}, err
 	}
@@ -143,4 +139,18 @@ func baseaSpec(cfg Config, stores *Stores, secrets *secretStore, demo map[string
 func witnessFile(cfg Config) string {
 	abs, _ := filepath.Abs(cfg.DataDir)
 	return filepath.Join(abs, "witness", "audit-heads.log")
+}
+
+// auditVerifierKey is the public verifier key of Base A's signed heads,
+// derived from its signing seed (secret store "basea-signing-seed").
+func auditVerifierKey(secrets *secretStore) (string, error) {
+	k, err := secrets.key("basea-signing-seed", 32)
+	if err != nil {
+		return "", err
+	}
+	seed, err := base64.StdEncoding.DecodeString(k)
+	if err != nil || len(seed) != ed25519.SeedSize {
+		return "", errors.New("basea-signing-seed is not a 32-byte key")
+	}
+	return note.NewEd25519VerifierKey("strata-audit-base-a", ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey))
 }

@@ -32,7 +32,7 @@ func binaries(t *testing.T) string {
 	}
 	dir := t.TempDir()
 	root, _ := filepath.Abs("../../..")
-	for _, pkg := range []string{"services/base-a/cmd/base-a", "services/base-b/cmd/base-b", "services/base-c/cmd/base-c", "services/gateway/cmd/gateway"} {
+	for _, pkg := range []string{"services/base-a/cmd/base-a", "services/base-b/cmd/base-b", "services/base-c/cmd/base-c", "services/gateway/cmd/gateway", "services/base-a/cmd/strata-audit"} {
 		cmd := exec.Command("go", "build", "-o", dir, "./"+pkg)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -319,6 +319,29 @@ func TestEveryPartnerJourneyEndToEnd(t *testing.T) {
 		t.Fatalf("head: %s", head.raw)
 	}
 	c.do("GET", "/v1/audit/head", "", "X-Api-Key", narrow0(t, c, admin)).want(t, 403, "insufficient-scope")
+	// The gateway witnesses every signed head (its database and an
+	// append-only file); strata-audit verifies the log against them with
+	// the public verifier key and keeps the head it verified.
+	wf := filepath.Join(dataDir, "witness", "audit-heads.log")
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		if b, _ := os.ReadFile(wf); len(b) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the gateway witnessed no signed head")
+		}
+	}
+	cli := exec.Command(filepath.Join(bin, "strata-audit"), "verify")
+	cli.Env = os.Environ()
+	for k, v := range env {
+		cli.Env = append(cli.Env, k+"="+v)
+	}
+	if out, err := cli.CombinedOutput(); err != nil || !strings.Contains(string(out), `"ok":true`) {
+		t.Fatalf("strata-audit verify: %v %s", err, out)
+	}
+	if _, err := os.Stat(env["STRATA_AUDIT_STATE"]); err != nil {
+		t.Fatalf("strata-audit kept no verified head: %v", err)
+	}
 	ver := c.do("POST", "/v1/audit/verify", "", "X-Api-Key", auditor).want(t, 200, "")
 	if ver.body["ok"] != true {
 		t.Fatalf("verify: %s", ver.raw)

@@ -27,8 +27,16 @@ func gatewaySpec(cfg Config, stores *Stores, secrets *secretStore) (serviceSpec,
 	if err != nil {
 		return serviceSpec{}, err
 	}
+	vkey, err := auditVerifierKey(secrets)
+	if err != nil {
+		return serviceSpec{}, err
+	}
 	gw := certs["gateway"]
 	env := []string{
+		// The gateway witnesses Base A's audit log: heads in its database
+		// and in an append-only file strata-audit verify reads.
+		"GATEWAY_AUDIT_VERIFIER_KEY=" + vkey,
+		"GATEWAY_WITNESS_FILE=" + witnessFile(cfg),
 		"GATEWAY_HTTP_ADDR=" + cfg.GatewayAddr,
 		"GATEWAY_OPS_ADDR=" + cfg.addr(gatewayOpsPort),
 		"GATEWAY_DATABASE_URL=" + dbURL,

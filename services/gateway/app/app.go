@@ -17,7 +17,10 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
 
 	"github.com/strata-bureau/strata/pkg/amqp"
 	"github.com/strata-bureau/strata/pkg/breaker"
@@ -28,12 +31,15 @@ import (
 	"github.com/strata-bureau/strata/pkg/pki"
 	"github.com/strata-bureau/strata/pkg/postgres"
 	"github.com/strata-bureau/strata/pkg/telemetry"
+	"github.com/strata-bureau/strata/proto/eventtypes"
+	baseav1 "github.com/strata-bureau/strata/proto/gen/go/basea/v1"
 	"github.com/strata-bureau/strata/services/gateway/internal/api"
 	"github.com/strata-bureau/strata/services/gateway/internal/backend"
 	"github.com/strata-bureau/strata/services/gateway/internal/events"
 	"github.com/strata-bureau/strata/services/gateway/internal/issuer"
 	"github.com/strata-bureau/strata/services/gateway/internal/limits"
 	"github.com/strata-bureau/strata/services/gateway/internal/store"
+	"github.com/strata-bureau/strata/services/gateway/internal/witness"
 )
 
 // Prefix of the gateway's environment variables.
@@ -70,6 +76,13 @@ type Config struct {
 	TokenTTL       time.Duration `env:"TOKEN_TTL, default=10m"`
 
 	BootstrapFile string `env:"BOOTSTRAP_FILE"`
+
+	// AuditVerifierKey, when set, makes the gateway a witness of Base A's
+	// verifiable audit log: every signed head (audit.checkpoint.signed) is
+	// checked against it and kept, once proven consistent, in the
+	// gateway's database and appended to WitnessFile (if set).
+	AuditVerifierKey string `env:"AUDIT_VERIFIER_KEY"`
+	WitnessFile      string `env:"WITNESS_FILE"`
 
 	RatePerSec  float64       `env:"RATE_PER_SECOND, default=50"`
 	Burst       int           `env:"BURST, default=100"`
@@ -374,5 +387,31 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis, opsLis ne
 			}
 		}
 	})
+	if cfg.AuditVerifierKey != "" {
+		v, err := note.NewVerifier(strings.TrimSpace(cfg.AuditVerifierKey))
+		if err != nil {
+			return fmt.Errorf("config: AUDIT_VERIFIER_KEY: %w", err)
+		}
+		w := &witness.Witness{Store: st, Verifier: v, File: cfg.WitnessFile, Logger: logger,
+			Prove: func(ctx context.Context, oldSize, newSize int64) (tlog.TreeProof, error) {
+				var resp *baseav1.GetConsistencyResponse
+				err := pa.Call(ctx, true, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
+					resp, err = baseav1.NewAuditServiceClient(conn).GetConsistency(ctx, &baseav1.GetConsistencyRequest{OldSize: oldSize, NewSize: newSize})
+					return err
+				})
+				if err != nil {
+					return nil, err
+				}
+				p := make(tlog.TreeProof, len(resp.GetProof()))
+				for i, h := range resp.GetProof() {
+					copy(p[i][:], h)
+				}
+				return p, nil
+			}}
+		q := amqp.Queue{Name: "gateway.audit-witness", Bindings: []string{eventtypes.AuditCheckpointSigned}}
+		g.Go(func() error {
+			return mq.Consume(gctx, q, amqp.ConsumerOptions{Prefetch: 16, Tag: "gateway-witness", Propagator: tel.Propagator}, w.Handle)
+		})
+	}
 	return g.Wait()
 }

@@ -1,0 +1,169 @@
+// Package witness keeps Base A's signed audit-log heads outside Base A's
+// database. Every head Base A publishes (audit.checkpoint.signed) is
+// checked — signature with the log's public verifier key, and a
+// consistency proof (RFC 6962, golang.org/x/mod/sumdb/tlog) from the last
+// head kept — before it is kept in the gateway's database and appended to
+// an append-only file. A head that is older than one kept, forks from it
+// or cannot be proven consistent is recorded as an alarm, never kept: a
+// database administrator who rewrites or cuts Base A's log and re-signs
+// cannot make the witness forget what it saw.
+package witness
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/strata-bureau/strata/pkg/amqp"
+	"github.com/strata-bureau/strata/proto/eventtypes"
+	eventsv1 "github.com/strata-bureau/strata/proto/gen/go/events/v1"
+	"github.com/strata-bureau/strata/services/gateway/internal/store"
+)
+
+// LogName is the origin line of Base A's signed heads.
+const LogName = "strata-audit-base-a"
+
+// Head is a verified signed tree head.
+type Head struct {
+	Size int64
+	Root tlog.Hash
+	Note []byte
+}
+
+// Open verifies a signed head and parses it (origin, size, base64 root, time).
+func Open(msg []byte, v note.Verifier) (Head, error) {
+	n, err := note.Open(msg, note.VerifierList(v))
+	if err != nil {
+		return Head{}, err
+	}
+	lines := strings.Split(n.Text, "\n")
+	if len(lines) < 4 || lines[0] != LogName {
+		return Head{}, errors.New("not a head of " + LogName)
+	}
+	size, err := strconv.ParseInt(lines[1], 10, 64)
+	if err != nil || size < 1 {
+		return Head{}, errors.New("bad size")
+	}
+	raw, err := base64.StdEncoding.DecodeString(lines[2])
+	if err != nil || len(raw) != tlog.HashSize {
+		return Head{}, errors.New("bad root")
+	}
+	h := Head{Size: size, Note: msg}
+	copy(h.Root[:], raw)
+	return h, nil
+}
+
+// Prover asks Base A for a consistency proof between two tree sizes.
+type Prover func(ctx context.Context, oldSize, newSize int64) (tlog.TreeProof, error)
+
+// Witness checks and keeps heads.
+type Witness struct {
+	Store    *store.Store
+	Verifier note.Verifier
+	Prove    Prover
+	// File, when set, gets every kept head appended (base64, one a line).
+	File   string
+	Logger *slog.Logger
+
+	mu sync.Mutex
+}
+
+// Handle is the AMQP handler for audit.checkpoint.signed.
+func (w *Witness) Handle(ctx context.Context, d amqp.Delivery) error {
+	if d.Type != eventtypes.AuditCheckpointSigned {
+		return nil
+	}
+	var ev eventsv1.AuditCheckpointSigned
+	if err := proto.Unmarshal(d.Body, &ev); err != nil {
+		return amqp.Permanent(fmt.Errorf("audit.checkpoint.signed: %w", err))
+	}
+	return w.Observe(ctx, ev.GetNote())
+}
+
+// Observe checks one signed head and keeps it, or raises an alarm. It
+// returns an error only when it could not decide (to be retried).
+func (w *Witness) Observe(ctx context.Context, msg []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	h, err := Open(msg, w.Verifier)
+	if err != nil {
+		return w.alarm(ctx, 0, "signed head does not verify: "+err.Error(), msg)
+	}
+	last, err := w.Store.LastWitnessedHead(ctx)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return w.keep(ctx, h)
+	case err != nil:
+		return err
+	}
+	var lastRoot tlog.Hash
+	copy(lastRoot[:], last.Root)
+	switch {
+	case h.Size == last.Size && h.Root == lastRoot:
+		return nil // seen (a redelivery)
+	case h.Size == last.Size:
+		return w.alarm(ctx, h.Size, fmt.Sprintf("a different head of size %d than the one witnessed (a fork)", h.Size), msg)
+	case h.Size < last.Size:
+		if old, err := w.Store.WitnessedHeadAt(ctx, h.Size); err == nil && string(old.Root) == string(h.Root[:]) {
+			return nil
+		}
+		// An older head arriving late is fine only if the newest kept
+		// head extends it.
+		p, err := w.Prove(ctx, h.Size, last.Size)
+		if err != nil {
+			return fmt.Errorf("consistency proof %d→%d: %w", h.Size, last.Size, err)
+		}
+		if tlog.CheckTree(p, last.Size, lastRoot, h.Size, h.Root) != nil {
+			return w.alarm(ctx, h.Size, fmt.Sprintf("head of size %d is older than and inconsistent with the witnessed head of size %d", h.Size, last.Size), msg)
+		}
+		return w.keep(ctx, h)
+	}
+	p, err := w.Prove(ctx, last.Size, h.Size)
+	if err != nil {
+		return fmt.Errorf("consistency proof %d→%d: %w", last.Size, h.Size, err)
+	}
+	if tlog.CheckTree(p, h.Size, h.Root, last.Size, lastRoot) != nil {
+		return w.alarm(ctx, h.Size, fmt.Sprintf("head of size %d is not an extension of the witnessed head of size %d", h.Size, last.Size), msg)
+	}
+	return w.keep(ctx, h)
+}
+
+func (w *Witness) keep(ctx context.Context, h Head) error {
+	if err := w.Store.KeepWitnessedHead(ctx, store.WitnessedHead{Size: h.Size, Root: h.Root[:], Note: h.Note}); err != nil {
+		return err
+	}
+	if w.File == "" {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(w.File), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(w.File, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(base64.StdEncoding.EncodeToString(h.Note) + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (w *Witness) alarm(ctx context.Context, size int64, problem string, msg []byte) error {
+	w.Logger.ErrorContext(ctx, "AUDIT WITNESS ALARM: Base A's audit log may have been tampered with", "size", size, "problem", problem)
+	if err := w.Store.WitnessAlarm(ctx, size, problem, msg); err != nil {
+		return err
+	}
+	return nil
+}

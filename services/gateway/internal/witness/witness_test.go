@@ -1,0 +1,150 @@
+package witness_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/strata-bureau/strata/pkg/logging"
+	"github.com/strata-bureau/strata/pkg/testenv"
+	"github.com/strata-bureau/strata/services/gateway/internal/store"
+	"github.com/strata-bureau/strata/services/gateway/internal/witness"
+)
+
+var template = testenv.Template{Name: "gateway", Version: store.MigrationsVersion(), Migrate: store.Migrate}
+
+// memLog is a Merkle log in memory, as Base A builds it.
+type memLog struct{ hashes []tlog.Hash }
+
+func (m *memLog) ReadHashes(idx []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(idx))
+	for i, x := range idx {
+		out[i] = m.hashes[x]
+	}
+	return out, nil
+}
+
+func (m *memLog) add(t *testing.T, n int64, tag string) {
+	hs, err := tlog.StoredHashes(n, []byte(fmt.Sprintf("entry %d %s", n, tag)), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.hashes = append(m.hashes, hs...)
+}
+
+func build(t *testing.T, size int64, forkAt int64) *memLog {
+	m := &memLog{}
+	for n := int64(0); n < size; n++ {
+		tag := ""
+		if forkAt >= 0 && n >= forkAt {
+			tag = "rewritten"
+		}
+		m.add(t, n, tag)
+	}
+	return m
+}
+
+func head(t *testing.T, s note.Signer, m *memLog, size int64) []byte {
+	root, err := tlog.TreeHash(size, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := note.Sign(&note.Note{Text: fmt.Sprintf("%s\n%d\n%s\ntime 1\n", witness.LogName, size, base64.StdEncoding.EncodeToString(root[:]))}, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg
+}
+
+// The witness keeps every head proven consistent with the last one kept,
+// in the database and in its append-only file, and raises an alarm —
+// keeping nothing — for a forked, rewritten, older-inconsistent or forged
+// head.
+func TestWitnessKeepsConsistentHeadsAndAlarmsOnRewrites(t *testing.T) {
+	t.Parallel()
+	ctx := testenv.Context(t)
+	pool, err := pgxpool.New(ctx, testenv.PostgresDB(t, template))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	st := store.New(pool)
+	skey, vkey, _ := note.GenerateKey(rand.Reader, witness.LogName)
+	signer, _ := note.NewSigner(skey)
+	verifier, _ := note.NewVerifier(vkey)
+	honest := build(t, 20, -1)
+	forked := build(t, 20, 4) // a database administrator rewrote entries 5..
+	served := honest
+	file := filepath.Join(t.TempDir(), "witness", "audit-heads.log")
+	w := &witness.Witness{Store: st, Verifier: verifier, File: file, Logger: logging.Discard(),
+		Prove: func(_ context.Context, o, n int64) (tlog.TreeProof, error) { return tlog.ProveTree(n, o, served) }}
+	alarms := func() int64 {
+		n, err := st.WitnessAlarms(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	observe := func(msg []byte) {
+		t.Helper()
+		if err := w.Observe(ctx, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	observe(head(t, signer, honest, 3))
+	observe(head(t, signer, honest, 7))
+	observe(head(t, signer, honest, 7)) // redelivered
+	observe(head(t, signer, honest, 5)) // late, consistent
+	if n := alarms(); n != 0 {
+		t.Fatalf("%d alarms for honest heads", n)
+	}
+	// Rewritten entries re-signed: a head of a larger tree that does not extend the last.
+	served = forked
+	observe(head(t, signer, forked, 9))
+	// The same size with another root; an older head that does not match.
+	observe(head(t, signer, forked, 7))
+	observe(head(t, signer, forked, 6))
+	// A head signed with another key.
+	other, _, _ := note.GenerateKey(rand.Reader, witness.LogName)
+	forger, _ := note.NewSigner(other)
+	observe(head(t, forger, honest, 12))
+	if n := alarms(); n != 4 {
+		t.Fatalf("%d alarms, want 4 (rewrite, fork, older inconsistent, forged)", n)
+	}
+	served = honest
+	observe(head(t, signer, honest, 12))
+	last, err := st.LastWitnessedHead(ctx)
+	if err != nil || last.Size != 12 {
+		t.Fatalf("last witnessed head: %+v %v", last, err)
+	}
+	lines := readLines(t, file)
+	if len(lines) != 4 { // 3, 7, 5, 12
+		t.Fatalf("witness file has %d heads, want 4", len(lines))
+	}
+	for _, l := range lines {
+		raw, err := base64.StdEncoding.DecodeString(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := witness.Open(raw, verifier); err != nil {
+			t.Fatalf("a kept head does not verify: %v", err)
+		}
+	}
+}
+
+func readLines(t *testing.T, path string) []string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Fields(string(b))
+}
