@@ -28,6 +28,9 @@ type Config struct {
 	AMQPURL      string
 	OIDCIssuer   string
 	OIDCAudience string
+	// OIDC holds the other OIDC_* settings for Base B (see OIDCSettings),
+	// passed on as BASEB_OIDC_*.
+	OIDC map[string]string
 	// GatewayAddr is where partners reach the gateway (default 127.0.0.1:8080).
 	GatewayAddr string
 	// PortOffset shifts every service port (tests run a second platform

@@ -42,6 +42,25 @@ type platform struct {
 	tour    []string // ready-to-paste commands
 }
 
+// OIDCSettings are the OIDC_* variables `make run` passes on to Base B as
+// BASEB_OIDC_* (besides OIDC_ISSUER and OIDC_AUDIENCE): how it reads
+// permissions and the client from tokens, and how it introspects opaque
+// tokens. See the README's provider recipes.
+var OIDCSettings = []string{"SCOPE_CLAIMS", "CLIENT_SCOPES", "CLIENT_CLAIM", "TOKEN_TYPES",
+	"INTROSPECTION", "INTROSPECTION_URL", "CLIENT_ID", "CLIENT_SECRET", "CLIENT_SECRET_FILE",
+	"CACHE_TTL", "NEGATIVE_CACHE_TTL", "CACHE_SIZE", "TIMEOUT"}
+
+// baseBOIDC turns the OIDC settings given to the launcher into Base B's.
+func baseBOIDC(cfg Config) []string {
+	var out []string
+	for _, name := range OIDCSettings {
+		if v, ok := cfg.OIDC[name]; ok && v != "" {
+			out = append(out, "BASEB_OIDC_"+name+"="+v)
+		}
+	}
+	return out
+}
+
 // DemoCPF is the CPF the demo data is about (529.982.247-25).
 const DemoCPF = "52998224725"
 
@@ -87,7 +106,7 @@ func specs(cfg Config, stores *Stores, secrets *secretStore, demo map[string]str
 			grpcAddr: func(i int) string { return cfg.addr(7200 + i) },
 			opsAddr:  func(i int) string { return cfg.addr(9200 + i) },
 			env: func(i int) []string {
-				return []string{
+				return append([]string{
 					"BASEB_GRPC_ADDR=" + cfg.addr(7200+i),
 					"BASEB_OPS_ADDR=" + cfg.addr(9200+i),
 					"BASEB_MONGODB_URI=" + stores.MongoURI,
@@ -97,7 +116,7 @@ func specs(cfg Config, stores *Stores, secrets *secretStore, demo map[string]str
 					"BASEB_TLS_CERT=" + bCert.Cert,
 					"BASEB_TLS_KEY=" + bCert.Key,
 					"BASEB_TLS_CA=" + bCert.CA,
-				}
+				}, baseBOIDC(cfg)...)
 			},
 		},
 		{

@@ -37,6 +37,10 @@ func run(ctx context.Context, args []string) int {
 			OIDCIssuer:   os.Getenv("OIDC_ISSUER"),
 			OIDCAudience: os.Getenv("OIDC_AUDIENCE"),
 			GatewayAddr:  os.Getenv("STRATA_GATEWAY_ADDR"),
+			OIDC:         map[string]string{},
+		}
+		for _, name := range app.OIDCSettings {
+			cfg.OIDC[name] = os.Getenv("OIDC_" + name)
 		}
 		if err := app.Run(ctx, cfg, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "strata-local:", err)
