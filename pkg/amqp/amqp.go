@@ -49,6 +49,7 @@ type Config struct {
 type Client struct {
 	cfg    Config
 	logger *slog.Logger
+	user   string // the broker user, sent as user_id on every publish
 
 	mu      sync.Mutex
 	conn    *amqp.Connection
@@ -73,11 +74,13 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.Exchange == "" {
 		cfg.Exchange = Exchange
 	}
-	if _, err := amqp.ParseURI(cfg.URL); err != nil {
+	uri, err := amqp.ParseURI(cfg.URL)
+	if err != nil {
 		return nil, errors.New("amqp: invalid URL")
 	}
 	c := &Client{
 		cfg:     cfg,
+		user:    uri.Username,
 		logger:  cfg.Logger.With("component", "amqp"),
 		ready:   make(chan struct{}),
 		closing: make(chan struct{}),

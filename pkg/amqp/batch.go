@@ -88,13 +88,22 @@ func (c *Client) consumeBatchOnce(ctx context.Context, q Queue, opts ConsumerOpt
 }
 
 func (c *Client) handleBatch(ctx context.Context, batch []amqp.Delivery, opts ConsumerOptions, h BatchHandler) {
+	admitted := batch[:0:0]
+	for _, d := range batch {
+		if c.admit(d, opts) {
+			admitted = append(admitted, d)
+		}
+	}
+	if batch = admitted; len(batch) == 0 {
+		return
+	}
 	hctx := ctx
 	if opts.Propagator != nil {
 		hctx = opts.Propagator.Extract(ctx, tableCarrier(batch[0].Headers))
 	}
 	ds := make([]Delivery, len(batch))
 	for i, d := range batch {
-		ds[i] = Delivery{ID: d.MessageId, Type: d.Type, Body: d.Body, Timestamp: d.Timestamp, Headers: d.Headers, Redelivered: d.Redelivered}
+		ds[i] = Delivery{ID: d.MessageId, Type: d.Type, Body: d.Body, Timestamp: d.Timestamp, Headers: d.Headers, Redelivered: d.Redelivered, UserID: d.UserId}
 	}
 	errs := h(hctx, ds)
 	for i, d := range batch {

@@ -18,6 +18,9 @@ type Delivery struct {
 	Timestamp   time.Time
 	Headers     map[string]any
 	Redelivered bool
+	// UserID is the broker user that published the message (user_id,
+	// verified by the broker).
+	UserID string
 }
 
 // permanentError marks a message that can never be processed.
@@ -52,6 +55,12 @@ type ConsumerOptions struct {
 	// transient broadcast queues use it to drop state they may have missed
 	// invalidations for while disconnected.
 	OnSubscribe func()
+	// Producers, when set, accepts each event type only from the broker
+	// users it names (the message's user_id, which the broker verifies);
+	// anything else is dead-lettered without reaching the handler.
+	Producers Producers
+	// OnForeign is told of every delivery Producers refused (for a metric).
+	OnForeign func(typ, userID string)
 }
 
 // Consume declares q and processes its messages until ctx ends, subscribing
@@ -141,6 +150,9 @@ func drain(deliveries <-chan amqp.Delivery) {
 }
 
 func (c *Client) handle(ctx context.Context, d amqp.Delivery, opts ConsumerOptions, h Handler) {
+	if !c.admit(d, opts) {
+		return
+	}
 	hctx := ctx
 	if opts.Propagator != nil {
 		hctx = opts.Propagator.Extract(ctx, tableCarrier(d.Headers))
@@ -152,6 +164,7 @@ func (c *Client) handle(ctx context.Context, d amqp.Delivery, opts ConsumerOptio
 		Timestamp:   d.Timestamp,
 		Headers:     d.Headers,
 		Redelivered: d.Redelivered,
+		UserID:      d.UserId,
 	}))
 }
 

@@ -151,9 +151,12 @@ func (p *Publisher) publishing(ctx context.Context, msg Message) amqp.Publishing
 		DeliveryMode: amqp.Persistent,
 		MessageId:    msg.ID,
 		Type:         msg.Type,
-		Timestamp:    msg.Timestamp,
-		Headers:      headers,
-		Body:         msg.Body,
+		// The broker refuses a user_id that is not the connection's user,
+		// so consumers can trust it to name the producer.
+		UserId:    p.client.user,
+		Timestamp: msg.Timestamp,
+		Headers:   headers,
+		Body:      msg.Body,
 	}
 }
 

@@ -65,7 +65,7 @@ func (s *secretStore) key(name string, n int) (string, error) {
 	return k, os.WriteFile(path, []byte(k), 0o600)
 }
 
-func baseaSpec(cfg Config, stores *Stores, secrets *secretStore, demo map[string]string) (serviceSpec, error) {
+func baseaSpec(cfg Config, stores *Stores, secrets *secretStore, b *broker, demo map[string]string) (serviceSpec, error) {
 	certs, err := localPKI(cfg.DataDir)
 	if err != nil {
 		return serviceSpec{}, err
@@ -128,7 +128,7 @@ func baseaSpec(cfg Config, stores *Stores, secrets *secretStore, demo map[string
 				"BASEA_TLS_CERT=" + srv.Cert,
 				"BASEA_TLS_KEY=" + srv.Key,
 				"BASEA_TLS_CA=" + srv.CA,
-				"BASEA_AMQP_URL=" + stores.AMQPURL,
+				"BASEA_AMQP_URL=" + b.url["base-a"],
 				"BASEA_SEED_DEMO=true",
 			}
 		},

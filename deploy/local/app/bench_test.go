@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,7 +26,8 @@ import (
 // API key, rate limiter, breaker, gRPC with basic auth) with the same read
 // made directly over gRPC to a Base C replica.
 func BenchmarkGateway(b *testing.B) {
-	stores := &app.Stores{DatabaseURL: testenv.PostgresAdminURL(b), MongoURI: testenv.MongoURI(b), AMQPURL: testenv.AMQPURL(b)}
+	stores := &app.Stores{DatabaseURL: testenv.PostgresAdminURL(b), MongoURI: testenv.MongoURI(b), AMQPURL: testenv.AMQPURL(b),
+		RabbitCtl: strings.Fields(os.Getenv(testenv.EnvRabbitmqctl))}
 	bin := os.Getenv("STRATA_E2E_BIN_DIR")
 	if bin == "" {
 		b.Skip("set STRATA_E2E_BIN_DIR (make bench does) to the built service binaries")

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/strata-bureau/strata/deploy/local/app"
+	"github.com/strata-bureau/strata/pkg/amqp"
 	"github.com/strata-bureau/strata/pkg/testenv"
 )
 
@@ -120,7 +121,8 @@ func (r reply) want(t *testing.T, status int, problemType string) reply {
 func (r reply) str(k string) string { s, _ := r.body[k].(string); return s }
 
 func TestEveryPartnerJourneyEndToEnd(t *testing.T) {
-	stores := &app.Stores{DatabaseURL: testenv.PostgresAdminURL(t), MongoURI: testenv.MongoURI(t), AMQPURL: testenv.AMQPURL(t)}
+	stores := &app.Stores{DatabaseURL: testenv.PostgresAdminURL(t), MongoURI: testenv.MongoURI(t), AMQPURL: testenv.AMQPURL(t),
+		RabbitCtl: strings.Fields(os.Getenv(testenv.EnvRabbitmqctl))}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	dataDir, bin := t.TempDir(), binaries(t)
@@ -160,6 +162,27 @@ func TestEveryPartnerJourneyEndToEnd(t *testing.T) {
 		t.Fatalf("operator /readyz lacks backend detail: %s", r.raw)
 	}
 	ops.do("GET", "/debug/pprof/cmdline", "").want(t, 200, "")
+
+	// Every service has its own broker user, and the broker keeps each to
+	// its own routing keys: the gateway cannot publish Base A's event.
+	users := map[string]bool{}
+	for _, svc := range []string{"gateway", "base-a", "base-b", "base-c", "strata-ingest"} {
+		u, _ := url.Parse(pl.BrokerURL(svc))
+		users[u.User.Username()] = true
+	}
+	if len(users) != 5 {
+		t.Fatalf("services share broker users: %v", users)
+	}
+	gwmq, err := amqp.Dial(ctx, amqp.Config{URL: pl.BrokerURL("gateway")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pctx, pcancel := context.WithTimeout(ctx, time.Second)
+	if err := amqp.NewPublisher(gwmq, amqp.PublisherOptions{}).Publish(pctx, amqp.Message{ID: "forged-by-gateway", Type: "debt.summary.changed", Body: []byte{}}); err == nil {
+		t.Fatal("the broker let the gateway publish debt.summary.changed")
+	}
+	pcancel()
+	_ = gwmq.Close()
 
 	// 1. The operator creates a partner and a key with the admin key.
 	admin := env["STRATA_ADMIN_KEY"]

@@ -8,7 +8,7 @@ import (
 	"github.com/strata-bureau/strata/deploy/local/internal/stack"
 )
 
-func gatewaySpec(cfg Config, stores *Stores, secrets *secretStore) (serviceSpec, error) {
+func gatewaySpec(cfg Config, stores *Stores, secrets *secretStore, b *broker) (serviceSpec, error) {
 	certs, err := localPKI(cfg.DataDir)
 	if err != nil {
 		return serviceSpec{}, err
@@ -45,7 +45,7 @@ func gatewaySpec(cfg Config, stores *Stores, secrets *secretStore) (serviceSpec,
 		"GATEWAY_TLS_CERT=" + gw.Cert,
 		"GATEWAY_TLS_KEY=" + gw.Key,
 		"GATEWAY_TLS_CA=" + gw.CA,
-		"GATEWAY_AMQP_URL=" + stores.AMQPURL,
+		"GATEWAY_AMQP_URL=" + b.url["gateway"],
 		"GATEWAY_BOOTSTRAP_FILE=" + bootstrapFile(cfg),
 		"GATEWAY_BASEA_ADDR=" + cfg.addr(7101),
 		"GATEWAY_BASEB_ADDRS=" + cfg.addr(7201) + "," + cfg.addr(7202),

@@ -41,7 +41,7 @@ func StartPlatform(ctx context.Context, cfg Config, stores *Stores, out io.Write
 	p, err := startServices(ctx, cfg, stores, out)
 	if err == nil {
 		// After the services: their queues exist, so nothing is unroutable.
-		err = seedEvents(ctx, stores.AMQPURL)
+		err = seedEvents(ctx, p.broker.url["strata-ingest"])
 	}
 	if err != nil {
 		if p != nil {
@@ -54,6 +54,10 @@ func StartPlatform(ctx context.Context, cfg Config, stores *Stores, out io.Write
 
 // Env is the demo credentials (as in .data/demo.env).
 func (pl *Platform) Env() map[string]string { return pl.p.demoEnv }
+
+// BrokerURL is the AMQP URL of a service's own broker user ("gateway",
+// "base-a", "base-b", "base-c", or "strata-ingest" for internal producers).
+func (pl *Platform) BrokerURL(service string) string { return pl.p.broker.url[service] }
 
 // Stop stops every service.
 func (pl *Platform) Stop() { pl.p.stop(io.Discard) }

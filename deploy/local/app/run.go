@@ -144,7 +144,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := seedEvents(ctx, stores.AMQPURL); err != nil {
+	if err := seedEvents(ctx, plat.broker.url["strata-ingest"]); err != nil {
 		return fmt.Errorf("demo data: %w", err)
 	}
 	if err := writeDemoEnv(filepath.Join(dataDir, "demo.env"), plat.demoEnv); err != nil {

@@ -38,6 +38,7 @@ type platform struct {
 	specOf  map[string]runSpec
 	exited  chan *stack.Proc
 	demoEnv map[string]string
+	broker  *broker
 	lines   []string // where things listen
 	tour    []string // ready-to-paste commands
 }
@@ -66,12 +67,12 @@ const DemoCPF = "52998224725"
 
 // specs lists the services in start order. A binary that is not built is
 // reported and skipped.
-func specs(cfg Config, stores *Stores, secrets *secretStore, demo map[string]string) ([]serviceSpec, error) {
+func specs(cfg Config, stores *Stores, secrets *secretStore, b *broker, demo map[string]string) ([]serviceSpec, error) {
 	basecPassword, err := secrets.get("basec-demo.password")
 	if err != nil {
 		return nil, err
 	}
-	basea, err := baseaSpec(cfg, stores, secrets, demo)
+	basea, err := baseaSpec(cfg, stores, secrets, b, demo)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +86,7 @@ func specs(cfg Config, stores *Stores, secrets *secretStore, demo map[string]str
 	if audience == "" {
 		audience = "strata-base-b"
 	}
-	gateway, err := gatewaySpec(cfg, stores, secrets)
+	gateway, err := gatewaySpec(cfg, stores, secrets, b)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +111,8 @@ func specs(cfg Config, stores *Stores, secrets *secretStore, demo map[string]str
 					"BASEB_GRPC_ADDR=" + cfg.addr(7200+i),
 					"BASEB_OPS_ADDR=" + cfg.addr(9200+i),
 					"BASEB_MONGODB_URI=" + stores.MongoURI,
-					"BASEB_AMQP_URL=" + stores.AMQPURL,
+					"BASEB_AMQP_URL=" + b.url["base-b"],
+					"BASEB_AMQP_PRODUCERS=" + b.producers(map[string]string{"debt.summary.changed": "base-a"}),
 					"BASEB_OIDC_ISSUER=" + issuerURL,
 					"BASEB_OIDC_AUDIENCE=" + audience,
 					"BASEB_TLS_CERT=" + bCert.Cert,
@@ -130,7 +132,10 @@ func specs(cfg Config, stores *Stores, secrets *secretStore, demo map[string]str
 					"BASEC_OPS_ADDR=" + cfg.addr(9300+i),
 					fmt.Sprintf("BASEC_REPLICA_ID=base-c-%d", i),
 					"BASEC_MONGODB_URI=" + stores.MongoURI,
-					"BASEC_AMQP_URL=" + stores.AMQPURL,
+					"BASEC_AMQP_URL=" + b.url["base-c"],
+					"BASEC_AMQP_PRODUCERS=" + b.producers(map[string]string{"cpf.queried": "gateway",
+						"card.purchase.recorded": "strata-ingest", "financial.movement.recorded": "strata-ingest",
+						"basec.cache.invalidated": "base-c", "basec.credential.invalidated": "base-c"}),
 					"BASEC_BOOTSTRAP_USER=demo-partner",
 					"BASEC_BOOTSTRAP_PASSWORD=" + basecPassword,
 					"BASEC_TLS_CERT=" + cCert.Cert,
@@ -160,7 +165,12 @@ func startServices(ctx context.Context, cfg Config, stores *Stores, out io.Write
 		"STRATA_OPS_URL":     "http://" + cfg.addr(gatewayOpsPort),
 	}}
 	secrets := &secretStore{dir: filepath.Join(cfg.DataDir, "secrets")}
-	list, err := specs(cfg, stores, secrets, p.demoEnv)
+	b, err := setupBroker(ctx, cfg, stores, secrets)
+	if err != nil {
+		return p, err
+	}
+	p.broker = b
+	list, err := specs(cfg, stores, secrets, b, p.demoEnv)
 	if err != nil {
 		return p, err
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/strata-bureau/strata/deploy/local/internal/stack"
@@ -31,9 +32,12 @@ type Stores struct {
 	DatabaseURL string
 	MongoURI    string
 	AMQPURL     string
-	Postgres    *stack.Postgres
-	Rabbit      *stack.RabbitMQ
-	Ferret      *stack.Ferret
+	// RabbitCtl runs rabbitmqctl against the broker at AMQPURL (when the
+	// launcher did not start it itself), so services get their own users.
+	RabbitCtl []string
+	Postgres  *stack.Postgres
+	Rabbit    *stack.RabbitMQ
+	Ferret    *stack.Ferret
 }
 
 // Stop stops whatever was started, in reverse order.
@@ -83,6 +87,10 @@ func TestEnv(ctx context.Context, cfg TestEnvConfig, argv []string, out io.Write
 		"STRATA_TEST_AMQP_URL="+stores.AMQPURL,
 		"STRATA_TEST_STORES_DIR="+cfg.Dir,
 	)
+	if stores.Rabbit != nil {
+		// Tests create broker users of their own (least-privilege tests).
+		cmd.Env = append(cmd.Env, "STRATA_TEST_RABBITMQCTL="+strings.Join(stores.Rabbit.CtlCommand(), " "))
+	}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	err = cmd.Run()
 	var ee *exec.ExitError

@@ -18,7 +18,7 @@ import (
 func publishMovement(w *world, id string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := amqp.Dial(ctx, amqp.Config{URL: w.stores.AMQPURL})
+	c, err := amqp.Dial(ctx, amqp.Config{URL: w.pl.BrokerURL("strata-ingest")})
 	if err != nil {
 		return err
 	}

@@ -161,6 +161,7 @@ func newWorld(t *testing.T) *world {
 			DatabaseURL: testenv.ProxyURL(pg.URL, pgU.Host, w.pgProxy.Addr()),
 			MongoURI:    testenv.ProxyURL(fe.URI, mgU.Host, w.mgProxy.Addr()),
 			AMQPURL:     w.rabbit.URL,
+			RabbitCtl:   w.rabbit.CtlCommand(),
 		}
 		w.gw = fmt.Sprintf("127.0.0.1:%d", 8080+w.off)
 		w.data = filepath.Join(dir, "data") // the same secrets and certificates on a retry

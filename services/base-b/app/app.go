@@ -91,6 +91,10 @@ type Config struct {
 	// ClientsTrusted may pass the partner's address and id in metadata.
 	ClientsTrusted string `env:"CLIENTS_TRUSTED, default=gateway"`
 	GRPCReflection bool   `env:"GRPC_REFLECTION, default=false"`
+	// AMQPProducers names the broker user that owns each event type this
+	// service consumes ("type=user|user;..."); events of a type from any
+	// other user are dead-lettered and counted.
+	AMQPProducers string `env:"AMQP_PRODUCERS, default=debt.summary.changed=base-a"`
 }
 
 // Validate checks the configuration.
@@ -244,6 +248,18 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	checker := health.New(breakers)
 	checker.Add("mongo", func(ctx context.Context) error { return mongoBreaker.Run(func() error { return st.Ping(ctx) }) })
 	checker.Add("amqp", mq.Check)
+	producers, err := amqp.ParseProducers(cfg.AMQPProducers)
+	if err != nil {
+		return fmt.Errorf("config: AMQP_PRODUCERS: %w", err)
+	}
+	foreign, err := tel.Meter("base-b").Int64Counter("strata_events_foreign_producer_total",
+		metric.WithDescription("Events dead-lettered because their producer (AMQP user_id) does not own their type."))
+	if err != nil {
+		return err
+	}
+	onForeign := func(typ, _ string) {
+		foreign.Add(context.Background(), 1, metric.WithAttributes(attribute.String("type", typ)))
+	}
 	dups, err := tel.Meter("base-b").Int64Counter("strata_events_duplicates_total",
 		metric.WithDescription("Events dropped because their message_id was already applied."))
 	if err != nil {
@@ -266,7 +282,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	})
 	g.Go(func() error { checker.Drive(gctx, srv.Health, time.Second); return nil })
 	g.Go(func() error {
-		return mq.Consume(gctx, q, amqp.ConsumerOptions{Prefetch: 64, Tag: "base-b", Propagator: tel.Propagator}, consumer.Handle)
+		return mq.Consume(gctx, q, amqp.ConsumerOptions{Prefetch: 64, Tag: "base-b", Propagator: tel.Propagator, Producers: producers, OnForeign: onForeign}, consumer.Handle)
 	})
 	g.Go(func() error {
 		t := time.NewTicker(time.Hour)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
+	"regexp"
 	"sync"
 	"testing"
 	"time"
@@ -70,6 +72,8 @@ func newCluster(t testing.TB) *cluster {
 		"BASEB_AMQP_QUEUE":       testenv.UniqueName(t, "q"),
 		"BASEB_OIDC_ISSUER":      is.URL,
 		"BASEB_OIDC_AUDIENCE":    audience,
+		// The tests publish as the test broker's administrator.
+		"BASEB_AMQP_PRODUCERS": "debt.summary.changed=" + brokerUser(testenv.AMQPURL(t)),
 	} {
 		c.env[k] = v
 	}
@@ -134,6 +138,11 @@ func (c *cluster) start() replica {
 func (c *cluster) as(scopes string) context.Context {
 	tok := c.issuer.Token(c.t, oidctest.Claims{Subject: "bank-a", Audience: audience, Scope: scopes})
 	return metadata.AppendToOutgoingContext(testenv.Context(c.t), "authorization", "Bearer "+tok)
+}
+
+func brokerUser(raw string) string {
+	u, _ := url.Parse(raw)
+	return u.User.Username()
 }
 
 func newCPF(n int) string { return string(cpf.Complete(fmt.Sprintf("%09d", 200000000+n))) }
@@ -352,5 +361,62 @@ func TestDebtSummaryEventsReachTheScore(t *testing.T) {
 	// 810 before; two open debts -80; load 1,680,000×200/(12×700,000) = -40.
 	if s.GetScore().GetScore() != 690 || s.GetScore().GetReasons()[0].GetCode() != "R02" {
 		t.Fatalf("score after debts: %v", s.GetScore())
+	}
+}
+
+// A debt.summary.changed from anyone but its owner (Base A's broker user)
+// is dead-lettered and never applied, however high its version: it could
+// otherwise pin a CPF's score forever.
+func TestDebtSummaryFromAnotherProducerIsDeadLettered(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	names := "^(" + regexp.QuoteMeta(c.env["BASEB_AMQP_EXCHANGE"]) + `|strata\.dlx)$`
+	owner := testenv.BrokerUser(t, "base-a", testenv.BrokerPerms{Configure: names, Write: names, Read: `^$`,
+		Exchange: c.env["BASEB_AMQP_EXCHANGE"], TopicWrite: `^debt\.summary\.changed$`, TopicRead: `^$`})
+	c.env["BASEB_AMQP_PRODUCERS"] = "debt.summary.changed=" + brokerUser(owner)
+	r := c.start()
+	person := newCPF(4)
+	c.seedProfile(r, person)
+	ctx := testenv.Context(t)
+	publish := func(from, id string, version int64, open int32) {
+		mq, err := amqp.Dial(ctx, amqp.Config{URL: from, Exchange: c.env["BASEB_AMQP_EXCHANGE"]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer mq.Close()
+		body, _ := proto.Marshal(&eventsv1.DebtSummaryChanged{Cpf: person, OpenCount: open, OpenAmountCents: 1000, Currency: "BRL",
+			AsOf: timestamppb.Now(), Version: version})
+		if err := amqp.NewPublisher(mq, amqp.PublisherOptions{}).Publish(ctx, amqp.Message{ID: id, Type: eventtypes.DebtSummaryChanged, Body: body}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Someone the broker lets route the key (here its administrator) forges
+	// a summary with a huge version; then the owner publishes a real one.
+	publish(c.env["BASEB_AMQP_URL"], "forged", 1<<60, 99)
+	publish(owner, "real", 1, 1)
+	var got *basebv1.GetProfileResponse
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		got, err = r.client.GetProfile(c.as("base-b:read"), &basebv1.GetProfileRequest{Cpf: person})
+		if err == nil && got.GetProfile().GetDebtSummary().GetOpenCount() != 0 {
+			break
+		}
+	}
+	if d := got.GetProfile().GetDebtSummary(); d.GetOpenCount() != 1 {
+		t.Fatalf("debt summary %v: the owner's event must be applied, the forged one not", d)
+	}
+	mq, err := amqp.Dial(ctx, amqp.Config{URL: c.env["BASEB_AMQP_URL"], Exchange: c.env["BASEB_AMQP_EXCHANGE"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mq.Close()
+	ch, err := mq.Channel(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	m, ok, err := ch.Get(c.env["BASEB_AMQP_QUEUE"]+".dlq", true)
+	if err != nil || !ok || m.MessageId != "forged" {
+		t.Fatalf("the forged event is not dead-lettered: ok=%v id=%q err=%v", ok, m.MessageId, err)
 	}
 }

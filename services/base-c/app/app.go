@@ -91,6 +91,10 @@ type Config struct {
 	// ClientsTrusted may pass the partner's address and id in metadata.
 	ClientsTrusted string `env:"CLIENTS_TRUSTED, default=gateway"`
 	GRPCReflection bool   `env:"GRPC_REFLECTION, default=false"`
+	// AMQPProducers names the broker user that owns each event type this
+	// service consumes ("type=user|user;..."); events of a type from any
+	// other user are dead-lettered and counted.
+	AMQPProducers string `env:"AMQP_PRODUCERS, default=cpf.queried=gateway;card.purchase.recorded=strata-ingest;financial.movement.recorded=strata-ingest;basec.cache.invalidated=base-c;basec.credential.invalidated=base-c"`
 }
 
 // Access is Base C's allow-list of mTLS caller identities: the gateway
@@ -254,6 +258,18 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	basecv1.RegisterActivityServiceServer(srv, &grpcapi.ActivityServer{Activity: acts, Logger: logger})
 	basecv1.RegisterAccountServiceServer(srv, &grpcapi.AccountServer{Accounts: mgr})
 
+	producers, err := amqp.ParseProducers(cfg.AMQPProducers)
+	if err != nil {
+		return fmt.Errorf("config: AMQP_PRODUCERS: %w", err)
+	}
+	foreign, err := tel.Meter("base-c").Int64Counter("strata_events_foreign_producer_total",
+		metric.WithDescription("Events dead-lettered because their producer (AMQP user_id) does not own their type."))
+	if err != nil {
+		return err
+	}
+	onForeign := func(typ, _ string) {
+		foreign.Add(context.Background(), 1, metric.WithAttributes(attribute.String("type", typ)))
+	}
 	dups, err := tel.Meter("base-c").Int64Counter("strata_events_duplicates_total",
 		metric.WithDescription("Events dropped because their message_id was already applied."))
 	if err != nil {
@@ -285,11 +301,11 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 		// is coalesced per CPF and written in bulk, so a last query is
 		// visible well within 250 ms while the store sees one write per
 		// batch rather than per lookup.
-		return mq.ConsumeBatch(gctx, dataQ, amqp.ConsumerOptions{Prefetch: 256, Tag: "base-c-" + cfg.ReplicaID, Propagator: tel.Propagator},
+		return mq.ConsumeBatch(gctx, dataQ, amqp.ConsumerOptions{Prefetch: 256, Tag: "base-c-" + cfg.ReplicaID, Propagator: tel.Propagator, Producers: producers, OnForeign: onForeign},
 			amqp.BatchOptions{Max: 256, Wait: 50 * time.Millisecond}, consumer.HandleDataBatch)
 	})
 	g.Go(func() error {
-		return mq.Consume(gctx, castQ, amqp.ConsumerOptions{Prefetch: 256, Propagator: tel.Propagator, OnSubscribe: func() {
+		return mq.Consume(gctx, castQ, amqp.ConsumerOptions{Prefetch: 256, Propagator: tel.Propagator, Producers: producers, OnForeign: onForeign, OnSubscribe: func() {
 			// Invalidations sent while this replica was disconnected are
 			// gone with its transient queue: start clean.
 			acts.InvalidateAll()

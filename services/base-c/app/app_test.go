@@ -60,6 +60,8 @@ func newCluster(t testing.TB, mongoURI string) *cluster {
 		mongoURI = testenv.MongoURI(t)
 	}
 	amqpURL := testenv.AMQPURL(t)
+	au, _ := url.Parse(amqpURL)
+	admin := au.User.Username()
 	c := &cluster{t: t, db: db, exchange: testenv.UniqueName(t, "x"), queue: testenv.UniqueName(t, "basec"), ca: testenv.NewCA(t)}
 	server := c.ca.Issue("base-c", "base-c", "127.0.0.1")
 	c.env = map[string]string{
@@ -79,6 +81,9 @@ func newCluster(t testing.TB, mongoURI string) *cluster {
 		"BASEC_SOURCE_FAILURE_LIMIT": "1000",
 		// The tests speak for partners as the gateway does (x-partner-id).
 		"BASEC_CLIENTS_TRUSTED": "gateway," + tester,
+		// The tests (and the replicas) publish as the test broker's administrator.
+		"BASEC_AMQP_PRODUCERS": "cpf.queried=" + admin + ";card.purchase.recorded=" + admin + ";financial.movement.recorded=" + admin +
+			";basec.cache.invalidated=" + admin + ";basec.credential.invalidated=" + admin,
 	}
 	mq, err := amqp.Dial(testenv.Context(t), amqp.Config{URL: amqpURL, Exchange: c.exchange})
 	if err != nil {

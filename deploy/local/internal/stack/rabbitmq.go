@@ -1,7 +1,12 @@
 package stack
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
@@ -9,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -21,6 +27,7 @@ type RabbitMQ struct {
 	Port     int
 	epmdPort int
 	dir      string
+	node     string
 	proc     *Proc
 }
 
@@ -91,7 +98,7 @@ log.file = false
 		return nil, err
 	}
 	u := &url.URL{Scheme: "amqp", User: url.UserPassword("strata", password), Host: addr, Path: "/"}
-	r := &RabbitMQ{URL: u.String(), Port: o.Port, epmdPort: epmd, dir: o.Dir, proc: p}
+	r := &RabbitMQ{URL: u.String(), Port: o.Port, epmdPort: epmd, dir: o.Dir, node: "strata" + strconv.Itoa(o.Port) + "@localhost", proc: p}
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	for {
@@ -135,4 +142,88 @@ func (r *RabbitMQ) stopEPMD() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = exec.CommandContext(ctx, args[0], args[1:]...).Run()
+}
+
+// CtlCommand is the command line that runs rabbitmqctl against this node
+// (as the rabbitmq user when we are root, with the node's cookie).
+func (r *RabbitMQ) CtlCommand() []string {
+	ctl := "/usr/lib/rabbitmq/bin/rabbitmqctl"
+	if _, err := os.Stat(ctl); err != nil {
+		ctl = "rabbitmqctl"
+	}
+	argv := []string{"env", "HOME=" + filepath.Join(r.dir, "home"), "ERL_EPMD_PORT=" + strconv.Itoa(r.epmdPort),
+		"RABBITMQ_CONF_ENV_FILE=/dev/null", ctl, "-q", "-n", r.node}
+	if os.Geteuid() == 0 {
+		argv = append([]string{"runuser", "-u", "rabbitmq", "--"}, argv...)
+	}
+	return argv
+}
+
+// BrokerUser is a broker user and what it may do on vhost "/": the
+// configure, write and read permissions are regular expressions over
+// exchange and queue names; TopicWrite and TopicRead over routing keys on
+// Exchange (RabbitMQ topic permissions).
+type BrokerUser struct {
+	Name, Password                  string
+	Configure, Write, Read          string
+	Exchange, TopicWrite, TopicRead string
+}
+
+// EnsureUsers creates or updates each user (password, permissions, topic
+// permissions) in one rabbitmqctl import_definitions call through ctl (a
+// CtlCommand); the definitions go on standard input and carry only salted
+// password hashes.
+func EnsureUsers(ctx context.Context, ctl []string, users []BrokerUser) error {
+	type user struct {
+		Name      string   `json:"name"`
+		Hash      string   `json:"password_hash"`
+		Algorithm string   `json:"hashing_algorithm"`
+		Tags      []string `json:"tags"`
+	}
+	type perm struct {
+		User      string `json:"user"`
+		VHost     string `json:"vhost"`
+		Configure string `json:"configure"`
+		Write     string `json:"write"`
+		Read      string `json:"read"`
+	}
+	type topicPerm struct {
+		User     string `json:"user"`
+		VHost    string `json:"vhost"`
+		Exchange string `json:"exchange"`
+		Write    string `json:"write"`
+		Read     string `json:"read"`
+	}
+	var defs struct {
+		Users            []user      `json:"users"`
+		Permissions      []perm      `json:"permissions"`
+		TopicPermissions []topicPerm `json:"topic_permissions"`
+	}
+	for _, u := range users {
+		// rabbit_password_hashing_sha256: base64(salt ‖ SHA-256(salt ‖ password)).
+		salt := make([]byte, 4)
+		if _, err := rand.Read(salt); err != nil {
+			return err
+		}
+		sum := sha256.Sum256(append(append([]byte{}, salt...), u.Password...))
+		defs.Users = append(defs.Users, user{Name: u.Name, Hash: base64.StdEncoding.EncodeToString(append(salt, sum[:]...)),
+			Algorithm: "rabbit_password_hashing_sha256", Tags: []string{}})
+		defs.Permissions = append(defs.Permissions, perm{User: u.Name, VHost: "/", Configure: u.Configure, Write: u.Write, Read: u.Read})
+		if u.Exchange != "" {
+			defs.TopicPermissions = append(defs.TopicPermissions, topicPerm{User: u.Name, VHost: "/", Exchange: u.Exchange, Write: u.TopicWrite, Read: u.TopicRead})
+		}
+	}
+	body, err := json.Marshal(defs)
+	if err != nil {
+		return err
+	}
+	argv := append(append([]string{}, ctl...), "import_definitions", "--format", "json")
+	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, argv[0], argv[1:]...)
+	cmd.Stdin = bytes.NewReader(body)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("rabbitmqctl import_definitions: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
 }
