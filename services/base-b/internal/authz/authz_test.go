@@ -215,15 +215,18 @@ func TestAudienceStringOrArray(t *testing.T) {
 		"array with ours":      {Subject: "bank-a", Audiences: []string{"https://other.api", aud}, Scope: "base-b:read"},
 		"client id as aud":     {Subject: "bank-a", Audience: "bank-a-client", Scope: "base-b:read"},
 		"array, client id aud": {Subject: "bank-a", Audiences: []string{"bank-a-client"}, Scope: "base-b:read"},
+		"no aud, listed client (Cognito)": {Subject: "bank-a-client", Scope: "base-b:read", Type: "-",
+			Extra: map[string]any{"aud": nil, "token_use": "access"}},
 	} {
 		if _, err := v.Verify(ctx, is.Token(t, c)); err != nil {
 			t.Errorf("%s refused: %v", name, err)
 		}
 	}
 	for name, c := range map[string]oidctest.Claims{
-		"array without ours": {Subject: "bank-a", Audiences: []string{"https://other.api", "x"}, Scope: "base-b:read"},
-		"empty array":        {Subject: "bank-a", Audiences: []string{}, Scope: "base-b:read"},
-		"no aud":             {Subject: "bank-a", Scope: "base-b:read", Extra: map[string]any{"aud": nil}},
+		"array without ours":       {Subject: "bank-a", Audiences: []string{"https://other.api", "x"}, Scope: "base-b:read"},
+		"empty array":              {Subject: "bank-a", Audiences: []string{}, Scope: "base-b:read"},
+		"no aud":                   {Subject: "bank-a", Scope: "base-b:read", Extra: map[string]any{"aud": nil}},
+		"empty aud, listed client": {Subject: "bank-a-client", Audiences: []string{}, Scope: "base-b:read"},
 	} {
 		if _, err := v.Verify(ctx, is.Token(t, c)); err == nil {
 			t.Errorf("%s accepted", name)

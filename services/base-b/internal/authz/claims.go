@@ -25,7 +25,9 @@ type Mapping struct {
 	// ClientClaims are read in order for the token's OAuth2 client; the
 	// first non-empty string wins. Default: client_id, azp, sub.
 	ClientClaims []string
-	// Audiences: a token must name at least one in aud (string or array).
+	// Audiences: a token must name at least one in aud (string or array);
+	// a token with no aud at all (Cognito) passes only if its client is
+	// listed here.
 	Audiences []string
 	// TokenTypes are the JWT header typ values accepted when typ is present
 	// (compared without case and without an "application/" prefix).
@@ -130,7 +132,11 @@ func (m *Mapping) principal(claims map[string]any) (Principal, error) {
 		}
 	}
 	if !m.audienceOK(claims["aud"]) {
-		return Principal{}, errors.New("the token is not for this audience")
+		// Cognito's access tokens carry no aud at all, only client_id:
+		// then the client itself must be listed among the audiences.
+		if _, has := claims["aud"]; has || p.ClientID == "" || !slices.Contains(m.Audiences, p.ClientID) {
+			return Principal{}, errors.New("the token is not for this audience")
+		}
 	}
 	for _, name := range m.ScopeClaims {
 		v, ok := lookup(claims, name)
