@@ -16,7 +16,7 @@ func TestExternalProviderSettingsReachBaseB(t *testing.T) {
 		OIDC: map[string]string{"CLIENT_SCOPES": "bank-a-app=base-b:read", "SCOPE_CLAIMS": "scope,realm_access.roles",
 			"INTROSPECTION": "on", "CLIENT_ID": "strata-base-b", "CLIENT_SECRET_FILE": "/run/secrets/idp", "TOKEN_TYPES": ""}}
 	list, err := specs(cfg, &Stores{DatabaseURL: testenv.PostgresAdminURL(t), MongoURI: "mongodb://x", AMQPURL: "amqp://x"},
-		&secretStore{dir: filepath.Join(dir, "secrets")}, map[string]string{})
+		&secretStore{dir: filepath.Join(dir, "secrets")}, &broker{url: map[string]string{}, user: map[string]string{}}, map[string]string{})
 	if err != nil {
 		t.Fatal(err)
 	}
