@@ -365,6 +365,21 @@ func TestEveryPartnerJourneyEndToEnd(t *testing.T) {
 	if _, err := os.Stat(env["STRATA_AUDIT_STATE"]); err != nil {
 		t.Fatalf("strata-audit kept no verified head: %v", err)
 	}
+	// The data subject's report covers the three bases; records of processing.
+	rep := c.do("GET", "/v1/audit/subject-report/"+cpf, "", "X-Api-Key", auditor).want(t, 200, "")
+	checkSubjectReport(t, rep.raw)
+	c.do("GET", "/v1/audit/subject-report/"+cpf, "", "X-Api-Key", key).want(t, 403, "insufficient-scope")
+	recs := c.do("GET", "/v1/audit/processing-records", "", "X-Api-Key", auditor).want(t, 200, "")
+	if !strings.Contains(recs.raw, `"acme-bank"`) || !strings.Contains(recs.raw, `"credit_analysis"`) || !strings.Contains(recs.raw, `"base-c"`) {
+		t.Fatalf("processing records: %s", recs.raw)
+	}
+	sr := exec.Command(filepath.Join(bin, "strata-audit"), "subject-report", cpf)
+	sr.Env = cli.Env
+	if out, err := sr.Output(); err != nil {
+		t.Fatalf("strata-audit subject-report: %v", err)
+	} else {
+		checkSubjectReport(t, string(out))
+	}
 	ver := c.do("POST", "/v1/audit/verify", "", "X-Api-Key", auditor).want(t, 200, "")
 	if ver.body["ok"] != true {
 		t.Fatalf("verify: %s", ver.raw)
@@ -537,5 +552,45 @@ func checkInclusion(t *testing.T, proof reply) {
 	}
 	if !strings.Contains(p.Head.Note, fmt.Sprintf("\n%d\n", p.Head.TreeSize)) {
 		t.Fatalf("the note does not sign the tree size: %q", p.Head.Note)
+	}
+}
+
+// checkSubjectReport checks a subject report names what each of the three
+// bases holds and the accesses each keeps.
+func checkSubjectReport(t *testing.T, raw string) {
+	t.Helper()
+	var r struct {
+		Bases []struct {
+			Base     string `json:"base"`
+			Holds    bool   `json:"holds"`
+			Accesses []struct {
+				PartnerID string `json:"partner_id"`
+				What      string `json:"what"`
+			} `json:"accesses"`
+		} `json:"bases"`
+	}
+	if err := json.Unmarshal([]byte(raw), &r); err != nil || len(r.Bases) != 3 {
+		t.Fatalf("subject report: %v %s", err, raw)
+	}
+	for _, b := range r.Bases {
+		if !b.Holds {
+			t.Fatalf("%s holds nothing about the demo CPF: %s", b.Base, raw)
+		}
+		switch b.Base {
+		case "base-a":
+			allowed := 0
+			for _, a := range b.Accesses {
+				if a.PartnerID == "acme-bank" && strings.HasPrefix(a.What, "allowed") {
+					allowed++
+				}
+			}
+			if allowed < 2 {
+				t.Fatalf("base A's accesses miss acme-bank's reads: %s", raw)
+			}
+		case "base-c":
+			if len(b.Accesses) != 1 || b.Accesses[0].PartnerID != "acme-bank" {
+				t.Fatalf("base C's last query is missing: %s", raw)
+			}
+		}
 	}
 }

@@ -47,6 +47,8 @@ var routeScopes = map[string][]string{
 	"get-profile": {"base-b:read"}, "get-score": {"base-b:read"},
 	"get-activity": {"base-c:read"}, "list-movements": {"base-c:read"},
 	"list-access-logs": {"audit:read", "audit:own"}, "access-history": {"audit:read"}, "verify-audit-log": {"audit:read"},
+	"audit-head": {"audit:read", "audit:own"}, "audit-proof": {"audit:read", "audit:own"},
+	"subject-report": {"audit:read"}, "processing-records": {"audit:read"},
 	"create-partner": {"admin"}, "list-partners": {"admin"}, "create-key": {"admin"}, "rotate-key": {"admin"}, "revoke-key": {"admin"},
 	"bind-oauth-client": {"admin"}, "list-oauth-clients": {"admin"}, "unbind-oauth-client": {"admin"},
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/strata-bureau/strata/pkg/postgres"
 	"github.com/strata-bureau/strata/pkg/telemetry"
 	baseav1 "github.com/strata-bureau/strata/proto/gen/go/basea/v1"
+	subjectv1 "github.com/strata-bureau/strata/proto/gen/go/subject/v1"
 	"github.com/strata-bureau/strata/services/base-a/internal/audit"
 	"github.com/strata-bureau/strata/services/base-a/internal/crypto"
 	"github.com/strata-bureau/strata/services/base-a/internal/domain"
@@ -196,7 +197,9 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 		UnaryInterceptors: []grpc.UnaryServerInterceptor{grpcapi.IdentityInterceptor(access)},
 	})
 	baseav1.RegisterPeopleServiceServer(srv, &grpcapi.PeopleServer{Store: st})
-	baseav1.RegisterAuditServiceServer(srv, &grpcapi.AuditServer{Store: st, Chain: chain, History: cfg.HistoryWindow})
+	auditSrv := &grpcapi.AuditServer{Store: st, Chain: chain, History: cfg.HistoryWindow}
+	baseav1.RegisterAuditServiceServer(srv, auditSrv)
+	subjectv1.RegisterSubjectServiceServer(srv, &grpcapi.SubjectServer{Audit: auditSrv, Access: access})
 
 	checker := health.New(breakers)
 	checker.Add("postgres", st.Ping)

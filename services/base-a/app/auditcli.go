@@ -42,6 +42,7 @@ const auditUsage = `usage: strata-audit list [-cpf C] [-partner P] [-purpose P] 
        strata-audit export-log [-o FILE]           (the verifiable log: entries, tree hashes, signed heads)
        strata-audit verify [-full]                 (exit status 1 on tampering)
        strata-audit verify -offline FILE -public-key KEY [-witness FILES]
+       strata-audit subject-report CPF            (through the gateway: STRATA_GATEWAY_URL, STRATA_AUDITOR_KEY)
 times are RFC 3339; connection: STRATA_AUDIT_ADDR, STRATA_AUDIT_CERT, STRATA_AUDIT_KEY, STRATA_AUDIT_CA;
 verify: STRATA_AUDIT_VERIFIER_KEY (public), STRATA_AUDIT_STATE (last verified head), STRATA_AUDIT_WITNESSES (witnessed heads)`
 
@@ -75,6 +76,16 @@ func RunAuditCLI(ctx context.Context, l config.Lookuper, args []string, stdout, 
 	}
 	if cmd == "verify" && *offline != "" {
 		return verifyOffline(*offline, *publicKey, *witness, stdout, stderr)
+	}
+	if cmd == "subject-report" {
+		if fs.NArg() != 1 {
+			return fail(errors.New("usage: strata-audit subject-report CPF"))
+		}
+		var g reportConfig
+		if err := config.Load(ctx, "STRATA_", &g, l); err != nil {
+			return fail(err)
+		}
+		return subjectReport(ctx, g, fs.Arg(0), stdout, stderr)
 	}
 	var cfg AuditCLIConfig
 	if err := config.Load(ctx, "STRATA_AUDIT_", &cfg, l); err != nil {

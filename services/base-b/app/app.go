@@ -28,6 +28,7 @@ import (
 	"github.com/strata-bureau/strata/pkg/retry"
 	"github.com/strata-bureau/strata/pkg/telemetry"
 	basebv1 "github.com/strata-bureau/strata/proto/gen/go/baseb/v1"
+	subjectv1 "github.com/strata-bureau/strata/proto/gen/go/subject/v1"
 	"github.com/strata-bureau/strata/services/base-b/internal/authz"
 	"github.com/strata-bureau/strata/services/base-b/internal/events"
 	"github.com/strata-bureau/strata/services/base-b/internal/grpcapi"
@@ -87,7 +88,9 @@ type Config struct {
 	TLSCA         string `env:"TLS_CA, required"`
 	ClientsRead   string `env:"CLIENTS_READ, default=gateway"`
 	ClientsExport string `env:"CLIENTS_EXPORT, default=baseb-export"`
-	ClientsWrite  string `env:"CLIENTS_WRITE, default=baseb-loader"`
+	// ClientsSubject may read the data subject's report (SubjectService).
+	ClientsSubject string `env:"CLIENTS_SUBJECT, default=gateway"`
+	ClientsWrite   string `env:"CLIENTS_WRITE, default=baseb-loader"`
 	// ClientsTrusted may pass the partner's address and id in metadata.
 	ClientsTrusted string `env:"CLIENTS_TRUSTED, default=gateway"`
 	GRPCReflection bool   `env:"GRPC_REFLECTION, default=false"`
@@ -245,6 +248,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 		StreamInterceptors: []grpc.StreamServerInterceptor{access.Stream(), verifier.Stream()},
 	})
 	basebv1.RegisterProfileServiceServer(srv, api)
+	subjectv1.RegisterSubjectServiceServer(srv, &grpcapi.SubjectServer{Store: st, Allowed: grpcserver.List(cfg.ClientsSubject)})
 	checker := health.New(breakers)
 	checker.Add("mongo", func(ctx context.Context) error { return mongoBreaker.Run(func() error { return st.Ping(ctx) }) })
 	checker.Add("amqp", mq.Check)

@@ -29,6 +29,7 @@ import (
 	"github.com/strata-bureau/strata/pkg/retry"
 	"github.com/strata-bureau/strata/pkg/telemetry"
 	basecv1 "github.com/strata-bureau/strata/proto/gen/go/basec/v1"
+	subjectv1 "github.com/strata-bureau/strata/proto/gen/go/subject/v1"
 	"github.com/strata-bureau/strata/services/base-c/internal/accounts"
 	"github.com/strata-bureau/strata/services/base-c/internal/activity"
 	"github.com/strata-bureau/strata/services/base-c/internal/auth"
@@ -88,6 +89,8 @@ type Config struct {
 	TLSCA           string `env:"TLS_CA, required"`
 	ClientsRead     string `env:"CLIENTS_READ, default=gateway"`
 	ClientsAccounts string `env:"CLIENTS_ACCOUNTS, default=basec-admin"`
+	// ClientsSubject may read the data subject's report (SubjectService).
+	ClientsSubject string `env:"CLIENTS_SUBJECT, default=gateway"`
 	// ClientsTrusted may pass the partner's address and id in metadata.
 	ClientsTrusted string `env:"CLIENTS_TRUSTED, default=gateway"`
 	GRPCReflection bool   `env:"GRPC_REFLECTION, default=false"`
@@ -257,6 +260,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	})
 	basecv1.RegisterActivityServiceServer(srv, &grpcapi.ActivityServer{Activity: acts, Logger: logger})
 	basecv1.RegisterAccountServiceServer(srv, &grpcapi.AccountServer{Accounts: mgr})
+	subjectv1.RegisterSubjectServiceServer(srv, &grpcapi.SubjectServer{Activity: acts, Allowed: grpcserver.List(cfg.ClientsSubject)})
 
 	producers, err := amqp.ParseProducers(cfg.AMQPProducers)
 	if err != nil {

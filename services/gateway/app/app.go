@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -83,6 +84,10 @@ type Config struct {
 	// gateway's database and appended to WitnessFile (if set).
 	AuditVerifierKey string `env:"AUDIT_VERIFIER_KEY"`
 	WitnessFile      string `env:"WITNESS_FILE"`
+	// ProcessingRecordsFile (JSON, the shape GET /v1/audit/processing-records
+	// serves) describes purposes, data per base and retention; empty: the
+	// built-in description. Recipients come from the partner registry.
+	ProcessingRecordsFile string `env:"PROCESSING_RECORDS_FILE"`
 
 	RatePerSec  float64       `env:"RATE_PER_SECOND, default=50"`
 	Burst       int           `env:"BURST, default=100"`
@@ -283,7 +288,18 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis, opsLis ne
 	keyAuth := &api.KeyAuth{Store: st, Pepper: pepper, Limiter: limits.New(), Logger: logger, CacheTTL: cfg.KeyCacheTTL,
 		Proxies: proxies, Failures: failures}
 	bindings := &api.Bindings{Store: st, TTL: cfg.KeyCacheTTL}
+	var records *api.ProcessingRecords
+	if cfg.ProcessingRecordsFile != "" {
+		b, err := os.ReadFile(cfg.ProcessingRecordsFile)
+		if err != nil {
+			return fmt.Errorf("config: PROCESSING_RECORDS_FILE: %w", err)
+		}
+		if records, err = api.ParseProcessingRecords(b); err != nil {
+			return fmt.Errorf("config: PROCESSING_RECORDS_FILE: %w", err)
+		}
+	}
 	(&api.Handlers{Backends: api.Backends{A: pa, B: pb, C: pc}, Events: emitter, Logger: logger, Bindings: bindings,
+		Records: records, Partners: recipients{st},
 		Expensive: limits.NewConcurrency(max(1, cfg.ExpensiveCalls), 1)}).Register(hapi)
 	(&api.Admin{Store: st, Pepper: pepper, Keys: keyAuth, Bindings: bindings, RatePerSec: cfg.RatePerSec, Burst: cfg.Burst, DailyQuota: cfg.DailyQuota}).Register(hapi)
 	if cfg.IssuerEnabled {
@@ -414,4 +430,20 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis, opsLis ne
 		})
 	}
 	return g.Wait()
+}
+
+// recipients lists the partner institutions for the records of processing.
+type recipients struct{ st *store.Store }
+
+func (r recipients) Recipients(ctx context.Context) ([]api.RecordRecipient, error) {
+	ps, err := r.st.ListPartners(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.RecordRecipient, 0, len(ps))
+	for _, p := range ps {
+		at := p.CreatedAt.UTC()
+		out = append(out, api.RecordRecipient{ID: p.ID, Name: p.Name, Since: &at})
+	}
+	return out, nil
 }

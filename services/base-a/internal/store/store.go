@@ -297,3 +297,22 @@ func (s *Store) personExists(ctx context.Context, tx pgx.Tx, cpf string) (bool, 
 	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM people WHERE cpf_index = $1)`, s.cpfIndex(cpf)).Scan(&ok)
 	return ok, err
 }
+
+// Holdings is what Base A holds about a CPF.
+type Holdings struct {
+	Person bool
+	Debts  int64
+	Grants int64
+}
+
+// Holdings reads what is held about cpf (for the data subject's report).
+func (s *Store) Holdings(ctx context.Context, cpf string) (Holdings, error) {
+	var h Holdings
+	idx := s.cpfIndex(cpf)
+	err := s.breaker.Run(func() error {
+		return s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM people WHERE cpf_index = $1),
+			(SELECT count(*) FROM debts WHERE cpf_index = $1), (SELECT count(*) FROM grants WHERE cpf_index = $1)`, idx).
+			Scan(&h.Person, &h.Debts, &h.Grants)
+	})
+	return h, err
+}

@@ -42,6 +42,10 @@ type Handlers struct {
 	Expensive *limits.Concurrency
 	// Bindings gives the OAuth2 clients bound to the calling partner.
 	Bindings *Bindings
+	// Records (nil: DefaultProcessingRecords) and Partners (the
+	// recipients) make the records of processing.
+	Records  *ProcessingRecords
+	Partners PartnerLister
 }
 
 // expensive takes a slot of the expensive-call budget for the caller.
@@ -80,6 +84,8 @@ func (h *Handlers) Register(api huma.API) {
 	huma.Register(api, op("list-access-logs", http.MethodGet, "/v1/audit/access-logs", "Filter Base A's access log", "Audit"), h.accessLogs)
 	huma.Register(api, op("access-history", http.MethodGet, "/v1/audit/access-history/{cpf}", "Who accessed this CPF's Base A data in the last six months", "Audit"), h.accessHistory)
 	huma.Register(api, op("verify-audit-log", http.MethodPost, "/v1/audit/verify", "Verify the audit log's hash chain and signed checkpoints", "Audit"), h.verify)
+	huma.Register(api, op("subject-report", http.MethodGet, "/v1/audit/subject-report/{cpf}", "The data subject's report: what each base holds about a CPF and every access in the last six months", "Audit"), h.subjectReport)
+	huma.Register(api, op("processing-records", http.MethodGet, "/v1/audit/processing-records", "Records of processing (LGPD art. 37), generated from configuration", "Audit"), h.processingRecords)
 	huma.Register(api, op("audit-head", http.MethodGet, "/v1/audit/head", "The latest signed tree head of the verifiable audit log (public material)", "Audit"), h.auditHead)
 	huma.Register(api, op("audit-proof", http.MethodGet, "/v1/audit/entries/{id}/proof", "An inclusion proof of an audit entry in a signed tree head", "Audit"), h.auditProof)
 }
