@@ -25,7 +25,8 @@ type broker struct {
 var brokerServices = []struct {
 	name, publishes, binds, queues string
 }{
-	{"gateway", `^cpf\.queried$`, `^$`, ``},
+	// The gateway witnesses Base A's signed audit heads (its own queue).
+	{"gateway", `^cpf\.queried$`, `^audit\.checkpoint\.signed$`, `gateway\..*`},
 	{"base-a", `^(debt\.summary\.changed|audit\..+)$`, `^$`, ``},
 	{"base-b", `^$`, `^debt\.summary\.changed$`, `baseb\..*`},
 	{"base-c", `^basec\..+$`, `^(cpf\.queried|card\.purchase\.recorded|financial\.movement\.recorded|basec\..+)$`, `basec\..*`},

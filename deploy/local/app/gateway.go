@@ -37,6 +37,7 @@ func gatewaySpec(cfg Config, stores *Stores, secrets *secretStore, b *broker) (s
 		// and in an append-only file strata-audit verify reads.
 		"GATEWAY_AUDIT_VERIFIER_KEY=" + vkey,
 		"GATEWAY_WITNESS_FILE=" + witnessFile(cfg),
+		"GATEWAY_AMQP_PRODUCERS=" + b.producers(map[string]string{"audit.checkpoint.signed": "base-a"}),
 		"GATEWAY_HTTP_ADDR=" + cfg.GatewayAddr,
 		"GATEWAY_OPS_ADDR=" + cfg.addr(gatewayOpsPort),
 		"GATEWAY_DATABASE_URL=" + dbURL,

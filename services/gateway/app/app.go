@@ -88,6 +88,9 @@ type Config struct {
 	// serves) describes purposes, data per base and retention; empty: the
 	// built-in description. Recipients come from the partner registry.
 	ProcessingRecordsFile string `env:"PROCESSING_RECORDS_FILE"`
+	// AMQPProducers names the broker user that owns each event type the
+	// gateway consumes (the witness: audit.checkpoint.signed from Base A).
+	AMQPProducers string `env:"AMQP_PRODUCERS, default=audit.checkpoint.signed=base-a"`
 
 	RatePerSec  float64       `env:"RATE_PER_SECOND, default=50"`
 	Burst       int           `env:"BURST, default=100"`
@@ -424,9 +427,17 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis, opsLis ne
 				}
 				return p, nil
 			}}
+		producers, err := amqp.ParseProducers(cfg.AMQPProducers)
+		if err != nil {
+			return fmt.Errorf("config: AMQP_PRODUCERS: %w", err)
+		}
+		onForeign := func(typ, user string) {
+			logger.Error("AUDIT WITNESS: a signed head from a broker user that does not own audit.checkpoint.signed was dead-lettered", "type", typ, "user", user)
+		}
 		q := amqp.Queue{Name: "gateway.audit-witness", Bindings: []string{eventtypes.AuditCheckpointSigned}}
 		g.Go(func() error {
-			return mq.Consume(gctx, q, amqp.ConsumerOptions{Prefetch: 16, Tag: "gateway-witness", Propagator: tel.Propagator}, w.Handle)
+			return mq.Consume(gctx, q, amqp.ConsumerOptions{Prefetch: 16, Tag: "gateway-witness", Propagator: tel.Propagator,
+				Producers: producers, OnForeign: onForeign}, w.Handle)
 		})
 	}
 	return g.Wait()
