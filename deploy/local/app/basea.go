@@ -6,7 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
-	"net/url"
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -72,19 +72,22 @@ func baseaSpec(cfg Config, stores *Stores, secrets *secretStore, b *broker, demo
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ownerURL, err := stack.EnsureDatabase(ctx, stores.DatabaseURL, "strata_basea")
-	if err != nil {
-		return serviceSpec{}, err
-	}
 	appPassword, err := secrets.get("basea-app-db.password")
 	if err != nil {
 		return serviceSpec{}, err
 	}
-	u, err := url.Parse(ownerURL)
+	ownerPassword, err := secrets.get("basea-owner-db.password")
 	if err != nil {
 		return serviceSpec{}, err
 	}
-	u.User = url.UserPassword("strata_basea_app", appPassword)
+	// The owner migrates (base-a migrate); the service runs as the app
+	// role, which may purge audit rows only through audit_purge.
+	ownerURL, appURL, err := stack.ProvisionDatabase(ctx, stores.DatabaseURL, stack.DatabaseRoles{Database: "strata_basea",
+		Owner: "strata_basea_owner", OwnerPassword: ownerPassword, App: "strata_basea_app", AppPassword: appPassword,
+		AppMemberOf: []string{"strata_basea_purge"}})
+	if err != nil {
+		return serviceSpec{}, fmt.Errorf("base A database: %w", err)
+	}
 	keys := map[string]int{"basea-data-key": 32, "basea-index-key": 32, "basea-chain-key": 32, "basea-signing-seed": 32}
 	vals := map[string]string{}
 	for name, n := range keys {
@@ -113,14 +116,13 @@ func baseaSpec(cfg Config, stores *Stores, secrets *secretStore, b *broker, demo
 		name:     "base-a",
 		replicas: 1,
 		grpcAddr: func(int) string { return cfg.addr(7101) },
+		migrate:  []string{"BASEA_MIGRATE_DATABASE_URL=" + ownerURL},
 		opsAddr:  func(int) string { return cfg.addr(9101) },
 		env: func(int) []string {
 			return []string{
 				"BASEA_GRPC_ADDR=" + cfg.addr(7101),
 				"BASEA_OPS_ADDR=" + cfg.addr(9101),
-				"BASEA_DATABASE_URL=" + u.String(),
-				"BASEA_MIGRATE_DATABASE_URL=" + ownerURL,
-				"BASEA_APP_DB_PASSWORD=" + appPassword,
+				"BASEA_DATABASE_URL=" + appURL,
 				"BASEA_DATA_KEYS=1:" + vals["basea-data-key"],
 				"BASEA_BLIND_INDEX_KEY=" + vals["basea-index-key"],
 				"BASEA_AUDIT_CHAIN_KEY=" + vals["basea-chain-key"],

@@ -19,7 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/strata-bureau/strata/deploy/local/app"
+
 	"github.com/strata-bureau/strata/pkg/amqp"
 	"github.com/strata-bureau/strata/pkg/testenv"
 )
@@ -183,6 +185,11 @@ func TestEveryPartnerJourneyEndToEnd(t *testing.T) {
 	}
 	pcancel()
 	_ = gwmq.Close()
+
+	// Each service connects to PostgreSQL as its own least-privileged
+	// role: none is a superuser or owns a table, none reaches the other's
+	// database, and Base A's cannot change the audit tables.
+	checkDatabaseRoles(t, ctx, dataDir)
 
 	// 1. The operator creates a partner and a key with the admin key.
 	admin := env["STRATA_ADMIN_KEY"]
@@ -592,5 +599,67 @@ func checkSubjectReport(t *testing.T, raw string) {
 				t.Fatalf("base C's last query is missing: %s", raw)
 			}
 		}
+	}
+}
+
+func checkDatabaseRoles(t *testing.T, ctx context.Context, dataDir string) {
+	t.Helper()
+	admin, err := pgx.Connect(ctx, testenv.PostgresAdminURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	var super, app int
+	if err := admin.QueryRow(ctx, `SELECT count(*) FILTER (WHERE r.rolsuper), count(*) FILTER (WHERE r.rolname IN ('strata_basea_app', 'strata_gateway_app'))
+		FROM pg_stat_activity a JOIN pg_roles r ON r.rolname = a.usename
+		WHERE a.datname IN ('strata_basea', 'strata_gateway') AND a.pid <> pg_backend_pid()`).Scan(&super, &app); err != nil {
+		t.Fatal(err)
+	}
+	if super != 0 || app == 0 {
+		t.Fatalf("connections to the services' databases: %d as a superuser, %d as the app roles", super, app)
+	}
+	as := func(role, secret, db string) (*pgx.Conn, error) {
+		pw, err := os.ReadFile(filepath.Join(dataDir, "secrets", secret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, _ := url.Parse(testenv.PostgresAdminURL(t))
+		u.User, u.Path = url.UserPassword(role, strings.TrimSpace(string(pw))), "/"+db
+		return pgx.Connect(ctx, u.String())
+	}
+	for _, c := range []struct{ role, secret, db string }{
+		{"strata_gateway_app", "gateway-app-db.password", "strata_basea"},
+		{"strata_basea_app", "basea-app-db.password", "strata_gateway"},
+	} {
+		if conn, err := as(c.role, c.secret, c.db); err == nil {
+			conn.Close(ctx)
+			t.Fatalf("%s reached %s", c.role, c.db)
+		}
+	}
+	basea, err := as("strata_basea_app", "basea-app-db.password", "strata_basea")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer basea.Close(ctx)
+	for _, q := range []string{`DELETE FROM audit_log`, `UPDATE audit_log SET reason = ''`, `TRUNCATE audit_log`,
+		`ALTER TABLE audit_log DISABLE TRIGGER ALL`, `DROP TABLE audit_chain`, `CREATE TABLE intruder (i int)`} {
+		if _, err := basea.Exec(ctx, q); err == nil {
+			t.Fatalf("Base A's role ran %s", q)
+		}
+	}
+	gw, err := as("strata_gateway_app", "gateway-app-db.password", "strata_gateway")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close(ctx)
+	for _, q := range []string{`CREATE TABLE intruder (i int)`, `SELECT * FROM gateway_schema_version`} {
+		if _, err := gw.Exec(ctx, q); err == nil {
+			t.Fatalf("the gateway's role ran %s", q)
+		}
+	}
+	var owners int
+	if err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_database d WHERE d.datname IN ('strata_basea', 'strata_gateway')
+		AND pg_get_userbyid(d.datdba) IN ('strata_basea_owner', 'strata_gateway_owner')`).Scan(&owners); err != nil || owners != 2 {
+		t.Fatalf("database owners: %d %v", owners, err)
 	}
 }

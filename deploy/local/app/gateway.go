@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"time"
 
@@ -15,9 +16,18 @@ func gatewaySpec(cfg Config, stores *Stores, secrets *secretStore, b *broker) (s
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	dbURL, err := stack.EnsureDatabase(ctx, stores.DatabaseURL, "strata_gateway")
+	ownerPassword, err := secrets.get("gateway-owner-db.password")
 	if err != nil {
 		return serviceSpec{}, err
+	}
+	appPassword, err := secrets.get("gateway-app-db.password")
+	if err != nil {
+		return serviceSpec{}, err
+	}
+	ownerURL, dbURL, err := stack.ProvisionDatabase(ctx, stores.DatabaseURL, stack.DatabaseRoles{Database: "strata_gateway",
+		Owner: "strata_gateway_owner", OwnerPassword: ownerPassword, App: "strata_gateway_app", AppPassword: appPassword})
+	if err != nil {
+		return serviceSpec{}, fmt.Errorf("gateway database: %w", err)
 	}
 	pepper, err := secrets.key("gateway-key-pepper", 32)
 	if err != nil {
@@ -59,6 +69,7 @@ func gatewaySpec(cfg Config, stores *Stores, secrets *secretStore, b *broker) (s
 		name:     "gateway",
 		replicas: 1,
 		grpcAddr: func(int) string { return cfg.GatewayAddr },
+		migrate:  []string{"GATEWAY_MIGRATE_DATABASE_URL=" + ownerURL, "GATEWAY_APP_DB_ROLE=strata_gateway_app"},
 		opsAddr:  func(int) string { return cfg.addr(gatewayOpsPort) },
 		env:      func(int) []string { return env },
 	}, nil

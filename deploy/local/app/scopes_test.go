@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -19,7 +20,8 @@ import (
 // startPlatform starts the whole stack from real binaries on free ports.
 func startPlatform(t *testing.T) (*app.Platform, *client) {
 	t.Helper()
-	stores := &app.Stores{DatabaseURL: testenv.PostgresAdminURL(t), MongoURI: testenv.MongoURI(t), AMQPURL: testenv.AMQPURL(t)}
+	stores := &app.Stores{DatabaseURL: testenv.PostgresAdminURL(t), MongoURI: testenv.MongoURI(t), AMQPURL: testenv.AMQPURL(t),
+		RabbitCtl: strings.Fields(os.Getenv(testenv.EnvRabbitmqctl))}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
 	dataDir, bin := t.TempDir(), binaries(t)

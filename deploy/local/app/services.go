@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -26,6 +27,9 @@ type serviceSpec struct {
 	env func(replica int) []string
 	// grpcAddr is where the replica serves gRPC (waited on at start).
 	grpcAddr func(replica int) string
+	// migrate, when set, is the environment of `<name> migrate`, run once
+	// (as the database owner) before the first replica starts.
+	migrate []string
 	// opsAddr is the replica's operator address (/metrics, detailed
 	// /readyz, pprof).
 	opsAddr func(replica int) string
@@ -180,6 +184,11 @@ func startServices(ctx context.Context, cfg Config, stores *Stores, out io.Write
 			fmt.Fprintf(out, "strata-local: %s is not built (%s missing); skipping it\n", spec.name, bin)
 			continue
 		}
+		if spec.migrate != nil {
+			if err := runMigrate(ctx, bin, spec.migrate); err != nil {
+				return p, fmt.Errorf("%s migrate: %w", spec.name, err)
+			}
+		}
 		for i := 1; i <= spec.replicas; i++ {
 			name := spec.name
 			if spec.replicas > 1 {
@@ -254,6 +263,19 @@ func (p *platform) startOne(ctx context.Context, name string, watch bool) error 
 	defer cancel()
 	if err := stack.WaitTCP(wctx, rs.spec.grpcAddr(rs.replica), proc); err != nil {
 		return fmt.Errorf("%s did not start: %w (see %s)", name, err, filepath.Join(p.cfg.DataDir, "logs", name+".log"))
+	}
+	return nil
+}
+
+// runMigrate runs `bin migrate` with env (the owner's credentials, which
+// only this short-lived process sees) and waits for it.
+func runMigrate(ctx context.Context, bin string, env []string) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "migrate")
+	cmd.Env = append(os.Environ(), env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }

@@ -42,10 +42,6 @@ type Config struct {
 	OpsAddr  string `env:"OPS_ADDR, default=127.0.0.1:9101"`
 	// DatabaseURL connects as the least-privileged application role.
 	DatabaseURL config.Secret `env:"DATABASE_URL, required"`
-	// MigrateDatabaseURL, when set, connects as the schema owner to apply
-	// migrations at start (and AppDBPassword then sets the app role's).
-	MigrateDatabaseURL config.Secret `env:"MIGRATE_DATABASE_URL"`
-	AppDBPassword      config.Secret `env:"APP_DB_PASSWORD"`
 
 	DataKeys        config.Secret `env:"DATA_KEYS, required"`
 	BlindIndexKey   config.Secret `env:"BLIND_INDEX_KEY, required"`
@@ -129,6 +125,28 @@ func list(s string) []string {
 	return out
 }
 
+// MigrateConfig is what `base-a migrate` reads (same BASEA_ prefix): the
+// owner's URL, used only by this command (a Kubernetes Job, make run),
+// never by the long-running service.
+type MigrateConfig struct {
+	MigrateDatabaseURL config.Secret `env:"MIGRATE_DATABASE_URL, required"`
+	// AppDBPassword, when set, also sets the application role's password
+	// (needs an owner allowed to, e.g. in a fresh test cluster; normally
+	// the database administrator sets it).
+	AppDBPassword config.Secret `env:"APP_DB_PASSWORD"`
+}
+
+// RunMigrate applies Base A's migrations as the owner.
+func RunMigrate(ctx context.Context, l config.Lookuper) error {
+	var c MigrateConfig
+	if err := config.Load(ctx, Prefix, &c, l); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	return store.Migrate(ctx, c.MigrateDatabaseURL.Reveal(), c.AppDBPassword.Reveal())
+}
+
 // Run listens on the configured addresses and serves until ctx ends.
 func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	glis, hlis, err := grpcserver.Listen(cfg.GRPCAddr, cfg.OpsAddr)
@@ -163,11 +181,6 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 		return err
 	}
 
-	if !cfg.MigrateDatabaseURL.IsZero() {
-		if err := store.Migrate(ctx, cfg.MigrateDatabaseURL.Reveal(), cfg.AppDBPassword.Reveal()); err != nil {
-			return err
-		}
-	}
 	pool, err := postgres.Connect(ctx, cfg.DatabaseURL.Reveal(), postgres.Options{MaxConns: cfg.MaxConns, WaitFor: 30 * time.Second})
 	if err != nil {
 		return err

@@ -189,6 +189,26 @@ func (c clients) Client(ctx context.Context, id string) (issuer.Client, error) {
 	return issuer.Client{ID: cl.ID, SecretHash: cl.SecretHash, Scopes: cl.Scopes}, err
 }
 
+// MigrateConfig is what `gateway migrate` reads (same GATEWAY_ prefix):
+// the owner's URL, used only by this command (a Kubernetes Job, make run),
+// and the application role that gets the rights it needs on every table.
+type MigrateConfig struct {
+	MigrateDatabaseURL config.Secret `env:"MIGRATE_DATABASE_URL, required"`
+	AppDBRole          string        `env:"APP_DB_ROLE, default=strata_gateway_app"`
+}
+
+// RunMigrate applies the gateway's migrations as the owner and grants the
+// application role read and write on the tables (never DDL or ownership).
+func RunMigrate(ctx context.Context, l config.Lookuper) error {
+	var c MigrateConfig
+	if err := config.Load(ctx, Prefix, &c, l); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	return store.MigrateAndGrant(ctx, c.MigrateDatabaseURL.Reveal(), c.AppDBRole)
+}
+
 // Run listens on the configured addresses and serves until ctx ends.
 func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	lis, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -218,9 +238,6 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis, opsLis ne
 		return err
 	}
 
-	if err := store.Migrate(ctx, cfg.DatabaseURL.Reveal()); err != nil {
-		return err
-	}
 	pool, err := postgres.Connect(ctx, cfg.DatabaseURL.Reveal(), postgres.Options{MaxConns: 16, WaitFor: 30 * time.Second})
 	if err != nil {
 		return err

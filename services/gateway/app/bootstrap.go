@@ -52,7 +52,9 @@ func bootstrap(ctx context.Context, st *store.Store, pepper []byte, path string,
 		return err
 	}
 	// A built-in client is bound to its partner when it is created.
-	if _, err := st.BindOAuthClient(ctx, "demo-bank", "demo-bank"); err != nil {
+	// (Already bound when another launcher data directory bootstrapped
+	// this database before.)
+	if _, err := st.BindOAuthClient(ctx, "demo-bank", "demo-bank"); err != nil && !errors.Is(err, store.ErrConflict) {
 		return err
 	}
 	var b strings.Builder

@@ -177,3 +177,119 @@ func ReadOrCreateSecret(path string) (string, error) {
 	}
 	return s, nil
 }
+
+// DatabaseRoles describes a service's database and its two login roles:
+// the owner, which only migrations use, and the application role the
+// long-running service connects as. Neither is a superuser, and neither
+// may create roles or databases (so the owner cannot grant itself
+// membership in a role that the audit triggers trust).
+type DatabaseRoles struct {
+	Database             string
+	Owner, OwnerPassword string
+	App, AppPassword     string
+	// AppMemberOf are NOLOGIN roles granted to the application role.
+	AppMemberOf []string
+}
+
+// ProvisionDatabase creates (or updates) the roles and the database as the
+// cluster administrator at adminURL, makes Owner own the database and every
+// object already in its public schema, and lets only Owner and App connect.
+// It returns the owner's and the application role's URLs.
+func ProvisionDatabase(ctx context.Context, adminURL string, d DatabaseRoles) (ownerURL, appURL string, err error) {
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return "", "", errors.New("cannot connect to PostgreSQL as its administrator")
+	}
+	defer func() { _ = conn.Close(ctx) }()
+	ensureRole := func(name, password string, login bool) error {
+		var exists bool
+		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)", name).Scan(&exists); err != nil {
+			return err
+		}
+		verb := "CREATE"
+		if exists {
+			verb = "ALTER"
+		}
+		q := verb + " ROLE " + pgx.Identifier{name}.Sanitize() + " NOSUPERUSER NOCREATEROLE NOCREATEDB NOBYPASSRLS"
+		if login {
+			q += " LOGIN PASSWORD " + quoteLiteral(password)
+		} else {
+			q += " NOLOGIN"
+		}
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return fmt.Errorf("role %s: %w", name, err)
+		}
+		return nil
+	}
+	if err := ensureRole(d.Owner, d.OwnerPassword, true); err != nil {
+		return "", "", err
+	}
+	if err := ensureRole(d.App, d.AppPassword, true); err != nil {
+		return "", "", err
+	}
+	for _, r := range d.AppMemberOf {
+		if err := ensureRole(r, "", false); err != nil {
+			return "", "", err
+		}
+		if _, err := conn.Exec(ctx, "GRANT "+pgx.Identifier{r}.Sanitize()+" TO "+pgx.Identifier{d.App}.Sanitize()); err != nil {
+			return "", "", fmt.Errorf("grant %s: %w", r, err)
+		}
+	}
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)", d.Database).Scan(&exists); err != nil {
+		return "", "", err
+	}
+	db, owner, app := pgx.Identifier{d.Database}.Sanitize(), pgx.Identifier{d.Owner}.Sanitize(), pgx.Identifier{d.App}.Sanitize()
+	if !exists {
+		if _, err := conn.Exec(ctx, "CREATE DATABASE "+db+" OWNER "+owner); err != nil {
+			return "", "", fmt.Errorf("create database %s: %w", d.Database, err)
+		}
+	}
+	for _, q := range []string{"ALTER DATABASE " + db + " OWNER TO " + owner, "REVOKE ALL ON DATABASE " + db + " FROM PUBLIC",
+		"GRANT CONNECT ON DATABASE " + db + " TO " + owner + ", " + app} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return "", "", fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	u, err := url.Parse(adminURL)
+	if err != nil {
+		return "", "", errors.New("invalid database URL")
+	}
+	u.Path = "/" + d.Database
+	// A database made by an earlier release belongs to the administrator:
+	// hand its schema and objects to the owner.
+	dbc, err := pgx.Connect(ctx, u.String())
+	if err != nil {
+		return "", "", fmt.Errorf("connect to %s as administrator: %w", d.Database, err)
+	}
+	defer func() { _ = dbc.Close(ctx) }()
+	rows, err := dbc.Query(ctx, `
+		SELECT 'ALTER SCHEMA public OWNER TO ' || $1::text WHERE (SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'public') <> $2
+		UNION ALL
+		SELECT format('ALTER %s %I OWNER TO %s', CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW' ELSE 'TABLE' END, c.relname, $1::text)
+		  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		 WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'S') AND pg_get_userbyid(c.relowner) <> $2
+		   AND NOT (c.relkind = 'S' AND EXISTS (SELECT FROM pg_depend dep WHERE dep.objid = c.oid AND dep.deptype IN ('a', 'i')))
+		UNION ALL
+		SELECT format('ALTER FUNCTION %s OWNER TO %s', p.oid::regprocedure, $1::text)
+		  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+		 WHERE n.nspname = 'public' AND pg_get_userbyid(p.proowner) <> $2`, owner, d.Owner)
+	if err != nil {
+		return "", "", err
+	}
+	stmts, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return "", "", err
+	}
+	for _, q := range stmts {
+		if _, err := dbc.Exec(ctx, q); err != nil {
+			return "", "", fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	u.User = url.UserPassword(d.Owner, d.OwnerPassword)
+	ownerURL = u.String()
+	u.User = url.UserPassword(d.App, d.AppPassword)
+	return ownerURL, u.String(), nil
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

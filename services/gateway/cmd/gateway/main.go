@@ -25,6 +25,14 @@ func main() {
 }
 
 func run(ctx context.Context) error {
+	if len(os.Args) > 1 && os.Args[1] == "migrate" {
+		// Applies the schema as the owner role (MIGRATE_DATABASE_URL);
+		// the long-running service never holds those credentials.
+		return app.RunMigrate(ctx, config.Env())
+	}
+	if len(os.Args) > 1 {
+		return fmt.Errorf("unknown command %q (usage: gateway [migrate])", os.Args[1])
+	}
 	cfg, err := app.Load(ctx, config.Env())
 	if err != nil {
 		return err

@@ -63,6 +63,34 @@ func Migrate(ctx context.Context, url string) error {
 	return m.Migrate(ctx)
 }
 
+// MigrateAndGrant applies the migrations as the owner at url, then gives
+// appRole what the gateway does at run time and nothing more: use of the
+// schema, SELECT, INSERT, UPDATE and DELETE on its tables, and its
+// sequences; never the migrations' bookkeeping, DDL or ownership.
+func MigrateAndGrant(ctx context.Context, url, appRole string) error {
+	if err := Migrate(ctx, url); err != nil {
+		return err
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return errors.New("migrate: cannot connect to the gateway database")
+	}
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+	role := pgx.Identifier{appRole}.Sanitize()
+	for _, q := range []string{
+		"REVOKE ALL ON SCHEMA public FROM PUBLIC",
+		"GRANT USAGE ON SCHEMA public TO " + role,
+		"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO " + role,
+		"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO " + role,
+		"REVOKE ALL ON gateway_schema_version FROM " + role,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return fmt.Errorf("migrate: grant to %s: %w", appRole, err)
+		}
+	}
+	return nil
+}
+
 // Store is the gateway store.
 type Store struct{ pool *pgxpool.Pool }
 
