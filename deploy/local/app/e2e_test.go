@@ -514,6 +514,9 @@ func TestEveryPartnerJourneyEndToEnd(t *testing.T) {
 
 	// 8. In steady state no lookup writes to a database on its request path.
 	assertNoWritesOnRequestPath(t, c, stores.DatabaseURL, cfg, admin, bearer, basic)
+
+	// 9. strata-local seed -cpfs N fills every base, idempotently.
+	seedAndRead(t, ctx, c, cfg, stores, admin, bearer, basic)
 }
 
 // narrow0 is a key of another partner without audit scopes.

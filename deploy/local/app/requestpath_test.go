@@ -99,3 +99,36 @@ func assertNoWritesOnRequestPath(t *testing.T, c *client, adminURL string, cfg a
 		t.Fatalf("lookups write on the request path: %.3f PostgreSQL transactions and %.3f Mongo writes per read", pg, mongo)
 	}
 }
+
+// seedAndRead seeds synthetic CPFs twice (the second run adds nothing)
+// and reads the last one from every base through the gateway.
+func seedAndRead(t *testing.T, ctx context.Context, c *client, cfg app.Config, stores *app.Stores, admin, bearer, basic string) {
+	t.Helper()
+	const n = 2500
+	var out strings.Builder
+	sc := app.SeedConfig{DataDir: cfg.DataDir, BinDir: cfg.BinDir, DatabaseURL: stores.DatabaseURL, MongoURI: stores.MongoURI, CPFs: n}
+	for range 2 {
+		out.Reset()
+		if err := app.Seed(ctx, sc, &out); err != nil {
+			t.Fatalf("seed: %v\n%s", err, out.String())
+		}
+	}
+	for _, want := range []string{"base-a: 0 people added, 2500 already there", "base-b: 0 added, 2500 already there", "base-c: 0 added, 2500 already there"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("second seed is not a no-op (want %q):\n%s", want, out.String())
+		}
+	}
+	last := app.SyntheticCPF(n - 1)
+	key := c.do("POST", "/v1/admin/partners/acme-bank/keys", `{"scopes":["base-a:grant","base-a:read","base-b:read","base-c:read"]}`,
+		"X-Api-Key", admin).want(t, 201, "").str("key")
+	if p := c.do("GET", "/v1/profiles/"+last, "", "X-Api-Key", key, "Authorization", bearer).want(t, 200, ""); p.str("cpf") != last {
+		t.Fatalf("seeded profile: %s", p.raw)
+	}
+	if a := c.do("GET", "/v1/activity/"+last, "", "X-Api-Key", key, "Authorization", basic).want(t, 200, ""); a.body["last_purchase"] == nil {
+		t.Fatalf("seeded activity: %s", a.raw)
+	}
+	g := c.do("POST", "/v1/grants", `{"cpf":"`+last+`","purpose":"credit_analysis","reason":"scale test of seeded data","fields":["name"]}`, "X-Api-Key", key).want(t, 201, "")
+	if p := c.do("GET", "/v1/people/"+last, "", "X-Api-Key", key, "X-Strata-Grant", g.str("token")).want(t, 200, ""); !strings.HasPrefix(p.str("name"), "Pessoa Sintética") {
+		t.Fatalf("seeded person: %s", p.raw)
+	}
+}

@@ -2,10 +2,12 @@
 //
 //	strata-local run                 the whole platform (make run)
 //	strata-local test-env -- CMD...  private stores for CMD (make test)
+//	strata-local seed -cpfs N        N synthetic CPFs in every base (scale tests)
 package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -47,6 +49,19 @@ func run(ctx context.Context, args []string) int {
 			return 1
 		}
 		return 0
+	case "seed":
+		fs := flag.NewFlagSet("seed", flag.ContinueOnError)
+		n := fs.Int("cpfs", 0, "number of synthetic CPFs to add to every base (idempotent)")
+		if err := fs.Parse(args); err != nil {
+			return 2
+		}
+		cfg := app.SeedConfig{DataDir: os.Getenv("STRATA_DATA_DIR"), BinDir: os.Getenv("STRATA_BIN_DIR"),
+			DatabaseURL: os.Getenv("DATABASE_URL"), MongoURI: os.Getenv("MONGODB_URI"), CPFs: *n}
+		if err := app.Seed(ctx, cfg, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "strata-local:", err)
+			return 1
+		}
+		return 0
 	case "test-env":
 		if len(args) > 0 && args[0] == "--" {
 			args = args[1:]
@@ -63,7 +78,7 @@ func run(ctx context.Context, args []string) int {
 		}
 		return code
 	default:
-		fmt.Fprintf(os.Stderr, "strata-local: unknown command %q\nusage: strata-local run | strata-local test-env -- COMMAND...\n", cmd)
+		fmt.Fprintf(os.Stderr, "strata-local: unknown command %q\nusage: strata-local run | strata-local test-env -- COMMAND... | strata-local seed -cpfs N\n", cmd)
 		return 2
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -202,6 +203,12 @@ func (s *Store) RecordAccess(ctx context.Context, cpf, who, ip, what string, at 
 	return nil
 }
 
+// bulkChunk caps the statements per bulk write: FerretDB v1 keeps every
+// update statement's query open until the whole command ends, one SQLite
+// connection each from a pool of 100, so a command updating more than
+// about 100 existing documents waits for itself forever.
+const bulkChunk = 50
+
 // Access is one CPF's latest access, for RecordAccesses.
 type Access struct {
 	Who, IP, What string
@@ -218,8 +225,10 @@ func (s *Store) RecordAccesses(ctx context.Context, as map[string]Access) error 
 		models = append(models, mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: cpf}}).
 			SetUpdate(bson.M{"$set": bson.M{"last_access": bson.M{"at": a.At, "who": a.Who, "client_ip": a.IP, "what": a.What}}}))
 	}
-	if _, err := s.profiles.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
-		return unavailable(err)
+	for chunk := range slices.Chunk(models, bulkChunk) {
+		if _, err := s.profiles.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(false)); err != nil {
+			return unavailable(err)
+		}
 	}
 	return nil
 }

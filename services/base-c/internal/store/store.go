@@ -90,6 +90,12 @@ type activityDoc struct {
 	UpdatedAt time.Time `bson:"updated_at"`
 }
 
+// bulkChunk caps the statements per bulk write: FerretDB v1 keeps every
+// update statement's query open until the whole command ends, one SQLite
+// connection each from a pool of 100, so a command updating more than
+// about 100 existing documents waits for itself forever.
+const bulkChunk = 50
+
 // recentKeep is how many movements an activity document keeps at least.
 const recentKeep = 32
 
@@ -265,13 +271,12 @@ func (s *Store) SetLastQueries(ctx context.Context, qs map[string]domain.LastQue
 			SetUpdate(bson.D{{Key: "$max", Value: bson.D{{Key: "last_query", Value: lastQueryMax(q)}, {Key: "updated_at", Value: now}}}, onInsert}).
 			SetUpsert(true))
 	}
-	_, err := s.activity.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
-	if err != nil && !mongo.IsDuplicateKeyError(err) {
-		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
-	}
-	if err != nil {
-		// Two upserts of a new CPF raced: the loser retries as an update.
-		_, err = s.activity.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+	for chunk := range slices.Chunk(models, bulkChunk) {
+		_, err := s.activity.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(false))
+		if mongo.IsDuplicateKeyError(err) {
+			// Two upserts of a new CPF raced: the loser retries as an update.
+			_, err = s.activity.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(false))
+		}
 		if err != nil {
 			return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
 		}

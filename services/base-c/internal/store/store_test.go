@@ -174,3 +174,21 @@ func TestReadAndEventPathsLookUpByIDOnly(t *testing.T) {
 		t.Fatalf("unknown CPF: %v", err)
 	}
 }
+
+// A batch larger than FerretDB's connection pool (100) of CPFs that all
+// exist already is written in chunks: as one command it would hang.
+func TestLargeBatchOfExistingCPFs(t *testing.T) {
+	t.Parallel()
+	st, _ := open(t)
+	ctx, cancel := context.WithTimeout(testenv.Context(t), 60*time.Second)
+	defer cancel()
+	qs := map[string]domain.LastQuery{}
+	for i := range 300 {
+		qs[fmt.Sprintf("%011d", i)] = domain.LastQuery{QueriedAt: time.Now().UTC(), PartnerID: "p", Base: "base-c"}
+	}
+	for range 2 {
+		if err := st.SetLastQueries(ctx, qs); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
