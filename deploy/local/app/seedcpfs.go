@@ -73,7 +73,8 @@ func Seed(ctx context.Context, cfg SeedConfig, out io.Writer) error {
 	start := time.Now()
 	// Base A, through its own tool and settings.
 	secrets := &secretStore{dir: filepath.Join(cfg.DataDir, "secrets")}
-	spec, err := baseaSpec(Config{DataDir: cfg.DataDir}, stores, secrets, map[string]string{})
+	// basea-seed needs only the database and the keys: no broker.
+	spec, err := baseaSpec(Config{DataDir: cfg.DataDir}, stores, secrets, &broker{url: map[string]string{}, user: map[string]string{}}, map[string]string{})
 	if err != nil {
 		return fmt.Errorf("base-a settings: %w", err)
 	}
