@@ -316,7 +316,41 @@ func (s *Store) AddMovement(ctx context.Context, m domain.Movement) error {
 	if err != nil && !mongo.IsDuplicateKeyError(err) {
 		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
 	}
-	return s.addRecent(ctx, m.CPF, []movementDoc{doc})
+	if err := s.addRecent(ctx, m.CPF, []movementDoc{doc}); err != nil {
+		return err
+	}
+	return s.confirmRecent(ctx, m.CPF, doc)
+}
+
+// confirmRecent re-adds doc to the CPF's recent movements until a read
+// shows it there. MongoDB applies each update atomically, but FerretDB v1
+// reads, modifies and writes a document back in separate steps, so two
+// replicas updating the same activity at once can lose one update.
+func (s *Store) confirmRecent(ctx context.Context, cpf string, doc movementDoc) error {
+	for range 5 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		var now activityDoc
+		err := s.activity.FindOne(ctx, bson.D{{Key: "_id", Value: cpf}},
+			options.FindOne().SetProjection(bson.D{{Key: "recent_movements", Value: 1}})).Decode(&now)
+		if err != nil {
+			return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+		}
+		if slices.ContainsFunc(now.Recent, func(d movementDoc) bool { return d.ID == doc.ID }) {
+			return nil
+		}
+		if len(now.Recent) >= recentKeep && slices.ContainsFunc(now.Recent, func(d movementDoc) bool { return newestFirst(d, doc) > 0 }) &&
+			!slices.ContainsFunc(now.Recent, func(d movementDoc) bool { return newestFirst(d, doc) < 0 }) {
+			return nil // older than every kept movement: trimmed, not lost
+		}
+		if err := s.addRecent(ctx, cpf, []movementDoc{doc}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // addRecent adds docs to the CPF's recent movements ($addToSet: a
