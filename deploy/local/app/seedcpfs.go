@@ -108,18 +108,22 @@ func Seed(ctx context.Context, cfg SeedConfig, out io.Writer) error {
 	}); err != nil {
 		return err
 	}
-	activity := client.Database("strata_basec").Collection("activity")
-	if err := seedMongo(ctx, out, "base-c", activity, cfg.CPFs, func(i int, c string) bson.D {
-		at := now.Add(-time.Duration(i%1000) * time.Hour)
+	basec := client.Database("strata_basec")
+	purchaseAt := func(i int) time.Time { return now.Add(-time.Duration(i%1000) * time.Hour) }
+	if err := seedMongo(ctx, out, "base-c", basec.Collection("activity"), cfg.CPFs, func(i int, c string) bson.D {
 		return bson.D{
-			{Key: "last_purchase", Value: bson.D{{Key: "occurred_at", Value: at}, {Key: "amount_cents", Value: int64(1000 + i%100_000)},
+			{Key: "last_purchase", Value: bson.D{{Key: "occurred_at", Value: purchaseAt(i)}, {Key: "amount_cents", Value: int64(1000 + i%100_000)},
 				{Key: "currency", Value: "BRL"}, {Key: "merchant", Value: "Loja Sintética"}, {Key: "installments", Value: int32(1 + i%12)}}},
-			{Key: "recent_movements", Value: bson.A{bson.D{{Key: "_id", Value: "seed-" + c}, {Key: "cpf", Value: c},
-				{Key: "amount_cents", Value: int64(500 + i%50_000)}, {Key: "currency", Value: "BRL"}, {Key: "direction", Value: "credit"},
-				{Key: "description", Value: "salário"}, {Key: "occurred_at", Value: at}}}},
 			{Key: "movements_inline", Value: true},
 			{Key: "updated_at", Value: now},
 		}
+	}); err != nil {
+		return err
+	}
+	if err := seedMongo(ctx, out, "base-c movements", basec.Collection("recent_movements"), cfg.CPFs, func(i int, c string) bson.D {
+		return bson.D{{Key: "items", Value: bson.A{bson.D{{Key: "_id", Value: "seed-" + c}, {Key: "cpf", Value: c},
+			{Key: "amount_cents", Value: int64(500 + i%50_000)}, {Key: "currency", Value: "BRL"}, {Key: "direction", Value: "credit"},
+			{Key: "description", Value: "salário"}, {Key: "occurred_at", Value: purchaseAt(i)}}}}}
 	}); err != nil {
 		return err
 	}

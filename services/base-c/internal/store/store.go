@@ -24,6 +24,12 @@ type Store struct {
 	movements *mongo.Collection
 	accounts  *mongo.Collection
 	processed *mongo.Collection
+	// queries holds each CPF's last query and recent its latest movements,
+	// apart from activity: FerretDB v1 updates a document by
+	// read-modify-write, so fields that different events update at once
+	// live in different documents.
+	queries *mongo.Collection
+	recent  *mongo.Collection
 }
 
 // New returns a store on db.
@@ -33,6 +39,8 @@ func New(db *mongo.Database) *Store {
 		movements: db.Collection("movements"),
 		accounts:  db.Collection("accounts"),
 		processed: db.Collection("processed_messages"),
+		queries:   db.Collection("last_queries"),
+		recent:    db.Collection("recent_movements"),
 	}
 }
 
@@ -79,13 +87,9 @@ type activityDoc struct {
 	CPF          string        `bson:"_id"`
 	LastQuery    *lastQueryDoc `bson:"last_query,omitempty"`
 	LastPurchase *purchaseDoc  `bson:"last_purchase,omitempty"`
-	// Recent holds the CPF's latest movements (at most about
-	// 2×recentKeep, trimmed on write), so a read is one find by _id: the
-	// movements collection is only for paged history.
-	Recent []movementDoc `bson:"recent_movements,omitempty"`
-	// Inline is true once Recent holds the latest movements (documents
-	// from before recent_movements existed are filled from the history on
-	// their next movement, and read from the history until then).
+	// Inline is true once the recent_movements document holds the latest
+	// movements (activity from before it existed is filled from the
+	// history on its next movement, and read from the history until then).
 	Inline    bool      `bson:"movements_inline,omitempty"`
 	UpdatedAt time.Time `bson:"updated_at"`
 }
@@ -95,6 +99,20 @@ type activityDoc struct {
 // connection each from a pool of 100, so a command updating more than
 // about 100 existing documents waits for itself forever.
 const bulkChunk = 50
+
+// queryDoc is a CPF's last query (collection last_queries).
+type queryDoc struct {
+	CPF       string        `bson:"_id"`
+	LastQuery *lastQueryDoc `bson:"last_query"`
+}
+
+// recentDoc holds a CPF's latest movements (collection recent_movements;
+// at most about 2×recentKeep, trimmed on write), so a read needs finds by
+// _id only: the movements collection is for paged history.
+type recentDoc struct {
+	CPF    string        `bson:"_id"`
+	Recent []movementDoc `bson:"items"`
+}
 
 // recentKeep is how many movements an activity document keeps at least.
 const recentKeep = 32
@@ -118,30 +136,46 @@ func (d movementDoc) domain() domain.Movement {
 // ErrNotFound when nothing is known about it.
 func (s *Store) GetActivity(ctx context.Context, cpf string, n int) (*domain.Activity, error) {
 	var doc activityDoc
-	err := s.activity.FindOne(ctx, bson.M{"_id": cpf}).Decode(&doc)
+	err := s.activity.FindOne(ctx, bson.D{{Key: "_id", Value: cpf}}).Decode(&doc)
 	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
 	}
-	a := &domain.Activity{CPF: cpf}
-	if err == nil {
-		if q := doc.LastQuery; q != nil {
-			a.LastQuery = &domain.LastQuery{QueriedAt: q.QueriedAt.UTC(), PartnerID: q.PartnerID, ClientIP: q.ClientIP, Base: q.Base}
-		}
-		if p := doc.LastPurchase; p != nil {
-			a.LastPurchase = &domain.Purchase{AmountCents: p.AmountCents, Currency: p.Currency, Merchant: p.Merchant, Installments: p.Installments, OccurredAt: p.OccurredAt.UTC()}
-		}
+	hasActivity := err == nil
+	var qd queryDoc
+	if err := s.queries.FindOne(ctx, bson.D{{Key: "_id", Value: cpf}}).Decode(&qd); err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
 	}
-	var ms []domain.Movement
-	if err == nil && doc.Inline && n <= recentKeep {
-		ms = latest(doc.Recent, n)
-	} else if err == nil {
-		// A document written before recent_movements existed: page the
-		// history (a scan on FerretDB; the cpf index on MongoDB).
-		if ms, err = s.ListMovements(ctx, domain.MovementFilter{CPF: cpf, Limit: n}); err != nil {
+	var rd recentDoc
+	err = s.recent.FindOne(ctx, bson.D{{Key: "_id", Value: cpf}}).Decode(&rd)
+	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+	}
+	hasRecent := err == nil
+	a := &domain.Activity{CPF: cpf}
+	// A last query stored with the activity itself predates last_queries.
+	q := qd.LastQuery
+	if l := doc.LastQuery; l != nil && (q == nil || l.QueriedAt.After(q.QueriedAt)) {
+		q = l
+	}
+	if q != nil {
+		a.LastQuery = &domain.LastQuery{QueriedAt: q.QueriedAt.UTC(), PartnerID: q.PartnerID, ClientIP: q.ClientIP, Base: q.Base}
+	}
+	if p := doc.LastPurchase; p != nil {
+		a.LastPurchase = &domain.Purchase{AmountCents: p.AmountCents, Currency: p.Currency, Merchant: p.Merchant, Installments: p.Installments, OccurredAt: p.OccurredAt.UTC()}
+	}
+	switch {
+	case hasRecent && n <= recentKeep:
+		a.Movements = latest(rd.Recent, n)
+	case hasRecent || (hasActivity && !doc.Inline):
+		// Activity from before recent_movements existed (or more asked
+		// for than kept): page the history (a scan on FerretDB; the cpf
+		// index on MongoDB).
+		ms, err := s.ListMovements(ctx, domain.MovementFilter{CPF: cpf, Limit: n})
+		if err != nil {
 			return nil, err
 		}
+		a.Movements = ms
 	}
-	a.Movements = ms
 	if a.Empty() {
 		return nil, domain.ErrNotFound
 	}
@@ -264,18 +298,17 @@ func (s *Store) SetLastQueries(ctx context.Context, qs map[string]domain.LastQue
 		return nil
 	}
 	now := time.Now().UTC()
-	onInsert := bson.E{Key: "$setOnInsert", Value: bson.D{{Key: "movements_inline", Value: true}}}
 	models := make([]mongo.WriteModel, 0, len(qs))
 	for cpf, q := range qs {
 		models = append(models, mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: cpf}}).
-			SetUpdate(bson.D{{Key: "$max", Value: bson.D{{Key: "last_query", Value: lastQueryMax(q)}, {Key: "updated_at", Value: now}}}, onInsert}).
+			SetUpdate(bson.D{{Key: "$max", Value: bson.D{{Key: "last_query", Value: lastQueryMax(q)}, {Key: "updated_at", Value: now}}}}).
 			SetUpsert(true))
 	}
 	for chunk := range slices.Chunk(models, bulkChunk) {
-		_, err := s.activity.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(false))
+		_, err := s.queries.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(false))
 		if mongo.IsDuplicateKeyError(err) {
 			// Two upserts of a new CPF raced: the loser retries as an update.
-			_, err = s.activity.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(false))
+			_, err = s.queries.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(false))
 		}
 		if err != nil {
 			return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
@@ -325,7 +358,7 @@ func (s *Store) AddMovement(ctx context.Context, m domain.Movement) error {
 // confirmRecent re-adds doc to the CPF's recent movements until a read
 // shows it there. MongoDB applies each update atomically, but FerretDB v1
 // reads, modifies and writes a document back in separate steps, so two
-// replicas updating the same activity at once can lose one update.
+// replicas adding movements of one CPF at once can lose one.
 func (s *Store) confirmRecent(ctx context.Context, cpf string, doc movementDoc) error {
 	for range 5 {
 		select {
@@ -333,17 +366,14 @@ func (s *Store) confirmRecent(ctx context.Context, cpf string, doc movementDoc) 
 			return ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
-		var now activityDoc
-		err := s.activity.FindOne(ctx, bson.D{{Key: "_id", Value: cpf}},
-			options.FindOne().SetProjection(bson.D{{Key: "recent_movements", Value: 1}})).Decode(&now)
-		if err != nil {
+		var now recentDoc
+		if err := s.recent.FindOne(ctx, bson.D{{Key: "_id", Value: cpf}}).Decode(&now); err != nil {
 			return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
 		}
 		if slices.ContainsFunc(now.Recent, func(d movementDoc) bool { return d.ID == doc.ID }) {
 			return nil
 		}
-		if len(now.Recent) >= recentKeep && slices.ContainsFunc(now.Recent, func(d movementDoc) bool { return newestFirst(d, doc) > 0 }) &&
-			!slices.ContainsFunc(now.Recent, func(d movementDoc) bool { return newestFirst(d, doc) < 0 }) {
+		if len(now.Recent) >= recentKeep && !slices.ContainsFunc(now.Recent, func(d movementDoc) bool { return newestFirst(d, doc) > 0 }) {
 			return nil // older than every kept movement: trimmed, not lost
 		}
 		if err := s.addRecent(ctx, cpf, []movementDoc{doc}); err != nil {
@@ -355,45 +385,23 @@ func (s *Store) confirmRecent(ctx context.Context, cpf string, doc movementDoc) 
 
 // addRecent adds docs to the CPF's recent movements ($addToSet: a
 // redelivered movement is not added twice) and trims the list back to
-// recentKeep once it holds twice that. A document from before the recent
+// recentKeep once it holds twice that. Activity from before the recent
 // list existed is first filled from the history (once).
 func (s *Store) addRecent(ctx context.Context, cpf string, docs []movementDoc) error {
-	var before activityDoc
-	err := s.activity.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: cpf}},
-		bson.D{{Key: "$addToSet", Value: bson.D{{Key: "recent_movements", Value: bson.D{{Key: "$each", Value: docs}}}}},
-			{Key: "$max", Value: bson.D{{Key: "updated_at", Value: time.Now().UTC()}}},
-			{Key: "$setOnInsert", Value: bson.D{{Key: "movements_inline", Value: true}}}},
+	var before recentDoc
+	err := s.recent.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: cpf}},
+		bson.D{{Key: "$addToSet", Value: bson.D{{Key: "items", Value: bson.D{{Key: "$each", Value: docs}}}}}},
 		options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.Before)).Decode(&before)
 	switch {
 	case errors.Is(err, mongo.ErrNoDocuments):
-		return nil // a new CPF: its list is complete
+		return s.backfillRecent(ctx, cpf, docs)
 	case err != nil:
 		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
-	case !before.Inline:
-		old, err := s.ListMovements(ctx, domain.MovementFilter{CPF: cpf, Limit: recentKeep})
-		if err != nil {
-			return err
-		}
-		fill := make([]movementDoc, 0, len(old))
-		for _, m := range old {
-			if !slices.ContainsFunc(docs, func(d movementDoc) bool { return d.ID == m.ID }) {
-				fill = append(fill, movementDoc{ID: m.ID, CPF: m.CPF, AmountCents: m.AmountCents, Currency: m.Currency,
-					Direction: string(m.Direction), Description: m.Description, OccurredAt: m.OccurredAt})
-			}
-		}
-		_, err = s.activity.UpdateOne(ctx, bson.D{{Key: "_id", Value: cpf}},
-			bson.D{{Key: "$addToSet", Value: bson.D{{Key: "recent_movements", Value: bson.D{{Key: "$each", Value: fill}}}}},
-				{Key: "$set", Value: bson.D{{Key: "movements_inline", Value: true}}}})
-		if err != nil {
-			return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
-		}
-		return nil
 	case len(before.Recent)+len(docs) <= 2*recentKeep:
 		return nil
 	}
-	var now activityDoc
-	if err := s.activity.FindOne(ctx, bson.D{{Key: "_id", Value: cpf}},
-		options.FindOne().SetProjection(bson.D{{Key: "recent_movements", Value: 1}})).Decode(&now); err != nil {
+	var now recentDoc
+	if err := s.recent.FindOne(ctx, bson.D{{Key: "_id", Value: cpf}}).Decode(&now); err != nil {
 		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
 	}
 	if len(now.Recent) <= 2*recentKeep {
@@ -401,9 +409,45 @@ func (s *Store) addRecent(ctx context.Context, cpf string, docs []movementDoc) e
 	}
 	sorted := slices.Clone(now.Recent)
 	slices.SortFunc(sorted, newestFirst)
-	_, err = s.activity.UpdateOne(ctx, bson.D{{Key: "_id", Value: cpf}},
-		bson.D{{Key: "$pullAll", Value: bson.D{{Key: "recent_movements", Value: sorted[recentKeep:]}}}})
+	_, err = s.recent.UpdateOne(ctx, bson.D{{Key: "_id", Value: cpf}},
+		bson.D{{Key: "$pullAll", Value: bson.D{{Key: "items", Value: sorted[recentKeep:]}}}})
 	if err != nil {
+		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// backfillRecent runs when a CPF's recent list was just created: if the
+// CPF had activity from before recent lists existed, its latest movements
+// are copied from the history and the activity marked as complete.
+func (s *Store) backfillRecent(ctx context.Context, cpf string, docs []movementDoc) error {
+	var act activityDoc
+	err := s.activity.FindOne(ctx, bson.D{{Key: "_id", Value: cpf}}).Decode(&act)
+	if errors.Is(err, mongo.ErrNoDocuments) || (err == nil && act.Inline) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+	}
+	old, err := s.ListMovements(ctx, domain.MovementFilter{CPF: cpf, Limit: recentKeep})
+	if err != nil {
+		return err
+	}
+	fill := make([]movementDoc, 0, len(old))
+	for _, m := range old {
+		if !slices.ContainsFunc(docs, func(d movementDoc) bool { return d.ID == m.ID }) {
+			fill = append(fill, movementDoc{ID: m.ID, CPF: m.CPF, AmountCents: m.AmountCents, Currency: m.Currency,
+				Direction: string(m.Direction), Description: m.Description, OccurredAt: m.OccurredAt})
+		}
+	}
+	if len(fill) > 0 {
+		if _, err := s.recent.UpdateOne(ctx, bson.D{{Key: "_id", Value: cpf}},
+			bson.D{{Key: "$addToSet", Value: bson.D{{Key: "items", Value: bson.D{{Key: "$each", Value: fill}}}}}}); err != nil {
+			return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+		}
+	}
+	if _, err := s.activity.UpdateOne(ctx, bson.D{{Key: "_id", Value: cpf}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "movements_inline", Value: true}}}}); err != nil {
 		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
 	}
 	return nil
