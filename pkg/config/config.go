@@ -32,14 +32,21 @@ type Validator interface {
 
 // Load fills cfg (a pointer to a struct tagged with `env:"NAME"`) from the
 // variables named prefix+NAME and validates it when it implements Validator.
+// Every Secret field may instead come from the file named by
+// prefix+NAME+"_FILE" (its content, trailing newline trimmed).
 // Errors name the variable but never its value.
 func Load(ctx context.Context, prefix string, cfg any, l Lookuper) error {
 	if l == nil {
 		return errors.New("config: nil lookuper")
 	}
-	err := envconfig.ProcessWith(ctx, &envconfig.Config{
+	pl := envconfig.PrefixLookuper(prefix, l)
+	files, err := secretFiles(cfg, pl)
+	if err != nil {
+		return fmt.Errorf("config (%s*): %w", prefix, err)
+	}
+	err = envconfig.ProcessWith(ctx, &envconfig.Config{
 		Target:   cfg,
-		Lookuper: envconfig.PrefixLookuper(prefix, l),
+		Lookuper: overlay{values: files, l: pl},
 	})
 	if err != nil {
 		return fmt.Errorf("config (%s*): %w", prefix, err)

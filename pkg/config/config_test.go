@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -97,5 +99,43 @@ func TestSecretNeverPrints(t *testing.T) {
 	}
 	if s.P.Reveal() != "top-secret-value" {
 		t.Fatal("Reveal lost the value")
+	}
+}
+
+func TestSecretsFromFiles(t *testing.T) {
+	t.Parallel()
+	type cfg struct {
+		Password config.Secret `env:"PASSWORD, required"`
+		Token    config.Secret `env:"TOKEN"`
+		Name     string        `env:"NAME"`
+		// Declares its own _FILE: left to the configuration.
+		Other     config.Secret `env:"OTHER"`
+		OtherFile string        `env:"OTHER_FILE"`
+	}
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	pw, other := write("pw", "s3cret-from-file\n"), write("other", "x")
+	var c cfg
+	if err := config.Load(context.Background(), "T_", &c, config.Map(map[string]string{
+		"T_PASSWORD_FILE": pw, "T_NAME_FILE": pw, "T_OTHER_FILE": other})); err != nil {
+		t.Fatal(err)
+	}
+	if c.Password.Reveal() != "s3cret-from-file" || c.Name != "" || !c.Other.IsZero() || c.OtherFile != other {
+		t.Fatalf("%+v (password %q)", c, c.Password.Reveal())
+	}
+	// Both set, or an unreadable file: an error that names the variable, never the value.
+	err := config.Load(context.Background(), "T_", &c, config.Map(map[string]string{"T_PASSWORD": "inline-value", "T_PASSWORD_FILE": pw}))
+	if err == nil || !strings.Contains(err.Error(), "PASSWORD_FILE") || strings.Contains(err.Error(), "inline-value") {
+		t.Fatalf("both set: %v", err)
+	}
+	err = config.Load(context.Background(), "T_", &c, config.Map(map[string]string{"T_PASSWORD_FILE": filepath.Join(dir, "missing")}))
+	if err == nil || !strings.Contains(err.Error(), "PASSWORD_FILE") {
+		t.Fatalf("missing file: %v", err)
 	}
 }
