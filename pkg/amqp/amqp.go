@@ -10,10 +10,13 @@ package amqp
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"sync"
 	"time"
 
@@ -43,6 +46,9 @@ type Config struct {
 	// Exchange overrides the topic exchange (default "strata.events"); tests
 	// use a private one so they never see each other's events.
 	Exchange string
+	// CAFile, for an amqps:// URL, is the CA bundle the broker's
+	// certificate must chain to (default: the system roots).
+	CAFile string
 }
 
 // Client owns one AMQP connection and replaces it when it dies.
@@ -50,6 +56,7 @@ type Client struct {
 	cfg    Config
 	logger *slog.Logger
 	user   string // the broker user, sent as user_id on every publish
+	tls    *tls.Config
 
 	mu      sync.Mutex
 	conn    *amqp.Connection
@@ -78,9 +85,22 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, errors.New("amqp: invalid URL")
 	}
+	var tlsCfg *tls.Config
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, errors.New("amqp: cannot read the CA file")
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, errors.New("amqp: the CA file holds no certificate")
+		}
+		tlsCfg = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
 	c := &Client{
 		cfg:     cfg,
 		user:    uri.Username,
+		tls:     tlsCfg,
 		logger:  cfg.Logger.With("component", "amqp"),
 		ready:   make(chan struct{}),
 		closing: make(chan struct{}),
@@ -105,11 +125,16 @@ func (c *Client) dial() (*amqp.Connection, error) {
 	if c.cfg.Name != "" {
 		props.SetClientConnectionName(c.cfg.Name)
 	}
+	var tlsCfg *tls.Config
+	if c.tls != nil {
+		tlsCfg = c.tls.Clone() // the driver sets ServerName on it
+	}
 	conn, err := amqp.DialConfig(c.cfg.URL, amqp.Config{
-		Heartbeat:  c.cfg.Heartbeat,
-		Locale:     "en_US",
-		Properties: props,
-		Dial:       amqp.DefaultDial(5 * time.Second),
+		TLSClientConfig: tlsCfg,
+		Heartbeat:       c.cfg.Heartbeat,
+		Locale:          "en_US",
+		Properties:      props,
+		Dial:            amqp.DefaultDial(5 * time.Second),
 	})
 	if err != nil {
 		return nil, scrub(err)

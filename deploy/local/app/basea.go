@@ -21,7 +21,7 @@ import (
 // servers, the gateway (a client of each), the auditors' CLI, Base B's
 // export tool, and the internal writers (the launcher seeds Base B as
 // baseb-loader). deploy/k8s/README.md lists the same for production.
-var identities = []string{"base-a", "base-b", "base-c", "gateway", "strata-audit", "basea-loader", "baseb-export", "baseb-loader", "basec-admin"}
+var identities = []string{"rabbitmq", "base-a", "base-b", "base-c", "gateway", "strata-audit", "basea-loader", "baseb-export", "baseb-loader", "basec-admin"}
 
 // localPKI makes (once) the local CA and a certificate per identity under
 // DataDir/pki, and returns their files by identity.
@@ -131,6 +131,7 @@ func baseaSpec(cfg Config, stores *Stores, secrets *secretStore, b *broker, demo
 				"BASEA_TLS_KEY=" + srv.Key,
 				"BASEA_TLS_CA=" + srv.CA,
 				"BASEA_AMQP_URL=" + b.url["base-a"],
+				"BASEA_AMQP_CA=" + stores.AMQPCA,
 				"BASEA_SEED_DEMO=true",
 			}
 		},

@@ -16,10 +16,10 @@ import (
 // seedEvents publishes the demo data that reaches the bases through AMQP,
 // the way internal producers feed them. Message and movement IDs are fixed,
 // so a second run changes nothing (the consumers dedupe).
-func seedEvents(ctx context.Context, amqpURL string) error {
+func seedEvents(ctx context.Context, amqpURL, caFile string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	client, err := amqp.Dial(ctx, amqp.Config{URL: amqpURL, Name: "strata-local demo seed"})
+	client, err := amqp.Dial(ctx, amqp.Config{URL: amqpURL, CAFile: caFile, Name: "strata-local demo seed"})
 	if err != nil {
 		return err
 	}

@@ -57,6 +57,7 @@ func gatewaySpec(cfg Config, stores *Stores, secrets *secretStore, b *broker) (s
 		"GATEWAY_TLS_KEY=" + gw.Key,
 		"GATEWAY_TLS_CA=" + gw.CA,
 		"GATEWAY_AMQP_URL=" + b.url["gateway"],
+		"GATEWAY_AMQP_CA=" + stores.AMQPCA,
 		"GATEWAY_BOOTSTRAP_FILE=" + bootstrapFile(cfg),
 		"GATEWAY_BASEA_ADDR=" + cfg.addr(7101),
 		"GATEWAY_BASEB_ADDRS=" + cfg.addr(7201) + "," + cfg.addr(7202),

@@ -41,7 +41,7 @@ func StartPlatform(ctx context.Context, cfg Config, stores *Stores, out io.Write
 	p, err := startServices(ctx, cfg, stores, out)
 	if err == nil {
 		// After the services: their queues exist, so nothing is unroutable.
-		err = seedEvents(ctx, p.broker.url["strata-ingest"])
+		err = seedEvents(ctx, p.broker.url["strata-ingest"], stores.AMQPCA)
 	}
 	if err != nil {
 		if p != nil {

@@ -23,9 +23,11 @@ type Config struct {
 	// BinDir holds the service binaries built by make (default .data/bin).
 	BinDir string
 	// External servers replacing the embedded ones.
-	DatabaseURL  string
-	MongoURI     string
-	AMQPURL      string
+	DatabaseURL string
+	MongoURI    string
+	AMQPURL     string
+	// AMQPCA is the CA bundle of an amqps:// AMQP_URL's certificate.
+	AMQPCA       string
 	OIDCIssuer   string
 	OIDCAudience string
 	// OIDC holds the other OIDC_* settings for Base B (see OIDCSettings),
@@ -89,7 +91,14 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 
 	started := time.Now()
 	fmt.Fprintln(out, "strata-local: starting stores...")
-	stores := &Stores{DatabaseURL: cfg.DatabaseURL, MongoURI: cfg.MongoURI, AMQPURL: cfg.AMQPURL}
+	stores := &Stores{DatabaseURL: cfg.DatabaseURL, MongoURI: cfg.MongoURI, AMQPURL: cfg.AMQPURL, AMQPCA: cfg.AMQPCA}
+	// The private broker speaks amqps with a certificate from the local
+	// CA, as production brokers do; every service and the launcher use it.
+	certs, err := localPKI(dataDir)
+	if err != nil {
+		return err
+	}
+	rabbitTLS := certs["rabbitmq"]
 	defer stores.Stop()
 	errc := make(chan error, 3)
 	n := 0
@@ -106,9 +115,10 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	if stores.AMQPURL == "" {
 		n++
 		go func() {
-			r, err := stack.StartRabbitMQ(ctx, stack.RabbitOptions{Dir: filepath.Join(dataDir, "rabbitmq"), Port: rabbitPort, Out: out})
+			r, err := stack.StartRabbitMQ(ctx, stack.RabbitOptions{Dir: filepath.Join(dataDir, "rabbitmq"), Port: rabbitPort, Out: out,
+				TLS: &rabbitTLS, TLSPort: rabbitPort + 3})
 			if err == nil {
-				stores.Rabbit, stores.AMQPURL = r, r.URL
+				stores.Rabbit, stores.AMQPURL, stores.AMQPCA = r, r.TLSURL, rabbitTLS.CA
 			}
 			errc <- wrap("rabbitmq", err)
 		}()
@@ -144,7 +154,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := seedEvents(ctx, plat.broker.url["strata-ingest"]); err != nil {
+	if err := seedEvents(ctx, plat.broker.url["strata-ingest"], stores.AMQPCA); err != nil {
 		return fmt.Errorf("demo data: %w", err)
 	}
 	if err := writeDemoEnv(filepath.Join(dataDir, "demo.env"), plat.demoEnv); err != nil {

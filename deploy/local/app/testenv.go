@@ -22,6 +22,8 @@ type TestEnvConfig struct {
 	DatabaseURL string
 	MongoURI    string
 	AMQPURL     string
+	// AMQPCA is the CA bundle for an amqps:// AMQPURL.
+	AMQPCA string
 	// Dir holds the private instances; removed afterwards unless Keep.
 	Dir  string
 	Keep bool
@@ -32,6 +34,8 @@ type Stores struct {
 	DatabaseURL string
 	MongoURI    string
 	AMQPURL     string
+	// AMQPCA is the CA bundle for an amqps:// AMQPURL.
+	AMQPCA string
 	// RabbitCtl runs rabbitmqctl against the broker at AMQPURL (when the
 	// launcher did not start it itself), so services get their own users.
 	RabbitCtl []string

@@ -62,8 +62,10 @@ type Config struct {
 	// GRPCReflection lists the API by gRPC reflection (off in production).
 	GRPCReflection bool `env:"GRPC_REFLECTION, default=false"`
 
-	AMQPURL  config.Secret `env:"AMQP_URL, required"`
-	Exchange string        `env:"AMQP_EXCHANGE, default=strata.events"`
+	AMQPURL config.Secret `env:"AMQP_URL, required"`
+	// AMQPCA is the CA bundle of the broker's certificate (amqps://).
+	AMQPCA   string `env:"AMQP_CA"`
+	Exchange string `env:"AMQP_EXCHANGE, default=strata.events"`
 
 	HistoryWindow      time.Duration `env:"HISTORY_WINDOW, default=4380h"`
 	CheckpointInterval time.Duration `env:"CHECKPOINT_INTERVAL, default=10s"`
@@ -194,7 +196,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 		}
 	}
 
-	mq, err := amqp.Dial(ctx, amqp.Config{URL: cfg.AMQPURL.Reveal(), Name: "base-a", Logger: logger, Exchange: cfg.Exchange})
+	mq, err := amqp.Dial(ctx, amqp.Config{URL: cfg.AMQPURL.Reveal(), CAFile: cfg.AMQPCA, Name: "base-a", Logger: logger, Exchange: cfg.Exchange})
 	if err != nil {
 		return err
 	}

@@ -45,8 +45,10 @@ type Config struct {
 	MongoURI      config.Secret `env:"MONGODB_URI, required"`
 	MongoDatabase string        `env:"MONGODB_DATABASE, default=strata_baseb"`
 	AMQPURL       config.Secret `env:"AMQP_URL, required"`
-	Exchange      string        `env:"AMQP_EXCHANGE, default=strata.events"`
-	Queue         string        `env:"AMQP_QUEUE, default=baseb.debt-summaries"`
+	// AMQPCA is the CA bundle of the broker's certificate (amqps://).
+	AMQPCA   string `env:"AMQP_CA"`
+	Exchange string `env:"AMQP_EXCHANGE, default=strata.events"`
+	Queue    string `env:"AMQP_QUEUE, default=baseb.debt-summaries"`
 	// ProcessedRetention is how long applied message IDs are kept for
 	// dedupe (as Base C): pruned hourly, so the collection is bounded by
 	// the redelivery window, not by uptime.
@@ -214,7 +216,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	}
 	mongoBreaker := breakers.New(breaker.Config{Name: "base-b->mongo", IsFailure: grpcapi.IsStoreFailure, OpenFor: 3 * time.Second})
 
-	mq, err := amqp.Dial(ctx, amqp.Config{URL: cfg.AMQPURL.Reveal(), Name: "base-b", Logger: logger, Exchange: cfg.Exchange})
+	mq, err := amqp.Dial(ctx, amqp.Config{URL: cfg.AMQPURL.Reveal(), CAFile: cfg.AMQPCA, Name: "base-b", Logger: logger, Exchange: cfg.Exchange})
 	if err != nil {
 		return err
 	}

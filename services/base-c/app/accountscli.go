@@ -21,11 +21,13 @@ import (
 
 // CLIConfig is what basec-accounts needs (same BASEC_ variables).
 type CLIConfig struct {
-	MongoURI       config.Secret `env:"MONGODB_URI, required"`
-	MongoDatabase  string        `env:"MONGODB_DATABASE, default=strata_basec"`
-	AMQPURL        config.Secret `env:"AMQP_URL, required"`
-	ArgonMemoryKiB uint32        `env:"ARGON2_MEMORY_KIB, default=19456"`
-	ArgonTime      uint32        `env:"ARGON2_TIME, default=2"`
+	MongoURI      config.Secret `env:"MONGODB_URI, required"`
+	MongoDatabase string        `env:"MONGODB_DATABASE, default=strata_basec"`
+	AMQPURL       config.Secret `env:"AMQP_URL, required"`
+	// AMQPCA is the CA bundle of the broker's certificate (amqps://).
+	AMQPCA         string `env:"AMQP_CA"`
+	ArgonMemoryKiB uint32 `env:"ARGON2_MEMORY_KIB, default=19456"`
+	ArgonTime      uint32 `env:"ARGON2_TIME, default=2"`
 }
 
 const accountsUsage = "usage: basec-accounts create [-admin] USER | rotate USER | disable USER " +
@@ -56,7 +58,7 @@ func RunAccounts(ctx context.Context, l config.Lookuper, args []string, stdin io
 		return err
 	}
 	defer func() { _ = client.Disconnect(context.WithoutCancel(ctx)) }()
-	mq, err := amqp.Dial(ctx, amqp.Config{URL: cfg.AMQPURL.Reveal(), Name: "basec-accounts"})
+	mq, err := amqp.Dial(ctx, amqp.Config{URL: cfg.AMQPURL.Reveal(), CAFile: cfg.AMQPCA, Name: "basec-accounts"})
 	if err != nil {
 		return err
 	}

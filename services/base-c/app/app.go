@@ -49,7 +49,9 @@ type Config struct {
 	MongoURI      config.Secret `env:"MONGODB_URI, required"`
 	MongoDatabase string        `env:"MONGODB_DATABASE, default=strata_basec"`
 	AMQPURL       config.Secret `env:"AMQP_URL, required"`
-	ReplicaID     string        `env:"REPLICA_ID"`
+	// AMQPCA is the CA bundle of the broker's certificate (amqps://).
+	AMQPCA    string `env:"AMQP_CA"`
+	ReplicaID string `env:"REPLICA_ID"`
 	// Exchange and DataQueue are the AMQP names (override only in tests).
 	Exchange     string `env:"AMQP_EXCHANGE, default=strata.events"`
 	DataQueue    string `env:"AMQP_DATA_QUEUE, default=basec.events"`
@@ -192,7 +194,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 		return err
 	}
 
-	mq, err := amqp.Dial(ctx, amqp.Config{URL: cfg.AMQPURL.Reveal(), Name: "base-c " + cfg.ReplicaID, Logger: logger, Exchange: cfg.Exchange})
+	mq, err := amqp.Dial(ctx, amqp.Config{URL: cfg.AMQPURL.Reveal(), CAFile: cfg.AMQPCA, Name: "base-c " + cfg.ReplicaID, Logger: logger, Exchange: cfg.Exchange})
 	if err != nil {
 		return err
 	}

@@ -68,8 +68,10 @@ type Config struct {
 	BaseCAddrs      string `env:"BASEC_ADDRS, default=127.0.0.1:7301,127.0.0.1:7302"`
 	BaseCServerName string `env:"BASEC_SERVER_NAME, default=base-c"`
 
-	AMQPURL  config.Secret `env:"AMQP_URL, required"`
-	Exchange string        `env:"AMQP_EXCHANGE, default=strata.events"`
+	AMQPURL config.Secret `env:"AMQP_URL, required"`
+	// AMQPCA is the CA bundle of the broker's certificate (amqps://).
+	AMQPCA   string `env:"AMQP_CA"`
+	Exchange string `env:"AMQP_EXCHANGE, default=strata.events"`
 
 	IssuerEnabled  bool          `env:"ISSUER_ENABLED, default=true"`
 	IssuerKeys     config.Secret `env:"ISSUER_KEYS"`
@@ -286,7 +288,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis, opsLis ne
 	}
 	defer pc.Close()
 
-	mq, err := amqp.Dial(ctx, amqp.Config{URL: cfg.AMQPURL.Reveal(), Name: "gateway", Logger: logger, Exchange: cfg.Exchange})
+	mq, err := amqp.Dial(ctx, amqp.Config{URL: cfg.AMQPURL.Reveal(), CAFile: cfg.AMQPCA, Name: "gateway", Logger: logger, Exchange: cfg.Exchange})
 	if err != nil {
 		return err
 	}

@@ -36,6 +36,7 @@ func run(ctx context.Context, args []string) int {
 			DatabaseURL:  os.Getenv("DATABASE_URL"),
 			MongoURI:     os.Getenv("MONGODB_URI"),
 			AMQPURL:      os.Getenv("AMQP_URL"),
+			AMQPCA:       os.Getenv("AMQP_CA"),
 			OIDCIssuer:   os.Getenv("OIDC_ISSUER"),
 			OIDCAudience: os.Getenv("OIDC_AUDIENCE"),
 			GatewayAddr:  os.Getenv("STRATA_GATEWAY_ADDR"),

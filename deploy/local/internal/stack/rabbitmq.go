@@ -18,12 +18,16 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/strata-bureau/strata/pkg/pki"
 )
 
 // RabbitMQ is a private RabbitMQ node beside any other on the machine: its
 // own node name, ports, epmd port and directories.
 type RabbitMQ struct {
-	URL      string
+	URL string
+	// TLSURL is the amqps:// URL when RabbitOptions.TLS was set.
+	TLSURL   string
 	Port     int
 	epmdPort int
 	dir      string
@@ -36,6 +40,11 @@ type RabbitOptions struct {
 	Dir  string
 	Port int // AMQP port; the distribution port is Port+1 and epmd Port+2
 	Out  io.Writer
+	// TLS, when set, adds an amqps listener on TLSPort with this server
+	// certificate (clients verify it against TLS.CA; they authenticate by
+	// password, not certificate).
+	TLS     *pki.Files
+	TLSPort int
 }
 
 // StartRabbitMQ starts the node and waits until it accepts AMQP logins.
@@ -66,6 +75,30 @@ log.console = true
 log.console.level = warning
 log.file = false
 `, addr, password)
+	if o.TLS != nil {
+		dir := filepath.Join(o.Dir, "tls")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+		for name, src := range map[string]string{"ca.crt": o.TLS.CA, "server.crt": o.TLS.Cert, "server.key": o.TLS.Key} {
+			b, err := os.ReadFile(src)
+			if err != nil {
+				return nil, err
+			}
+			if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+				return nil, err
+			}
+		}
+		conf += fmt.Sprintf(`listeners.ssl.default = 127.0.0.1:%d
+ssl_options.cacertfile = %s
+ssl_options.certfile = %s
+ssl_options.keyfile = %s
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
+ssl_options.versions.1 = tlsv1.3
+ssl_options.versions.2 = tlsv1.2
+`, o.TLSPort, filepath.Join(dir, "ca.crt"), filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key"))
+	}
 	confPath := filepath.Join(o.Dir, "rabbitmq.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		return nil, err
@@ -98,7 +131,13 @@ log.file = false
 		return nil, err
 	}
 	u := &url.URL{Scheme: "amqp", User: url.UserPassword("strata", password), Host: addr, Path: "/"}
-	r := &RabbitMQ{URL: u.String(), Port: o.Port, epmdPort: epmd, dir: o.Dir, node: "strata" + strconv.Itoa(o.Port) + "@localhost", proc: p}
+	var tlsURL string
+	if o.TLS != nil {
+		tu := *u
+		tu.Scheme, tu.Host = "amqps", "127.0.0.1:"+strconv.Itoa(o.TLSPort)
+		tlsURL = tu.String()
+	}
+	r := &RabbitMQ{URL: u.String(), TLSURL: tlsURL, Port: o.Port, epmdPort: epmd, dir: o.Dir, node: "strata" + strconv.Itoa(o.Port) + "@localhost", proc: p}
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	for {
