@@ -68,13 +68,12 @@ func readKey(k string) (note.Verifier, error) {
 
 // pageVerifier runs pages of an exported log through audit.LogVerifier.
 type pageVerifier struct {
-	key      note.Verifier
-	start    audit.State
-	extra    [][2]string // heads from witnesses: note (base64), source
-	trusted  []audit.State
-	lv       *audit.LogVerifier
-	v        verdict
-	lastSeen int64
+	key     note.Verifier
+	start   audit.State
+	extra   [][2]string // heads from witnesses: note (base64), source
+	trusted []audit.State
+	lv      *audit.LogVerifier
+	v       verdict
 }
 
 func (p *pageVerifier) page(r *baseav1.ExportLogResponse) bool {
