@@ -206,9 +206,3 @@ func (c *ttlCache) put(key string, p Principal, until time.Time) {
 	}
 	c.data[key] = cacheEntry{p: p, until: until}
 }
-
-func (c *ttlCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.data)
-}
