@@ -318,7 +318,7 @@ func (s *Store) Verify(ctx context.Context, o ChainOptions, fromSeq, _ int64) (d
 
 	last := start - 1
 	for v.OK && v.CheckedEntries < o.Budget {
-		page, err := s.ExportLog(ctx, last, 5000)
+		page, err := s.ExportLog(ctx, last, 10000)
 		if err != nil {
 			return v, err
 		}

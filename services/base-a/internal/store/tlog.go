@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"golang.org/x/mod/sumdb/tlog"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -19,30 +20,30 @@ import (
 )
 
 // leafColumns select an entry with its chain position, raw (the CPF stays
-// encrypted: verifiers hash the ciphertext).
-const leafColumns = `c.seq, a.id, a.entry_id, a.at, a.partner_id, a.caller, a.cpf_index, a.cpf_enc, a.purpose, a.reason,
-	a.fields, a.outcome, a.client_ip, a.trace_id, a.grant_id`
+// encrypted: verifiers hash the ciphertext). A link whose entry is gone
+// reads as deleted; non-null columns are coalesced so rows scan without
+// an allocation per column.
+const leafColumns = `c.seq, a.id IS NULL, coalesce(a.id, 0), coalesce(a.entry_id, '00000000-0000-0000-0000-000000000000'),
+	coalesce(a.at, 'epoch'), coalesce(a.partner_id, ''), coalesce(a.caller, ''), a.cpf_index, a.cpf_enc, coalesce(a.purpose, ''),
+	coalesce(a.reason, ''), a.fields, coalesce(a.outcome, ''), coalesce(a.client_ip, ''), coalesce(a.trace_id, ''), a.grant_id`
 
 func scanLeaf(row pgx.Row, extra ...any) (audit.LogEntry, error) {
 	var e audit.LogEntry
-	var auditID *int64
-	var entryID, grantID *uuid.UUID
-	var at *time.Time
-	var partner, caller, purpose, reason, outcome, ip, trace *string
-	dest := append([]any{&e.Seq, &auditID, &entryID, &at, &partner, &caller, &e.Row.CPFIndex, &e.CPFEnc, &purpose, &reason,
-		&e.Row.Fields, &outcome, &ip, &trace, &grantID}, extra...)
+	var entryID [16]byte
+	var grantID pgtype.UUID
+	r := &e.Row
+	dest := append([]any{&e.Seq, &e.Deleted, &r.AuditID, &entryID, &r.At, &r.PartnerID, &r.Caller, &r.CPFIndex, &e.CPFEnc, &r.Purpose,
+		&r.Reason, &r.Fields, &r.Outcome, &r.ClientIP, &r.TraceID, &grantID}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return e, err
 	}
-	if auditID == nil {
-		e.Deleted = true
+	if e.Deleted {
+		e.Row = audit.Row{}
 		return e, nil
 	}
-	r := &e.Row
-	r.AuditID, r.EntryID, r.At = *auditID, entryID.String(), at.UTC()
-	r.PartnerID, r.Caller, r.Purpose, r.Reason, r.Outcome, r.ClientIP, r.TraceID = *partner, *caller, *purpose, *reason, *outcome, *ip, *trace
-	if grantID != nil {
-		r.GrantID = grantID.String()
+	r.EntryID, r.At = uuid.UUID(entryID).String(), r.At.UTC()
+	if grantID.Valid {
+		r.GrantID = uuid.UUID(grantID.Bytes).String()
 	}
 	if r.Fields == nil {
 		r.Fields = []string{}
