@@ -77,6 +77,11 @@ bench: build ## Run the benchmarks against real stores (plus a private Redis bas
 	STRATA_E2E_BIN_DIR=$(abspath $(BIN)) $(BIN)/strata-local test-env -- $(MAKE) --no-print-directory bench-modules; rc=$$?; \
 	[ -n "$${rpid:-}" ] && kill $$rpid; exit $$rc
 
+.PHONY: soak
+soak: build ## 30 minutes at half the maximum read rate: latency, CPU per read, memory, event lag, queues, collection sizes (SOAK=30m)
+	STRATA_E2E_BIN_DIR=$(abspath $(BIN)) STRATA_SOAK_DURATION=$(or $(SOAK),30m) $(BIN)/strata-local test-env -- \
+		bash -c 'cd deploy/local && go test -run "^$$" -bench BenchmarkSoak -benchtime 1x -count=1 -timeout 2h ./app'
+
 .PHONY: bench-modules
 bench-modules:
 	@echo "machine: $$(nproc) cores; figures are comparable only within this run"

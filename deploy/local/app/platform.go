@@ -136,3 +136,32 @@ func DialAs(dataDir, identity, serverName, addr string) (*grpc.ClientConn, error
 	}
 	return grpcclient.New(addr, grpcclient.Options{TLS: tlsCfg})
 }
+
+// CPU returns the CPU time (user + system) each running service process
+// has used so far (Linux /proc; clock ticks of 10 ms).
+func (pl *Platform) CPU() map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for _, proc := range pl.p.procs {
+		select {
+		case <-proc.Done():
+			continue
+		default:
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", proc.Pid()))
+		if err != nil {
+			continue
+		}
+		// Fields after the command name (which may hold spaces): state is
+		// field 3, utime and stime are fields 14 and 15.
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) < 13 {
+			continue
+		}
+		var ut, st int64
+		_, _ = fmt.Sscan(f[11], &ut)
+		_, _ = fmt.Sscan(f[12], &st)
+		out[proc.Name] = time.Duration(ut+st) * 10 * time.Millisecond
+	}
+	return out
+}
