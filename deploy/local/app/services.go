@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -217,6 +219,12 @@ func (p *platform) afterStart(ctx context.Context, cfg Config) error {
 	if err := waitLive(ctx, "http://"+cfg.GatewayAddr+"/livez", 60*time.Second); err != nil {
 		return fmt.Errorf("gateway not live: %w (see %s)", err, filepath.Join(cfg.DataDir, "logs", "gateway.log"))
 	}
+	// Every base replica healthy in the gateway's eyes (its operator
+	// readiness), so the first partner call does not race the gateway's
+	// first mTLS connections.
+	if err := waitBackends(ctx, "http://"+cfg.addr(gatewayOpsPort)+"/readyz", 30*time.Second); err != nil {
+		return fmt.Errorf("gateway backends not ready: %w (see %s)", err, filepath.Join(cfg.DataDir, "logs"))
+	}
 	boot, err := readShellEnv(bootstrapFile(cfg))
 	if err != nil {
 		return fmt.Errorf("gateway bootstrap credentials: %w", err)
@@ -306,6 +314,44 @@ func (p *platform) printTour(out io.Writer, demoEnvPath string) {
 	if len(p.tour) > 0 {
 		fmt.Fprintln(out, "strata-local: try")
 		fmt.Fprintln(out, strings.Join(p.tour, "\n"))
+	}
+}
+
+// waitBackends polls the gateway's operator /readyz until no backend
+// replica is unhealthy or behind an open breaker.
+func waitBackends(ctx context.Context, url string, within time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	client := &http.Client{Timeout: 2 * time.Second}
+	last := "no answer"
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := client.Do(req); err == nil {
+			var body struct {
+				Backends map[string]map[string]string `json:"backends"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&body)
+			_ = resp.Body.Close()
+			ready := err == nil && len(body.Backends) > 0
+			for base, replicas := range body.Backends {
+				for addr, state := range replicas {
+					if state != "closed" {
+						ready, last = false, base+" "+addr+" "+state
+					}
+				}
+			}
+			if ready {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return errors.New(last)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
 
