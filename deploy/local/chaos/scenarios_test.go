@@ -47,6 +47,9 @@ func load(n int, stop <-chan struct{}, op func() reply) (lat []time.Duration, ok
 					lat = append(lat, r.took)
 				} else {
 					failed++
+					if failed <= 3 {
+						fmt.Printf("CHAOS failed request: %d %.300s\n", r.status, r.raw)
+					}
 				}
 				mu.Unlock()
 			}

@@ -115,7 +115,11 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	_ = os.Chmod(dir, 0o755)
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if os.Getenv("STRATA_CHAOS_KEEP") == "" {
+		t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	} else {
+		t.Logf("keeping %s", dir)
+	}
 	ctx := context.Background()
 	pg, err := stack.StartPostgres(ctx, stack.PostgresOptions{Dir: filepath.Join(dir, "pg"), Port: freePort(t), Ephemeral: true, Out: io.Discard})
 	if err != nil {

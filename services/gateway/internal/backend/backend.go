@@ -304,15 +304,23 @@ func (p *Pool) Call(ctx context.Context, idempotent bool, fn func(ctx context.Co
 	if idempotent {
 		attempts = len(replicas)
 	}
+	// Healthy replicas first, in round-robin order; replicas whose last
+	// health check failed come after them, so a health check that timed
+	// out on a busy machine never leaves the pool without a replica to
+	// try (each replica's breaker still decides whether it is called).
+	var buf [16]*replica
+	order := buf[:0]
+	n := uint64(len(replicas))
 	start := p.next.Add(1)
-	var last error = ErrUnavailable
-	tried := 0
-	for i := 0; i < len(replicas) && tried < attempts; i++ {
-		r := replicas[(start+uint64(i))%uint64(len(replicas))]
-		if !r.healthy.Load() && len(replicas) > 1 {
-			continue
+	for _, healthy := range [2]bool{true, false} {
+		for i := uint64(0); i < n; i++ {
+			if r := replicas[(start+i)%n]; r.healthy.Load() == healthy {
+				order = append(order, r)
+			}
 		}
-		tried++
+	}
+	var last error = ErrUnavailable
+	for _, r := range order[:attempts] {
 		err := r.breaker.Run(func() error { return p.attempt(ctx, r, fn) })
 		if err == nil {
 			return nil

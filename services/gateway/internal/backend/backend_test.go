@@ -233,3 +233,57 @@ func TestPerPartnerShareOfTheBulkhead(t *testing.T) {
 		}
 	}
 }
+
+// A health check that fails on every replica (on a busy machine a check
+// can time out while the replica still serves) must not empty the pool:
+// unhealthy replicas are tried after healthy ones, never skipped outright.
+func TestEveryReplicaUnhealthyStillServes(t *testing.T) {
+	t.Parallel()
+	var addrs []string
+	for range 2 {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs := health.NewServer()
+		hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+		s := grpc.NewServer()
+		healthpb.RegisterHealthServer(s, hs)
+		go func() { _ = s.Serve(lis) }()
+		t.Cleanup(s.Stop)
+		addrs = append(addrs, lis.Addr().String())
+	}
+	set, _ := breaker.NewSet(telemetry.Noop().Meter("t"), logging.Discard())
+	p, err := backend.New("base-c", addrs, set, backend.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go p.WatchHealth(ctx, 50*time.Millisecond)
+	deadline := time.Now().Add(5 * time.Second)
+	for unhealthy := 0; unhealthy < 2; {
+		if time.Now().After(deadline) {
+			t.Fatalf("replicas not marked unhealthy: %v", p.States())
+		}
+		time.Sleep(20 * time.Millisecond)
+		unhealthy = 0
+		for _, s := range p.States() {
+			if s == "closed,unhealthy" {
+				unhealthy++
+			}
+		}
+	}
+	for i := range 4 {
+		for _, idempotent := range []bool{true, false} {
+			err := p.Call(context.Background(), idempotent, func(ctx context.Context, conn *grpc.ClientConn) error {
+				_, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+				return err
+			})
+			if err != nil {
+				t.Fatalf("call %d (idempotent %v) with every replica unhealthy: %v", i, idempotent, err)
+			}
+		}
+	}
+}
