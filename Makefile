@@ -65,6 +65,11 @@ chaos: build ## Fault-injection suite: kills, cuts and stalls every hop, prints 
 	cd deploy/local && STRATA_E2E_BIN_DIR=$(abspath $(BIN)) go test -tags chaos -count=1 -timeout 20m -v ./chaos 2>&1 | \
 		grep -E '^(=== RUN|--- |CHAOS|\||PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
 
+.PHONY: abuse
+abuse: build ## Abuse suite: a hostile partner and a well-behaved one share the real stack (~2 min); prints figures
+	STRATA_REQUIRE_INTEGRATION=1 STRATA_E2E_BIN_DIR=$(abspath $(BIN)) $(BIN)/strata-local test-env -- \
+		bash -c 'cd deploy/local && go test -tags abuse -count=1 -timeout 10m -v ./abuse 2>&1 | grep -E "^(=== RUN|--- |PASS|FAIL|ok|panic)|ABUSE|_test.go"; exit $${PIPESTATUS[0]}'
+
 .PHONY: bench
 bench: build ## Run the benchmarks against real stores (plus a private Redis baseline) in one run
 	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq redis-server >/dev/null; } || \

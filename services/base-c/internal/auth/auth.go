@@ -72,7 +72,33 @@ type Authenticator struct {
 	dummy    string // hash verified for unknown users, to equalise timing
 	sources  *ipLimiter
 	throttle *throttle
+	busy     inFlight
 	now      func() time.Time
+}
+
+// inFlight marks sources with a cold check running.
+type inFlight struct {
+	mu  sync.Mutex
+	set map[string]bool
+}
+
+func (f *inFlight) take(src string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.set == nil {
+		f.set = map[string]bool{}
+	}
+	if f.set[src] {
+		return false
+	}
+	f.set[src] = true
+	return true
+}
+
+func (f *inFlight) give(src string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.set, src)
 }
 
 type cached struct {
@@ -174,7 +200,13 @@ func (a *Authenticator) Authenticate(ctx context.Context, user, password string,
 	if a.sources.blocked(source, now) || a.throttle.waiting(who, now) {
 		return Principal{}, domain.ErrThrottled
 	}
+	// One cold check in flight per source: a burst from one partner
+	// cannot take every Argon2id slot from the others.
+	if !a.busy.take(source) {
+		return Principal{}, domain.ErrThrottled
+	}
 	p, err := a.verifyCold(ctx, user, password)
+	a.busy.give(source)
 	if errors.Is(err, domain.ErrUnauthorized) {
 		a.sources.fail(source, a.now())
 		a.throttle.fail(who, a.now())
@@ -210,7 +242,14 @@ func (a *Authenticator) verifyCold(ctx context.Context, user, password string) (
 
 // verify runs Argon2id under the concurrency cap.
 func (a *Authenticator) verify(ctx context.Context, password, hash string) error {
-	wait := time.NewTimer(a.opts.ColdWait)
+	// Never wait for a slot past the caller's deadline: a saturated
+	// verifier answers "overloaded" (429) in time, not a deadline the
+	// caller would take for this base failing.
+	waitFor := a.opts.ColdWait
+	if dl, ok := ctx.Deadline(); ok {
+		waitFor = min(waitFor, time.Until(dl)/2)
+	}
+	wait := time.NewTimer(waitFor)
 	defer wait.Stop()
 	select {
 	case a.cold <- struct{}{}:

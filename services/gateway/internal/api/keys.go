@@ -107,23 +107,24 @@ func (k *KeyAuth) init() {
 	}
 }
 
-// lookup returns the key with id. A source that is blocked is served only
-// from the cache (a valid key already verified here keeps working, even a
-// little stale, while someone behind the same address fails).
-func (k *KeyAuth) lookup(ctx context.Context, id string, blocked bool) (store.Key, error) {
+// lookup returns the key with id. A source over its failure budget gets
+// no database work: only a key this gateway has already verified, presented
+// with its secret (secretHash matches), is looked up for it, so a partner
+// keeps working while someone behind the same address fails.
+func (k *KeyAuth) lookup(ctx context.Context, id string, secretHash []byte, blocked bool) (store.Key, error) {
 	k.mu.Lock()
 	k.init()
 	c, ok := k.cache[id]
 	neg, isNeg := k.unknown[id]
 	k.mu.Unlock()
-	if ok && (time.Since(c.fetched) < k.CacheTTL || blocked && time.Since(c.fetched) < 12*k.CacheTTL) {
+	if blocked && (!ok || !hmac.Equal(c.key.SecretHash, secretHash)) {
+		return store.Key{}, errSourceBlocked
+	}
+	if ok && time.Since(c.fetched) < k.CacheTTL {
 		return c.key, nil
 	}
 	if isNeg && time.Now().Before(neg) {
 		return store.Key{}, store.ErrNotFound
-	}
-	if blocked {
-		return store.Key{}, errSourceBlocked
 	}
 	wait := time.NewTimer(time.Second)
 	defer wait.Stop()
@@ -207,7 +208,8 @@ func (k *KeyAuth) Middleware(next http.Handler) http.Handler {
 			k.fail(w, ip, problem(http.StatusUnauthorized, "malformed-api-key", "the X-Api-Key value is not a Strata API key (check for a typo)"))
 			return
 		}
-		key, err := k.lookup(r.Context(), parsed.ID, blocked)
+		secretHash := apikey.Hash(k.Pepper, parsed.Secret)
+		key, err := k.lookup(r.Context(), parsed.ID, secretHash, blocked)
 		now := time.Now()
 		switch {
 		case errors.Is(err, errSourceBlocked):
@@ -225,7 +227,7 @@ func (k *KeyAuth) Middleware(next http.Handler) http.Handler {
 			k.Logger.ErrorContext(r.Context(), "key lookup failed", "err", err)
 			writeProblem(w, unavailable("the key store"))
 			return
-		case !hmac.Equal(apikey.Hash(k.Pepper, parsed.Secret), key.SecretHash),
+		case !hmac.Equal(secretHash, key.SecretHash),
 			key.RevokedAt != nil, key.ExpiresAt != nil && !now.Before(*key.ExpiresAt):
 			k.fail(w, ip, errBadKey)
 			return
