@@ -76,28 +76,32 @@ type Authenticator struct {
 	now      func() time.Time
 }
 
-// inFlight marks sources with a cold check running.
+// inFlight marks sources with a cold check running; done is closed when
+// it ends.
 type inFlight struct {
 	mu  sync.Mutex
-	set map[string]bool
+	set map[string]chan struct{}
 }
 
-func (f *inFlight) take(src string) bool {
+// take marks src busy, or returns the channel closed when its current
+// check ends.
+func (f *inFlight) take(src string) (bool, <-chan struct{}) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.set == nil {
-		f.set = map[string]bool{}
+		f.set = map[string]chan struct{}{}
 	}
-	if f.set[src] {
-		return false
+	if ch, busy := f.set[src]; busy {
+		return false, ch
 	}
-	f.set[src] = true
-	return true
+	f.set[src] = make(chan struct{})
+	return true, nil
 }
 
 func (f *inFlight) give(src string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	close(f.set[src])
 	delete(f.set, src)
 }
 
@@ -201,9 +205,36 @@ func (a *Authenticator) Authenticate(ctx context.Context, user, password string,
 		return Principal{}, domain.ErrThrottled
 	}
 	// One cold check in flight per source: a burst from one partner
-	// cannot take every Argon2id slot from the others.
-	if !a.busy.take(source) {
-		return Principal{}, domain.ErrThrottled
+	// cannot take every Argon2id slot from the others. A second call from
+	// the same source waits for the first (whose success it may then find
+	// cached), never past half its deadline.
+	for {
+		ok, done := a.busy.take(source)
+		if ok {
+			break
+		}
+		waitFor := a.opts.ColdWait
+		if dl, has := ctx.Deadline(); has {
+			waitFor = min(waitFor, time.Until(dl)/2)
+		}
+		t := time.NewTimer(waitFor)
+		select {
+		case <-done:
+			t.Stop()
+		case <-t.C:
+			return Principal{}, domain.ErrOverloaded
+		case <-ctx.Done():
+			t.Stop()
+			return Principal{}, ctx.Err()
+		}
+		if c, hit := a.cache.GetIfPresent(user); hit {
+			if m := a.mac(user, password); subtle.ConstantTimeCompare(m[:], c.mac[:]) == 1 {
+				return Principal{Username: user, Admin: c.admin}, nil
+			}
+		}
+		if a.sources.blocked(source, a.now()) || a.throttle.waiting(who, a.now()) {
+			return Principal{}, domain.ErrThrottled
+		}
 	}
 	p, err := a.verifyCold(ctx, user, password)
 	a.busy.give(source)
