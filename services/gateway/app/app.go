@@ -107,10 +107,10 @@ type Config struct {
 	AuthFailureBurst      int     `env:"AUTH_FAILURE_BURST, default=20"`
 	AuthFailuresPerMinute float64 `env:"AUTH_FAILURES_PER_MINUTE, default=60"`
 	// PerPartner caps one partner's calls in flight to a base (default: a
-	// quarter of BULKHEAD); ExpensiveCalls bounds audit verifications (and
-	// exports) in flight in total, one per partner.
+	// quarter of BULKHEAD); ExpensiveCalls bounds audit-log reads and
+	// verifications (and exports) in flight in total, one per partner.
 	PerPartner     int `env:"PER_PARTNER_IN_FLIGHT"`
-	ExpensiveCalls int `env:"EXPENSIVE_CALLS, default=2"`
+	ExpensiveCalls int `env:"EXPENSIVE_CALLS, default=4"`
 	// QuotaSyncInterval is how often daily-quota counts are shared with the
 	// other replicas; a quota can overshoot by what they admit meanwhile.
 	QuotaSyncInterval time.Duration `env:"QUOTA_SYNC_INTERVAL, default=1s"`

@@ -36,8 +36,8 @@ type Handlers struct {
 	// Logger records unexpected errors (answered 500) with their cause.
 	Logger *slog.Logger
 	// Expensive bounds calls that cost a base far more than a read (audit
-	// verification; exports): a small budget of their own, one per
-	// partner at a time, so bursts of them never take the bulkhead or the
+	// log reads and verification; exports): a small budget of their own,
+	// one per partner at a time, so bursts of them never take the bulkhead or the
 	// base's pool from everyone else. Nil: no budget beyond the bulkhead.
 	Expensive *limits.Concurrency
 	// Bindings gives the OAuth2 clients bound to the calling partner.

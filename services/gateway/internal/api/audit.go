@@ -105,6 +105,11 @@ func (h *Handlers) accessLogs(ctx context.Context, in *AccessLogsRequest) (*Acce
 	if err != nil {
 		return nil, err
 	}
+	release, err := h.expensive(c)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	if !all {
 		in.PartnerID = c.PartnerID // audit:own: the caller's partner, whatever it asked
 	}
@@ -170,10 +175,15 @@ type HistoryResponse struct {
 }
 
 func (h *Handlers) accessHistory(ctx context.Context, in *HistoryRequest) (*HistoryResponse, error) {
-	ctx, _, _, err := auditReader(ctx, false)
+	ctx, caller, _, err := auditReader(ctx, false)
 	if err != nil {
 		return nil, err
 	}
+	release, err := h.expensive(caller)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	c, err := parseCPF(in.CPF)
 	if err != nil {
 		return nil, err
