@@ -65,6 +65,7 @@ func freeOffset(t *testing.T) int {
 }
 
 type stack struct {
+	lean bool
 	pl   *app.Platform
 	env  map[string]string
 	base string
@@ -129,6 +130,10 @@ func (s *stack) do(method, path, body string, headers ...string) resp {
 		return resp{status: -1, raw: err.Error()}
 	}
 	defer res.Body.Close()
+	if s.lean && res.StatusCode < 500 {
+		_, _ = io.Copy(io.Discard, res.Body)
+		return resp{status: res.StatusCode}
+	}
 	b, _ := io.ReadAll(res.Body)
 	out := resp{status: res.StatusCode, raw: string(b)}
 	_ = json.Unmarshal(b, &out.body)
@@ -230,6 +235,7 @@ type good struct {
 	basic  string
 	mu     sync.Mutex
 	lat    []time.Duration
+	names  []string
 	failed []string
 	total  int
 }
@@ -242,6 +248,7 @@ func (g *good) timed(name string, f func() resp, want int) bool {
 	defer g.mu.Unlock()
 	g.total++
 	g.lat = append(g.lat, d)
+	g.names = append(g.names, name)
 	if r.status != want {
 		if len(g.failed) < 20 {
 			g.failed = append(g.failed, fmt.Sprintf("%s: %d %.200s", name, r.status, r.raw))
@@ -273,7 +280,7 @@ func (g *good) iteration() {
 	}, 200)
 }
 
-func (g *good) phase(ctx context.Context, workers int) (lat []time.Duration) {
+func (g *good) phase(ctx context.Context, workers int) []sample {
 	g.mu.Lock()
 	from := len(g.lat)
 	g.mu.Unlock()
@@ -291,7 +298,27 @@ func (g *good) phase(ctx context.Context, workers int) (lat []time.Duration) {
 	wg.Wait()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return slices.Clone(g.lat[from:])
+	out := make([]sample, 0, len(g.lat)-from)
+	for i := from; i < len(g.lat); i++ {
+		out = append(out, sample{g.names[i], g.lat[i]})
+	}
+	return out
+}
+
+type sample struct {
+	op string
+	d  time.Duration
+}
+
+// durs lists the latencies of op ("" for every op).
+func durs(ss []sample, op string) []time.Duration {
+	var out []time.Duration
+	for _, x := range ss {
+		if op == "" || x.op == op {
+			out = append(out, x.d)
+		}
+	}
+	return out
 }
 
 func p99(ds []time.Duration) time.Duration {
@@ -348,6 +375,13 @@ func TestHostilePartnerCannotHurtAnother(t *testing.T) {
 		}
 	}
 
+	// The hostile partner's calls go through a lean copy of the stack: only
+	// their status matters, and the harness should spend as little CPU as
+	// it can beside the partner it measures.
+	good := s
+	lean := *s
+	lean.lean = true
+	s = &lean
 	big := `{"cpf":"` + strings.Repeat("1", 70_000) + `"}`
 	attacks := []attack{
 		// Credentials no base could accept: refused at the edge (401).
@@ -430,9 +464,9 @@ func TestHostilePartnerCannotHurtAnother(t *testing.T) {
 	wctx, wstop := context.WithCancel(context.Background())
 	var wwg sync.WaitGroup
 	wwg.Add(1)
-	go func() { defer wwg.Done(); watch.run(wctx, s) }()
+	go func() { defer wwg.Done(); watch.run(wctx, good) }()
 
-	run := func(d time.Duration) []time.Duration {
+	run := func(d time.Duration) []sample {
 		ctx, cancel := context.WithTimeout(context.Background(), d)
 		defer cancel()
 		return g.phase(ctx, 2)
@@ -447,7 +481,7 @@ func TestHostilePartnerCannotHurtAnother(t *testing.T) {
 		tallies[i] = &tally{}
 	}
 	var hostileTotal atomic.Int64
-	attackWindow := func(d time.Duration) []time.Duration {
+	attackWindow := func(d time.Duration) []sample {
 		actx, acancel := context.WithTimeout(context.Background(), d)
 		defer acancel()
 		var hwg sync.WaitGroup
@@ -490,7 +524,7 @@ func TestHostilePartnerCannotHurtAnother(t *testing.T) {
 		hwg.Wait()
 		return lat
 	}
-	var before, during []time.Duration
+	var before, during []sample
 	for range rounds {
 		before = append(before, run(quiet)...)
 		during = append(during, attackWindow(attackFor/rounds)...)
@@ -499,10 +533,15 @@ func TestHostilePartnerCannotHurtAnother(t *testing.T) {
 	wstop()
 	wwg.Wait()
 
-	baseline := append(slices.Clone(before), after...)
+	for _, op := range []string{"grant", "person", "profile", "activity"} {
+		q, a := durs(append(slices.Clone(before), after...), op), durs(during, op)
+		t.Logf("ABUSE   good %-9s quiet p50 %s p99 %s | under attack p50 %s p99 %s", op, p50(q), p99(q), p50(a), p99(a))
+	}
+	baseline := durs(append(slices.Clone(before), after...), "")
+	attacked := durs(during, "")
 	t.Logf("ABUSE good partner: quiet %d calls p50 %s p99 %s | under attack %d calls p50 %s p99 %s (%.2f× the quiet p99) | failures %d of %d",
-		len(baseline), p50(baseline), p99(baseline), len(during), p50(during), p99(during),
-		float64(p99(during))/float64(p99(baseline)), len(g.failed), g.total)
+		len(baseline), p50(baseline), p99(baseline), len(attacked), p50(attacked), p99(attacked),
+		float64(p99(attacked))/float64(p99(baseline)), len(g.failed), g.total)
 	t.Logf("ABUSE hostile partner: %d calls over %s", hostileTotal.Load(), attackFor)
 	for i, a := range attacks {
 		tl := tallies[i]
@@ -525,7 +564,7 @@ func TestHostilePartnerCannotHurtAnother(t *testing.T) {
 	if len(watch.seen) < 5 || watch.polls < 10 {
 		t.Errorf("breaker watch saw too little: %d breakers, %d polls", len(watch.seen), watch.polls)
 	}
-	if limit := p99(baseline) * 3 / 2; p99(during) > limit {
-		t.Errorf("the well-behaved partner's p99 under attack %s exceeds 1.5× its quiet p99 %s", p99(during), p99(baseline))
+	if limit := p99(baseline) * 3 / 2; p99(attacked) > limit {
+		t.Errorf("the well-behaved partner's p99 under attack %s exceeds 1.5× its quiet p99 %s", p99(attacked), p99(baseline))
 	}
 }
