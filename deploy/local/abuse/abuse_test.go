@@ -79,7 +79,8 @@ func start(t *testing.T) *stack {
 	if bin == "" {
 		t.Fatal("STRATA_E2E_BIN_DIR must name the built binaries (make abuse sets it)")
 	}
-	stores := &app.Stores{DatabaseURL: testenv.PostgresAdminURL(t), MongoURI: testenv.MongoURI(t), AMQPURL: testenv.AMQPURL(t)}
+	stores := &app.Stores{DatabaseURL: testenv.PostgresAdminURL(t), MongoURI: testenv.MongoURI(t), AMQPURL: testenv.AMQPURL(t),
+		RabbitCtl: strings.Fields(os.Getenv(testenv.EnvRabbitmqctl))}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	t.Cleanup(cancel)
 	dir := t.TempDir()

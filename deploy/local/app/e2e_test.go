@@ -165,6 +165,9 @@ func TestEveryPartnerJourneyEndToEnd(t *testing.T) {
 	}
 	ops.do("GET", "/debug/pprof/cmdline", "").want(t, 200, "")
 
+	// Scopes are checked on every route (a table over the served OpenAPI).
+	checkScopesOnEveryRoute(t, c, env)
+
 	// Every service has its own broker user, and the broker keeps each to
 	// its own routing keys: the gateway cannot publish Base A's event.
 	users := map[string]bool{}

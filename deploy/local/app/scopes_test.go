@@ -1,44 +1,12 @@
 package app_test
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
-	"io"
-	"net/http"
-	"os"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/strata-bureau/strata/deploy/local/app"
-	"github.com/strata-bureau/strata/pkg/testenv"
 )
-
-// startPlatform starts the whole stack from real binaries on free ports.
-func startPlatform(t *testing.T) (*app.Platform, *client) {
-	t.Helper()
-	stores := &app.Stores{DatabaseURL: testenv.PostgresAdminURL(t), MongoURI: testenv.MongoURI(t), AMQPURL: testenv.AMQPURL(t),
-		RabbitCtl: strings.Fields(os.Getenv(testenv.EnvRabbitmqctl))}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	t.Cleanup(cancel)
-	dataDir, bin := t.TempDir(), binaries(t)
-	for attempt := 0; ; attempt++ {
-		off := freeOffset(t)
-		cfg := app.Config{DataDir: dataDir, BinDir: bin, PortOffset: off, GatewayAddr: fmt.Sprintf("127.0.0.1:%d", 8080+off)}
-		pl, err := app.StartPlatform(ctx, cfg, stores, io.Discard)
-		if err == nil {
-			t.Cleanup(pl.Stop)
-			return pl, &client{t: t, base: "http://" + cfg.GatewayAddr, http: &http.Client{Timeout: 10 * time.Second}}
-		}
-		if attempt == 2 {
-			t.Fatal(err)
-		}
-		t.Logf("platform start %d failed (%v); retrying on other ports", attempt, err)
-	}
-}
 
 // routeScopes names, for every /v1 operation, the key scopes any one of
 // which admits it. An operation missing here fails the test: a new route
@@ -66,14 +34,14 @@ var routeBodies = map[string]string{
 
 var partnerScopes = []string{"base-a:grant", "base-a:read", "base-b:read", "base-c:read", "audit:own", "audit:read"}
 
-// Scopes are checked on every route: every /v1 operation in the served
-// OpenAPI document, every method, is refused 403 insufficient-scope to a key
+// checkScopesOnEveryRoute: every /v1 operation in the served OpenAPI
+// document, every method, is refused 403 insufficient-scope to a key
 // without any of its scopes and admitted past the scope check with one;
 // admin routes refuse every partner scope; one partner cannot see or revoke
-// another's grants.
-func TestScopesOnEveryRoute(t *testing.T) {
-	pl, c := startPlatform(t)
-	env := pl.Env()
+// another's grants. It runs inside the end-to-end test, on its platform
+// (platforms in one test environment share database names).
+func checkScopesOnEveryRoute(t *testing.T, c *client, env map[string]string) {
+	t.Helper()
 	admin := env["STRATA_ADMIN_KEY"]
 	c.do("POST", "/v1/admin/partners", `{"id":"bank-one","name":"Bank One"}`, "X-Api-Key", admin).want(t, 201, "")
 	c.do("POST", "/v1/admin/partners", `{"id":"bank-two","name":"Bank Two"}`, "X-Api-Key", admin).want(t, 201, "")

@@ -119,7 +119,7 @@ func (a *Admin) listClients(ctx context.Context, in *PartnerRef) (*OAuthClientsR
 // UnbindClientRequest names a binding.
 type UnbindClientRequest struct {
 	ID       string `path:"id" maxLength:"63"`
-	ClientID string `path:"client_id" maxLength:"255"`
+	ClientID string `path:"client_id" maxLength:"255" pattern:"^[\\x21-\\x2b\\x2d-\\x7e]+$"`
 }
 
 func (a *Admin) unbindClient(ctx context.Context, in *UnbindClientRequest) (*struct{}, error) {

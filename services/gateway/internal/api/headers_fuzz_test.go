@@ -67,7 +67,8 @@ func edgeUnderTest(tb testing.TB) (http.Handler, *breaker.Set, string) {
 	huma.NewError = NewHumaError
 	cfg := huma.DefaultConfig("t", "1")
 	cfg.CreateHooks = nil
-	(&Handlers{Backends: Backends{A: pool("base-a"), B: pool("base-b"), C: pool("base-c")}, Logger: logging.Discard()}).Register(humago.New(mux, cfg))
+	bindings := &Bindings{TTL: time.Hour, cache: map[string]boundClients{"fuzz-bank": {list: "fuzz-client", fetched: time.Now()}}}
+	(&Handlers{Backends: Backends{A: pool("base-a"), B: pool("base-b"), C: pool("base-c")}, Logger: logging.Discard(), Bindings: bindings}).Register(humago.New(mux, cfg))
 	pepper := []byte("pepper-pepper-pepper-pepper-pepp")
 	_, full := apikey.New()
 	parsed, _ := apikey.Parse(full)
