@@ -95,7 +95,11 @@ func assertNoWritesOnRequestPath(t *testing.T, c *client, adminURL string, cfg a
 	mongo := float64(after.mongoWrites-before.mongoWrites) / reads
 	t.Logf("%d reads in %s: %.3f PostgreSQL transactions and %.3f Mongo write commands per read (background batches included)",
 		reads, elapsed.Round(time.Millisecond), pg, mongo)
-	if pg > 0.2 || mongo > 0.2 {
+	// Background work (outbox relays, usage flushes, one bulk write per
+	// batch of events) adds a few per second whatever the reads do, so on
+	// a slow machine it can approach a few tenths per read; a write on the
+	// request path would add at least one per read.
+	if pg > 0.5 || mongo > 0.5 {
 		t.Fatalf("lookups write on the request path: %.3f PostgreSQL transactions and %.3f Mongo writes per read", pg, mongo)
 	}
 }
