@@ -10,11 +10,13 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"google.golang.org/grpc/status"
 )
 
 // ErrOpen is returned, wrapped, when a breaker refuses a call because it is
@@ -134,6 +136,9 @@ func newBreaker(cfg Config, logger *slog.Logger) *Breaker {
 		return IsBackendFailure(err) && (narrow == nil || narrow(err))
 	}
 	threshold := cfg.ConsecutiveFailures
+	// The last failure counted, named when the breaker opens: an operator
+	// must see why a hop was cut, not only that it was.
+	var lastFailure atomic.Pointer[string]
 	st := gobreaker.Settings{
 		Name:         cfg.Name,
 		MaxRequests:  cfg.HalfOpenRequests,
@@ -142,14 +147,45 @@ func newBreaker(cfg Config, logger *slog.Logger) *Breaker {
 		IsSuccessful: func(err error) bool { return err == nil },
 		// An error that is not the hop's failure says nothing about the
 		// hop's health either way: it changes no count and no state.
-		IsExcluded: func(err error) bool { return err != nil && !isFailure(err) },
-		OnStateChange: func(name string, from, to gobreaker.State) {
-			if logger != nil {
-				logger.Warn("circuit breaker state changed", "breaker", name, "from", from.String(), "to", to.String())
+		IsExcluded: func(err error) bool {
+			if err == nil {
+				return false
 			}
+			if isFailure(err) {
+				msg := failureSummary(err)
+				lastFailure.Store(&msg)
+				return false
+			}
+			return true
+		},
+		OnStateChange: func(name string, from, to gobreaker.State) {
+			if logger == nil {
+				return
+			}
+			attrs := []any{"breaker", name, "from", from.String(), "to", to.String()}
+			if to == gobreaker.StateOpen {
+				if m := lastFailure.Load(); m != nil {
+					attrs = append(attrs, "last_failure", *m)
+				}
+			}
+			logger.Warn("circuit breaker state changed", attrs...)
 		},
 	}
 	return &Breaker{cb: gobreaker.NewCircuitBreaker[any](st)}
+}
+
+// failureSummary describes a counted failure for the log: its gRPC code
+// and the first 200 bytes of its message (failures that count are the
+// hop's own — transport, deadline, driver — so they carry no caller input).
+func failureSummary(err error) string {
+	msg := err.Error()
+	if len(msg) > 200 {
+		msg = msg[:200]
+	}
+	if s, ok := status.FromError(err); ok {
+		return s.Code().String() + ": " + msg
+	}
+	return msg
 }
 
 // Standalone returns a breaker outside any Set (tools and tests).

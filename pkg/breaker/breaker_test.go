@@ -4,10 +4,15 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/strata-bureau/strata/pkg/breaker"
 	"github.com/strata-bureau/strata/pkg/logging"
@@ -85,4 +90,41 @@ func TestStateIsExportedAsMetric(t *testing.T) {
 	if !strings.Contains(string(body), `strata_breaker_state{breaker="gateway->base-c"} 2`) {
 		t.Fatalf("metric missing or wrong:\n%s", body)
 	}
+}
+
+// When a breaker opens, the log names the failure that tripped it, so an
+// operator sees why a hop was cut; failures the rule excuses are not named.
+func TestOpeningLogsTheLastFailure(t *testing.T) {
+	t.Parallel()
+	var buf strings.Builder
+	logger := slog.New(slog.NewJSONHandler(&syncWriter{w: &buf}, nil))
+	set, err := breaker.NewSet(telemetry.Noop().Meter("t"), logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := set.New(breaker.Config{Name: "t->backend", ConsecutiveFailures: 2, OpenFor: time.Minute})
+	_ = b.Run(func() error { return status.Error(codes.Unavailable, "connection refused") })
+	_ = b.Run(func() error { return status.Error(codes.InvalidArgument, "bad cpf 12345678901") })
+	_ = b.Run(func() error { return status.Error(codes.Unavailable, "connection refused") })
+	if b.State() != breaker.Open {
+		t.Fatalf("state %s, want open", b.State())
+	}
+	out := buf.String()
+	if !strings.Contains(out, `"last_failure":"Unavailable: rpc error: code = Unavailable desc = connection refused"`) {
+		t.Fatalf("open transition does not name the last failure: %s", out)
+	}
+	if strings.Contains(out, "12345678901") {
+		t.Fatalf("an excused caller error reached the log: %s", out)
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
