@@ -160,7 +160,7 @@ func (s *stack) form(path string, form url.Values, user, pass string) resp {
 
 func (s *stack) key(t *testing.T, partner string, rate int, scopes ...string) string {
 	t.Helper()
-	if r := s.do("POST", "/v1/admin/partners", `{"id":"`+partner+`","name":"`+partner+`"}`, "X-Api-Key", s.env["STRATA_ADMIN_KEY"]); r.status != 201 {
+	if r := s.do("POST", "/v1/admin/partners", `{"id":"`+partner+`","name":"`+partner+`"}`, "X-Api-Key", s.env["STRATA_ADMIN_KEY"]); r.status != 201 && r.status != 409 {
 		t.Fatalf("partner: %d %s", r.status, r.raw)
 	}
 	b, _ := json.Marshal(map[string]any{"scopes": scopes, "rate_per_second": rate, "burst": 2 * rate})
@@ -355,7 +355,9 @@ func seconds(name string, def int) time.Duration {
 func TestHostilePartnerCannotHurtAnother(t *testing.T) {
 	s := start(t)
 	env := s.env
-	g := &good{s: s, key: s.key(t, "good-bank", 500, "base-a:grant", "base-a:read", "base-b:read", "base-c:read")}
+	// The well-behaved partner is the demo partner (its OAuth client and Base C
+	// account are bound to it), with a key of its own that allows its pace.
+	g := &good{s: s, key: s.key(t, "demo-bank", 500, "base-a:grant", "base-a:read", "base-b:read", "base-c:read")}
 	// The hostile partner has an ordinary key: the platform's default rate.
 	evil := s.key(t, "evil-bank", 50, "base-a:grant", "base-a:read", "base-b:read", "base-c:read", "audit:own")
 	tok := s.form("/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"base-b:read"}}, env["STRATA_OAUTH_CLIENT_ID"], env["STRATA_OAUTH_CLIENT_SECRET"])

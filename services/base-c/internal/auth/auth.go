@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/maypok86/otter/v2"
@@ -73,7 +74,9 @@ type Authenticator struct {
 	sources  *ipLimiter
 	throttle *throttle
 	busy     inFlight
-	now      func() time.Time
+	// coldNanos is the moving average of one Argon2id check's duration.
+	coldNanos atomic.Int64
+	now       func() time.Time
 }
 
 // inFlight marks sources with a cold check running; done is closed when
@@ -289,8 +292,29 @@ func (a *Authenticator) verify(ctx context.Context, password, hash string) error
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	// Do not start a check the caller's deadline cannot wait for (on a
+	// loaded machine Argon2id takes many times its idle 23 ms): "overloaded,
+	// retry" (429) is the truth; a deadline passing would read as this
+	// base failing.
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < 2*time.Duration(a.coldNanos.Load()) {
+		<-a.cold
+		return domain.ErrOverloaded
+	}
+	t0 := time.Now()
 	ok, err := Verify(password, hash)
 	<-a.cold
+	// Moving average of a check's duration (weight 1/8 to the newest).
+	took := int64(time.Since(t0))
+	for {
+		old := a.coldNanos.Load()
+		next := took
+		if old > 0 {
+			next = old + (took-old)/8
+		}
+		if a.coldNanos.CompareAndSwap(old, next) {
+			break
+		}
+	}
 	if err != nil {
 		a.logger.ErrorContext(ctx, "stored password hash unusable", "err", err)
 		return domain.ErrUnauthorized

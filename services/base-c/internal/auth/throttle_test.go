@@ -122,3 +122,22 @@ func TestSourceLimitAcrossAccounts(t *testing.T) {
 		t.Fatalf("another partner at the same address was blocked: %v", err)
 	}
 }
+
+// A check that cannot finish within the caller's deadline is not started:
+// the answer is "overloaded" (429), not a deadline the caller would take
+// for the base failing.
+func TestNoColdCheckPastTheDeadline(t *testing.T) {
+	t.Parallel()
+	a := newAuthn(t, auth.Options{})
+	src := auth.Source{PartnerID: "bank-a", ClientIP: "203.0.113.7"}
+	// Learn how long a check takes.
+	if _, err := a.Authenticate(context.Background(), "victim", "victim-password-1", src); err != nil {
+		t.Fatal(err)
+	}
+	a.Invalidate("victim")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
+	defer cancel()
+	if _, err := a.Authenticate(ctx, "victim", "victim-password-1", src); !errors.Is(err, domain.ErrOverloaded) && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("want overloaded (or the caller's own deadline), got %v", err)
+	}
+}
