@@ -150,37 +150,41 @@ func (p *pageVerifier) finish() audit.Result {
 	return res
 }
 
+// savedState is what a verifier keeps between runs: the tree it verified
+// (which runs ahead of the newest signed head between checkpoints) and the
+// size of the newest signed head it saw, the floor for rollback checks.
 type savedState struct {
 	audit.State
-	Note string `json:"note,omitempty"`
+	HeadSize int64  `json:"head_size,omitempty"`
+	Note     string `json:"note,omitempty"`
 }
 
-func loadState(path string) (audit.State, error) {
+func loadState(path string) (savedState, error) {
 	var s savedState
 	if path == "" {
-		return s.State, nil
+		return s, nil
 	}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return s.State, nil
+		return s, nil
 	}
 	if err != nil {
-		return s.State, err
+		return s, err
 	}
 	if err := json.Unmarshal(b, &s); err != nil {
-		return s.State, fmt.Errorf("state %s: %w", path, err)
+		return s, fmt.Errorf("state %s: %w", path, err)
 	}
-	return s.State, nil
+	return s, nil
 }
 
-func saveState(path string, st audit.State) error {
+func saveState(path string, st audit.State, headSize int64) error {
 	if path == "" {
 		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	b, _ := json.Marshal(savedState{State: st})
+	b, _ := json.Marshal(savedState{State: st, HeadSize: headSize})
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return err
@@ -227,10 +231,11 @@ func verifyOnline(ctx context.Context, client baseav1.AuditServiceClient, cfg Au
 	if err != nil {
 		return fail(err)
 	}
-	kept, err := loadState(cfg.State)
+	saved, err := loadState(cfg.State)
 	if err != nil {
 		return fail(err)
 	}
+	kept := saved.State
 	wit, err := readWitnesses(cfg.Witnesses)
 	if err != nil {
 		return fail(err)
@@ -281,12 +286,19 @@ func verifyOnline(ctx context.Context, client baseav1.AuditServiceClient, cfg Au
 	if !v.OK {
 		pv.v.fail(v.FirstBadEntry, v.Problem)
 	}
-	// A head older than the one already verified is a rollback.
-	if h, err := client.GetHead(ctx, &baseav1.GetHeadRequest{}); err == nil && h.GetSize() < kept.Size {
-		pv.v.fail(pv.v.TreeSize+1, fmt.Sprintf("the log's newest head (size %d) is older than the head already verified (size %d)", h.GetSize(), kept.Size))
+	// A newest head older than the newest head already verified is a
+	// rollback. The verified tree itself is no floor: between checkpoints
+	// the log runs ahead of its newest signed head.
+	headSize := saved.HeadSize
+	if h, err := client.GetHead(ctx, &baseav1.GetHeadRequest{}); err == nil {
+		if h.GetSize() < saved.HeadSize {
+			pv.v.fail(pv.v.TreeSize+1, fmt.Sprintf("the log's newest head (size %d) is older than the head already verified (size %d)", h.GetSize(), saved.HeadSize))
+		} else if hd, err := audit.OpenHead(h.GetNote(), key); err == nil && hd.Size == h.GetSize() && hd.Size <= pv.v.TreeSize {
+			headSize = hd.Size
+		}
 	}
 	if pv.v.OK {
-		if err := saveState(cfg.State, res.State); err != nil {
+		if err := saveState(cfg.State, res.State, headSize); err != nil {
 			return fail(err)
 		}
 	}
