@@ -69,7 +69,7 @@ func TestTamperingIsCaughtOnlineAndOffline(t *testing.T) {
 		{"edit caller", []string{`UPDATE audit_log SET caller = 'someone' WHERE id = %[1]d`}, 5, "altered"},
 		{"edit cpf_index", []string{`UPDATE audit_log SET cpf_index = sha256(cpf_index) WHERE id = %[1]d`}, 5, "altered"},
 		{"null cpf_enc", []string{`UPDATE audit_log SET cpf_enc = NULL WHERE id = %[1]d`}, 5, "altered"},
-		{"edit cpf_enc", []string{`UPDATE audit_log SET cpf_enc = overlay(cpf_enc placing '\xff' from 20 for 1) WHERE id = %[1]d`}, 5, "altered"},
+		{"edit cpf_enc", []string{`UPDATE audit_log SET cpf_enc = set_byte(cpf_enc, 20, (get_byte(cpf_enc, 20) + 1) %% 256) WHERE id = %[1]d`}, 5, "altered"},
 		{"edit purpose", []string{`UPDATE audit_log SET purpose = 'collection' WHERE id = %[1]d`}, 5, "altered"},
 		{"edit reason", []string{`UPDATE audit_log SET reason = 'nothing to see here' WHERE id = %[1]d`}, 5, "altered"},
 		{"edit fields", []string{`UPDATE audit_log SET fields = ARRAY['debts'] WHERE id = %[1]d`}, 5, "altered"},
