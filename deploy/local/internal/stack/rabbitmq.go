@@ -259,10 +259,18 @@ func EnsureUsers(ctx context.Context, ctl []string, users []BrokerUser) error {
 	argv := append(append([]string{}, ctl...), "import_definitions", "--format", "json")
 	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(cctx, argv[0], argv[1:]...)
-	cmd.Stdin = bytes.NewReader(body)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("rabbitmqctl import_definitions: %w: %s", err, strings.TrimSpace(string(out)))
+	for {
+		cmd := exec.CommandContext(cctx, argv[0], argv[1:]...)
+		cmd.Stdin = bytes.NewReader(body)
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			return nil
+		}
+		// A node that accepts AMQP logins may still be finishing its boot
+		// (or restarting after a fault-injection kill): retry that.
+		if !strings.Contains(string(out), "start_app") || cctx.Err() != nil {
+			return fmt.Errorf("rabbitmqctl import_definitions: %w: %s", err, strings.TrimSpace(string(out)))
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
-	return nil
 }
