@@ -165,6 +165,23 @@ func TestBaseBHungOpensBreakerFast(t *testing.T) {
 func TestBaseCReplicaKilledUnderLoad(t *testing.T) {
 	w := newWorld(t)
 	key, basic := w.key(), w.basic()
+	// Wait for the demo activity (seeded over AMQP, so it lands a moment
+	// after the platform is up), then warm both replicas' credential
+	// caches: this scenario measures a replica's death, not the seed's
+	// arrival or eight callers' first Argon2id check at once.
+	deadline := time.Now().Add(30 * time.Second)
+	for warm := 0; warm < 4; {
+		r := w.do("GET", "/v1/activity/"+cpf, "", "X-Api-Key", key, "Authorization", basic)
+		switch {
+		case r.status == 200:
+			warm++
+		case time.Now().After(deadline):
+			t.Fatalf("warm-up read: %d %s", r.status, r.raw)
+		default:
+			warm = 0
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 	stop := make(chan struct{})
 	var lat []time.Duration
 	var ok, failed int
