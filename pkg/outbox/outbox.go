@@ -36,47 +36,16 @@ type TxRunner func(ctx context.Context, fn func(pgx.Tx) error) error
 // returned after the commit of what was confirmed, so it never counts as a
 // database failure.
 func Relay(ctx context.Context, run TxRunner, limit int, publish func(context.Context, Message) error) (int, error) {
-	sent := 0
-	var pubErr error
-	err := run(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT id, message_id, type, body FROM outbox
-			WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, limit)
-		if err != nil {
-			return err
-		}
-		var batch []Message
-		for rows.Next() {
-			var m Message
-			var mid uuid.UUID
-			if err := rows.Scan(&m.ID, &mid, &m.Type, &m.Body); err != nil {
-				rows.Close()
-				return err
-			}
-			m.MessageID = mid.String()
-			batch = append(batch, m)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
+	return relay(ctx, run, limit, func(ctx context.Context, batch []Message) ([]int64, error) {
 		var done []int64
 		for _, m := range batch {
-			if pubErr = publish(ctx, m); pubErr != nil {
-				break
+			if err := publish(ctx, m); err != nil {
+				return done, err
 			}
 			done = append(done, m.ID)
 		}
-		sent = len(done)
-		if len(done) == 0 {
-			return nil
-		}
-		_, err = tx.Exec(ctx, `DELETE FROM outbox WHERE id = ANY($1)`, done)
-		return err
+		return done, nil
 	})
-	if err == nil {
-		err = pubErr
-	}
-	return sent, err
 }
 
 // RelayBatch is Relay for a publisher that confirms many messages at once
@@ -85,6 +54,27 @@ func Relay(ctx context.Context, run TxRunner, limit int, publish func(context.Co
 // the broker confirmed. It returns how many were sent and the first
 // publish error, which never counts as a database failure.
 func RelayBatch(ctx context.Context, run TxRunner, limit int, publish func(context.Context, []Message) []error) (int, error) {
+	return relay(ctx, run, limit, func(ctx context.Context, batch []Message) ([]int64, error) {
+		done := make([]int64, 0, len(batch))
+		var first error
+		for i, err := range publish(ctx, batch) {
+			if err != nil {
+				if first == nil {
+					first = err
+				}
+				continue
+			}
+			done = append(done, batch[i].ID)
+		}
+		return done, first
+	})
+}
+
+// relay locks up to limit unpublished rows, hands them to send, and
+// deletes the rows send reports as confirmed in the same transaction. The
+// publish error send returns is reported after the commit, so it never
+// counts as a database failure.
+func relay(ctx context.Context, run TxRunner, limit int, send func(context.Context, []Message) ([]int64, error)) (int, error) {
 	sent := 0
 	var pubErr error
 	err := run(ctx, func(tx pgx.Tx) error {
@@ -111,16 +101,8 @@ func RelayBatch(ctx context.Context, run TxRunner, limit int, publish func(conte
 		if len(batch) == 0 {
 			return nil
 		}
-		done := make([]int64, 0, len(batch))
-		for i, err := range publish(ctx, batch) {
-			if err != nil {
-				if pubErr == nil {
-					pubErr = err
-				}
-				continue
-			}
-			done = append(done, batch[i].ID)
-		}
+		var done []int64
+		done, pubErr = send(ctx, batch)
 		sent = len(done)
 		if len(done) == 0 {
 			return nil
