@@ -3,6 +3,8 @@ package app_test
 import (
 	"testing"
 
+	"github.com/google/uuid"
+
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -39,6 +41,19 @@ func TestInputTheStoreCannotHoldIsInvalidArgument(t *testing.T) {
 			Cpf: maria, GrantToken: "sgt_x"})
 		if status.Code(err) != codes.InvalidArgument {
 			t.Fatalf("NUL in the client address: want InvalidArgument, got %v", err)
+		}
+	}
+	// Proofs of entries or heads that do not exist are "not found" (the
+	// query found no row), never a database failure: a partner asking for
+	// them again and again must not open the breaker for everyone.
+	for i := range 8 {
+		_, err := e.auditor(addr).GetProof(ctx, &baseav1.GetProofRequest{EntryId: uuid.NewString()})
+		if c := status.Code(err); c != codes.NotFound && c != codes.InvalidArgument {
+			t.Fatalf("proof of an unknown entry: want NotFound, got %v", err)
+		}
+		_, err = e.auditor(addr).GetProof(ctx, &baseav1.GetProofRequest{EntryId: uuid.NewString(), TreeSize: int64(1_000_000 + i)})
+		if c := status.Code(err); c != codes.NotFound && c != codes.InvalidArgument {
+			t.Fatalf("proof in a head that does not exist: want NotFound, got %v", err)
 		}
 	}
 	// The breaker is still closed: an honest partner is served at once.

@@ -106,12 +106,15 @@ func New(pool *pgxpool.Pool, keys *crypto.Keyring, b *breaker.Breaker) *Store {
 // Pool is the connection pool (for the auditors' reads and the chainer).
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
-// IsDBFailure is the breaker's failure test: domain refusals do not count.
+// IsDBFailure is the breaker's failure test: domain refusals do not count,
+// nor does a query that found no row (pgx.ErrNoRows: the database answered;
+// a caller asking for an entry or head that does not exist must never open
+// the breaker every partner shares).
 func IsDBFailure(err error) bool {
 	if err == nil {
 		return false
 	}
-	for _, e := range []error{domain.ErrNotFound, domain.ErrInvalid, domain.ErrGrantUnknown, domain.ErrGrantExpired,
+	for _, e := range []error{pgx.ErrNoRows, domain.ErrNotFound, domain.ErrInvalid, domain.ErrGrantUnknown, domain.ErrGrantExpired,
 		domain.ErrGrantUsedUp, domain.ErrGrantRevoked, domain.ErrGrantWrongCPF, domain.ErrGrantWrongField,
 		domain.ErrGrantWrongPartner, context.Canceled} {
 		if errors.Is(err, e) {
