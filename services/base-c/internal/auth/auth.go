@@ -210,7 +210,8 @@ func (a *Authenticator) Authenticate(ctx context.Context, user, password string,
 	// One cold check in flight per source: a burst from one partner
 	// cannot take every Argon2id slot from the others. A second call from
 	// the same source waits for the first (whose success it may then find
-	// cached), never past half its deadline.
+	// cached), never past a quarter of its deadline (the rest is for its
+	// own check, which cannot be interrupted once started).
 	for {
 		ok, done := a.busy.take(source)
 		if ok {
@@ -218,7 +219,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, user, password string,
 		}
 		waitFor := a.opts.ColdWait
 		if dl, has := ctx.Deadline(); has {
-			waitFor = min(waitFor, time.Until(dl)/2)
+			waitFor = min(waitFor, time.Until(dl)/4)
 		}
 		t := time.NewTimer(waitFor)
 		select {
@@ -296,7 +297,10 @@ func (a *Authenticator) verify(ctx context.Context, password, hash string) error
 	// loaded machine Argon2id takes many times its idle 23 ms): "overloaded,
 	// retry" (429) is the truth; a deadline passing would read as this
 	// base failing.
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < 2*time.Duration(a.coldNanos.Load()) {
+	// Three times the moving average: a check runs uninterruptible, and on
+	// a machine under a flood its duration varies widely (make abuse saw a
+	// started check overrun the caller's 250 ms deadline with a 2× margin).
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < 3*time.Duration(a.coldNanos.Load()) {
 		<-a.cold
 		return domain.ErrOverloaded
 	}
