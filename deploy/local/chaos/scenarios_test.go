@@ -255,7 +255,6 @@ func TestMongoDownStaleReadsAndNoLostWrites(t *testing.T) {
 	if before.status != 200 {
 		t.Fatalf("before: %d %s", before.status, before.raw)
 	}
-	n0 := len(before.body["movements"].([]any))
 	w.mgProxy.Disable()
 	start := time.Now()
 	var stale reply
@@ -278,7 +277,9 @@ func TestMongoDownStaleReadsAndNoLostWrites(t *testing.T) {
 	rec := time.Now()
 	for {
 		r := act()
-		if r.status == 200 && r.body["stale"] == false && len(r.body["movements"].([]any)) == n0+1 {
+		// Look for the movement itself: the seeded movements may still be
+		// arriving when "before" first answers 200, so a count would race them.
+		if r.status == 200 && r.body["stale"] == false && hasMovement(r, "chaos", 4242) {
 			break
 		}
 		if time.Since(rec) > 30*time.Second {
@@ -288,6 +289,16 @@ func TestMongoDownStaleReadsAndNoLostWrites(t *testing.T) {
 	}
 	record(t, "stale answers %s after the outage began; the movement published during it applied %s after Mongo returned (lost: 0)",
 		staleAfter.Round(100*time.Millisecond), time.Since(rec).Round(100*time.Millisecond))
+}
+
+func hasMovement(r reply, description string, cents float64) bool {
+	ms, _ := r.body["movements"].([]any)
+	for _, m := range ms {
+		if mm, ok := m.(map[string]any); ok && mm["description"] == description && mm["amount_cents"] == cents {
+			return true
+		}
+	}
+	return false
 }
 
 // Scenario 5: the OIDC provider (the gateway's built-in issuer) is down.
