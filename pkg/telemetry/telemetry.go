@@ -1,21 +1,33 @@
 // Package telemetry sets up OpenTelemetry for one service: a tracer provider
-// (exporting over OTLP/gRPC when an endpoint is configured), a meter
-// provider read by a Prometheus exporter served at /metrics, and the W3C
-// trace-context propagator. Nothing is installed globally: callers pass the
-// returned providers to the instrumentation they construct.
+// configured by the standard OpenTelemetry environment (OTEL_TRACES_EXPORTER
+// otlp, console or none; OTEL_EXPORTER_OTLP_*; OTEL_SERVICE_NAME;
+// OTEL_TRACES_SAMPLER), a meter provider read by a Prometheus exporter
+// served at /metrics, and the W3C trace-context propagator. Nothing is
+// installed globally: callers pass the returned providers to the
+// instrumentation they construct.
+//
+// Only main reads the process environment: it hands a config.Lookuper to
+// LoadEnv, and Setup decides from that Env whether spans are recorded. The
+// exporter itself is built by go.opentelemetry.io/contrib/exporters/autoexport,
+// which reads the OTEL_EXPORTER_OTLP_* details (endpoint, protocol,
+// headers, TLS) as every OpenTelemetry SDK does.
 package telemetry
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/exporters/autoexport"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -23,17 +35,78 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/strata-bureau/strata/pkg/config"
 )
+
+// Env is the part of the standard OpenTelemetry environment Setup acts on.
+type Env struct {
+	// ServiceName (OTEL_SERVICE_NAME) replaces Config.ServiceName.
+	ServiceName string
+	// TracesExporter (OTEL_TRACES_EXPORTER): otlp, console or none.
+	TracesExporter string
+	// OTLPEndpoint (OTEL_EXPORTER_OTLP_ENDPOINT or
+	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT): set alone, it selects otlp.
+	OTLPEndpoint string
+	// Sampler (OTEL_TRACES_SAMPLER, with OTEL_TRACES_SAMPLER_ARG): when
+	// set, the SDK builds the sampler it names.
+	Sampler string
+	// ResourceAttributes (OTEL_RESOURCE_ATTRIBUTES), e.g.
+	// service.instance.id=base-b-1.
+	ResourceAttributes string
+}
+
+// LoadEnv reads the OTEL_* variables Setup acts on (no service prefix:
+// they are the standard names).
+func LoadEnv(l config.Lookuper) Env {
+	get := func(k string) string {
+		if l == nil {
+			return ""
+		}
+		v, _ := l.Lookup(k)
+		return v
+	}
+	endpoint := get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+	if endpoint == "" {
+		endpoint = get("OTEL_EXPORTER_OTLP_ENDPOINT")
+	}
+	return Env{
+		ServiceName:        get("OTEL_SERVICE_NAME"),
+		TracesExporter:     get("OTEL_TRACES_EXPORTER"),
+		OTLPEndpoint:       endpoint,
+		Sampler:            get("OTEL_TRACES_SAMPLER"),
+		ResourceAttributes: get("OTEL_RESOURCE_ATTRIBUTES"),
+	}
+}
+
+// Tracing reports whether this environment asks for spans to be exported.
+func (e Env) Tracing() bool {
+	switch e.TracesExporter {
+	case "none":
+		return false
+	case "":
+		return e.OTLPEndpoint != ""
+	}
+	return true
+}
 
 // Config says how to export.
 type Config struct {
 	// ServiceName names the service in traces and metrics.
 	ServiceName string
-	// OTLPEndpoint is host:port of an OTLP/gRPC collector; empty records no
-	// spans (trace context is still propagated).
+	// Env is the standard OpenTelemetry environment (LoadEnv); it wins over
+	// OTLPEndpoint.
+	Env Env
+	// OTLPEndpoint is host:port of an OTLP/gRPC collector (the service's
+	// older <PREFIX>OTLP_ENDPOINT); used only when Env selects no exporter.
+	// With neither, no span is recorded (trace context still propagates,
+	// so trace ids reach logs and audit entries).
 	OTLPEndpoint string
 	// OTLPInsecure disables TLS to the collector.
 	OTLPInsecure bool
+	// Console receives spans when OTEL_TRACES_EXPORTER=console (default
+	// standard output).
+	Console io.Writer
 	// SampleRatio is the fraction of new traces sampled (parent-based).
 	SampleRatio float64
 }
@@ -54,7 +127,20 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 	if cfg.ServiceName == "" {
 		return nil, errors.New("telemetry: service name is required")
 	}
-	res := resource.NewSchemaless(semconv.ServiceName(cfg.ServiceName))
+	name := cfg.ServiceName
+	if cfg.Env.ServiceName != "" {
+		name = cfg.Env.ServiceName
+	}
+	res := resource.NewSchemaless(semconv.ServiceName(name))
+	if cfg.Env.ResourceAttributes != "" {
+		// OTEL_RESOURCE_ATTRIBUTES, e.g. service.instance.id of a replica;
+		// the service name set above wins.
+		if fromEnv, err := resource.New(ctx, resource.WithFromEnv()); err == nil {
+			if merged, err := resource.Merge(fromEnv, res); err == nil {
+				res = merged
+			}
+		}
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -64,30 +150,53 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 	}
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp), sdkmetric.WithResource(res))
 
-	ratio := cfg.SampleRatio
-	if ratio <= 0 {
-		ratio = 1
-	}
-	// Without an exporter nothing would ever read a span: record none (trace
-	// context still propagates, so trace IDs reach logs and audit entries).
-	sampler := sdktrace.NeverSample()
-	if cfg.OTLPEndpoint != "" {
-		sampler = sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))
-	}
-	tpOpts := []sdktrace.TracerProviderOption{
-		sdktrace.WithResource(res),
-		sdktrace.WithSampler(sampler),
-	}
-	if cfg.OTLPEndpoint != "" {
+	var spans sdktrace.SpanExporter
+	switch {
+	case cfg.Env.TracesExporter == "console":
+		// One JSON line per span on the service's output, beside its logs.
+		w := cfg.Console
+		if w == nil {
+			w = os.Stdout
+		}
+		spans, err = stdouttrace.New(stdouttrace.WithWriter(w))
+		if err != nil {
+			return nil, fmt.Errorf("telemetry: console exporter: %w", err)
+		}
+	case cfg.Env.Tracing():
+		// otlp (http/protobuf unless OTEL_EXPORTER_OTLP_PROTOCOL=grpc) or
+		// console, configured by the OTEL_EXPORTER_OTLP_* variables.
+		spans, err = autoexport.NewSpanExporter(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("telemetry: OTEL_TRACES_EXPORTER: %w", err)
+		}
+	case cfg.Env.TracesExporter == "" && cfg.OTLPEndpoint != "":
 		opts := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(cfg.OTLPEndpoint)}
 		if cfg.OTLPInsecure {
 			opts = append(opts, otlptracegrpc.WithInsecure())
 		}
-		te, err := otlptracegrpc.New(ctx, opts...)
+		spans, err = otlptracegrpc.New(ctx, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("telemetry: otlp exporter: %w", err)
 		}
-		tpOpts = append(tpOpts, sdktrace.WithBatcher(te))
+	}
+	tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	switch {
+	case spans == nil:
+		// Without an exporter nothing would ever read a span: record none
+		// (trace context still propagates, so trace IDs reach logs and
+		// audit entries).
+		tpOpts = append(tpOpts, sdktrace.WithSampler(sdktrace.NeverSample()))
+	case cfg.Env.Sampler != "":
+		// The SDK builds the sampler OTEL_TRACES_SAMPLER names.
+	default:
+		ratio := cfg.SampleRatio
+		if ratio <= 0 {
+			ratio = 1
+		}
+		tpOpts = append(tpOpts, sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))))
+	}
+	if spans != nil {
+		tpOpts = append(tpOpts, sdktrace.WithBatcher(spans))
 	}
 	tp := sdktrace.NewTracerProvider(tpOpts...)
 

@@ -42,6 +42,10 @@ type Config struct {
 	// reads only its own prefix): fault-injection tests use them to route a
 	// hop through a proxy.
 	Overrides []string
+	// OTelResourceAttributes is the OTEL_RESOURCE_ATTRIBUTES the launcher
+	// was given; each service gets it plus its own service.instance.id.
+	// The other OTEL_* variables reach the services unchanged.
+	OTelResourceAttributes string
 }
 
 // addr is a service's loopback address, shifted by PortOffset.

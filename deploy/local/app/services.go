@@ -255,7 +255,12 @@ func (p *platform) afterStart(ctx context.Context, cfg Config) error {
 func (p *platform) startOne(ctx context.Context, name string, watch bool) error {
 	rs := p.specOf[name]
 	bin := filepath.Join(p.cfg.BinDir, rs.spec.name)
-	env := append(rs.spec.env(rs.replica), p.cfg.Overrides...)
+	// The standard OTEL_* variables the launcher was given reach every
+	// service with the rest of its environment (StartProc passes it on);
+	// each service is named after itself, and each replica is told apart by
+	// service.instance.id, unless an override says otherwise.
+	env := append(rs.spec.env(rs.replica), "OTEL_SERVICE_NAME="+rs.spec.name, "OTEL_RESOURCE_ATTRIBUTES="+resourceAttributes(p.cfg.OTelResourceAttributes, name))
+	env = append(env, p.cfg.Overrides...)
 	proc, err := stack.StartProc(name, []string{bin}, env, p.cfg.DataDir, filepath.Join(p.cfg.DataDir, "logs", name+".log"), "")
 	if err != nil {
 		return err
@@ -381,4 +386,13 @@ func waitLive(ctx context.Context, url string, within time.Duration) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// resourceAttributes adds service.instance.id=name to the
+// OTEL_RESOURCE_ATTRIBUTES the launcher was given.
+func resourceAttributes(given, name string) string {
+	if given == "" {
+		return "service.instance.id=" + name
+	}
+	return given + ",service.instance.id=" + name
 }

@@ -82,6 +82,9 @@ type Config struct {
 	SeedDemo           bool          `env:"SEED_DEMO, default=false"`
 	LogLevel           string        `env:"LOG_LEVEL, default=info"`
 	OTLPEndpoint       string        `env:"OTLP_ENDPOINT"`
+	// OTel is the standard OpenTelemetry environment (OTEL_*, no prefix),
+	// read by Load.
+	OTel telemetry.Env
 }
 
 // Validate checks the configuration (key formats are checked at start).
@@ -114,6 +117,7 @@ func Load(ctx context.Context, l config.Lookuper) (*Config, error) {
 	if err := config.Load(ctx, Prefix, &c, l); err != nil {
 		return nil, err
 	}
+	c.OTel = telemetry.LoadEnv(l)
 	return &c, nil
 }
 
@@ -173,7 +177,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	if err != nil {
 		return err
 	}
-	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "base-a", OTLPEndpoint: cfg.OTLPEndpoint, OTLPInsecure: true})
+	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "base-a", Env: cfg.OTel, OTLPEndpoint: cfg.OTLPEndpoint, OTLPInsecure: true})
 	if err != nil {
 		return err
 	}

@@ -82,6 +82,9 @@ type Config struct {
 	TokenLeeway          time.Duration `env:"TOKEN_LEEWAY, default=30s"`
 	LogLevel             string        `env:"LOG_LEVEL, default=info"`
 	OTLPEndpoint         string        `env:"OTLP_ENDPOINT"`
+	// OTel is the standard OpenTelemetry environment (OTEL_*, no prefix),
+	// read by Load.
+	OTel telemetry.Env
 
 	// mTLS: the server certificate, the CA callers chain to, and the
 	// identities allowed per method group.
@@ -143,6 +146,7 @@ func Load(ctx context.Context, l config.Lookuper) (*Config, error) {
 	if err := config.Load(ctx, Prefix, &c, l); err != nil {
 		return nil, err
 	}
+	c.OTel = telemetry.LoadEnv(l)
 	if c.OIDCClientSecretFile != "" {
 		b, err := os.ReadFile(c.OIDCClientSecretFile)
 		if err != nil {
@@ -177,7 +181,7 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 // Serve serves Base B on the given listeners until ctx ends.
 func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net.Listener) error {
 	defer func() { _ = glis.Close(); _ = hlis.Close() }()
-	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "base-b", OTLPEndpoint: cfg.OTLPEndpoint, OTLPInsecure: true})
+	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "base-b", Env: cfg.OTel, OTLPEndpoint: cfg.OTLPEndpoint, OTLPInsecure: true})
 	if err != nil {
 		return err
 	}

@@ -57,6 +57,9 @@ type Config struct {
 	DataQueue    string `env:"AMQP_DATA_QUEUE, default=basec.events"`
 	LogLevel     string `env:"LOG_LEVEL, default=info"`
 	OTLPEndpoint string `env:"OTLP_ENDPOINT"`
+	// OTel is the standard OpenTelemetry environment (OTEL_*, no prefix),
+	// read by Load.
+	OTel telemetry.Env
 
 	AuthCacheTTL time.Duration `env:"AUTH_CACHE_TTL, default=60s"`
 	AuthMaxCold  int           `env:"AUTH_MAX_COLD, default=2"`
@@ -141,6 +144,7 @@ func Load(ctx context.Context, l config.Lookuper) (*Config, error) {
 	if err := config.Load(ctx, Prefix, &c, l); err != nil {
 		return nil, err
 	}
+	c.OTel = telemetry.LoadEnv(l)
 	if c.ReplicaID == "" {
 		host, _ := os.Hostname()
 		c.ReplicaID = strings.Map(func(r rune) rune {
@@ -166,7 +170,7 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 // listeners until ctx ends.
 func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net.Listener) error {
 	defer func() { _ = glis.Close(); _ = hlis.Close() }()
-	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "base-c", OTLPEndpoint: cfg.OTLPEndpoint, OTLPInsecure: true})
+	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "base-c", Env: cfg.OTel, OTLPEndpoint: cfg.OTLPEndpoint, OTLPInsecure: true})
 	if err != nil {
 		return err
 	}

@@ -124,6 +124,9 @@ type Config struct {
 	Bulkhead     int           `env:"BULKHEAD, default=256"`
 	LogLevel     string        `env:"LOG_LEVEL, default=info"`
 	OTLPEndpoint string        `env:"OTLP_ENDPOINT"`
+	// OTel is the standard OpenTelemetry environment (OTEL_*, no prefix),
+	// read by Load.
+	OTel telemetry.Env
 }
 
 // Validate checks the configuration.
@@ -165,6 +168,7 @@ func Load(ctx context.Context, l config.Lookuper) (*Config, error) {
 	if err := config.Load(ctx, Prefix, &c, l); err != nil {
 		return nil, err
 	}
+	c.OTel = telemetry.LoadEnv(l)
 	if c.PublicURL == "" {
 		c.PublicURL = "http://" + c.HTTPAddr
 	}
@@ -230,7 +234,7 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis, opsLis net.Listener) error {
 	defer func() { _ = lis.Close(); _ = opsLis.Close() }()
 	pepper, _ := base64.StdEncoding.DecodeString(cfg.KeyPepper.Reveal())
-	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "gateway", OTLPEndpoint: cfg.OTLPEndpoint, OTLPInsecure: true})
+	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "gateway", Env: cfg.OTel, OTLPEndpoint: cfg.OTLPEndpoint, OTLPInsecure: true})
 	if err != nil {
 		return err
 	}

@@ -40,7 +40,9 @@ func run(ctx context.Context, args []string) int {
 			OIDCIssuer:   os.Getenv("OIDC_ISSUER"),
 			OIDCAudience: os.Getenv("OIDC_AUDIENCE"),
 			GatewayAddr:  os.Getenv("STRATA_GATEWAY_ADDR"),
-			OIDC:         map[string]string{},
+
+			OTelResourceAttributes: os.Getenv("OTEL_RESOURCE_ATTRIBUTES"),
+			OIDC:                   map[string]string{},
 		}
 		for _, name := range app.OIDCSettings {
 			cfg.OIDC[name] = os.Getenv("OIDC_" + name)
