@@ -20,6 +20,7 @@ import (
 	"github.com/strata-bureau/strata/pkg/amqp"
 	"github.com/strata-bureau/strata/pkg/breaker"
 	"github.com/strata-bureau/strata/pkg/config"
+	"github.com/strata-bureau/strata/pkg/consumer"
 	"github.com/strata-bureau/strata/pkg/grpcserver"
 	"github.com/strata-bureau/strata/pkg/health"
 	"github.com/strata-bureau/strata/pkg/httpserver"
@@ -262,26 +263,14 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	if err != nil {
 		return fmt.Errorf("config: AMQP_PRODUCERS: %w", err)
 	}
-	foreign, err := tel.Meter("base-b").Int64Counter("strata_events_foreign_producer_total",
-		metric.WithDescription("Events dead-lettered because their producer (AMQP user_id) does not own their type."))
+	dedupe := mongodb.NewDedupe(client.Database(cfg.MongoDatabase), "processed_messages")
+	if err := retry.Do(ctx, 5, dedupe.EnsureIndexes); err != nil {
+		return err
+	}
+	summaries, err := events.New(st, dedupe, mongoBreaker, consumer.Options{Retention: cfg.ProcessedRetention, Meter: tel.Meter("base-b"), Logger: logger})
 	if err != nil {
 		return err
 	}
-	onForeign := func(typ, _ string) {
-		foreign.Add(context.Background(), 1, metric.WithAttributes(attribute.String("type", typ)))
-	}
-	dups, err := tel.Meter("base-b").Int64Counter("strata_events_duplicates_total",
-		metric.WithDescription("Events dropped because their message_id was already applied."))
-	if err != nil {
-		return err
-	}
-	applied, err := tel.Meter("base-b").Int64Counter("strata_events_applied_total",
-		metric.WithDescription("Events applied to the store."))
-	if err != nil {
-		return err
-	}
-	consumer := &events.Consumer{Store: st, Breaker: mongoBreaker,
-		OnDuplicate: func() { dups.Add(context.Background(), 1) }, OnApplied: func() { applied.Add(context.Background(), 1) }}
 	logger.Info("base-b serving", "grpc", glis.Addr().String(), "ops", hlis.Addr().String(), "issuer", cfg.OIDCIssuer)
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -292,23 +281,8 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	})
 	g.Go(func() error { checker.Drive(gctx, srv.Health, time.Second); return nil })
 	g.Go(func() error {
-		return mq.Consume(gctx, q, amqp.ConsumerOptions{Prefetch: 64, Tag: "base-b", Propagator: tel.Propagator, Producers: producers, OnForeign: onForeign}, consumer.Handle)
+		return mq.Consume(gctx, q, amqp.ConsumerOptions{Prefetch: 64, Tag: "base-b", Propagator: tel.Propagator, Producers: producers, OnForeign: summaries.OnForeign}, summaries.Handle)
 	})
-	g.Go(func() error {
-		t := time.NewTicker(time.Hour)
-		defer t.Stop()
-		for {
-			select {
-			case <-gctx.Done():
-				return nil
-			case <-t.C:
-				if n, err := st.PruneProcessed(gctx, time.Now().Add(-cfg.ProcessedRetention)); err != nil {
-					logger.Warn("pruning dedupe markers failed", "err", err)
-				} else if n > 0 {
-					logger.Info("pruned dedupe markers", "deleted", n)
-				}
-			}
-		}
-	})
+	g.Go(func() error { return summaries.Run(gctx) })
 	return g.Wait()
 }

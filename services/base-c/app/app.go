@@ -21,6 +21,7 @@ import (
 	"github.com/strata-bureau/strata/pkg/amqp"
 	"github.com/strata-bureau/strata/pkg/breaker"
 	"github.com/strata-bureau/strata/pkg/config"
+	"github.com/strata-bureau/strata/pkg/consumer"
 	"github.com/strata-bureau/strata/pkg/grpcserver"
 	"github.com/strata-bureau/strata/pkg/health"
 	"github.com/strata-bureau/strata/pkg/httpserver"
@@ -272,26 +273,14 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	if err != nil {
 		return fmt.Errorf("config: AMQP_PRODUCERS: %w", err)
 	}
-	foreign, err := tel.Meter("base-c").Int64Counter("strata_events_foreign_producer_total",
-		metric.WithDescription("Events dead-lettered because their producer (AMQP user_id) does not own their type."))
+	dedupe := mongodb.NewDedupe(client.Database(cfg.MongoDatabase), "processed_messages")
+	if err := retry.Do(ctx, 5, dedupe.EnsureIndexes); err != nil {
+		return err
+	}
+	evs, err := events.New(acts, authn, cfg.ReplicaID, dedupe, consumer.Options{Retention: cfg.ProcessedRetention, Meter: tel.Meter("base-c"), Logger: logger})
 	if err != nil {
 		return err
 	}
-	onForeign := func(typ, _ string) {
-		foreign.Add(context.Background(), 1, metric.WithAttributes(attribute.String("type", typ)))
-	}
-	dups, err := tel.Meter("base-c").Int64Counter("strata_events_duplicates_total",
-		metric.WithDescription("Events dropped because their message_id was already applied."))
-	if err != nil {
-		return err
-	}
-	applied, err := tel.Meter("base-c").Int64Counter("strata_events_applied_total",
-		metric.WithDescription("Events applied to the store."))
-	if err != nil {
-		return err
-	}
-	consumer := &events.Consumer{Activity: acts, Dedupe: st, Credentials: authn, Logger: logger, ReplicaID: cfg.ReplicaID,
-		OnDuplicate: func() { dups.Add(context.Background(), 1) }, OnApplied: func() { applied.Add(context.Background(), 1) }}
 	dataQ, castQ := events.Queues(cfg.DataQueue, cfg.ReplicaID)
 	dataQ.Exchange, castQ.Exchange = cfg.Exchange, cfg.Exchange
 	// Declare the shared queue before serving, so no event published after
@@ -311,16 +300,16 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 		// is coalesced per CPF and written in bulk, so a last query is
 		// visible well within 250 ms while the store sees one write per
 		// batch rather than per lookup.
-		return mq.ConsumeBatch(gctx, dataQ, amqp.ConsumerOptions{Prefetch: 256, Tag: "base-c-" + cfg.ReplicaID, Propagator: tel.Propagator, Producers: producers, OnForeign: onForeign},
-			amqp.BatchOptions{Max: 256, Wait: 50 * time.Millisecond}, consumer.HandleDataBatch)
+		return mq.ConsumeBatch(gctx, dataQ, amqp.ConsumerOptions{Prefetch: 256, Tag: "base-c-" + cfg.ReplicaID, Propagator: tel.Propagator, Producers: producers, OnForeign: evs.Data.OnForeign},
+			amqp.BatchOptions{Max: 256, Wait: 50 * time.Millisecond}, evs.HandleDataBatch)
 	})
 	g.Go(func() error {
-		return mq.Consume(gctx, castQ, amqp.ConsumerOptions{Prefetch: 256, Propagator: tel.Propagator, Producers: producers, OnForeign: onForeign, OnSubscribe: func() {
+		return mq.Consume(gctx, castQ, amqp.ConsumerOptions{Prefetch: 256, Propagator: tel.Propagator, Producers: producers, OnForeign: evs.Data.OnForeign, OnSubscribe: func() {
 			// Invalidations sent while this replica was disconnected are
 			// gone with its transient queue: start clean.
 			acts.InvalidateAll()
 			authn.InvalidateAll()
-		}}, consumer.HandleInvalidation)
+		}}, evs.HandleInvalidation)
 	})
 	// Base C stays in the gateway's rotation while Mongo is down: it answers
 	// from cache, marked stale. So its grpc.health.v1 status is SERVING while
@@ -339,22 +328,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 			}
 		}
 	})
-	g.Go(func() error {
-		t := time.NewTicker(time.Hour)
-		defer t.Stop()
-		for {
-			select {
-			case <-gctx.Done():
-				return nil
-			case <-t.C:
-				if n, err := st.PruneProcessed(gctx, time.Now().Add(-cfg.ProcessedRetention)); err != nil {
-					logger.Warn("pruning dedupe markers failed", "err", err)
-				} else if n > 0 {
-					logger.Info("pruned dedupe markers", "deleted", n)
-				}
-			}
-		}
-	})
+	g.Go(func() error { return evs.Data.Run(gctx) })
 	return g.Wait()
 }
 

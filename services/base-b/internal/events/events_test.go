@@ -10,9 +10,12 @@ import (
 
 	"github.com/strata-bureau/strata/pkg/amqp"
 	"github.com/strata-bureau/strata/pkg/breaker"
+	"github.com/strata-bureau/strata/pkg/consumer"
+	"github.com/strata-bureau/strata/pkg/mongodb"
 	"github.com/strata-bureau/strata/pkg/testenv"
 	"github.com/strata-bureau/strata/proto/eventtypes"
 	eventsv1 "github.com/strata-bureau/strata/proto/gen/go/events/v1"
+	"github.com/strata-bureau/strata/services/base-b/internal/domain"
 	"github.com/strata-bureau/strata/services/base-b/internal/events"
 	"github.com/strata-bureau/strata/services/base-b/internal/store"
 )
@@ -21,8 +24,13 @@ func TestDuplicateSummaryIsAppliedOnce(t *testing.T) {
 	t.Parallel()
 	_, db := testenv.MongoDB(t)
 	ctx := testenv.Context(t)
-	dups := 0
-	c := &events.Consumer{Store: store.New(db), Breaker: breaker.Standalone(breaker.Config{Name: "t"}), OnDuplicate: func() { dups++ }}
+	st, dedupe := store.New(db), mongodb.NewDedupe(db, "processed_messages")
+	applies := 0
+	counting := applyCounter{Store: st, n: &applies}
+	c, err := events.New(counting, dedupe, breaker.Standalone(breaker.Config{Name: "t"}), consumer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	body, _ := proto.Marshal(&eventsv1.DebtSummaryChanged{Cpf: "52998224725", OpenCount: 1, OpenAmountCents: 500, Currency: "BRL", AsOf: timestamppb.Now(), Version: 7})
 	d := amqp.Delivery{ID: "same", Type: eventtypes.DebtSummaryChanged, Body: body}
 	for range 3 {
@@ -30,8 +38,8 @@ func TestDuplicateSummaryIsAppliedOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if dups != 2 {
-		t.Fatalf("duplicates dropped: %d, want 2", dups)
+	if applies != 1 {
+		t.Fatalf("applied %d times, want once", applies)
 	}
 	var doc struct {
 		DS struct {
@@ -41,9 +49,26 @@ func TestDuplicateSummaryIsAppliedOnce(t *testing.T) {
 	if err := db.Collection("profiles").FindOne(ctx, bson.M{"_id": "52998224725"}).Decode(&doc); err != nil || doc.DS.Version != 7 {
 		t.Fatalf("summary not applied: %+v %v", doc, err)
 	}
-	if err := c.Handle(context.Background(), amqp.Delivery{ID: "x", Type: eventtypes.DebtSummaryChanged, Body: []byte{0xff}}); !amqp.IsPermanent(err) {
-		t.Fatalf("garbage: want a permanent error, got %v", err)
+	for _, d := range []amqp.Delivery{
+		{ID: "x", Type: eventtypes.DebtSummaryChanged, Body: []byte{0xff}},
+		{ID: "y", Type: eventtypes.CPFQueried, Body: body},
+		{ID: "", Type: eventtypes.DebtSummaryChanged, Body: body},
+	} {
+		if err := c.Handle(context.Background(), d); !amqp.IsPermanent(err) {
+			t.Fatalf("%+v: want a permanent error, got %v", d, err)
+		}
 	}
+}
+
+// applyCounter counts the summaries applied to the store.
+type applyCounter struct {
+	*store.Store
+	n *int
+}
+
+func (a applyCounter) ApplyDebtSummary(ctx context.Context, cpf string, d domain.DebtSummary) error {
+	*a.n++
+	return a.Store.ApplyDebtSummary(ctx, cpf, d)
 }
 
 func FuzzDecode(f *testing.F) {

@@ -24,6 +24,7 @@ import (
 	"github.com/strata-bureau/strata/pkg/breaker"
 	"github.com/strata-bureau/strata/pkg/cpf"
 	"github.com/strata-bureau/strata/pkg/grpcserver"
+	"github.com/strata-bureau/strata/pkg/mongodb"
 	basebv1 "github.com/strata-bureau/strata/proto/gen/go/baseb/v1"
 	"github.com/strata-bureau/strata/services/base-b/internal/authz"
 	"github.com/strata-bureau/strata/services/base-b/internal/domain"
@@ -94,7 +95,7 @@ func (s *Server) flush(ctx context.Context) {
 
 // IsStoreFailure tells the breaker which errors are the store's fault.
 func IsStoreFailure(err error) bool {
-	return errors.Is(err, domain.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
+	return errors.Is(err, domain.ErrUnavailable) || errors.Is(err, mongodb.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
 }
 
 func toStatus(err error) error {

@@ -19,13 +19,12 @@ import (
 
 // Store is the Mongo store.
 type Store struct {
-	profiles  *mongo.Collection
-	processed *mongo.Collection
+	profiles *mongo.Collection
 }
 
 // New returns a store on db.
 func New(db *mongo.Database) *Store {
-	return &Store{profiles: db.Collection("profiles"), processed: db.Collection("processed_messages")}
+	return &Store{profiles: db.Collection("profiles")}
 }
 
 // EnsureIndexes creates the indexes the queries need.
@@ -35,12 +34,6 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("profiles index: %w", err)
-	}
-	_, err = s.processed.Indexes().CreateOne(ctx, mongo.IndexModel{
-		Keys: bson.D{{Key: "at", Value: 1}}, Options: options.Index().SetName("at"),
-	})
-	if err != nil {
-		return fmt.Errorf("processed index: %w", err)
 	}
 	return nil
 }
@@ -172,27 +165,6 @@ func (s *Store) ApplyDebtSummary(ctx context.Context, cpf string, d domain.DebtS
 	return nil
 }
 
-// Seen reports whether a message was already applied.
-func (s *Store) Seen(ctx context.Context, id string) (bool, error) {
-	err := s.processed.FindOne(ctx, bson.M{"_id": id}).Err()
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return false, nil
-	}
-	if err != nil {
-		return false, unavailable(err)
-	}
-	return true, nil
-}
-
-// MarkProcessed records an applied message.
-func (s *Store) MarkProcessed(ctx context.Context, id string) error {
-	_, err := s.processed.InsertOne(ctx, bson.M{"_id": id, "at": time.Now().UTC()})
-	if err != nil && !mongo.IsDuplicateKeyError(err) {
-		return unavailable(err)
-	}
-	return nil
-}
-
 // RecordAccess sets last_access on the profile (who, when, IP, what).
 func (s *Store) RecordAccess(ctx context.Context, cpf, who, ip, what string, at time.Time) error {
 	_, err := s.profiles.UpdateOne(ctx, bson.M{"_id": cpf},
@@ -231,16 +203,6 @@ func (s *Store) RecordAccesses(ctx context.Context, as map[string]Access) error 
 		}
 	}
 	return nil
-}
-
-// PruneProcessed deletes dedupe markers older than before, so the
-// collection is bounded by the redelivery window, not by uptime.
-func (s *Store) PruneProcessed(ctx context.Context, before time.Time) (int64, error) {
-	res, err := s.processed.DeleteMany(ctx, bson.M{"at": bson.M{"$lt": before}})
-	if err != nil {
-		return 0, unavailable(err)
-	}
-	return res.DeletedCount, nil
 }
 
 // Filter selects profiles for export.

@@ -113,14 +113,4 @@ func TestWritesFilterByIDOnlyAndNewestSummaryWins(t *testing.T) {
 	if len(p.Assets) != 0 || p.Address.City != "Recife" {
 		t.Fatalf("profile: %+v", p)
 	}
-	// Dedupe markers are pruned by age.
-	if err := st.MarkProcessed(ctx, "old"); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := st.PruneProcessed(ctx, time.Now().Add(time.Minute)); err != nil || n != 1 {
-		t.Fatalf("pruned %d: %v", n, err)
-	}
-	if seen, err := st.Seen(ctx, "old"); err != nil || seen {
-		t.Fatalf("pruned marker still seen: %v %v", seen, err)
-	}
 }

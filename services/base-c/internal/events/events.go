@@ -1,7 +1,7 @@
 // Package events connects Base C to AMQP: a durable queue shared by the
 // replicas applies cpf.queried, card.purchase.recorded and
 // financial.movement.recorded to the store (idempotently, deduped on
-// message_id), and a per-replica transient queue receives cache and
+// message_id by pkg/consumer), and a per-replica transient queue receives cache and
 // credential invalidations from the other replicas.
 package events
 
@@ -19,18 +19,13 @@ import (
 
 	"github.com/strata-bureau/strata/pkg/amqp"
 	"github.com/strata-bureau/strata/pkg/breaker"
+	"github.com/strata-bureau/strata/pkg/consumer"
 	"github.com/strata-bureau/strata/pkg/cpf"
 	"github.com/strata-bureau/strata/proto/eventtypes"
 	eventsv1 "github.com/strata-bureau/strata/proto/gen/go/events/v1"
 	"github.com/strata-bureau/strata/services/base-c/internal/activity"
 	"github.com/strata-bureau/strata/services/base-c/internal/domain"
 )
-
-// Deduper records applied message IDs.
-type Deduper interface {
-	Seen(ctx context.Context, messageID string) (bool, error)
-	MarkProcessed(ctx context.Context, messageID string, at time.Time) error
-}
 
 // Credentials is what invalidations act on.
 type Credentials interface {
@@ -41,48 +36,33 @@ type Credentials interface {
 // Consumer applies events.
 type Consumer struct {
 	Activity    *activity.Service
-	Dedupe      Deduper
 	Credentials Credentials
-	Logger      *slog.Logger
 	// ReplicaID is this replica; its own broadcasts are ignored.
 	ReplicaID string
-	// OnDuplicate is called for each message dropped as already applied.
-	OnDuplicate func()
-	// OnApplied is called for each message applied.
-	OnApplied func()
+	// Data applies data events once each (pkg/consumer: dedupe on
+	// message_id, retries while the store is away, pruning).
+	Data *consumer.Consumer
+}
+
+// New returns Base C's consumer. Its data events are deduped in dedupe;
+// o sets the rest (retention, metrics, logger).
+func New(acts *activity.Service, creds Credentials, replicaID string, dedupe consumer.Dedupe, o consumer.Options) (*Consumer, error) {
+	c := &Consumer{Activity: acts, Credentials: creds, ReplicaID: replicaID}
+	o.Dedupe, o.Apply, o.Retryable = dedupe, c.apply, retryable
+	data, err := consumer.New(o)
+	if err != nil {
+		return nil, err
+	}
+	c.Data = data
+	return c, nil
 }
 
 // HandleData applies one data event. Undecodable or invalid messages are
-// permanent failures (dead-lettered); store failures are retried.
+// permanent failures (dead-lettered); store failures are retried. Every
+// apply is itself idempotent, so a crash between the apply and the dedupe
+// mark only costs a harmless second apply on redelivery.
 func (c *Consumer) HandleData(ctx context.Context, d amqp.Delivery) error {
-	if d.ID == "" {
-		return amqp.Permanent(errors.New("message without message_id"))
-	}
-	var seen bool
-	err := c.retry(ctx, func() error {
-		var err error
-		seen, err = c.Dedupe.Seen(ctx, d.ID)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	if seen {
-		if c.OnDuplicate != nil {
-			c.OnDuplicate()
-		}
-		return nil
-	}
-	if err := c.retry(ctx, func() error { return c.apply(ctx, d) }); err != nil {
-		return err
-	}
-	if err := c.retry(ctx, func() error { return c.Dedupe.MarkProcessed(ctx, d.ID, time.Now().UTC()) }); err != nil {
-		return err
-	}
-	if c.OnApplied != nil {
-		c.OnApplied()
-	}
-	return nil
+	return c.Data.Handle(ctx, d)
 }
 
 // HandleDataBatch applies a batch of data events. cpf.queried events are
@@ -116,35 +96,19 @@ func (c *Consumer) HandleDataBatch(ctx context.Context, ds []amqp.Delivery) []er
 	if len(queried) == 0 {
 		return errs
 	}
-	err := c.retry(ctx, func() error { return c.Activity.RecordQueries(ctx, newest) })
+	err := c.Data.Retry(ctx, func() error { return c.Activity.RecordQueries(ctx, newest) })
 	for _, i := range queried {
 		errs[i] = err
-		if err == nil && c.OnApplied != nil {
-			c.OnApplied()
-		}
+	}
+	if err == nil {
+		c.Data.Applied(len(queried))
 	}
 	return errs
 }
 
-// retry runs fn until it succeeds, fails permanently, or ctx ends. While
-// the store is down the message stays unacknowledged and is retried here,
-// rather than requeued in a tight loop towards its delivery limit.
-func (c *Consumer) retry(ctx context.Context, fn func() error) error {
-	backoff := 100 * time.Millisecond
-	for {
-		err := fn()
-		if err == nil || amqp.IsPermanent(err) || !retryable(err) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 5*time.Second)
-	}
-}
-
+// retryable: while the store is down the message stays unacknowledged and
+// is retried, rather than requeued in a tight loop towards its delivery
+// limit.
 func retryable(err error) bool {
 	return errors.Is(err, domain.ErrUnavailable) || errors.Is(err, breaker.ErrOpen) || errors.Is(err, context.DeadlineExceeded)
 }

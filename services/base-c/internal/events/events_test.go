@@ -10,7 +10,9 @@ import (
 
 	"github.com/strata-bureau/strata/pkg/amqp"
 	"github.com/strata-bureau/strata/pkg/breaker"
+	"github.com/strata-bureau/strata/pkg/consumer"
 	"github.com/strata-bureau/strata/pkg/logging"
+	"github.com/strata-bureau/strata/pkg/mongodb"
 	"github.com/strata-bureau/strata/pkg/testenv"
 	"github.com/strata-bureau/strata/proto/eventtypes"
 	eventsv1 "github.com/strata-bureau/strata/proto/gen/go/events/v1"
@@ -33,8 +35,10 @@ func TestDuplicateMessageIsAppliedOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dups := 0
-	c := &events.Consumer{Activity: acts, Dedupe: st, Logger: logging.Discard(), OnDuplicate: func() { dups++ }}
+	c, err := events.New(acts, nil, "r1", mongodb.NewDedupe(db, "processed_messages"), consumer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// No movement_id: the message ID identifies the movement.
 	body, _ := proto.Marshal(&eventsv1.FinancialMovementRecorded{Cpf: "52998224725", AmountCents: 990, Currency: "BRL",
 		Direction: "debit", Description: "tarifa", OccurredAt: timestamppb.Now()})
@@ -48,8 +52,8 @@ func TestDuplicateMessageIsAppliedOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ms) != 1 || dups != 2 {
-		t.Fatalf("movements=%d duplicates dropped=%d; want 1 and 2", len(ms), dups)
+	if len(ms) != 1 {
+		t.Fatalf("movements=%d; want 1", len(ms))
 	}
 	// Out-of-order purchases: the newest wins whatever the arrival order.
 	newer, older := time.Now().UTC().Truncate(time.Millisecond), time.Now().Add(-time.Hour).UTC().Truncate(time.Millisecond)
@@ -71,7 +75,7 @@ func TestDuplicateMessageIsAppliedOnce(t *testing.T) {
 
 func TestInvalidEventsArePermanentFailures(t *testing.T) {
 	t.Parallel()
-	c := &events.Consumer{Dedupe: noDedupe{}, Logger: logging.Discard()}
+	c := noDedupeConsumer(t, nil)
 	for _, d := range []amqp.Delivery{
 		{ID: "1", Type: eventtypes.CardPurchaseRecorded, Body: []byte{0xff}},
 		{ID: "2", Type: "unknown.type", Body: nil},
@@ -85,8 +89,18 @@ func TestInvalidEventsArePermanentFailures(t *testing.T) {
 
 type noDedupe struct{}
 
-func (noDedupe) Seen(context.Context, string) (bool, error)             { return false, nil }
-func (noDedupe) MarkProcessed(context.Context, string, time.Time) error { return nil }
+func (noDedupe) Seen(context.Context, string) (bool, error)      { return false, nil }
+func (noDedupe) Mark(context.Context, string, time.Time) error   { return nil }
+func (noDedupe) Prune(context.Context, time.Time) (int64, error) { return 0, nil }
+
+func noDedupeConsumer(t *testing.T, acts *activity.Service) *events.Consumer {
+	t.Helper()
+	c, err := events.New(acts, nil, "r1", noDedupe{}, consumer.Options{Logger: logging.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
 
 // Every AMQP payload is outside input: decoding never panics, and whatever
 // passes validation has a valid CPF.
@@ -127,7 +141,7 @@ func TestQueriedBatchCoalescesNewestPerCPF(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &events.Consumer{Activity: acts, Dedupe: noDedupe{}, Logger: logging.Discard()}
+	c := noDedupeConsumer(t, acts)
 	t0 := time.Now().UTC().Truncate(time.Millisecond)
 	q := func(cpf, partner string, at time.Time) amqp.Delivery {
 		b, _ := proto.Marshal(&eventsv1.CpfQueried{Cpf: cpf, PartnerId: partner, Base: "base-c", QueriedAt: timestamppb.New(at)})

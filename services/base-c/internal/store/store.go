@@ -23,7 +23,6 @@ type Store struct {
 	activity  *mongo.Collection
 	movements *mongo.Collection
 	accounts  *mongo.Collection
-	processed *mongo.Collection
 	// queries holds each CPF's last query and recent its latest movements,
 	// apart from activity: FerretDB v1 updates a document by
 	// read-modify-write, so fields that different events update at once
@@ -38,7 +37,6 @@ func New(db *mongo.Database) *Store {
 		activity:  db.Collection("activity"),
 		movements: db.Collection("movements"),
 		accounts:  db.Collection("accounts"),
-		processed: db.Collection("processed_messages"),
 		queries:   db.Collection("last_queries"),
 		recent:    db.Collection("recent_movements"),
 	}
@@ -52,13 +50,6 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("movements index: %w", err)
-	}
-	_, err = s.processed.Indexes().CreateOne(ctx, mongo.IndexModel{
-		Keys:    bson.D{{Key: "at", Value: 1}},
-		Options: options.Index().SetName("at"),
-	})
-	if err != nil {
-		return fmt.Errorf("processed index: %w", err)
 	}
 	return nil
 }
@@ -241,39 +232,6 @@ func (s *Store) ListMovements(ctx context.Context, f domain.MovementFilter) ([]d
 		out[i] = d.domain()
 	}
 	return out, nil
-}
-
-// Seen reports whether the message was already applied.
-func (s *Store) Seen(ctx context.Context, messageID string) (bool, error) {
-	err := s.processed.FindOne(ctx, bson.M{"_id": messageID}).Err()
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
-	}
-	return true, nil
-}
-
-// MarkProcessed records that the message was applied. Every apply is itself
-// idempotent, so a crash between the apply and this mark only costs a
-// harmless second apply on redelivery.
-func (s *Store) MarkProcessed(ctx context.Context, messageID string, at time.Time) error {
-	_, err := s.processed.InsertOne(ctx, bson.M{"_id": messageID, "at": at})
-	if err != nil && !mongo.IsDuplicateKeyError(err) {
-		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
-	}
-	return nil
-}
-
-// PruneProcessed deletes dedupe markers older than before (FerretDB has no
-// TTL indexes, so clean-up is explicit).
-func (s *Store) PruneProcessed(ctx context.Context, before time.Time) (int64, error) {
-	res, err := s.processed.DeleteMany(ctx, bson.M{"at": bson.M{"$lt": before}})
-	if err != nil {
-		return 0, fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
-	}
-	return res.DeletedCount, nil
 }
 
 // SetLastQuery records q unless a newer query is already recorded.
