@@ -383,7 +383,15 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis, opsLis ne
 			return fmt.Errorf("bootstrap: %w", err)
 		}
 	}
-	srv := httpserver.New(api.Edge(cfg.MaxBodyBytes, keyAuth.Middleware(mux)))
+	// Outermost: the server span (continuing a partner's traceparent), the
+	// request-duration metric and the access-log line see every answer,
+	// including the edge's and the key check's refusals.
+	observed := httpserver.Observe(api.Edge(cfg.MaxBodyBytes, keyAuth.Middleware(mux)), httpserver.ObserveOptions{
+		Tracer: tel.Tracer("gateway/http"), Meter: tel.Meter("gateway/http"), Propagator: tel.Propagator, Logger: logger,
+		Route: func(r *http.Request) string { _, pattern := mux.Handler(r); return pattern },
+		Skip:  func(r *http.Request) bool { return r.URL.Path == "/livez" || r.URL.Path == "/readyz" },
+	})
+	srv := httpserver.New(observed)
 	logger.Info("gateway serving", "http", lis.Addr().String(), "ops", opsLis.Addr().String(), "issuer", cfg.IssuerEnabled)
 
 	g, gctx := errgroup.WithContext(ctx)

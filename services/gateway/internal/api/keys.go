@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/strata-bureau/strata/pkg/httpserver"
 	"github.com/strata-bureau/strata/pkg/origin"
 	"github.com/strata-bureau/strata/services/gateway/internal/apikey"
 	"github.com/strata-bureau/strata/services/gateway/internal/limits"
@@ -232,6 +233,9 @@ func (k *KeyAuth) Middleware(next http.Handler) http.Handler {
 			k.fail(w, ip, errBadKey)
 			return
 		}
+		// The access-log line and the server span name the partner (never
+		// the key).
+		httpserver.Note(r.Context(), "partner", key.PartnerID)
 		if p := checkForwarded(r); p != nil {
 			writeProblem(w, p)
 			return
