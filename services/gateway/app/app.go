@@ -16,8 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/danielgtaylor/huma/v2"
-	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 	"golang.org/x/sync/errgroup"
@@ -301,14 +299,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis, opsLis ne
 	emitter := events.New(pub, st, logger)
 
 	mux := http.NewServeMux()
-	huma.NewError = api.NewHumaError // RFC 9457 problems with stable types for huma's own errors
-	hc := huma.DefaultConfig("Strata API", "1.0.0")
-	hc.Info.Description = "Tiered access to credit data about CPFs. Every call carries an API key (X-Api-Key); " +
-		"Base A reads also a grant (X-Strata-Grant), Base B an OAuth2 bearer token, Base C basic credentials."
-	hc.OpenAPIPath, hc.DocsPath, hc.SchemasPath = "/openapi", "/docs", "/schemas"
-	hc.CreateHooks = nil // no "$schema" links in bodies: the contract's fields only
-	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{"apiKey": {Type: "apiKey", In: "header", Name: "X-Api-Key"}}
-	hapi := humago.New(mux, hc)
+	hapi := api.NewAPI(mux)
 	proxies, _ := api.ParseProxies(cfg.TrustedProxies) // checked by Validate
 	failures := limits.NewFailures(cfg.AuthFailureBurst, cfg.AuthFailuresPerMinute)
 	keyAuth := &api.KeyAuth{Store: st, Pepper: pepper, Limiter: limits.New(), Logger: logger, CacheTTL: cfg.KeyCacheTTL,
@@ -327,7 +318,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis, opsLis ne
 	(&api.Handlers{Backends: api.Backends{A: pa, B: pb, C: pc}, Events: emitter, Logger: logger, Bindings: bindings,
 		Records: records, Partners: recipients{st},
 		Expensive: limits.NewConcurrency(max(1, cfg.ExpensiveCalls), 1)}).Register(hapi)
-	(&api.Admin{Store: st, Pepper: pepper, Keys: keyAuth, Bindings: bindings, RatePerSec: cfg.RatePerSec, Burst: cfg.Burst, DailyQuota: cfg.DailyQuota}).Register(hapi)
+	(&api.Admin{Store: st, Logger: logger, Pepper: pepper, Keys: keyAuth, Bindings: bindings, RatePerSec: cfg.RatePerSec, Burst: cfg.Burst, DailyQuota: cfg.DailyQuota}).Register(hapi)
 	if cfg.IssuerEnabled {
 		keys, err := issuer.ParseKeys(cfg.IssuerKeys.Reveal())
 		if err != nil {

@@ -12,6 +12,23 @@ import (
 	"github.com/strata-bureau/strata/services/gateway/internal/store"
 )
 
+// bootstrapKey is a key bootstrap makes and the variable it is written to.
+type bootstrapKey struct {
+	partner, env string
+	scopes       []apikey.Scope
+}
+
+// bootstrapKeys: the operators' admin key; the demo partner's, with every
+// partner scope (audit:own: partners see only their own audit entries);
+// the auditors', whose audit:read shows every partner's entries.
+func bootstrapKeys() []bootstrapKey {
+	return []bootstrapKey{
+		{partner: "strata-admin", env: "STRATA_ADMIN_KEY", scopes: []apikey.Scope{apikey.ScopeAdmin}},
+		{partner: "demo-bank", env: "STRATA_API_KEY", scopes: apikey.PartnerScopes()},
+		{partner: "bureau-audit", env: "STRATA_AUDITOR_KEY", scopes: []apikey.Scope{apikey.ScopeAuditRead}},
+	}
+}
+
 // bootstrap creates, on first start, an admin key, a demo partner with a
 // key holding every partner scope (audit:own, not audit:read), an auditor
 // key (audit:read) for the bureau's compliance staff, and a demo OAuth client, and writes
@@ -21,10 +38,10 @@ func bootstrap(ctx context.Context, st *store.Store, pepper []byte, path string,
 	if _, err := os.Stat(path); err == nil {
 		return nil
 	}
-	newKey := func(partner string, scopes []string) (string, error) {
+	newKey := func(partner string, scopes ...apikey.Scope) (string, error) {
 		id, full := apikey.New()
 		k, _ := apikey.Parse(full)
-		return full, st.CreateKey(ctx, store.Key{ID: id, PartnerID: partner, SecretHash: apikey.Hash(pepper, k.Secret), Scopes: scopes,
+		return full, st.CreateKey(ctx, store.Key{ID: id, PartnerID: partner, SecretHash: apikey.Hash(pepper, k.Secret), Scopes: apikey.Strings(scopes),
 			RatePerSec: cfg.RatePerSec, Burst: cfg.Burst, DailyQuota: cfg.DailyQuota})
 	}
 	for _, p := range [][2]string{{"strata-admin", "Strata operators"}, {"demo-bank", "Demo Bank S.A."}, {"bureau-audit", "Bureau compliance (auditors)"}} {
@@ -32,19 +49,13 @@ func bootstrap(ctx context.Context, st *store.Store, pepper []byte, path string,
 			return err
 		}
 	}
-	admin, err := newKey("strata-admin", []string{"admin"})
-	if err != nil {
-		return err
-	}
-	// Partners see only their own audit entries; every partner's entries
-	// are for the bureau's auditors.
-	partner, err := newKey("demo-bank", []string{"base-a:grant", "base-a:read", "base-b:read", "base-c:read", "audit:own"})
-	if err != nil {
-		return err
-	}
-	auditor, err := newKey("bureau-audit", []string{"audit:read"})
-	if err != nil {
-		return err
+	var vars [][2]string
+	for _, k := range bootstrapKeys() {
+		full, err := newKey(k.partner, k.scopes...)
+		if err != nil {
+			return err
+		}
+		vars = append(vars, [2]string{k.env, full})
 	}
 	secret := apikey.NewSecret()
 	if err := st.UpsertOAuthClient(ctx, store.OAuthClient{ID: "demo-bank", SecretHash: issuer.HashSecret(pepper, secret),
@@ -59,8 +70,7 @@ func bootstrap(ctx context.Context, st *store.Store, pepper []byte, path string,
 	}
 	var b strings.Builder
 	b.WriteString("# Written once by the gateway's bootstrap: these secrets are not stored anywhere else.\n")
-	for _, kv := range [][2]string{{"STRATA_ADMIN_KEY", admin}, {"STRATA_API_KEY", partner}, {"STRATA_AUDITOR_KEY", auditor},
-		{"STRATA_OAUTH_CLIENT_ID", "demo-bank"}, {"STRATA_OAUTH_CLIENT_SECRET", secret}} {
+	for _, kv := range append(vars, [2]string{"STRATA_OAUTH_CLIENT_ID", "demo-bank"}, [2]string{"STRATA_OAUTH_CLIENT_SECRET", secret}) {
 		fmt.Fprintf(&b, "export %s='%s'\n", kv[0], kv[1])
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o600)

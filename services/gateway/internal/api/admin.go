@@ -3,6 +3,8 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"time"
@@ -15,7 +17,9 @@ import (
 
 // Admin manages partners and keys.
 type Admin struct {
-	Store  *store.Store
+	Store *store.Store
+	// Logger records the cause of every key store failure (answered 503).
+	Logger *slog.Logger
 	Pepper []byte
 	Keys   *KeyAuth
 	// Bindings is told when a partner's OAuth2 clients change.
@@ -24,6 +28,11 @@ type Admin struct {
 	RatePerSec float64
 	Burst      int
 	DailyQuota int64
+}
+
+// storeDown is the 503 for a key store failure, its cause logged.
+func (a *Admin) storeDown(ctx context.Context, err error) error {
+	return logMasked(ctx, a.Logger, unavailable("the key store"), fmt.Errorf("key store: %w", err))
 }
 
 // Register declares the admin operations.
@@ -65,12 +74,12 @@ type OAuthClientResponse struct{ Body OAuthClientBody }
 const maxClientsPerPartner = 50
 
 func (a *Admin) bindClient(ctx context.Context, in *BindClientRequest) (*OAuthClientResponse, error) {
-	if _, err := requireScope(ctx, "admin"); err != nil {
+	if _, err := requireScope(ctx, apikey.ScopeAdmin); err != nil {
 		return nil, err
 	}
 	existing, err := a.Store.OAuthClients(ctx, in.ID)
 	if err != nil {
-		return nil, unavailable("the key store")
+		return nil, a.storeDown(ctx, err)
 	}
 	if len(existing) >= maxClientsPerPartner && !slices.ContainsFunc(existing, func(b store.OAuthBinding) bool { return b.ClientID == in.Body.ClientID }) {
 		return nil, problem(http.StatusConflict, "conflict", "a partner may have at most 50 OAuth2 clients")
@@ -82,7 +91,7 @@ func (a *Admin) bindClient(ctx context.Context, in *BindClientRequest) (*OAuthCl
 	case errors.Is(err, store.ErrConflict):
 		return nil, problem(http.StatusConflict, "conflict", "this client id is bound to another partner; unbind it there first")
 	case err != nil:
-		return nil, unavailable("the key store")
+		return nil, a.storeDown(ctx, err)
 	}
 	a.Bindings.Forget(in.ID)
 	return &OAuthClientResponse{Body: OAuthClientBody(b)}, nil
@@ -101,12 +110,12 @@ type OAuthClientsResponse struct {
 }
 
 func (a *Admin) listClients(ctx context.Context, in *PartnerRef) (*OAuthClientsResponse, error) {
-	if _, err := requireScope(ctx, "admin"); err != nil {
+	if _, err := requireScope(ctx, apikey.ScopeAdmin); err != nil {
 		return nil, err
 	}
 	bs, err := a.Store.OAuthClients(ctx, in.ID)
 	if err != nil {
-		return nil, unavailable("the key store")
+		return nil, a.storeDown(ctx, err)
 	}
 	out := &OAuthClientsResponse{}
 	out.Body.OAuthClients = []OAuthClientBody{}
@@ -123,7 +132,7 @@ type UnbindClientRequest struct {
 }
 
 func (a *Admin) unbindClient(ctx context.Context, in *UnbindClientRequest) (*struct{}, error) {
-	if _, err := requireScope(ctx, "admin"); err != nil {
+	if _, err := requireScope(ctx, apikey.ScopeAdmin); err != nil {
 		return nil, err
 	}
 	err := a.Store.UnbindOAuthClient(ctx, in.ID, in.ClientID)
@@ -131,7 +140,7 @@ func (a *Admin) unbindClient(ctx context.Context, in *UnbindClientRequest) (*str
 		return nil, notFound("this client id is not bound to this partner")
 	}
 	if err != nil {
-		return nil, unavailable("the key store")
+		return nil, a.storeDown(ctx, err)
 	}
 	a.Bindings.Forget(in.ID)
 	return nil, nil
@@ -156,7 +165,7 @@ type PartnerRequest struct {
 type PartnerResponse struct{ Body PartnerBody }
 
 func (a *Admin) createPartner(ctx context.Context, in *PartnerRequest) (*PartnerResponse, error) {
-	if _, err := requireScope(ctx, "admin"); err != nil {
+	if _, err := requireScope(ctx, apikey.ScopeAdmin); err != nil {
 		return nil, err
 	}
 	if err := checkText("name", in.Body.Name, 200); err != nil {
@@ -167,7 +176,7 @@ func (a *Admin) createPartner(ctx context.Context, in *PartnerRequest) (*Partner
 		return nil, problem(http.StatusConflict, "conflict", "a partner with this id exists")
 	}
 	if err != nil {
-		return nil, unavailable("the key store")
+		return nil, a.storeDown(ctx, err)
 	}
 	return &PartnerResponse{Body: PartnerBody{ID: p.ID, Name: p.Name, CreatedAt: p.CreatedAt}}, nil
 }
@@ -201,18 +210,18 @@ func keyInfo(k store.Key) KeyInfo {
 }
 
 func (a *Admin) listPartners(ctx context.Context, _ *struct{}) (*PartnersResponse, error) {
-	if _, err := requireScope(ctx, "admin"); err != nil {
+	if _, err := requireScope(ctx, apikey.ScopeAdmin); err != nil {
 		return nil, err
 	}
 	ps, err := a.Store.ListPartners(ctx)
 	if err != nil {
-		return nil, unavailable("the key store")
+		return nil, a.storeDown(ctx, err)
 	}
 	out := &PartnersResponse{}
 	for _, p := range ps {
 		keys, err := a.Store.ListKeys(ctx, p.ID)
 		if err != nil {
-			return nil, unavailable("the key store")
+			return nil, a.storeDown(ctx, err)
 		}
 		item := struct {
 			PartnerBody
@@ -226,15 +235,27 @@ func (a *Admin) listPartners(ctx context.Context, _ *struct{}) (*PartnersRespons
 	return out, nil
 }
 
+// ScopeName is a scope in a request: its OpenAPI enum is apikey.Scopes.
+type ScopeName apikey.Scope
+
+// Schema implements huma.SchemaProvider: a string, one of apikey.Scopes.
+func (ScopeName) Schema(huma.Registry) *huma.Schema {
+	s := &huma.Schema{Type: huma.TypeString}
+	for _, v := range apikey.Scopes() {
+		s.Enum = append(s.Enum, string(v))
+	}
+	return s
+}
+
 // KeyRequest creates a key.
 type KeyRequest struct {
 	ID   string `path:"id" pattern:"^[a-z0-9][a-z0-9-]{0,62}$"`
 	Body struct {
-		Scopes        []string `json:"scopes" minItems:"1" uniqueItems:"true" enum:"base-a:grant,base-a:read,base-b:read,base-c:read,audit:own,audit:read,admin"`
-		ExpiresInDays int      `json:"expires_in_days,omitempty" minimum:"1" maximum:"730"`
-		RatePerSecond float64  `json:"rate_per_second,omitempty" minimum:"0.1" maximum:"10000"`
-		Burst         int      `json:"burst,omitempty" minimum:"1" maximum:"100000"`
-		DailyQuota    int64    `json:"daily_quota,omitempty" minimum:"1"`
+		Scopes        []ScopeName `json:"scopes" minItems:"1" uniqueItems:"true"`
+		ExpiresInDays int         `json:"expires_in_days,omitempty" minimum:"1" maximum:"730"`
+		RatePerSecond float64     `json:"rate_per_second,omitempty" minimum:"0.1" maximum:"10000"`
+		Burst         int         `json:"burst,omitempty" minimum:"1" maximum:"100000"`
+		DailyQuota    int64       `json:"daily_quota,omitempty" minimum:"1"`
 	}
 }
 
@@ -252,14 +273,14 @@ func (a *Admin) issue(ctx context.Context, partner, lineage string, scopes []str
 	k := store.Key{ID: id, PartnerID: partner, LineageID: lineage, SecretHash: apikey.Hash(a.Pepper, parsed.Secret), Scopes: scopes,
 		RatePerSec: rate, Burst: burst, DailyQuota: quota, ExpiresAt: expires}
 	if err := a.Store.CreateKey(ctx, k); err != nil {
-		return nil, unavailable("the key store")
+		return nil, a.storeDown(ctx, err)
 	}
 	created, err := a.Store.GetKey(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, notFound("no such partner")
 	}
 	if err != nil {
-		return nil, unavailable("the key store")
+		return nil, a.storeDown(ctx, err)
 	}
 	out := &NewKeyResponse{}
 	out.Body.KeyInfo, out.Body.Key = keyInfo(created), full
@@ -267,13 +288,15 @@ func (a *Admin) issue(ctx context.Context, partner, lineage string, scopes []str
 }
 
 func (a *Admin) createKey(ctx context.Context, in *KeyRequest) (*NewKeyResponse, error) {
-	if _, err := requireScope(ctx, "admin"); err != nil {
+	if _, err := requireScope(ctx, apikey.ScopeAdmin); err != nil {
 		return nil, err
 	}
-	for _, s := range in.Body.Scopes {
-		if !slices.Contains(Scopes, s) {
-			return nil, invalid("unknown scope " + s)
+	scopes := make([]string, len(in.Body.Scopes))
+	for i, s := range in.Body.Scopes {
+		if !apikey.Scope(s).Known() {
+			return nil, invalid("unknown scope " + string(s))
 		}
+		scopes[i] = string(s)
 	}
 	rate, burst, quota := a.RatePerSec, a.Burst, a.DailyQuota
 	if in.Body.RatePerSecond > 0 {
@@ -290,7 +313,7 @@ func (a *Admin) createKey(ctx context.Context, in *KeyRequest) (*NewKeyResponse,
 		t := time.Now().Add(time.Duration(in.Body.ExpiresInDays) * 24 * time.Hour).UTC()
 		exp = &t
 	}
-	return a.issue(ctx, in.ID, "", in.Body.Scopes, exp, rate, burst, quota)
+	return a.issue(ctx, in.ID, "", scopes, exp, rate, burst, quota)
 }
 
 // RotateRequest rotates a key.
@@ -303,7 +326,7 @@ type RotateRequest struct {
 }
 
 func (a *Admin) rotateKey(ctx context.Context, in *RotateRequest) (*NewKeyResponse, error) {
-	if _, err := requireScope(ctx, "admin"); err != nil {
+	if _, err := requireScope(ctx, apikey.ScopeAdmin); err != nil {
 		return nil, err
 	}
 	old, err := a.Store.GetKey(ctx, in.KeyID)
@@ -311,7 +334,7 @@ func (a *Admin) rotateKey(ctx context.Context, in *RotateRequest) (*NewKeyRespon
 		return nil, notFound("no such active key for this partner")
 	}
 	if err != nil {
-		return nil, unavailable("the key store")
+		return nil, a.storeDown(ctx, err)
 	}
 	overlap := time.Hour
 	if in.Body.OverlapSeconds > 0 {
@@ -322,7 +345,7 @@ func (a *Admin) rotateKey(ctx context.Context, in *RotateRequest) (*NewKeyRespon
 		return nil, err
 	}
 	if err := a.Store.SetKeyExpiry(ctx, old.PartnerID, old.ID, time.Now().Add(overlap)); err != nil {
-		return nil, unavailable("the key store")
+		return nil, a.storeDown(ctx, err)
 	}
 	a.Keys.Forget(old.ID)
 	return out, nil
@@ -335,7 +358,7 @@ type RevokeKeyRequest struct {
 }
 
 func (a *Admin) revokeKey(ctx context.Context, in *RevokeKeyRequest) (*struct{}, error) {
-	if _, err := requireScope(ctx, "admin"); err != nil {
+	if _, err := requireScope(ctx, apikey.ScopeAdmin); err != nil {
 		return nil, err
 	}
 	err := a.Store.RevokeKey(ctx, in.ID, in.KeyID)
@@ -343,7 +366,7 @@ func (a *Admin) revokeKey(ctx context.Context, in *RevokeKeyRequest) (*struct{},
 		return nil, notFound("no such key for this partner")
 	}
 	if err != nil {
-		return nil, unavailable("the key store")
+		return nil, a.storeDown(ctx, err)
 	}
 	a.Keys.Forget(in.KeyID)
 	return nil, nil

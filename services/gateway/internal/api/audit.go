@@ -3,8 +3,6 @@ package api
 import (
 	"context"
 	"errors"
-	"net/http"
-	"slices"
 	"time"
 
 	"google.golang.org/grpc"
@@ -12,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	baseav1 "github.com/strata-bureau/strata/proto/gen/go/basea/v1"
+	"github.com/strata-bureau/strata/services/gateway/internal/apikey"
 )
 
 // AuditEntry is one line of Base A's access log.
@@ -85,16 +84,16 @@ func auditReader(ctx context.Context, own bool) (context.Context, Caller, bool, 
 	c := callerFrom(ctx)
 	scope := ""
 	switch {
-	case slices.Contains(c.Scopes, "audit:read"):
+	case apikey.ScopeAuditRead.In(c.Scopes):
 		scope = "all"
-	case own && slices.Contains(c.Scopes, "audit:own"):
+	case own && apikey.ScopeAuditOwn.In(c.Scopes):
 		scope = "own"
 	default:
-		need := "audit:read"
+		need := string(apikey.ScopeAuditRead)
 		if own {
-			need = "audit:read or audit:own"
+			need += " or " + string(apikey.ScopeAuditOwn)
 		}
-		return ctx, c, false, problem(http.StatusForbidden, "insufficient-scope", "this API key lacks the scope "+need)
+		return ctx, c, false, insufficientScope(need)
 	}
 	// x-partner-id and x-client-ip are already there (KeyAuth, pkg/origin).
 	return metadata.AppendToOutgoingContext(ctx, "x-audit-scope", scope), c, scope == "all", nil

@@ -10,12 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/danielgtaylor/huma/v2"
-	"github.com/danielgtaylor/huma/v2/adapters/humago"
-
 	"github.com/strata-bureau/strata/pkg/breaker"
 	"github.com/strata-bureau/strata/pkg/logging"
 	"github.com/strata-bureau/strata/pkg/telemetry"
+	"github.com/strata-bureau/strata/services/gateway/internal/apikey"
 	"github.com/strata-bureau/strata/services/gateway/internal/backend"
 )
 
@@ -33,13 +31,10 @@ func testAPI(t testing.TB) http.Handler {
 		return p
 	}
 	mux := http.NewServeMux()
-	huma.NewError = NewHumaError
-	cfg := huma.DefaultConfig("t", "1")
-	cfg.CreateHooks = nil
-	api := humago.New(mux, cfg)
+	api := NewAPI(mux)
 	(&Handlers{Backends: Backends{A: pool("a"), B: pool("b"), C: pool("c")}, Events: nil}).Register(api)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := context.WithValue(r.Context(), callerKey{}, Caller{PartnerID: "p", Scopes: Scopes, ClientIP: "127.0.0.1"})
+		ctx := context.WithValue(r.Context(), callerKey{}, Caller{PartnerID: "p", Scopes: apikey.Strings(apikey.Scopes()), ClientIP: "127.0.0.1"})
 		Edge(64<<10, mux).ServeHTTP(w, r.WithContext(ctx))
 	})
 }

@@ -75,7 +75,7 @@ func edgeUnderTest(tb testing.TB) (http.Handler, *breaker.Set, string) {
 	k := &KeyAuth{Pepper: pepper, Limiter: limits.New(), Logger: logging.Discard(), CacheTTL: time.Hour, Failures: limits.NewFailures(1<<30, 1)}
 	k.init()
 	k.cache[parsed.ID] = cached{fetched: time.Now(), key: store.Key{ID: parsed.ID, PartnerID: "fuzz-bank", LineageID: parsed.ID,
-		SecretHash: apikey.Hash(pepper, parsed.Secret), Scopes: Scopes, RatePerSec: 1e9, Burst: 1 << 30, DailyQuota: 1 << 40}}
+		SecretHash: apikey.Hash(pepper, parsed.Secret), Scopes: apikey.Strings(apikey.Scopes()), RatePerSec: 1e9, Burst: 1 << 30, DailyQuota: 1 << 40}}
 	return Edge(64<<10, k.Middleware(mux)), set, full
 }
 

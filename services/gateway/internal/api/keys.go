@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,11 +19,6 @@ import (
 	"github.com/strata-bureau/strata/services/gateway/internal/store"
 )
 
-// Scopes a key may hold.
-// audit:read (every partner's entries, verification, subject reports) is for
-// bureau staff and regulators; audit:own shows a partner its own entries.
-var Scopes = []string{"base-a:grant", "base-a:read", "base-b:read", "base-c:read", "audit:own", "audit:read", "admin"}
-
 // Caller is an authenticated partner key.
 type Caller struct {
 	PartnerID string
@@ -35,16 +29,21 @@ type Caller struct {
 
 type callerKey struct{}
 
+// insufficientScope is the 403 for a key without the scope need names.
+func insufficientScope(need string) *Problem {
+	return problem(http.StatusForbidden, "insufficient-scope", "this API key lacks the scope "+need)
+}
+
 func callerFrom(ctx context.Context) Caller {
 	c, _ := ctx.Value(callerKey{}).(Caller)
 	return c
 }
 
 // requireScope returns 403 unless the key holds scope.
-func requireScope(ctx context.Context, scope string) (Caller, error) {
+func requireScope(ctx context.Context, scope apikey.Scope) (Caller, error) {
 	c := callerFrom(ctx)
-	if !slices.Contains(c.Scopes, scope) {
-		return c, problem(http.StatusForbidden, "insufficient-scope", "this API key lacks the scope "+scope)
+	if !scope.In(c.Scopes) {
+		return c, insufficientScope(string(scope))
 	}
 	return c, nil
 }
@@ -221,12 +220,8 @@ func (k *KeyAuth) Middleware(next http.Handler) http.Handler {
 		case errors.Is(err, store.ErrNotFound):
 			k.fail(w, ip, errBadKey)
 			return
-		case errors.Is(err, errLookupsBusy):
-			writeProblem(w, unavailable("the key store"))
-			return
-		case err != nil:
-			k.Logger.ErrorContext(r.Context(), "key lookup failed", "err", err)
-			writeProblem(w, unavailable("the key store"))
+		case err != nil: // errLookupsBusy or the store's failure
+			writeProblem(w, logMasked(r.Context(), k.Logger, unavailable("the key store"), fmt.Errorf("key lookup: %w", err)))
 			return
 		case !hmac.Equal(secretHash, key.SecretHash),
 			key.RevokedAt != nil, key.ExpiresAt != nil && !now.Before(*key.ExpiresAt):

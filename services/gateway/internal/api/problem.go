@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -11,10 +13,12 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-bureau/strata/pkg/breaker"
+	"github.com/strata-bureau/strata/proto/errorreasons"
 	"github.com/strata-bureau/strata/services/gateway/internal/backend"
 )
 
@@ -104,8 +108,10 @@ func writeProblem(w http.ResponseWriter, p *Problem) {
 }
 
 // fromBackend maps a base's error to a problem, once, at this edge. 503
-// means only "the base is unavailable, retry later"; an error nobody
-// expected is logged with its cause and trace id and answered 500.
+// means only "the base is unavailable, retry later"; its cause, and that of
+// an error nobody expected (500), is logged with the trace id. Refusal
+// reasons come typed, as google.rpc.ErrorInfo (proto/errorreasons), never
+// parsed from a message.
 func (h *Handlers) fromBackend(ctx context.Context, err error, base string) error {
 	if err == nil {
 		return nil
@@ -117,7 +123,7 @@ func (h *Handlers) fromBackend(ctx context.Context, err error, base string) erro
 	}
 	if errors.Is(err, backend.ErrBusy) || errors.Is(err, backend.ErrUnavailable) || errors.Is(err, breaker.ErrOpen) ||
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return unavailable(base)
+		return h.unavailableBase(ctx, err, base)
 	}
 	var se interface{ GRPCStatus() *status.Status }
 	if !errors.As(err, &se) {
@@ -133,8 +139,8 @@ func (h *Handlers) fromBackend(ctx context.Context, err error, base string) erro
 	case codes.Unauthenticated:
 		return problem(http.StatusUnauthorized, "backend-credential-refused", base+" refused the credential: "+msg)
 	case codes.PermissionDenied:
-		if reason, ok := strings.CutPrefix(msg, "grant refused: "); ok {
-			return problem(http.StatusForbidden, "grant-"+strings.ReplaceAll(strings.TrimPrefix(reason, "denied_"), "_", "-"), "the grant does not allow this read ("+reason+")")
+		if p := grantRefused(errorreasons.Of(err)); p != nil {
+			return p
 		}
 		return problem(http.StatusForbidden, "backend-forbidden", base+" refused: "+msg)
 	case codes.ResourceExhausted:
@@ -142,22 +148,72 @@ func (h *Handlers) fromBackend(ctx context.Context, err error, base string) erro
 		p.retryAfter = 30 * time.Second
 		return p
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
-		return unavailable(base)
+		return h.unavailableBase(ctx, err, base)
 	}
 	return h.unexpected(ctx, err, base)
 }
 
-// unexpected logs an error no rule expected, with its cause and the trace
-// id, and answers 500 without detail.
-func (h *Handlers) unexpected(ctx context.Context, err error, base string) error {
-	if h.Logger != nil {
-		attrs := []any{"base", base, "err", err}
-		if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
-			attrs = append(attrs, "trace_id", sc.TraceID().String())
-		}
-		h.Logger.ErrorContext(ctx, "unexpected error from a base", attrs...)
+// grantOutcomes are Base A's grant refusal reasons with the audit outcome
+// each records, which the problem names.
+var grantOutcomes = map[string]string{
+	errorreasons.GrantUnknown: "denied_unknown_grant", errorreasons.GrantExpired: "denied_expired",
+	errorreasons.GrantUsedUp: "denied_used_up", errorreasons.GrantRevoked: "denied_revoked",
+	errorreasons.GrantWrongCPF: "denied_wrong_cpf", errorreasons.GrantWrongField: "denied_wrong_field",
+	errorreasons.GrantWrongPartner: "denied_wrong_partner",
+}
+
+// grantRefused is the 403 for Base A's refusal of a grant (nil for any
+// other reason): urn:strata:problem:grant-expired and so on.
+func grantRefused(info *errdetails.ErrorInfo) *Problem {
+	if info.GetDomain() != errorreasons.DomainBaseA {
+		return nil
 	}
-	return internal()
+	outcome, ok := grantOutcomes[info.GetReason()]
+	if !ok {
+		return nil
+	}
+	kind := "grant-" + strings.ReplaceAll(strings.TrimPrefix(outcome, "denied_"), "_", "-")
+	return problem(http.StatusForbidden, kind, "the grant does not allow this read ("+outcome+")")
+}
+
+// unavailableBase is the 503 for a base that cannot answer now. A call
+// the partner itself gave up on (its request's context ended) is not
+// logged: nobody reads the answer.
+func (h *Handlers) unavailableBase(ctx context.Context, err error, base string) error {
+	if ctx.Err() != nil {
+		return unavailable(base)
+	}
+	return h.masked(ctx, unavailable(base), fmt.Errorf("%s: %w", base, err))
+}
+
+// unexpected answers 500 without detail for an error no rule expected,
+// logged with its cause.
+func (h *Handlers) unexpected(ctx context.Context, err error, base string) error {
+	return h.masked(ctx, internal(), fmt.Errorf("%s: %w", base, err))
+}
+
+// masked logs, once, the cause of an error answered with a generic
+// problem p (500, or 503 "retry later"), with the trace id when the
+// request has one, and returns p. The partner sees only p.
+func (h *Handlers) masked(ctx context.Context, p *Problem, cause error) *Problem {
+	return logMasked(ctx, h.Logger, p, cause)
+}
+
+// logMasked is masked for handlers outside Handlers (Admin, KeyAuth).
+func logMasked(ctx context.Context, logger *slog.Logger, p *Problem, cause error) *Problem {
+	if logger == nil {
+		return p
+	}
+	attrs := []any{"status", p.Status, "problem", p.Type, "err", cause}
+	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
+		attrs = append(attrs, "trace_id", sc.TraceID().String())
+	}
+	level := slog.LevelWarn
+	if p.Status >= http.StatusInternalServerError && p.Status != http.StatusServiceUnavailable {
+		level = slog.LevelError
+	}
+	logger.Log(ctx, level, "masked error", attrs...)
+	return p
 }
 
 // NotFound answers unknown paths with a problem body too.

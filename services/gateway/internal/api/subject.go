@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -179,7 +180,7 @@ func (h *Handlers) processingRecords(ctx context.Context, _ *struct{}) (*Process
 	if h.Partners != nil {
 		rs, err := h.Partners.Recipients(ctx)
 		if err != nil {
-			return nil, unavailable("the partner registry")
+			return nil, h.masked(ctx, unavailable("the partner registry"), fmt.Errorf("partner registry: %w", err))
 		}
 		recs.Recipients = rs
 	}
