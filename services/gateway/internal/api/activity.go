@@ -113,13 +113,11 @@ func (h *Handlers) getActivity(ctx context.Context, in *BasicRequest) (*Activity
 	if err != nil {
 		return nil, err
 	}
-	var resp *basecv1.GetActivityResponse
-	err = h.Backends.C.Call(cred, true, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
-		resp, err = basecv1.NewActivityServiceClient(conn).GetActivity(ctx, &basecv1.GetActivityRequest{Cpf: person})
-		return err
+	resp, err := call(cred, h, h.Backends.C, "base C", true, func(ctx context.Context, conn *grpc.ClientConn) (*basecv1.GetActivityResponse, error) {
+		return basecv1.NewActivityServiceClient(conn).GetActivity(ctx, &basecv1.GetActivityRequest{Cpf: person})
 	})
 	if err != nil {
-		return nil, h.fromBackend(ctx, err, "base C")
+		return nil, err
 	}
 	h.Events.Queried(ctx, person, c.PartnerID, c.ClientIP, "base-c")
 	return activityResponse(resp), nil
@@ -170,13 +168,11 @@ func (h *Handlers) listMovements(ctx context.Context, in *MovementsRequest) (*Mo
 		return nil, err
 	}
 	req := movementsRequest(person, in)
-	var resp *basecv1.ListMovementsResponse
-	err = h.Backends.C.Call(cred, true, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
-		resp, err = basecv1.NewActivityServiceClient(conn).ListMovements(ctx, req)
-		return err
+	resp, err := call(cred, h, h.Backends.C, "base C", true, func(ctx context.Context, conn *grpc.ClientConn) (*basecv1.ListMovementsResponse, error) {
+		return basecv1.NewActivityServiceClient(conn).ListMovements(ctx, req)
 	})
 	if err != nil {
-		return nil, h.fromBackend(ctx, err, "base C")
+		return nil, err
 	}
 	return movementsResponse(resp), nil
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -144,6 +145,18 @@ func ts(t *timestamppb.Timestamp) *time.Time {
 	}
 	v := t.AsTime().UTC()
 	return &v
+}
+
+// call runs fn on one of pool's replicas (idempotent: retried on another
+// when one is unavailable) and maps its error to a problem (fromBackend).
+func call[T any](ctx context.Context, h *Handlers, pool *backend.Pool, base string, idempotent bool,
+	fn func(ctx context.Context, conn *grpc.ClientConn) (T, error)) (T, error) {
+	var resp T
+	err := pool.Call(ctx, idempotent, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
+		resp, err = fn(ctx, conn)
+		return err
+	})
+	return resp, h.fromBackend(ctx, err, base)
 }
 
 // withCredential adds the base's credential, when set, to a call's

@@ -136,13 +136,11 @@ func (h *Handlers) accessLogs(ctx context.Context, in *AccessLogsRequest) (*Acce
 	if !in.To.IsZero() {
 		req.To = timestamppb.New(in.To)
 	}
-	var resp *baseav1.ListAccessLogsResponse
-	err = h.Backends.A.Call(ctx, true, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
-		resp, err = baseav1.NewAuditServiceClient(conn).ListAccessLogs(ctx, req)
-		return err
+	resp, err := call(ctx, h, h.Backends.A, "base A", true, func(ctx context.Context, conn *grpc.ClientConn) (*baseav1.ListAccessLogsResponse, error) {
+		return baseav1.NewAuditServiceClient(conn).ListAccessLogs(ctx, req)
 	})
 	if err != nil {
-		return nil, h.fromBackend(ctx, err, "base A")
+		return nil, err
 	}
 	out := &AccessLogsResponse{}
 	out.Body.Entries, out.Body.NextPageToken = entries(resp.GetEntries()), resp.GetNextPageToken()
@@ -187,13 +185,11 @@ func (h *Handlers) accessHistory(ctx context.Context, in *HistoryRequest) (*Hist
 	if err != nil {
 		return nil, err
 	}
-	var resp *baseav1.GetAccessHistoryResponse
-	err = h.Backends.A.Call(ctx, true, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
-		resp, err = baseav1.NewAuditServiceClient(conn).GetAccessHistory(ctx, &baseav1.GetAccessHistoryRequest{Cpf: c})
-		return err
+	resp, err := call(ctx, h, h.Backends.A, "base A", true, func(ctx context.Context, conn *grpc.ClientConn) (*baseav1.GetAccessHistoryResponse, error) {
+		return baseav1.NewAuditServiceClient(conn).GetAccessHistory(ctx, &baseav1.GetAccessHistoryRequest{Cpf: c})
 	})
 	if err != nil {
-		return nil, h.fromBackend(ctx, err, "base A")
+		return nil, err
 	}
 	out := &HistoryResponse{}
 	out.Body.CPF, out.Body.Since, out.Body.Entries = resp.GetCpf(), ts(resp.GetSince()), entries(resp.GetEntries())
@@ -222,13 +218,11 @@ func (h *Handlers) verify(ctx context.Context, _ *struct{}) (*VerifyResponse, er
 		return nil, err
 	}
 	defer release()
-	var resp *baseav1.VerifyChainResponse
-	err = h.Backends.A.Call(ctx, true, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
-		resp, err = baseav1.NewAuditServiceClient(conn).VerifyChain(ctx, &baseav1.VerifyChainRequest{})
-		return err
+	resp, err := call(ctx, h, h.Backends.A, "base A", true, func(ctx context.Context, conn *grpc.ClientConn) (*baseav1.VerifyChainResponse, error) {
+		return baseav1.NewAuditServiceClient(conn).VerifyChain(ctx, &baseav1.VerifyChainRequest{})
 	})
 	if err != nil {
-		return nil, h.fromBackend(ctx, err, "base A")
+		return nil, err
 	}
 	out := &VerifyResponse{}
 	out.Body.OK, out.Body.CheckedEntries, out.Body.FirstBadEntry = resp.GetOk(), resp.GetCheckedEntries(), resp.GetFirstBadEntry()
@@ -260,13 +254,11 @@ func (h *Handlers) auditHead(ctx context.Context, _ *struct{}) (*HeadResponse, e
 	if err != nil {
 		return nil, err
 	}
-	var resp *baseav1.GetHeadResponse
-	err = h.Backends.A.Call(ctx, true, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
-		resp, err = baseav1.NewAuditServiceClient(conn).GetHead(ctx, &baseav1.GetHeadRequest{})
-		return err
+	resp, err := call(ctx, h, h.Backends.A, "base A", true, func(ctx context.Context, conn *grpc.ClientConn) (*baseav1.GetHeadResponse, error) {
+		return baseav1.NewAuditServiceClient(conn).GetHead(ctx, &baseav1.GetHeadRequest{})
 	})
 	if err != nil {
-		return nil, h.fromBackend(ctx, err, "base A")
+		return nil, err
 	}
 	return &HeadResponse{Body: headOf(resp)}, nil
 }
@@ -295,13 +287,11 @@ func (h *Handlers) auditProof(ctx context.Context, in *ProofRequest) (*ProofResp
 	if err != nil {
 		return nil, err
 	}
-	var resp *baseav1.GetProofResponse
-	err = h.Backends.A.Call(ctx, true, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
-		resp, err = baseav1.NewAuditServiceClient(conn).GetProof(ctx, &baseav1.GetProofRequest{EntryId: in.ID, TreeSize: in.TreeSize})
-		return err
+	resp, err := call(ctx, h, h.Backends.A, "base A", true, func(ctx context.Context, conn *grpc.ClientConn) (*baseav1.GetProofResponse, error) {
+		return baseav1.NewAuditServiceClient(conn).GetProof(ctx, &baseav1.GetProofRequest{EntryId: in.ID, TreeSize: in.TreeSize})
 	})
 	if err != nil {
-		return nil, h.fromBackend(ctx, err, "base A")
+		return nil, err
 	}
 	out := &ProofResponse{}
 	b := &out.Body

@@ -98,13 +98,11 @@ func (h *Handlers) createGrant(ctx context.Context, in *GrantRequest) (*GrantRes
 		return nil, err
 	}
 	req := grantRequest(c, person, in)
-	var resp *baseav1.RequestGrantResponse
-	err = h.Backends.A.Call(ctx, false, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
-		resp, err = baseav1.NewPeopleServiceClient(conn).RequestGrant(ctx, req)
-		return err
+	resp, err := call(ctx, h, h.Backends.A, "base A", false, func(ctx context.Context, conn *grpc.ClientConn) (*baseav1.RequestGrantResponse, error) {
+		return baseav1.NewPeopleServiceClient(conn).RequestGrant(ctx, req)
 	})
 	if err != nil {
-		return nil, h.fromBackend(ctx, err, "base A")
+		return nil, err
 	}
 	return grantResponse(resp), nil
 }
@@ -122,11 +120,10 @@ func (h *Handlers) revokeGrant(ctx context.Context, in *RevokeRequest) (*struct{
 	if err := checkToken("grant_id", in.GrantID, 64); err != nil {
 		return nil, err
 	}
-	err = h.Backends.A.Call(ctx, false, func(ctx context.Context, conn *grpc.ClientConn) error {
-		_, err := baseav1.NewPeopleServiceClient(conn).RevokeGrant(ctx, &baseav1.RevokeGrantRequest{Context: accessCtx(c), GrantId: in.GrantID})
-		return err
+	_, err = call(ctx, h, h.Backends.A, "base A", false, func(ctx context.Context, conn *grpc.ClientConn) (*baseav1.RevokeGrantResponse, error) {
+		return baseav1.NewPeopleServiceClient(conn).RevokeGrant(ctx, &baseav1.RevokeGrantRequest{Context: accessCtx(c), GrantId: in.GrantID})
 	})
-	return nil, h.fromBackend(ctx, err, "base A")
+	return nil, err
 }
 
 // PersonRequest reads a person with a grant.
@@ -238,15 +235,13 @@ func (h *Handlers) getPerson(ctx context.Context, in *PersonRequest) (*PersonRes
 	if err != nil {
 		return nil, err
 	}
-	var resp *baseav1.GetPersonResponse
 	var md metadata.MD
 	// Not retried: every attempt uses the grant and is audited.
-	err = h.Backends.A.Call(ctx, false, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
-		resp, err = baseav1.NewPeopleServiceClient(conn).GetPerson(ctx, &baseav1.GetPersonRequest{Context: accessCtx(c), Cpf: person, GrantToken: in.Grant}, grpc.Header(&md))
-		return err
+	resp, err := call(ctx, h, h.Backends.A, "base A", false, func(ctx context.Context, conn *grpc.ClientConn) (*baseav1.GetPersonResponse, error) {
+		return baseav1.NewPeopleServiceClient(conn).GetPerson(ctx, &baseav1.GetPersonRequest{Context: accessCtx(c), Cpf: person, GrantToken: in.Grant}, grpc.Header(&md))
 	})
 	if err != nil {
-		return nil, h.fromBackend(ctx, err, "base A")
+		return nil, err
 	}
 	h.Events.Queried(ctx, person, c.PartnerID, c.ClientIP, "base-a")
 	return personResponse(resp.GetPerson(), md), nil
@@ -273,14 +268,12 @@ func (h *Handlers) listDebts(ctx context.Context, in *PersonRequest) (*DebtsResp
 	if err != nil {
 		return nil, err
 	}
-	var resp *baseav1.ListDebtsResponse
 	var md metadata.MD
-	err = h.Backends.A.Call(ctx, false, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
-		resp, err = baseav1.NewPeopleServiceClient(conn).ListDebts(ctx, &baseav1.ListDebtsRequest{Context: accessCtx(c), Cpf: person, GrantToken: in.Grant}, grpc.Header(&md))
-		return err
+	resp, err := call(ctx, h, h.Backends.A, "base A", false, func(ctx context.Context, conn *grpc.ClientConn) (*baseav1.ListDebtsResponse, error) {
+		return baseav1.NewPeopleServiceClient(conn).ListDebts(ctx, &baseav1.ListDebtsRequest{Context: accessCtx(c), Cpf: person, GrantToken: in.Grant}, grpc.Header(&md))
 	})
 	if err != nil {
-		return nil, h.fromBackend(ctx, err, "base A")
+		return nil, err
 	}
 	h.Events.Queried(ctx, person, c.PartnerID, c.ClientIP, "base-a")
 	return debtsResponse(resp, md), nil

@@ -135,13 +135,11 @@ func (h *Handlers) getProfile(ctx context.Context, in *BearerRequest) (*ProfileR
 	if err != nil {
 		return nil, err
 	}
-	var resp *basebv1.GetProfileResponse
-	err = h.Backends.B.Call(bound, true, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
-		resp, err = basebv1.NewProfileServiceClient(conn).GetProfile(ctx, &basebv1.GetProfileRequest{Cpf: person, ClientIp: c.ClientIP})
-		return err
+	resp, err := call(bound, h, h.Backends.B, "base B", true, func(ctx context.Context, conn *grpc.ClientConn) (*basebv1.GetProfileResponse, error) {
+		return basebv1.NewProfileServiceClient(conn).GetProfile(ctx, &basebv1.GetProfileRequest{Cpf: person, ClientIp: c.ClientIP})
 	})
 	if err != nil {
-		return nil, h.fromBackend(ctx, err, "base B")
+		return nil, err
 	}
 	h.Events.Queried(ctx, person, c.PartnerID, c.ClientIP, "base-b")
 	return profileResponse(resp.GetProfile()), nil
@@ -152,13 +150,11 @@ func (h *Handlers) getScore(ctx context.Context, in *BearerRequest) (*ScoreRespo
 	if err != nil {
 		return nil, err
 	}
-	var resp *basebv1.GetScoreResponse
-	err = h.Backends.B.Call(bound, true, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
-		resp, err = basebv1.NewProfileServiceClient(conn).GetScore(ctx, &basebv1.GetScoreRequest{Cpf: person, ClientIp: c.ClientIP})
-		return err
+	resp, err := call(bound, h, h.Backends.B, "base B", true, func(ctx context.Context, conn *grpc.ClientConn) (*basebv1.GetScoreResponse, error) {
+		return basebv1.NewProfileServiceClient(conn).GetScore(ctx, &basebv1.GetScoreRequest{Cpf: person, ClientIp: c.ClientIP})
 	})
 	if err != nil {
-		return nil, h.fromBackend(ctx, err, "base B")
+		return nil, err
 	}
 	h.Events.Queried(ctx, person, c.PartnerID, c.ClientIP, "base-b")
 	return scoreResponse(resp.GetScore()), nil

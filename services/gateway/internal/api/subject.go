@@ -33,6 +33,19 @@ type SubjectBase struct {
 	Accesses     []SubjectAccess `json:"accesses"`
 }
 
+// subjectBase converts one base's answer (lists never nil).
+func subjectBase(resp *subjectv1.GetSubjectDataResponse) SubjectBase {
+	b := SubjectBase{Base: resp.GetBase(), Holds: resp.GetHolds(), Data: resp.GetData(), AccessRecord: resp.GetAccessRecord(), Accesses: []SubjectAccess{}}
+	if b.Data == nil {
+		b.Data = []string{}
+	}
+	for _, a := range resp.GetAccesses() {
+		b.Accesses = append(b.Accesses, SubjectAccess{At: ts(a.GetAt()), PartnerID: a.GetPartnerId(), Who: a.GetWho(),
+			ClientIP: a.GetClientIp(), Purpose: a.GetPurpose(), What: a.GetWhat()})
+	}
+	return b
+}
+
 // SubjectReportResponse is the data subject's report.
 type SubjectReportResponse struct {
 	Body struct {
@@ -71,26 +84,13 @@ func (h *Handlers) subjectReport(ctx context.Context, in *HistoryRequest) (*Subj
 	g, gctx := errgroup.WithContext(ctx)
 	for i, p := range pools {
 		g.Go(func() error {
-			var resp *subjectv1.GetSubjectDataResponse
-			err := p.pool.Call(gctx, true, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
-				resp, err = subjectv1.NewSubjectServiceClient(conn).GetSubjectData(ctx, req)
-				return err
+			// The report is complete or not given: a base that cannot
+			// answer makes it 503, never a silent gap.
+			resp, err := call(gctx, h, p.pool, p.name, true, func(ctx context.Context, conn *grpc.ClientConn) (*subjectv1.GetSubjectDataResponse, error) {
+				return subjectv1.NewSubjectServiceClient(conn).GetSubjectData(ctx, req)
 			})
-			if err != nil {
-				// The report is complete or not given: a base that cannot
-				// answer makes it 503, never a silent gap.
-				return h.fromBackend(ctx, err, p.name)
-			}
-			b := SubjectBase{Base: resp.GetBase(), Holds: resp.GetHolds(), Data: resp.GetData(), AccessRecord: resp.GetAccessRecord(), Accesses: []SubjectAccess{}}
-			if b.Data == nil {
-				b.Data = []string{}
-			}
-			for _, a := range resp.GetAccesses() {
-				b.Accesses = append(b.Accesses, SubjectAccess{At: ts(a.GetAt()), PartnerID: a.GetPartnerId(), Who: a.GetWho(),
-					ClientIP: a.GetClientIp(), Purpose: a.GetPurpose(), What: a.GetWhat()})
-			}
-			bases[i] = b
-			return nil
+			bases[i] = subjectBase(resp)
+			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
