@@ -21,6 +21,9 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Exchange is the topic exchange every Strata event goes through.
@@ -49,6 +52,14 @@ type Config struct {
 	// CAFile, for an amqps:// URL, is the CA bundle the broker's
 	// certificate must chain to (default: the system roots).
 	CAFile string
+	// TracerProvider, MeterProvider and Propagator, when set, give every
+	// publish a producer span and every delivery a consumer span (a child
+	// of its producer's, continued from the message's traceparent header),
+	// and count messages sent, consumed and dead-lettered and the
+	// consumers' lag.
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
+	Propagator     propagation.TextMapPropagator
 }
 
 // Client owns one AMQP connection and replaces it when it dies.
@@ -57,6 +68,7 @@ type Client struct {
 	logger *slog.Logger
 	user   string // the broker user, sent as user_id on every publish
 	tls    *tls.Config
+	obs    *instruments
 
 	mu      sync.Mutex
 	conn    *amqp.Connection
@@ -99,6 +111,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	c := &Client{
 		cfg:     cfg,
+		obs:     newInstruments(cfg),
 		user:    uri.Username,
 		tls:     tlsCfg,
 		logger:  cfg.Logger.With("component", "amqp"),

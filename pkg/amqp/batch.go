@@ -6,6 +6,7 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // BatchHandler processes several deliveries at once and returns one error
@@ -83,34 +84,38 @@ func (c *Client) consumeBatchOnce(ctx context.Context, q Queue, opts ConsumerOpt
 			default:
 			}
 		}
-		c.handleBatch(ctx, batch, opts, h)
+		c.handleBatch(ctx, q.Name, batch, opts, h)
 	})
 }
 
-func (c *Client) handleBatch(ctx context.Context, batch []amqp.Delivery, opts ConsumerOptions, h BatchHandler) {
+func (c *Client) handleBatch(ctx context.Context, queue string, batch []amqp.Delivery, opts ConsumerOptions, h BatchHandler) {
 	admitted := batch[:0:0]
 	for _, d := range batch {
-		if c.admit(d, opts) {
+		if c.admit(ctx, queue, d, opts) {
 			admitted = append(admitted, d)
 		}
 	}
 	if batch = admitted; len(batch) == 0 {
 		return
 	}
-	hctx := ctx
-	if opts.Propagator != nil {
-		hctx = opts.Propagator.Extract(ctx, tableCarrier(batch[0].Headers))
-	}
+	// One consumer span per message, each a child of its own producer's
+	// span; the handler, which applies them together, runs in the first's.
+	start := time.Now()
+	ctxs := make([]context.Context, len(batch))
+	spans := make([]trace.Span, len(batch))
 	ds := make([]Delivery, len(batch))
 	for i, d := range batch {
-		ds[i] = Delivery{ID: d.MessageId, Type: d.Type, Body: d.Body, Timestamp: d.Timestamp, Headers: d.Headers, Redelivered: d.Redelivered, UserID: d.UserId}
+		ctxs[i], spans[i] = c.deliveryContext(ctx, queue, d, opts)
+		ds[i] = toDelivery(d)
 	}
-	errs := h(hctx, ds)
+	errs := h(ctxs[0], ds)
 	for i, d := range batch {
 		var err error
 		if i < len(errs) {
 			err = errs[i]
 		}
-		c.settle(d, err)
+		c.settle(ctxs[i], queue, d, err)
+		c.obs.processed(ctxs[i], spans[i], queue, d.Type, start, err)
+		c.logDelivery(ctxs[i], queue, d, start, err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Delivery is one received message.
@@ -71,7 +72,7 @@ func (c *Client) Consume(ctx context.Context, q Queue, opts ConsumerOptions, h H
 		opts.Prefetch = 32
 	}
 	for {
-		err := c.consumeOnce(ctx, q, opts, func(d amqp.Delivery) { c.handle(ctx, d, opts, h) })
+		err := c.consumeOnce(ctx, q, opts, func(d amqp.Delivery) { c.handle(ctx, q.Name, d, opts, h) })
 		if ctx.Err() != nil || errors.Is(err, ErrClosed) {
 			return nil
 		}
@@ -149,15 +150,29 @@ func drain(deliveries <-chan amqp.Delivery) {
 	}
 }
 
-func (c *Client) handle(ctx context.Context, d amqp.Delivery, opts ConsumerOptions, h Handler) {
-	if !c.admit(d, opts) {
+func (c *Client) handle(ctx context.Context, queue string, d amqp.Delivery, opts ConsumerOptions, h Handler) {
+	if !c.admit(ctx, queue, d, opts) {
 		return
 	}
-	hctx := ctx
-	if opts.Propagator != nil {
-		hctx = opts.Propagator.Extract(ctx, tableCarrier(d.Headers))
+	start := time.Now()
+	hctx, span := c.deliveryContext(ctx, queue, d, opts)
+	err := h(hctx, toDelivery(d))
+	c.settle(hctx, queue, d, err)
+	c.obs.processed(hctx, span, queue, d.Type, start, err)
+	c.logDelivery(hctx, queue, d, start, err)
+}
+
+// deliveryContext continues the producer's trace (opts.Propagator, else
+// the client's) and starts d's consumer span.
+func (c *Client) deliveryContext(ctx context.Context, queue string, d amqp.Delivery, opts ConsumerOptions) (context.Context, trace.Span) {
+	if opts.Propagator != nil && c.obs.propagator == nil {
+		ctx = opts.Propagator.Extract(ctx, tableCarrier(d.Headers))
 	}
-	c.settle(d, h(hctx, Delivery{
+	return c.obs.deliverySpan(ctx, queue, d)
+}
+
+func toDelivery(d amqp.Delivery) Delivery {
+	return Delivery{
 		ID:          d.MessageId,
 		Type:        d.Type,
 		Body:        d.Body,
@@ -165,22 +180,23 @@ func (c *Client) handle(ctx context.Context, d amqp.Delivery, opts ConsumerOptio
 		Headers:     d.Headers,
 		Redelivered: d.Redelivered,
 		UserID:      d.UserId,
-	}))
+	}
 }
 
 // settle acks d after success, dead-letters it after a permanent error and
 // requeues it after any other.
-func (c *Client) settle(d amqp.Delivery, err error) {
+func (c *Client) settle(ctx context.Context, queue string, d amqp.Delivery, err error) {
 	switch {
 	case err == nil:
 		if aerr := d.Ack(false); aerr != nil {
-			c.logger.Warn("ack failed; message will be redelivered", "message_id", d.MessageId, "err", aerr)
+			c.logger.WarnContext(ctx, "ack failed; message will be redelivered", "message_id", d.MessageId, "err", aerr)
 		}
 	case IsPermanent(err):
-		c.logger.Error("message rejected to dead-letter queue", "message_id", d.MessageId, "type", d.Type, "err", err)
+		c.logger.ErrorContext(ctx, "message rejected to dead-letter queue", "message_id", d.MessageId, "type", d.Type, "err", err)
+		c.obs.deadLettered(ctx, queue, d.Type, "permanent")
 		_ = d.Nack(false, false)
 	default:
-		c.logger.Warn("message processing failed; requeued", "message_id", d.MessageId, "type", d.Type, "err", err)
+		c.logger.WarnContext(ctx, "message processing failed; requeued", "message_id", d.MessageId, "type", d.Type, "err", err)
 		_ = d.Nack(false, true)
 	}
 }

@@ -1,6 +1,7 @@
 package amqp
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -50,14 +51,15 @@ func (p Producers) Admits(typ, user string) bool {
 
 // admit applies opts.Producers to d: a delivery from a producer that does
 // not own its type is dead-lettered, reported, and never handled.
-func (c *Client) admit(d amqp.Delivery, opts ConsumerOptions) bool {
+func (c *Client) admit(ctx context.Context, queue string, d amqp.Delivery, opts ConsumerOptions) bool {
 	if opts.Producers == nil || opts.Producers.Admits(d.Type, d.UserId) {
 		return true
 	}
 	if opts.OnForeign != nil {
 		opts.OnForeign(d.Type, d.UserId)
 	}
-	c.logger.Warn("event from a producer that does not own its type; dead-lettered",
+	c.obs.deadLettered(ctx, queue, d.Type, "foreign_producer")
+	c.logger.WarnContext(ctx, "event from a producer that does not own its type; dead-lettered",
 		"message_id", d.MessageId, "type", d.Type, "user_id", d.UserId)
 	_ = d.Nack(false, false)
 	return false

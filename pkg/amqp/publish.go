@@ -9,6 +9,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/strata-bureau/strata/pkg/breaker"
 )
@@ -25,6 +26,10 @@ type Message struct {
 	Timestamp time.Time
 	// Headers are extra AMQP headers.
 	Headers map[string]any
+	// Traceparent (W3C) is the trace the message belongs to when it is not
+	// the publishing context's: an event relayed from an outbox keeps the
+	// trace of the request that wrote it.
+	Traceparent string
 }
 
 // ErrNacked means the broker refused the message.
@@ -88,7 +93,13 @@ func (p *Publisher) Publish(ctx context.Context, msg Message) error {
 	if msg.ID == "" || msg.Type == "" {
 		return errors.New("amqp: message ID and type are required")
 	}
-	pub := p.publishing(ctx, msg)
+	sctx, span := p.client.obs.publishSpan(ctx, msg)
+	err := p.publish(ctx, msg, p.publishing(sctx, msg))
+	p.client.obs.published(ctx, span, msg.Type, err)
+	return err
+}
+
+func (p *Publisher) publish(ctx context.Context, msg Message, pub amqp.Publishing) error {
 	backoff := 20 * time.Millisecond
 	for {
 		err := p.attempt(ctx, msg.Type, pub)
@@ -143,8 +154,12 @@ func (p *Publisher) publishing(ctx context.Context, msg Message) amqp.Publishing
 	for k, v := range msg.Headers {
 		headers[k] = v
 	}
-	if p.propagator != nil {
-		p.propagator.Inject(ctx, tableCarrier(headers))
+	prop := p.propagator
+	if prop == nil {
+		prop = p.client.cfg.Propagator
+	}
+	if prop != nil {
+		prop.Inject(ctx, tableCarrier(headers))
 	}
 	return amqp.Publishing{
 		ContentType:  "application/x-protobuf",
@@ -170,14 +185,24 @@ func (p *Publisher) PublishBatch(ctx context.Context, msgs []Message) []error {
 	errs := make([]error, len(msgs))
 	pubs := make([]amqp.Publishing, len(msgs))
 	pending := make([]int, 0, len(msgs))
+	spans := make([]trace.Span, len(msgs))
 	for i, m := range msgs {
 		if m.ID == "" || m.Type == "" {
 			errs[i] = errors.New("amqp: message ID and type are required")
 			continue
 		}
-		pubs[i] = p.publishing(ctx, m)
+		var sctx context.Context
+		sctx, spans[i] = p.client.obs.publishSpan(ctx, m)
+		pubs[i] = p.publishing(sctx, m)
 		pending = append(pending, i)
 	}
+	defer func() {
+		for i, s := range spans {
+			if s != nil {
+				p.client.obs.published(ctx, s, msgs[i].Type, errs[i])
+			}
+		}
+	}()
 	backoff := 20 * time.Millisecond
 	for len(pending) > 0 {
 		var failed []int

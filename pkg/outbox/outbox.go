@@ -3,7 +3,12 @@
 // broker. The table is
 //
 //	outbox(id bigserial, message_id uuid unique, type text, body bytea,
-//	       created_at timestamptz, published_at timestamptz)
+//	       created_at timestamptz, published_at timestamptz,
+//	       traceparent text)
+//
+// traceparent (nullable) is the W3C trace context of the request that
+// wrote the row, so the event published later, maybe after a broker
+// outage, still belongs to that request's trace.
 //
 // Rows are locked with SKIP LOCKED, so several replicas can relay at once
 // without publishing a row twice; a crash between publish and delete can,
@@ -25,6 +30,9 @@ type Message struct {
 	MessageID string
 	Type      string
 	Body      []byte
+	// Traceparent is the W3C traceparent of the request that wrote the
+	// event ("" when none).
+	Traceparent string
 }
 
 // TxRunner runs fn in a transaction (a pool's BeginTxFunc, or one wrapped
@@ -78,7 +86,7 @@ func relay(ctx context.Context, run TxRunner, limit int, send func(context.Conte
 	sent := 0
 	var pubErr error
 	err := run(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT id, message_id, type, body FROM outbox
+		rows, err := tx.Query(ctx, `SELECT id, message_id, type, body, coalesce(traceparent, '') FROM outbox
 			WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, limit)
 		if err != nil {
 			return err
@@ -87,7 +95,7 @@ func relay(ctx context.Context, run TxRunner, limit int, send func(context.Conte
 		for rows.Next() {
 			var m Message
 			var mid uuid.UUID
-			if err := rows.Scan(&m.ID, &mid, &m.Type, &m.Body); err != nil {
+			if err := rows.Scan(&m.ID, &mid, &m.Type, &m.Body, &m.Traceparent); err != nil {
 				rows.Close()
 				return err
 			}

@@ -18,19 +18,24 @@ import (
 func TestRelayBatchDeletesOnlyConfirmedRows(t *testing.T) {
 	t.Parallel()
 	ctx := testenv.Context(t)
-	url := testenv.PostgresDB(t, testenv.Template{Name: "outbox_test", Version: "1", Migrate: func(ctx context.Context, url string) error {
+	url := testenv.PostgresDB(t, testenv.Template{Name: "outbox_test", Version: "2", Migrate: func(ctx context.Context, url string) error {
 		conn, err := pgx.Connect(ctx, url)
 		if err != nil {
 			return err
 		}
 		defer func() { _ = conn.Close(ctx) }()
 		_, err = conn.Exec(ctx, `CREATE TABLE outbox (id bigserial PRIMARY KEY, message_id uuid UNIQUE NOT NULL, type text NOT NULL,
-			body bytea NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), published_at timestamptz)`)
+			body bytea NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), published_at timestamptz, traceparent text)`)
 		return err
 	}})
 	pool := testenv.Pool(t, url)
 	for i := range 10 {
-		if _, err := pool.Exec(ctx, `INSERT INTO outbox (message_id, type, body) VALUES ($1, 't', $2)`, uuid.New(), []byte(fmt.Sprint(i))); err != nil {
+		// Even rows keep the trace of the request that wrote them.
+		var tp any
+		if i%2 == 0 {
+			tp = fmt.Sprintf("00-4bf92f3577b34da6a3ce929d0e0e47%02d-00f067aa0ba902b7-01", i)
+		}
+		if _, err := pool.Exec(ctx, `INSERT INTO outbox (message_id, type, body, traceparent) VALUES ($1, 't', $2, $3)`, uuid.New(), []byte(fmt.Sprint(i)), tp); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -43,6 +48,15 @@ func TestRelayBatchDeletesOnlyConfirmedRows(t *testing.T) {
 		sizes = append(sizes, len(ms))
 		errs := make([]error, len(ms))
 		for i, m := range ms {
+			var n int
+			_, _ = fmt.Sscan(string(m.Body), &n)
+			want := ""
+			if n%2 == 0 {
+				want = fmt.Sprintf("00-4bf92f3577b34da6a3ce929d0e0e47%02d-00f067aa0ba902b7-01", n)
+			}
+			if m.Traceparent != want {
+				t.Errorf("row %d relayed with traceparent %q, want %q", n, m.Traceparent, want)
+			}
 			if string(m.Body) == refuse {
 				errs[i] = errors.New("nacked")
 			}

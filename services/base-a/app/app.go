@@ -200,7 +200,8 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 		}
 	}
 
-	mq, err := amqp.Dial(ctx, amqp.Config{URL: cfg.AMQPURL.Reveal(), CAFile: cfg.AMQPCA, Name: "base-a", Logger: logger, Exchange: cfg.Exchange})
+	mq, err := amqp.Dial(ctx, amqp.Config{URL: cfg.AMQPURL.Reveal(), CAFile: cfg.AMQPCA, Name: "base-a", Logger: logger, Exchange: cfg.Exchange,
+		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider, Propagator: tel.Propagator})
 	if err != nil {
 		return err
 	}
@@ -256,7 +257,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 			_, err := st.RelayOutbox(gctx, func(ctx context.Context, m outbox.Message) error {
 				pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 				defer cancel()
-				return pub.Publish(pctx, amqp.Message{ID: m.MessageID, Type: m.Type, Body: m.Body})
+				return pub.Publish(pctx, amqp.Message{ID: m.MessageID, Type: m.Type, Body: m.Body, Traceparent: m.Traceparent})
 			})
 			if err != nil && gctx.Err() == nil {
 				logger.Debug("outbox relay paused", "err", err)

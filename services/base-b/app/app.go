@@ -221,7 +221,8 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	}
 	mongoBreaker := breakers.New(breaker.Config{Name: "base-b->mongo", IsFailure: grpcapi.IsStoreFailure, OpenFor: 3 * time.Second})
 
-	mq, err := amqp.Dial(ctx, amqp.Config{URL: cfg.AMQPURL.Reveal(), CAFile: cfg.AMQPCA, Name: "base-b", Logger: logger, Exchange: cfg.Exchange})
+	mq, err := amqp.Dial(ctx, amqp.Config{URL: cfg.AMQPURL.Reveal(), CAFile: cfg.AMQPCA, Name: "base-b", Logger: logger, Exchange: cfg.Exchange,
+		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider, Propagator: tel.Propagator})
 	if err != nil {
 		return err
 	}

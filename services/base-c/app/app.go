@@ -199,7 +199,8 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 		return err
 	}
 
-	mq, err := amqp.Dial(ctx, amqp.Config{URL: cfg.AMQPURL.Reveal(), CAFile: cfg.AMQPCA, Name: "base-c " + cfg.ReplicaID, Logger: logger, Exchange: cfg.Exchange})
+	mq, err := amqp.Dial(ctx, amqp.Config{URL: cfg.AMQPURL.Reveal(), CAFile: cfg.AMQPCA, Name: "base-c " + cfg.ReplicaID, Logger: logger, Exchange: cfg.Exchange,
+		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider, Propagator: tel.Propagator})
 	if err != nil {
 		return err
 	}

@@ -290,7 +290,8 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis, opsLis ne
 	}
 	defer pc.Close()
 
-	mq, err := amqp.Dial(ctx, amqp.Config{URL: cfg.AMQPURL.Reveal(), CAFile: cfg.AMQPCA, Name: "gateway", Logger: logger, Exchange: cfg.Exchange})
+	mq, err := amqp.Dial(ctx, amqp.Config{URL: cfg.AMQPURL.Reveal(), CAFile: cfg.AMQPCA, Name: "gateway", Logger: logger, Exchange: cfg.Exchange,
+		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider, Propagator: tel.Propagator})
 	if err != nil {
 		return err
 	}

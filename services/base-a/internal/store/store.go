@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/strata-bureau/strata/pkg/amqp"
 	"github.com/strata-bureau/strata/pkg/breaker"
 	"github.com/strata-bureau/strata/pkg/postgres"
 	"github.com/strata-bureau/strata/proto/eventtypes"
@@ -214,8 +215,8 @@ func (s *Store) RecordDebt(ctx context.Context, cpf string, d domain.Debt) error
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO outbox (message_id, type, body) VALUES ($1, $2, $3)`,
-			uuid.New(), eventtypes.DebtSummaryChanged, body)
+		_, err = tx.Exec(ctx, `INSERT INTO outbox (message_id, type, body, traceparent) VALUES ($1, $2, $3, NULLIF($4, ''))`,
+			uuid.New(), eventtypes.DebtSummaryChanged, body, amqp.Traceparent(ctx))
 		return err
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/strata-bureau/strata/pkg/amqp"
 	"github.com/strata-bureau/strata/proto/eventtypes"
 	eventsv1 "github.com/strata-bureau/strata/proto/gen/go/events/v1"
 	"github.com/strata-bureau/strata/services/base-a/internal/audit"
@@ -179,8 +180,8 @@ func (s *Store) signHead(ctx context.Context, tx pgx.Tx, o ChainOptions, size in
 	if err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO outbox (message_id, type, body) VALUES ($1, $2, $3)`,
-		uuid.New(), eventtypes.AuditCheckpointSigned, body)
+	_, err = tx.Exec(ctx, `INSERT INTO outbox (message_id, type, body, traceparent) VALUES ($1, $2, $3, NULLIF($4, ''))`,
+		uuid.New(), eventtypes.AuditCheckpointSigned, body, amqp.Traceparent(ctx))
 	return err
 }
 

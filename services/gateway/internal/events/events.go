@@ -56,9 +56,11 @@ func New(pub *amqp.Publisher, st *store.Store, logger *slog.Logger) *Emitter {
 
 // Queried records a successful lookup of cpf by partner from ip on base.
 // It never blocks and never touches a database.
-func (e *Emitter) Queried(_ context.Context, cpf, partner, ip, base string) {
+// The event keeps ctx's trace (its traceparent), however late it is
+// published.
+func (e *Emitter) Queried(ctx context.Context, cpf, partner, ip, base string) {
 	body, _ := proto.Marshal(&eventsv1.CpfQueried{Cpf: cpf, PartnerId: partner, ClientIp: ip, Base: base, QueriedAt: timestamppb.Now()})
-	m := outbox.Message{MessageID: uuid.NewString(), Type: eventtypes.CPFQueried, Body: body}
+	m := outbox.Message{MessageID: uuid.NewString(), Type: eventtypes.CPFQueried, Body: body, Traceparent: amqp.Traceparent(ctx)}
 	select {
 	case e.ch <- m:
 	default:
@@ -103,7 +105,7 @@ func (e *Emitter) publishAll(ctx context.Context, msgs []outbox.Message) []error
 	defer cancel()
 	am := make([]amqp.Message, len(msgs))
 	for i, m := range msgs {
-		am[i] = amqp.Message{ID: m.MessageID, Type: m.Type, Body: m.Body}
+		am[i] = amqp.Message{ID: m.MessageID, Type: m.Type, Body: m.Body, Traceparent: m.Traceparent}
 	}
 	return e.pub.PublishBatch(pctx, am)
 }

@@ -315,9 +315,13 @@ func (s *Store) Enqueue(ctx context.Context, msgs []outbox.Message) error {
 		if err != nil {
 			return err
 		}
-		rows[i] = []any{id, m.Type, m.Body}
+		var tp any // NULL without a trace
+		if m.Traceparent != "" {
+			tp = m.Traceparent
+		}
+		rows[i] = []any{id, m.Type, m.Body, tp}
 	}
-	_, err := s.pool.CopyFrom(ctx, pgx.Identifier{"outbox"}, []string{"message_id", "type", "body"}, pgx.CopyFromRows(rows))
+	_, err := s.pool.CopyFrom(ctx, pgx.Identifier{"outbox"}, []string{"message_id", "type", "body", "traceparent"}, pgx.CopyFromRows(rows))
 	return err
 }
 
