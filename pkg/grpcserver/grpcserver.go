@@ -13,6 +13,7 @@ import (
 	"net"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
@@ -71,6 +72,7 @@ func New(opts Options) *Server {
 		opts.MaxConcurrentStreams = 256
 	}
 	unary := append([]grpc.UnaryServerInterceptor{
+		accessLogUnary(opts.Logger),
 		recoverUnary(opts.Logger),
 		maskUnary(opts.Logger),
 		deadlineUnary(opts.DefaultTimeout),
@@ -201,6 +203,22 @@ func maskUnary(logger *slog.Logger) grpc.UnaryServerInterceptor {
 func maskStream(logger *slog.Logger) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		return Mask(ss.Context(), logger, info.FullMethod, handler(srv, ss))
+	}
+}
+
+// accessLogUnary writes one debug line per call (health checks aside):
+// method, status code and duration, with the call's trace_id (the logger
+// adds it from the server span). Never the request: it holds CPFs.
+func accessLogUnary(logger *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if !logger.Enabled(ctx, slog.LevelDebug) || strings.HasPrefix(info.FullMethod, "/grpc.health.") {
+			return handler(ctx, req)
+		}
+		start := time.Now()
+		resp, err := handler(ctx, req)
+		logger.DebugContext(ctx, "grpc call", "method", info.FullMethod, "code", status.Code(err).String(),
+			"duration_ms", float64(time.Since(start).Microseconds())/1000)
+		return resp, err
 	}
 }
 
