@@ -254,7 +254,9 @@ func TestOneTraceFollowsARequestToEveryConsumer(t *testing.T) {
 	}
 	for _, s := range all {
 		if s.service == "base-a" && s.kind == tracepb.Span_SPAN_KIND_SERVER {
-			if _, ok := find(all, func(p span) bool { return p.id == s.parent && p.service == "gateway" && p.kind == tracepb.Span_SPAN_KIND_CLIENT }); !ok {
+			if _, ok := find(all, func(p span) bool {
+				return p.id == s.parent && p.service == "gateway" && p.kind == tracepb.Span_SPAN_KIND_CLIENT
+			}); !ok {
 				t.Fatalf("Base A's server span %q has no gateway client span as parent:%s", s.name, describe(all))
 			}
 		}
