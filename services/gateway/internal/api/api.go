@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -35,7 +36,9 @@ import (
 // rendered at /docs) on mux. Operations are added by Handlers.Register and
 // Admin.Register. It makes huma's own errors problems (NewHumaError).
 func NewAPI(mux *http.ServeMux) huma.API {
-	huma.NewError = NewHumaError // RFC 9457 problems with stable types for huma's own errors
+	// RFC 9457 problems with stable types for huma's own errors. huma
+	// keeps its error constructor in a package variable: set it once.
+	humaErrors.Do(func() { huma.NewError = NewHumaError })
 	hc := huma.DefaultConfig("Strata API", "1.0.0")
 	hc.Info.Description = "Tiered access to credit data about CPFs. Every call carries an API key (X-Api-Key); " +
 		"Base A reads also a grant (X-Strata-Grant), Base B an OAuth2 bearer token, Base C basic credentials."
@@ -44,6 +47,9 @@ func NewAPI(mux *http.ServeMux) huma.API {
 	hc.Components.SecuritySchemes = map[string]*huma.SecurityScheme{"apiKey": {Type: "apiKey", In: "header", Name: "X-Api-Key"}}
 	return humago.New(mux, hc)
 }
+
+// humaErrors guards the one write of huma.NewError.
+var humaErrors sync.Once
 
 // Backends are the three bases.
 type Backends struct {

@@ -75,6 +75,10 @@ type Options struct {
 	Breaker breaker.Config
 	// Lookup resolves a target's host name (default: the system resolver).
 	Lookup func(ctx context.Context, host string) ([]string, error)
+	// Dialer, when set, makes each replica's connection instead of the
+	// network (tests: in-process servers over bufconn). Transport security
+	// is still Client.TLS's; the gateway's configuration requires it.
+	Dialer func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 // sentKey carries an attempt's sent flag to the stats handler.
@@ -214,7 +218,11 @@ func (p *Pool) Refresh(ctx context.Context) error {
 		if current[a] {
 			continue
 		}
-		conn, err := grpcclient.New(a, p.opts.Client, grpc.WithStatsHandler(sentTracker{}))
+		dial := []grpc.DialOption{grpc.WithStatsHandler(sentTracker{})}
+		if p.opts.Dialer != nil {
+			dial = append(dial, grpc.WithContextDialer(p.opts.Dialer))
+		}
+		conn, err := grpcclient.New(a, p.opts.Client, dial...)
 		if err != nil {
 			return err
 		}
