@@ -93,7 +93,7 @@ func Service[C Logged](load func(context.Context, config.Lookuper) (C, error),
 		case len(env.Args) > 0:
 			usage := ""
 			if migrate != nil {
-				usage = " (usage: [migrate])"
+				usage = " (usage: " + env.Name + " [migrate])"
 			}
 			return fmt.Errorf("unknown command %q%s", env.Args[0], usage)
 		}

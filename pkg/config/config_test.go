@@ -139,3 +139,58 @@ func TestSecretsFromFiles(t *testing.T) {
 		t.Fatalf("missing file: %v", err)
 	}
 }
+
+type svcConfig struct {
+	config.Service
+	Clients config.List `env:"CLIENTS, default=gateway"`
+}
+
+func (c *svcConfig) Validate() error { return c.Service.Validate() }
+
+// The shared part is embedded: its variables take the service's prefix,
+// OpsAddr keeps the service's own default unless set, secrets in it may
+// come from files, and lists are decoded by the library.
+func TestEmbeddedServiceAndLists(t *testing.T) {
+	t.Parallel()
+	base := map[string]string{"SVC_TLS_CERT": "c", "SVC_TLS_KEY": "k", "SVC_TLS_CA": "ca", "SVC_AMQP_URL": "amqp://x"}
+	load := func(extra map[string]string) (*svcConfig, error) {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for k, v := range extra {
+			m[k] = v
+		}
+		c := &svcConfig{Service: config.Service{OpsAddr: "127.0.0.1:9999"}}
+		return c, config.Load(context.Background(), "SVC_", c, config.Map(m))
+	}
+	c, err := load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.OpsAddr != "127.0.0.1:9999" || c.Exchange != "strata.events" || c.LogLevelName() != "info" || c.AMQPURL.Reveal() != "amqp://x" {
+		t.Fatalf("defaults: %+v", c)
+	}
+	if len(c.Clients) != 1 || c.Clients[0] != "gateway" {
+		t.Fatalf("default list: %q", c.Clients)
+	}
+	c, err = load(map[string]string{"SVC_OPS_ADDR": "0.0.0.0:1", "SVC_CLIENTS": " a, b,,c ", "SVC_LOG_LEVEL": "debug"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.OpsAddr != "0.0.0.0:1" || strings.Join(c.Clients, "|") != "a|b|c" || c.LogLevel != "debug" {
+		t.Fatalf("set: %+v", c)
+	}
+	if _, err := load(map[string]string{"SVC_OPS_ADDR": "nope"}); err == nil || !strings.Contains(err.Error(), "OPS_ADDR") {
+		t.Fatalf("bad OPS_ADDR: %v", err)
+	}
+	file := filepath.Join(t.TempDir(), "amqp")
+	if err := os.WriteFile(file, []byte("amqp://from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	delete(base, "SVC_AMQP_URL")
+	c, err = load(map[string]string{"SVC_AMQP_URL_FILE": file})
+	if err != nil || c.AMQPURL.Reveal() != "amqp://from-file" {
+		t.Fatalf("embedded secret from a file: %v %q", err, c.AMQPURL.Reveal())
+	}
+}

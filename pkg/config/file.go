@@ -22,19 +22,9 @@ func secretFiles(cfg any, l envconfig.Lookuper) (map[string]string, error) {
 	if v.Kind() != reflect.Struct {
 		return nil, nil
 	}
-	t := v.Type()
 	declared := map[string]bool{}
 	var secrets []string
-	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("env"), ",")
-		if name = strings.TrimSpace(name); name == "" {
-			continue
-		}
-		declared[name] = true
-		if t.Field(i).Type == reflect.TypeFor[Secret]() {
-			secrets = append(secrets, name)
-		}
-	}
+	collectSecrets(v.Type(), declared, &secrets)
 	out := map[string]string{}
 	for _, name := range secrets {
 		if declared[name+"_FILE"] {
@@ -54,6 +44,26 @@ func secretFiles(cfg any, l envconfig.Lookuper) (map[string]string, error) {
 		out[name] = strings.TrimRight(string(b), "\r\n")
 	}
 	return out, nil
+}
+
+// collectSecrets walks t's fields, and those of its untagged struct fields
+// (an embedded config.Service), noting every declared variable and every
+// Secret.
+func collectSecrets(t reflect.Type, declared map[string]bool, secrets *[]string) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+		if name = strings.TrimSpace(name); name == "" {
+			if f.Type.Kind() == reflect.Struct && f.IsExported() {
+				collectSecrets(f.Type, declared, secrets)
+			}
+			continue
+		}
+		declared[name] = true
+		if f.Type == reflect.TypeFor[Secret]() {
+			*secrets = append(*secrets, name)
+		}
+	}
 }
 
 // overlay answers from values first, then from l.

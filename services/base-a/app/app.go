@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -38,8 +37,11 @@ const Prefix = "BASEA_"
 
 // Config of Base A.
 type Config struct {
+	// Service: operator address (default 127.0.0.1:9101), mTLS material
+	// (the server certificate and the CA callers chain to), broker,
+	// logging, telemetry.
+	config.Service
 	GRPCAddr string `env:"GRPC_ADDR, default=127.0.0.1:7101"`
-	OpsAddr  string `env:"OPS_ADDR, default=127.0.0.1:9101"`
 	// DatabaseURL connects as the least-privileged application role.
 	DatabaseURL config.Secret `env:"DATABASE_URL, required"`
 
@@ -48,24 +50,15 @@ type Config struct {
 	AuditChainKey   config.Secret `env:"AUDIT_CHAIN_KEY, required"`
 	AuditSigningKey config.Secret `env:"AUDIT_SIGNING_KEY, required"`
 
-	TLSCert string `env:"TLS_CERT, required"`
-	TLSKey  string `env:"TLS_KEY, required"`
-	TLSCA   string `env:"TLS_CA, required"`
-
-	ClientsPeople string `env:"CLIENTS_PEOPLE, default=gateway"`
-	ClientsAudit  string `env:"CLIENTS_AUDIT, default=gateway,strata-audit"`
-	ClientsWrite  string `env:"CLIENTS_WRITE, default=basea-loader"`
+	ClientsPeople config.List `env:"CLIENTS_PEOPLE, default=gateway"`
+	ClientsAudit  config.List `env:"CLIENTS_AUDIT, default=gateway,strata-audit"`
+	ClientsWrite  config.List `env:"CLIENTS_WRITE, default=basea-loader"`
 	// ClientsAuditOnBehalf are the audit clients that act for a partner's
 	// API key and must name it (x-partner-id); any other audit client is
 	// bureau staff, who read every partner's entries.
-	ClientsAuditOnBehalf string `env:"CLIENTS_AUDIT_ON_BEHALF, default=gateway"`
+	ClientsAuditOnBehalf config.List `env:"CLIENTS_AUDIT_ON_BEHALF, default=gateway"`
 	// GRPCReflection lists the API by gRPC reflection (off in production).
 	GRPCReflection bool `env:"GRPC_REFLECTION, default=false"`
-
-	AMQPURL config.Secret `env:"AMQP_URL, required"`
-	// AMQPCA is the CA bundle of the broker's certificate (amqps://).
-	AMQPCA   string `env:"AMQP_CA"`
-	Exchange string `env:"AMQP_EXCHANGE, default=strata.events"`
 
 	HistoryWindow      time.Duration `env:"HISTORY_WINDOW, default=4380h"`
 	CheckpointInterval time.Duration `env:"CHECKPOINT_INTERVAL, default=10s"`
@@ -80,8 +73,6 @@ type Config struct {
 	AuditPurgeInterval time.Duration `env:"AUDIT_PURGE_INTERVAL, default=1h"`
 	MaxConns           int32         `env:"DB_MAX_CONNS, default=16"`
 	SeedDemo           bool          `env:"SEED_DEMO, default=false"`
-	LogLevel           string        `env:"LOG_LEVEL, default=info"`
-	OTLPEndpoint       string        `env:"OTLP_ENDPOINT"`
 	// OTel is the standard OpenTelemetry environment (OTEL_*, no prefix),
 	// read by Load.
 	OTel telemetry.Env
@@ -93,8 +84,8 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.GRPCAddr); err != nil {
 		errs = append(errs, errors.New("GRPC_ADDR must be host:port"))
 	}
-	if _, _, err := net.SplitHostPort(c.OpsAddr); err != nil {
-		errs = append(errs, errors.New("OPS_ADDR must be host:port"))
+	if err := c.Service.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.HistoryWindow < 24*time.Hour {
 		errs = append(errs, errors.New("HISTORY_WINDOW must be at least 24h (the law asks for six months)"))
@@ -113,22 +104,12 @@ func (c *Config) Validate() error {
 
 // Load reads the configuration.
 func Load(ctx context.Context, l config.Lookuper) (*Config, error) {
-	var c Config
+	c := Config{Service: config.Service{OpsAddr: "127.0.0.1:9101"}}
 	if err := config.Load(ctx, Prefix, &c, l); err != nil {
 		return nil, err
 	}
 	c.OTel = telemetry.LoadEnv(l)
 	return &c, nil
-}
-
-func list(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // MigrateConfig is what `base-a migrate` reads (same BASEA_ prefix): the
@@ -210,8 +191,8 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 
 	chain := store.ChainOptions{Keys: akeys, CheckpointInterval: cfg.CheckpointInterval, Budget: cfg.VerifyBudget}
 	logger.Info("audit log verifier key (public)", "verifier_key", akeys.VerifierKey())
-	access := grpcapi.Access{People: list(cfg.ClientsPeople), Audit: list(cfg.ClientsAudit), Write: list(cfg.ClientsWrite),
-		AuditOnBehalf: list(cfg.ClientsAuditOnBehalf)}
+	access := grpcapi.Access{People: cfg.ClientsPeople, Audit: cfg.ClientsAudit, Write: cfg.ClientsWrite,
+		AuditOnBehalf: cfg.ClientsAuditOnBehalf}
 	srv := grpcserver.New(grpcserver.Options{
 		Logger: logger, Telemetry: tel, TLS: tlsCfg, Reflection: cfg.GRPCReflection,
 		UnaryInterceptors: []grpc.UnaryServerInterceptor{grpcapi.IdentityInterceptor(access)},

@@ -41,15 +41,14 @@ const Prefix = "BASEB_"
 
 // Config of Base B.
 type Config struct {
+	// Service: operator address (default 127.0.0.1:9201), mTLS material
+	// (the server certificate and the CA callers chain to), broker,
+	// logging, telemetry.
+	config.Service
 	GRPCAddr      string        `env:"GRPC_ADDR, default=127.0.0.1:7201"`
-	OpsAddr       string        `env:"OPS_ADDR, default=127.0.0.1:9201"`
+	Queue         string        `env:"AMQP_QUEUE, default=baseb.debt-summaries"`
 	MongoURI      config.Secret `env:"MONGODB_URI, required"`
 	MongoDatabase string        `env:"MONGODB_DATABASE, default=strata_baseb"`
-	AMQPURL       config.Secret `env:"AMQP_URL, required"`
-	// AMQPCA is the CA bundle of the broker's certificate (amqps://).
-	AMQPCA   string `env:"AMQP_CA"`
-	Exchange string `env:"AMQP_EXCHANGE, default=strata.events"`
-	Queue    string `env:"AMQP_QUEUE, default=baseb.debt-summaries"`
 	// ProcessedRetention is how long applied message IDs are kept for
 	// dedupe (as Base C): pruned hourly, so the collection is bounded by
 	// the redelivery window, not by uptime.
@@ -58,16 +57,16 @@ type Config struct {
 	// OIDCAudience lists, comma-separated, the audiences Base B accepts (a
 	// token must name one); providers that set aud to the client id need
 	// those client ids here.
-	OIDCAudience string `env:"OIDC_AUDIENCE, default=strata-base-b"`
+	OIDCAudience config.List `env:"OIDC_AUDIENCE, default=strata-base-b"`
 	// OIDCScopeClaims are the claims read, in order, for permissions.
-	OIDCScopeClaims string `env:"OIDC_SCOPE_CLAIMS, default=scope,scp"`
+	OIDCScopeClaims config.List `env:"OIDC_SCOPE_CLAIMS, default=scope,scp"`
 	// OIDCClientScopes gives scopes to clients whose tokens carry none:
 	// "client=scope scope;client2=scope".
 	OIDCClientScopes string `env:"OIDC_CLIENT_SCOPES"`
 	// OIDCClientClaim lists the claims naming the token's client, in order.
-	OIDCClientClaim string `env:"OIDC_CLIENT_CLAIM, default=client_id,azp,sub"`
+	OIDCClientClaim config.List `env:"OIDC_CLIENT_CLAIM, default=client_id,azp,sub"`
 	// OIDCTokenTypes are the JWT typ headers accepted (when present).
-	OIDCTokenTypes string `env:"OIDC_TOKEN_TYPES, default=at+jwt"`
+	OIDCTokenTypes config.List `env:"OIDC_TOKEN_TYPES, default=at+jwt"`
 	// OIDCIntrospection: auto (opaque tokens only), on (every token) or off.
 	OIDCIntrospection    string `env:"OIDC_INTROSPECTION, default=auto"`
 	OIDCIntrospectionURL string `env:"OIDC_INTROSPECTION_URL"`
@@ -81,25 +80,19 @@ type Config struct {
 	OIDCCacheSize        int           `env:"OIDC_CACHE_SIZE, default=10000"`
 	OIDCTimeout          time.Duration `env:"OIDC_TIMEOUT, default=3s"`
 	TokenLeeway          time.Duration `env:"TOKEN_LEEWAY, default=30s"`
-	LogLevel             string        `env:"LOG_LEVEL, default=info"`
-	OTLPEndpoint         string        `env:"OTLP_ENDPOINT"`
 	// OTel is the standard OpenTelemetry environment (OTEL_*, no prefix),
 	// read by Load.
 	OTel telemetry.Env
 
-	// mTLS: the server certificate, the CA callers chain to, and the
-	// identities allowed per method group.
-	TLSCert       string `env:"TLS_CERT, required"`
-	TLSKey        string `env:"TLS_KEY, required"`
-	TLSCA         string `env:"TLS_CA, required"`
-	ClientsRead   string `env:"CLIENTS_READ, default=gateway"`
-	ClientsExport string `env:"CLIENTS_EXPORT, default=baseb-export"`
+	// mTLS: the identities allowed per method group.
+	ClientsRead   config.List `env:"CLIENTS_READ, default=gateway"`
+	ClientsExport config.List `env:"CLIENTS_EXPORT, default=baseb-export"`
 	// ClientsSubject may read the data subject's report (SubjectService).
-	ClientsSubject string `env:"CLIENTS_SUBJECT, default=gateway"`
-	ClientsWrite   string `env:"CLIENTS_WRITE, default=baseb-loader"`
+	ClientsSubject config.List `env:"CLIENTS_SUBJECT, default=gateway"`
+	ClientsWrite   config.List `env:"CLIENTS_WRITE, default=baseb-loader"`
 	// ClientsTrusted may pass the partner's address and id in metadata.
-	ClientsTrusted string `env:"CLIENTS_TRUSTED, default=gateway"`
-	GRPCReflection bool   `env:"GRPC_REFLECTION, default=false"`
+	ClientsTrusted config.List `env:"CLIENTS_TRUSTED, default=gateway"`
+	GRPCReflection bool        `env:"GRPC_REFLECTION, default=false"`
 	// AMQPProducers names the broker user that owns each event type this
 	// service consumes ("type=user|user;..."); events of a type from any
 	// other user are dead-lettered and counted.
@@ -112,13 +105,13 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.GRPCAddr); err != nil {
 		errs = append(errs, errors.New("GRPC_ADDR must be host:port"))
 	}
-	if _, _, err := net.SplitHostPort(c.OpsAddr); err != nil {
-		errs = append(errs, errors.New("OPS_ADDR must be host:port"))
+	if err := c.Service.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.TokenLeeway < 0 || c.TokenLeeway > 5*time.Minute {
 		errs = append(errs, errors.New("TOKEN_LEEWAY must be 0 to 5m"))
 	}
-	if len(authz.List(c.OIDCAudience)) == 0 {
+	if len(c.OIDCAudience) == 0 {
 		errs = append(errs, errors.New("OIDC_AUDIENCE must name at least one audience"))
 	}
 	if _, err := authz.ParseClientScopes(c.OIDCClientScopes); err != nil {
@@ -143,7 +136,7 @@ func (c *Config) Validate() error {
 
 // Load reads the configuration.
 func Load(ctx context.Context, l config.Lookuper) (*Config, error) {
-	var c Config
+	c := Config{Service: config.Service{OpsAddr: "127.0.0.1:9201"}}
 	if err := config.Load(ctx, Prefix, &c, l); err != nil {
 		return nil, err
 	}
@@ -161,12 +154,12 @@ func Load(ctx context.Context, l config.Lookuper) (*Config, error) {
 // Access is Base B's allow-list of mTLS caller identities: the gateway
 // reads, baseb-export exports, named internal loaders write.
 func Access(cfg *Config) grpcserver.Access {
-	return grpcserver.Access{Guard: "/baseb.v1.", TrustMetadata: grpcserver.List(cfg.ClientsTrusted), Groups: []grpcserver.Group{
-		{Name: "read", Methods: []string{"/baseb.v1.ProfileService/GetProfile", "/baseb.v1.ProfileService/GetScore"}, Allowed: grpcserver.List(cfg.ClientsRead)},
-		{Name: "export", Methods: []string{"/baseb.v1.ProfileService/ExportFeatures"}, Allowed: grpcserver.List(cfg.ClientsExport)},
+	return grpcserver.Access{Guard: "/baseb.v1.", TrustMetadata: cfg.ClientsTrusted, Groups: []grpcserver.Group{
+		{Name: "read", Methods: []string{"/baseb.v1.ProfileService/GetProfile", "/baseb.v1.ProfileService/GetScore"}, Allowed: cfg.ClientsRead},
+		{Name: "export", Methods: []string{"/baseb.v1.ProfileService/ExportFeatures"}, Allowed: cfg.ClientsExport},
 		{Name: "write", Methods: []string{"/baseb.v1.ProfileService/UpsertProfile", "/baseb.v1.ProfileService/AddAsset",
 			"/baseb.v1.ProfileService/RemoveAsset", "/baseb.v1.ProfileService/AddIncomeSource", "/baseb.v1.ProfileService/RemoveIncomeSource"},
-			Allowed: grpcserver.List(cfg.ClientsWrite)},
+			Allowed: cfg.ClientsWrite},
 	}}
 }
 
@@ -192,9 +185,9 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 		return err
 	}
 	clientScopes, _ := authz.ParseClientScopes(cfg.OIDCClientScopes) // validated in Load
-	verifier, err := authz.NewVerifier(ctx, authz.Options{Issuer: cfg.OIDCIssuer, Audiences: authz.List(cfg.OIDCAudience), Leeway: cfg.TokenLeeway,
-		Mapping: authz.Mapping{ScopeClaims: authz.List(cfg.OIDCScopeClaims), ClientScopes: clientScopes,
-			ClientClaims: authz.List(cfg.OIDCClientClaim), TokenTypes: authz.List(cfg.OIDCTokenTypes)},
+	verifier, err := authz.NewVerifier(ctx, authz.Options{Issuer: cfg.OIDCIssuer, Audiences: cfg.OIDCAudience, Leeway: cfg.TokenLeeway,
+		Mapping: authz.Mapping{ScopeClaims: cfg.OIDCScopeClaims, ClientScopes: clientScopes,
+			ClientClaims: cfg.OIDCClientClaim, TokenTypes: cfg.OIDCTokenTypes},
 		Introspection: cfg.OIDCIntrospection, IntrospectionURL: cfg.OIDCIntrospectionURL,
 		ClientID: cfg.OIDCClientID, ClientSecret: cfg.OIDCClientSecret.Reveal(),
 		CacheTTL: cfg.OIDCCacheTTL, NegativeTTL: cfg.OIDCNegativeCacheTTL, CacheSize: cfg.OIDCCacheSize, Timeout: cfg.OIDCTimeout,
@@ -256,7 +249,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 		StreamInterceptors: []grpc.StreamServerInterceptor{access.Stream(), verifier.Stream()},
 	})
 	basebv1.RegisterProfileServiceServer(srv, api)
-	subjectv1.RegisterSubjectServiceServer(srv, &grpcapi.SubjectServer{Store: st, Allowed: grpcserver.List(cfg.ClientsSubject)})
+	subjectv1.RegisterSubjectServiceServer(srv, &grpcapi.SubjectServer{Store: st, Allowed: cfg.ClientsSubject})
 	checker := health.New(breakers)
 	checker.Add("mongo", func(ctx context.Context) error { return mongoBreaker.Run(func() error { return st.Ping(ctx) }) })
 	checker.Add("amqp", mq.Check)

@@ -45,19 +45,16 @@ const Prefix = "BASEC_"
 
 // Config of Base C.
 type Config struct {
+	// Service: operator address (default 127.0.0.1:9301), mTLS material
+	// (the server certificate and the CA callers chain to), broker,
+	// logging, telemetry.
+	config.Service
 	GRPCAddr      string        `env:"GRPC_ADDR, default=127.0.0.1:7301"`
-	OpsAddr       string        `env:"OPS_ADDR, default=127.0.0.1:9301"`
 	MongoURI      config.Secret `env:"MONGODB_URI, required"`
 	MongoDatabase string        `env:"MONGODB_DATABASE, default=strata_basec"`
-	AMQPURL       config.Secret `env:"AMQP_URL, required"`
-	// AMQPCA is the CA bundle of the broker's certificate (amqps://).
-	AMQPCA    string `env:"AMQP_CA"`
-	ReplicaID string `env:"REPLICA_ID"`
-	// Exchange and DataQueue are the AMQP names (override only in tests).
-	Exchange     string `env:"AMQP_EXCHANGE, default=strata.events"`
-	DataQueue    string `env:"AMQP_DATA_QUEUE, default=basec.events"`
-	LogLevel     string `env:"LOG_LEVEL, default=info"`
-	OTLPEndpoint string `env:"OTLP_ENDPOINT"`
+	ReplicaID     string        `env:"REPLICA_ID"`
+	// DataQueue is the shared AMQP queue (override only in tests).
+	DataQueue string `env:"AMQP_DATA_QUEUE, default=basec.events"`
 	// OTel is the standard OpenTelemetry environment (OTEL_*, no prefix),
 	// read by Load.
 	OTel telemetry.Env
@@ -88,18 +85,14 @@ type Config struct {
 	BootstrapPassword config.Secret `env:"BOOTSTRAP_PASSWORD"`
 	BootstrapAdmin    bool          `env:"BOOTSTRAP_ADMIN, default=false"`
 
-	// mTLS: the server certificate, the CA callers chain to, and the
-	// identities allowed per method group.
-	TLSCert         string `env:"TLS_CERT, required"`
-	TLSKey          string `env:"TLS_KEY, required"`
-	TLSCA           string `env:"TLS_CA, required"`
-	ClientsRead     string `env:"CLIENTS_READ, default=gateway"`
-	ClientsAccounts string `env:"CLIENTS_ACCOUNTS, default=basec-admin"`
+	// mTLS: the identities allowed per method group.
+	ClientsRead     config.List `env:"CLIENTS_READ, default=gateway"`
+	ClientsAccounts config.List `env:"CLIENTS_ACCOUNTS, default=basec-admin"`
 	// ClientsSubject may read the data subject's report (SubjectService).
-	ClientsSubject string `env:"CLIENTS_SUBJECT, default=gateway"`
+	ClientsSubject config.List `env:"CLIENTS_SUBJECT, default=gateway"`
 	// ClientsTrusted may pass the partner's address and id in metadata.
-	ClientsTrusted string `env:"CLIENTS_TRUSTED, default=gateway"`
-	GRPCReflection bool   `env:"GRPC_REFLECTION, default=false"`
+	ClientsTrusted config.List `env:"CLIENTS_TRUSTED, default=gateway"`
+	GRPCReflection bool        `env:"GRPC_REFLECTION, default=false"`
 	// AMQPProducers names the broker user that owns each event type this
 	// service consumes ("type=user|user;..."); events of a type from any
 	// other user are dead-lettered and counted.
@@ -109,9 +102,9 @@ type Config struct {
 // Access is Base C's allow-list of mTLS caller identities: the gateway
 // reads activity; account management is for a named admin tool.
 func Access(cfg *Config) grpcserver.Access {
-	return grpcserver.Access{Guard: "/basec.v1.", TrustMetadata: grpcserver.List(cfg.ClientsTrusted), Groups: []grpcserver.Group{
-		{Name: "read", Methods: []string{"/basec.v1.ActivityService/"}, Allowed: grpcserver.List(cfg.ClientsRead)},
-		{Name: "accounts", Methods: []string{"/basec.v1.AccountService/"}, Allowed: grpcserver.List(cfg.ClientsAccounts)},
+	return grpcserver.Access{Guard: "/basec.v1.", TrustMetadata: cfg.ClientsTrusted, Groups: []grpcserver.Group{
+		{Name: "read", Methods: []string{"/basec.v1.ActivityService/"}, Allowed: cfg.ClientsRead},
+		{Name: "accounts", Methods: []string{"/basec.v1.AccountService/"}, Allowed: cfg.ClientsAccounts},
 	}}
 }
 
@@ -121,8 +114,8 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.GRPCAddr); err != nil {
 		errs = append(errs, errors.New("GRPC_ADDR must be host:port"))
 	}
-	if _, _, err := net.SplitHostPort(c.OpsAddr); err != nil {
-		errs = append(errs, errors.New("OPS_ADDR must be host:port"))
+	if err := c.Service.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.ArgonMemoryKiB < 19456 || c.ArgonTime < 2 && c.ArgonMemoryKiB < 46*1024 {
 		errs = append(errs, errors.New("ARGON2_MEMORY_KIB/ARGON2_TIME below OWASP's minimum (19456 KiB, t=2)"))
@@ -141,7 +134,7 @@ func (c *Config) Validate() error {
 
 // Load reads the configuration.
 func Load(ctx context.Context, l config.Lookuper) (*Config, error) {
-	var c Config
+	c := Config{Service: config.Service{OpsAddr: "127.0.0.1:9301"}}
 	if err := config.Load(ctx, Prefix, &c, l); err != nil {
 		return nil, err
 	}
@@ -268,7 +261,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	})
 	basecv1.RegisterActivityServiceServer(srv, &grpcapi.ActivityServer{Activity: acts, Logger: logger})
 	basecv1.RegisterAccountServiceServer(srv, &grpcapi.AccountServer{Accounts: mgr})
-	subjectv1.RegisterSubjectServiceServer(srv, &grpcapi.SubjectServer{Activity: acts, Allowed: grpcserver.List(cfg.ClientsSubject)})
+	subjectv1.RegisterSubjectServiceServer(srv, &grpcapi.SubjectServer{Activity: acts, Allowed: cfg.ClientsSubject})
 
 	producers, err := amqp.ParseProducers(cfg.AMQPProducers)
 	if err != nil {

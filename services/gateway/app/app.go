@@ -46,30 +46,24 @@ const Prefix = "GATEWAY_"
 
 // Config of the gateway.
 type Config struct {
-	HTTPAddr string `env:"HTTP_ADDR, default=127.0.0.1:8080"`
-	// OpsAddr serves the operator surface (/metrics, the detailed
-	// /readyz, pprof); the partners' port has none of it.
-	OpsAddr     string        `env:"OPS_ADDR, default=127.0.0.1:9080"`
+	// Service: operator address (default 127.0.0.1:9080: /metrics, the
+	// detailed /readyz, pprof; the partners' port has none of it), mTLS
+	// material (the gateway's client certificate, identity "gateway", and
+	// the CA every base's server certificate chains to), broker, logging,
+	// telemetry.
+	config.Service
+	HTTPAddr    string        `env:"HTTP_ADDR, default=127.0.0.1:8080"`
 	PublicURL   string        `env:"PUBLIC_URL"`
 	DatabaseURL config.Secret `env:"DATABASE_URL, required"`
 	KeyPepper   config.Secret `env:"KEY_PEPPER, required"`
 
-	// The gateway's client certificate (identity "gateway") and the CA
-	// every base's server certificate chains to: each hop is mutual TLS.
-	TLSCert         string `env:"TLS_CERT, required"`
-	TLSKey          string `env:"TLS_KEY, required"`
-	TLSCA           string `env:"TLS_CA, required"`
-	BaseAAddr       string `env:"BASEA_ADDR, default=127.0.0.1:7101"`
-	BaseAServerName string `env:"BASEA_SERVER_NAME, default=base-a"`
-	BaseBAddrs      string `env:"BASEB_ADDRS, default=127.0.0.1:7201,127.0.0.1:7202"`
-	BaseBServerName string `env:"BASEB_SERVER_NAME, default=base-b"`
-	BaseCAddrs      string `env:"BASEC_ADDRS, default=127.0.0.1:7301,127.0.0.1:7302"`
-	BaseCServerName string `env:"BASEC_SERVER_NAME, default=base-c"`
-
-	AMQPURL config.Secret `env:"AMQP_URL, required"`
-	// AMQPCA is the CA bundle of the broker's certificate (amqps://).
-	AMQPCA   string `env:"AMQP_CA"`
-	Exchange string `env:"AMQP_EXCHANGE, default=strata.events"`
+	// Each hop to a base is mutual TLS (Service's certificate and CA).
+	BaseAAddr       string      `env:"BASEA_ADDR, default=127.0.0.1:7101"`
+	BaseAServerName string      `env:"BASEA_SERVER_NAME, default=base-a"`
+	BaseBAddrs      config.List `env:"BASEB_ADDRS, default=127.0.0.1:7201,127.0.0.1:7202"`
+	BaseBServerName string      `env:"BASEB_SERVER_NAME, default=base-b"`
+	BaseCAddrs      config.List `env:"BASEC_ADDRS, default=127.0.0.1:7301,127.0.0.1:7302"`
+	BaseCServerName string      `env:"BASEC_SERVER_NAME, default=base-c"`
 
 	IssuerEnabled  bool          `env:"ISSUER_ENABLED, default=true"`
 	IssuerKeys     config.Secret `env:"ISSUER_KEYS"`
@@ -120,8 +114,6 @@ type Config struct {
 	BaseBTimeout time.Duration `env:"BASEB_TIMEOUT, default=250ms"`
 	BaseCTimeout time.Duration `env:"BASEC_TIMEOUT, default=250ms"`
 	Bulkhead     int           `env:"BULKHEAD, default=256"`
-	LogLevel     string        `env:"LOG_LEVEL, default=info"`
-	OTLPEndpoint string        `env:"OTLP_ENDPOINT"`
 	// OTel is the standard OpenTelemetry environment (OTEL_*, no prefix),
 	// read by Load.
 	OTel telemetry.Env
@@ -133,8 +125,8 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		errs = append(errs, errors.New("HTTP_ADDR must be host:port"))
 	}
-	if _, _, err := net.SplitHostPort(c.OpsAddr); err != nil {
-		errs = append(errs, errors.New("OPS_ADDR must be host:port"))
+	if err := c.Service.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if p, err := base64.StdEncoding.DecodeString(c.KeyPepper.Reveal()); err != nil || len(p) < 32 {
 		errs = append(errs, errors.New("KEY_PEPPER must be at least 32 bytes, base64-encoded"))
@@ -162,7 +154,7 @@ func (c *Config) Validate() error {
 
 // Load reads the configuration.
 func Load(ctx context.Context, l config.Lookuper) (*Config, error) {
-	var c Config
+	c := Config{Service: config.Service{OpsAddr: "127.0.0.1:9080"}}
 	if err := config.Load(ctx, Prefix, &c, l); err != nil {
 		return nil, err
 	}
@@ -171,16 +163,6 @@ func Load(ctx context.Context, l config.Lookuper) (*Config, error) {
 		c.PublicURL = "http://" + c.HTTPAddr
 	}
 	return &c, nil
-}
-
-func list(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 type clients struct{ st *store.Store }
@@ -276,7 +258,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis, opsLis ne
 	boB := bo
 	boB.Timeout = cfg.BaseBTimeout
 	boB.Client.TLS = tlsB
-	pb, err := backend.New("base-b", list(cfg.BaseBAddrs), breakers, boB)
+	pb, err := backend.New("base-b", cfg.BaseBAddrs, breakers, boB)
 	if err != nil {
 		return err
 	}
@@ -284,7 +266,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis, opsLis ne
 	boC := bo
 	boC.Timeout = cfg.BaseCTimeout
 	boC.Client.TLS = tlsC
-	pc, err := backend.New("base-c", list(cfg.BaseCAddrs), breakers, boC)
+	pc, err := backend.New("base-c", cfg.BaseCAddrs, breakers, boC)
 	if err != nil {
 		return err
 	}

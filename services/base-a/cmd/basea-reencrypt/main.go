@@ -4,21 +4,13 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 
-	"github.com/strata-bureau/strata/pkg/config"
+	"github.com/strata-bureau/strata/pkg/command"
 	"github.com/strata-bureau/strata/services/base-a/app"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := app.RunReencrypt(ctx, config.Env(), os.Stdout)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "basea-reencrypt:", err)
-		os.Exit(1)
-	}
+	command.Main("basea-reencrypt", func(ctx context.Context, e command.Env) error {
+		return app.RunReencrypt(ctx, e.Lookup, e.Stdout)
+	})
 }

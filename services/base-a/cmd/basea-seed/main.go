@@ -4,21 +4,13 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 
-	"github.com/strata-bureau/strata/pkg/config"
+	"github.com/strata-bureau/strata/pkg/command"
 	"github.com/strata-bureau/strata/services/base-a/app"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := app.RunSeed(ctx, config.Env(), os.Args[1:], os.Stdout)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "basea-seed:", err)
-		os.Exit(1)
-	}
+	command.Main("basea-seed", func(ctx context.Context, e command.Env) error {
+		return app.RunSeed(ctx, e.Lookup, e.Args, e.Stdout)
+	})
 }

@@ -4,17 +4,13 @@ package main
 
 import (
 	"context"
-	"os"
-	"os/signal"
-	"syscall"
 
-	"github.com/strata-bureau/strata/pkg/config"
+	"github.com/strata-bureau/strata/pkg/command"
 	"github.com/strata-bureau/strata/services/base-a/app"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := app.RunAuditCLI(ctx, config.Env(), os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	command.Main("strata-audit", func(ctx context.Context, e command.Env) error {
+		return command.Exit(app.RunAuditCLI(ctx, e.Lookup, e.Args, e.Stdout, e.Stderr))
+	})
 }

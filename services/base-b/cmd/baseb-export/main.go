@@ -4,21 +4,13 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 
-	"github.com/strata-bureau/strata/pkg/config"
+	"github.com/strata-bureau/strata/pkg/command"
 	"github.com/strata-bureau/strata/services/base-b/app"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := app.RunExport(ctx, config.Env(), os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "baseb-export:", err)
-		os.Exit(1)
-	}
+	command.Main("baseb-export", func(ctx context.Context, e command.Env) error {
+		return app.RunExport(ctx, e.Lookup, e.Args, e.Stdout, e.Stderr)
+	})
 }
