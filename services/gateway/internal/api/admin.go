@@ -41,15 +41,15 @@ func (a *Admin) Register(api huma.API) {
 		return huma.Operation{OperationID: id, Method: method, Path: path, Summary: summary, Tags: []string{"Admin"}, DefaultStatus: status,
 			Errors: []int{400, 401, 403, 404, 409, 429, 503}, MaxBodyBytes: 16 << 10, Security: []map[string][]string{{"apiKey": {}}}}
 	}
-	huma.Register(api, op("create-partner", http.MethodPost, "/v1/admin/partners", "Create a partner", http.StatusCreated), a.createPartner)
-	huma.Register(api, op("list-partners", http.MethodGet, "/v1/admin/partners", "List partners and their keys", http.StatusOK), a.listPartners)
-	huma.Register(api, op("create-key", http.MethodPost, "/v1/admin/partners/{id}/keys", "Create an API key (its secret is shown once)", http.StatusCreated), a.createKey)
-	huma.Register(api, op("rotate-key", http.MethodPost, "/v1/admin/partners/{id}/keys/{key_id}/rotate", "Rotate a key: a new key now, the old one valid for the overlap", http.StatusCreated), a.rotateKey)
-	huma.Register(api, op("revoke-key", http.MethodDelete, "/v1/admin/partners/{id}/keys/{key_id}", "Revoke a key at once", http.StatusNoContent), a.revokeKey)
-	huma.Register(api, op("bind-oauth-client", http.MethodPost, "/v1/admin/partners/{id}/oauth-clients",
+	register(api, a.Logger, op("create-partner", http.MethodPost, "/v1/admin/partners", "Create a partner", http.StatusCreated), a.createPartner)
+	register(api, a.Logger, op("list-partners", http.MethodGet, "/v1/admin/partners", "List partners and their keys", http.StatusOK), a.listPartners)
+	register(api, a.Logger, op("create-key", http.MethodPost, "/v1/admin/partners/{id}/keys", "Create an API key (its secret is shown once)", http.StatusCreated), a.createKey)
+	register(api, a.Logger, op("rotate-key", http.MethodPost, "/v1/admin/partners/{id}/keys/{key_id}/rotate", "Rotate a key: a new key now, the old one valid for the overlap", http.StatusCreated), a.rotateKey)
+	register(api, a.Logger, op("revoke-key", http.MethodDelete, "/v1/admin/partners/{id}/keys/{key_id}", "Revoke a key at once", http.StatusNoContent), a.revokeKey)
+	register(api, a.Logger, op("bind-oauth-client", http.MethodPost, "/v1/admin/partners/{id}/oauth-clients",
 		"Bind an OAuth2 client id (built-in or external provider) to the partner: its tokens are honoured only with this partner's keys", http.StatusCreated), a.bindClient)
-	huma.Register(api, op("list-oauth-clients", http.MethodGet, "/v1/admin/partners/{id}/oauth-clients", "List the OAuth2 client ids bound to the partner", http.StatusOK), a.listClients)
-	huma.Register(api, op("unbind-oauth-client", http.MethodDelete, "/v1/admin/partners/{id}/oauth-clients/{client_id}", "Unbind an OAuth2 client id", http.StatusNoContent), a.unbindClient)
+	register(api, a.Logger, op("list-oauth-clients", http.MethodGet, "/v1/admin/partners/{id}/oauth-clients", "List the OAuth2 client ids bound to the partner", http.StatusOK), a.listClients)
+	register(api, a.Logger, op("unbind-oauth-client", http.MethodDelete, "/v1/admin/partners/{id}/oauth-clients/{client_id}", "Unbind an OAuth2 client id", http.StatusNoContent), a.unbindClient)
 }
 
 // OAuthClientBody is a client id bound to a partner.

@@ -99,23 +99,23 @@ func (h *Handlers) Register(api huma.API) {
 	}
 	grantOp := op("create-grant", http.MethodPost, "/v1/grants", "Request a short-lived grant to read one CPF in Base A", "Base A")
 	grantOp.DefaultStatus = http.StatusCreated
-	huma.Register(api, grantOp, h.createGrant)
+	register(api, h.Logger, grantOp, h.createGrant)
 	revoke := op("revoke-grant", http.MethodDelete, "/v1/grants/{grant_id}", "Revoke a grant", "Base A")
 	revoke.DefaultStatus = http.StatusNoContent
-	huma.Register(api, revoke, h.revokeGrant)
-	huma.Register(api, op("get-person", http.MethodGet, "/v1/people/{cpf}", "Read a person's granted fields (uses the grant once)", "Base A"), h.getPerson)
-	huma.Register(api, op("list-debts", http.MethodGet, "/v1/people/{cpf}/debts", "Read a person's debts (grant must cover debts)", "Base A"), h.listDebts)
-	huma.Register(api, op("get-profile", http.MethodGet, "/v1/profiles/{cpf}", "Read a profile (OAuth2 bearer with base-b:read)", "Base B"), h.getProfile)
-	huma.Register(api, op("get-score", http.MethodGet, "/v1/profiles/{cpf}/score", "Read a credit score with reason codes", "Base B"), h.getScore)
-	huma.Register(api, op("get-activity", http.MethodGet, "/v1/activity/{cpf}", "Read last query, last purchase and latest movements (basic auth)", "Base C"), h.getActivity)
-	huma.Register(api, op("list-movements", http.MethodGet, "/v1/activity/{cpf}/movements", "Page through movements", "Base C"), h.listMovements)
-	huma.Register(api, op("list-access-logs", http.MethodGet, "/v1/audit/access-logs", "Filter Base A's access log", "Audit"), h.accessLogs)
-	huma.Register(api, op("access-history", http.MethodGet, "/v1/audit/access-history/{cpf}", "Who accessed this CPF's Base A data in the last six months", "Audit"), h.accessHistory)
-	huma.Register(api, op("verify-audit-log", http.MethodPost, "/v1/audit/verify", "Verify the audit log's hash chain and signed checkpoints", "Audit"), h.verify)
-	huma.Register(api, op("subject-report", http.MethodGet, "/v1/audit/subject-report/{cpf}", "The data subject's report: what each base holds about a CPF and every access in the last six months", "Audit"), h.subjectReport)
-	huma.Register(api, op("processing-records", http.MethodGet, "/v1/audit/processing-records", "Records of processing (LGPD art. 37), generated from configuration", "Audit"), h.processingRecords)
-	huma.Register(api, op("audit-head", http.MethodGet, "/v1/audit/head", "The latest signed tree head of the verifiable audit log (public material)", "Audit"), h.auditHead)
-	huma.Register(api, op("audit-proof", http.MethodGet, "/v1/audit/entries/{id}/proof", "An inclusion proof of an audit entry in a signed tree head", "Audit"), h.auditProof)
+	register(api, h.Logger, revoke, h.revokeGrant)
+	register(api, h.Logger, op("get-person", http.MethodGet, "/v1/people/{cpf}", "Read a person's granted fields (uses the grant once)", "Base A"), h.getPerson)
+	register(api, h.Logger, op("list-debts", http.MethodGet, "/v1/people/{cpf}/debts", "Read a person's debts (grant must cover debts)", "Base A"), h.listDebts)
+	register(api, h.Logger, op("get-profile", http.MethodGet, "/v1/profiles/{cpf}", "Read a profile (OAuth2 bearer with base-b:read)", "Base B"), h.getProfile)
+	register(api, h.Logger, op("get-score", http.MethodGet, "/v1/profiles/{cpf}/score", "Read a credit score with reason codes", "Base B"), h.getScore)
+	register(api, h.Logger, op("get-activity", http.MethodGet, "/v1/activity/{cpf}", "Read last query, last purchase and latest movements (basic auth)", "Base C"), h.getActivity)
+	register(api, h.Logger, op("list-movements", http.MethodGet, "/v1/activity/{cpf}/movements", "Page through movements", "Base C"), h.listMovements)
+	register(api, h.Logger, op("list-access-logs", http.MethodGet, "/v1/audit/access-logs", "Filter Base A's access log", "Audit"), h.accessLogs)
+	register(api, h.Logger, op("access-history", http.MethodGet, "/v1/audit/access-history/{cpf}", "Who accessed this CPF's Base A data in the last six months", "Audit"), h.accessHistory)
+	register(api, h.Logger, op("verify-audit-log", http.MethodPost, "/v1/audit/verify", "Verify the audit log's hash chain and signed checkpoints", "Audit"), h.verify)
+	register(api, h.Logger, op("subject-report", http.MethodGet, "/v1/audit/subject-report/{cpf}", "The data subject's report: what each base holds about a CPF and every access in the last six months", "Audit"), h.subjectReport)
+	register(api, h.Logger, op("processing-records", http.MethodGet, "/v1/audit/processing-records", "Records of processing (LGPD art. 37), generated from configuration", "Audit"), h.processingRecords)
+	register(api, h.Logger, op("audit-head", http.MethodGet, "/v1/audit/head", "The latest signed tree head of the verifiable audit log (public material)", "Audit"), h.auditHead)
+	register(api, h.Logger, op("audit-proof", http.MethodGet, "/v1/audit/entries/{id}/proof", "An inclusion proof of an audit entry in a signed tree head", "Audit"), h.auditProof)
 }
 
 // missingCredential is the 401 for a call without its base's credential.

@@ -216,6 +216,19 @@ func logMasked(ctx context.Context, logger *slog.Logger, p *Problem, cause error
 	return p
 }
 
+// register declares an operation whose handler's errors are all
+// problems: an error that is not one (a bug) is logged with its cause and
+// answered 500 "internal error", instead of huma masking it unlogged.
+func register[I, O any](api huma.API, logger *slog.Logger, op huma.Operation, handler func(context.Context, *I) (*O, error)) {
+	huma.Register(api, op, func(ctx context.Context, in *I) (*O, error) {
+		out, err := handler(ctx, in)
+		if p := (*Problem)(nil); err != nil && !errors.As(err, &p) {
+			return nil, logMasked(ctx, logger, internal(), fmt.Errorf("%s: %w", op.OperationID, err))
+		}
+		return out, err
+	})
+}
+
 // NotFound answers unknown paths with a problem body too.
 func NotFound(w http.ResponseWriter, _ *http.Request) {
 	writeProblem(w, notFound("no such endpoint; see /openapi.json"))
