@@ -308,7 +308,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis, opsLis ne
 			return fmt.Errorf("config: %w", err)
 		}
 		is, err := issuer.New(issuer.Options{URL: cfg.PublicURL, Audience: cfg.IssuerAudience, TTL: cfg.TokenTTL, Keys: keys, Pepper: pepper, Clients: clients{st},
-			Failures: failures, ClientIP: proxies.ClientIP})
+			Failures: failures, ClientIP: proxies.ClientIP, Logger: logger})
 		if err != nil {
 			return err
 		}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/strata-bureau/strata/pkg/breaker"
+	"github.com/strata-bureau/strata/pkg/logging"
 	"github.com/strata-bureau/strata/pkg/origin"
 	"github.com/strata-bureau/strata/pkg/telemetry"
 	baseav1 "github.com/strata-bureau/strata/proto/gen/go/basea/v1"
@@ -242,7 +243,7 @@ func newContract(t *testing.T, o backend.Options) *contract {
 		basecv1.RegisterActivityServiceServer(s, fakeC{})
 		subjectv1.RegisterSubjectServiceServer(s, fakeC{})
 	})
-	logger := slog.New(slog.NewTextHandler(c, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger := slog.New(logging.TraceHandler(slog.NewTextHandler(c, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	set, _ := breaker.NewSet(telemetry.Noop().Meter("t"), logger)
 	pool := func(name string, f *fakeBase) *backend.Pool {
 		po := o

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
-	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -204,10 +203,8 @@ func logMasked(ctx context.Context, logger *slog.Logger, p *Problem, cause error
 	if logger == nil {
 		return p
 	}
+	// The logger (pkg/logging) adds the trace id of the request's span.
 	attrs := []any{"status", p.Status, "problem", p.Type, "err", cause}
-	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
-		attrs = append(attrs, "trace_id", sc.TraceID().String())
-	}
 	level := slog.LevelWarn
 	if p.Status >= http.StatusInternalServerError && p.Status != http.StatusServiceUnavailable {
 		level = slog.LevelError

@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -63,6 +64,7 @@ type Issuer struct {
 	failures Failures
 	clientIP func(*http.Request) (string, error)
 	lookups  chan struct{}
+	logger   *slog.Logger
 
 	mu      sync.Mutex
 	unknown map[string]time.Time
@@ -107,6 +109,9 @@ type Options struct {
 	ClientIP func(*http.Request) (string, error)
 	// MaxLookups bounds concurrent client lookups (default 16).
 	MaxLookups int
+	// Logger records the cause of every error answered without it
+	// (temporarily_unavailable, server_error); default: discard.
+	Logger *slog.Logger
 }
 
 // negativeTTL is how long an unknown client id is refused without a lookup.
@@ -145,8 +150,11 @@ func New(o Options) (*Issuer, error) {
 			return host, err
 		}
 	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
 	return &Issuer{url: strings.TrimRight(o.URL, "/"), audience: o.Audience, ttl: o.TTL, pepper: o.Pepper, clients: o.Clients, signer: signer, jwks: jwks,
-		failures: o.Failures, clientIP: o.ClientIP, lookups: make(chan struct{}, o.MaxLookups), unknown: map[string]time.Time{}}, nil
+		failures: o.Failures, clientIP: o.ClientIP, lookups: make(chan struct{}, o.MaxLookups), logger: o.Logger, unknown: map[string]time.Time{}}, nil
 }
 
 func kid(v int) string { return "strata-" + strconv.Itoa(v) }
@@ -282,6 +290,7 @@ func (is *Issuer) token(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := is.client(r.Context(), id)
 	if err != nil && !errors.Is(err, ErrUnknownClient) {
+		is.logger.WarnContext(r.Context(), "masked error", "status", http.StatusServiceUnavailable, "err", fmt.Errorf("client lookup: %w", err))
 		oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "clients cannot be looked up now; retry later")
 		return
 	}
@@ -303,6 +312,7 @@ func (is *Issuer) token(w http.ResponseWriter, r *http.Request) {
 	})
 	jws, err := is.signer.Sign(claims)
 	if err != nil {
+		is.logger.ErrorContext(r.Context(), "masked error", "status", http.StatusInternalServerError, "err", fmt.Errorf("sign token: %w", err))
 		oauthError(w, http.StatusInternalServerError, "server_error", "could not sign the token")
 		return
 	}
