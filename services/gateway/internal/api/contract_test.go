@@ -18,9 +18,10 @@ import (
 )
 
 // update rewrites the committed documents the tests compare against
-// (services/gateway/openapi.json, testdata/contract.golden.json):
+// (services/gateway/openapi.json, testdata/*.golden.json; see README,
+// Public API):
 //
-//	go test ./internal/api -run 'TestOpenAPI|TestRouteShapes' -update
+//	go test ./internal/api -run 'TestOpenAPI|TestRouteShapes|TestAdminRouteShapes' -update
 var update = flag.Bool("update", false, "rewrite the committed OpenAPI document and contract goldens")
 
 // route is one call of a public operation that a base answers.
