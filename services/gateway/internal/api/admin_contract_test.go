@@ -127,22 +127,7 @@ func TestAdminRouteShapes(t *testing.T) {
 		}
 		got[r.id] = a
 	}
-	b, err := json.MarshalIndent(got, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := golden(t, filepath.Join("testdata", "admin.golden.json"), append(b, '\n'))
-	var wantMap map[string]answer
-	if err := json.Unmarshal(want, &wantMap); err != nil {
-		t.Fatal(err)
-	}
-	for id, a := range got {
-		gb, _ := json.Marshal(a)
-		wb, _ := json.Marshal(wantMap[id])
-		if !jsonEqual(gb, wb) {
-			t.Errorf("%s answers\n%s\nthe contract says\n%s\n(if meant, rerun with -update)", id, gb, wb)
-		}
-	}
+	sameAnswers(t, filepath.Join("testdata", "admin.golden.json"), got)
 	var doc struct {
 		Paths map[string]map[string]struct {
 			OperationID string   `json:"operationId"`

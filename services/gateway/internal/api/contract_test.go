@@ -132,17 +132,23 @@ func TestRouteShapes(t *testing.T) {
 		}
 		got[id] = a
 	}
+	sameAnswers(t, filepath.Join("testdata", "contract.golden.json"), got)
+}
+
+// sameAnswers compares the answers with the golden file at path, each
+// field as a partner sees it.
+func sameAnswers(t *testing.T, path string, got map[string]answer) {
+	t.Helper()
 	b, err := json.MarshalIndent(got, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := golden(t, filepath.Join("testdata", "contract.golden.json"), append(b, '\n'))
-	var wantMap map[string]answer
-	if err := json.Unmarshal(want, &wantMap); err != nil {
+	var want map[string]answer
+	if err := json.Unmarshal(golden(t, path, append(b, '\n')), &want); err != nil {
 		t.Fatal(err)
 	}
 	for id, a := range got {
-		w, ok := wantMap[id]
+		w, ok := want[id]
 		if !ok {
 			t.Errorf("%s: no golden answer (rerun with -update and review the diff)", id)
 			continue
