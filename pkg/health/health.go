@@ -131,7 +131,7 @@ func (c *Checker) Drive(ctx context.Context, hs *health.Server, interval time.Du
 		if !c.Check(ctx).Ready {
 			st = healthpb.HealthCheckResponse_NOT_SERVING
 		}
-		if ctx.Err() == nil {
+		if ctx.Err() == nil && hs != nil {
 			hs.SetServingStatus("", st)
 		}
 	}

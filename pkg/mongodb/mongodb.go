@@ -11,6 +11,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Options for Connect.
@@ -27,6 +29,9 @@ type Options struct {
 	// (find, update, insert, delete, findAndModify, ...), for metrics that
 	// show how many store round trips the service makes.
 	OnCommand func(name string)
+	// Meter, when set, counts the commands sent by name
+	// (strata_mongo_commands_total), after OnCommand.
+	Meter metric.Meter
 }
 
 // Connect opens a client for uri and checks it with a ping.
@@ -43,6 +48,9 @@ func Connect(ctx context.Context, uri string, opts Options) (*mongo.Client, erro
 		SetTimeout(opts.Timeout).
 		SetServerSelectionTimeout(2 * time.Second).
 		SetConnectTimeout(2 * time.Second)
+	if err := countCommands(&opts); err != nil {
+		return nil, err
+	}
 	if opts.OnCommand != nil {
 		on := opts.OnCommand
 		co.SetMonitor(&event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) { on(e.CommandName) }})
@@ -71,4 +79,24 @@ func Connect(ctx context.Context, uri string, opts Options) (*mongo.Client, erro
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// countCommands makes opts.OnCommand also count each command on opts.Meter.
+func countCommands(opts *Options) error {
+	if opts.Meter == nil {
+		return nil
+	}
+	ctr, err := opts.Meter.Int64Counter("strata_mongo_commands_total",
+		metric.WithDescription("Commands sent to the Mongo-wire store, by command name."))
+	if err != nil {
+		return err
+	}
+	prev := opts.OnCommand
+	opts.OnCommand = func(name string) {
+		if prev != nil {
+			prev(name)
+		}
+		ctr.Add(context.Background(), 1, metric.WithAttributes(attribute.String("command", name)))
+	}
+	return nil
 }

@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 
@@ -22,10 +20,9 @@ import (
 	"github.com/strata-bureau/strata/pkg/config"
 	"github.com/strata-bureau/strata/pkg/consumer"
 	"github.com/strata-bureau/strata/pkg/grpcserver"
-	"github.com/strata-bureau/strata/pkg/health"
-	"github.com/strata-bureau/strata/pkg/httpserver"
 	"github.com/strata-bureau/strata/pkg/mongodb"
 	"github.com/strata-bureau/strata/pkg/pki"
+	"github.com/strata-bureau/strata/pkg/platform"
 	"github.com/strata-bureau/strata/pkg/retry"
 	"github.com/strata-bureau/strata/pkg/telemetry"
 	basebv1 "github.com/strata-bureau/strata/proto/gen/go/baseb/v1"
@@ -175,108 +172,92 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 // Serve serves Base B on the given listeners until ctx ends.
 func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net.Listener) error {
 	defer func() { _ = glis.Close(); _ = hlis.Close() }()
-	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "base-b", Env: cfg.OTel, OTLPEndpoint: cfg.OTLPEndpoint, OTLPInsecure: true})
+	p, err := platform.Start(ctx, "base-b", "", &cfg.Service, cfg.OTel, logger)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = tel.Shutdown(context.WithoutCancel(ctx)) }()
-	breakers, err := breaker.NewSet(tel.Meter("base-b"), logger)
+	defer p.Close(ctx)
+	verifier, err := newVerifier(ctx, cfg, p.Breakers.New(breaker.Config{Name: "base-b->oidc", OpenFor: 2 * time.Second}))
 	if err != nil {
 		return err
 	}
-	clientScopes, _ := authz.ParseClientScopes(cfg.OIDCClientScopes) // validated in Load
-	verifier, err := authz.NewVerifier(ctx, authz.Options{Issuer: cfg.OIDCIssuer, Audiences: cfg.OIDCAudience, Leeway: cfg.TokenLeeway,
-		Mapping: authz.Mapping{ScopeClaims: cfg.OIDCScopeClaims, ClientScopes: clientScopes,
-			ClientClaims: cfg.OIDCClientClaim, TokenTypes: cfg.OIDCTokenTypes},
-		Introspection: cfg.OIDCIntrospection, IntrospectionURL: cfg.OIDCIntrospectionURL,
-		ClientID: cfg.OIDCClientID, ClientSecret: cfg.OIDCClientSecret.Reveal(),
-		CacheTTL: cfg.OIDCCacheTTL, NegativeTTL: cfg.OIDCNegativeCacheTTL, CacheSize: cfg.OIDCCacheSize, Timeout: cfg.OIDCTimeout,
-		Breaker: breakers.New(breaker.Config{Name: "base-b->oidc", OpenFor: 2 * time.Second})})
-	if err != nil {
-		return err
-	}
-	mongoCommands, err := tel.Meter("base-b").Int64Counter("strata_mongo_commands_total",
-		metric.WithDescription("Commands sent to the Mongo-wire store, by command name."))
-	if err != nil {
-		return err
-	}
-	client, err := mongodb.Connect(ctx, cfg.MongoURI.Reveal(), mongodb.Options{AppName: "base-b", WaitFor: 30 * time.Second, Timeout: 3 * time.Second,
-		OnCommand: func(name string) {
-			mongoCommands.Add(context.Background(), 1, metric.WithAttributes(attribute.String("command", name)))
-		}})
+
+	client, err := mongodb.Connect(ctx, cfg.MongoURI.Reveal(), mongodb.Options{AppName: "base-b", WaitFor: 30 * time.Second,
+		Timeout: 3 * time.Second, Meter: p.Tel.Meter("base-b")})
 	if err != nil {
 		return err
 	}
 	defer func() { _ = client.Disconnect(context.WithoutCancel(ctx)) }()
-	st := store.New(client.Database(cfg.MongoDatabase))
+	st, dedupe := store.New(client.Database(cfg.MongoDatabase)), mongodb.NewDedupe(client.Database(cfg.MongoDatabase), "processed_messages")
 	if err := retry.Do(ctx, 5, st.EnsureIndexes); err != nil {
 		return err
 	}
-	mongoBreaker := breakers.New(breaker.Config{Name: "base-b->mongo", IsFailure: grpcapi.IsStoreFailure, OpenFor: 3 * time.Second})
-
-	mq, err := amqp.Dial(ctx, amqp.Config{URL: cfg.AMQPURL.Reveal(), CAFile: cfg.AMQPCA, Name: "base-b", Logger: logger, Exchange: cfg.Exchange,
-		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider, Propagator: tel.Propagator})
-	if err != nil {
+	if err := retry.Do(ctx, 5, dedupe.EnsureIndexes); err != nil {
 		return err
 	}
-	defer func() { _ = mq.Close() }()
+	mongoBreaker := p.Breakers.New(breaker.Config{Name: "base-b->mongo", IsFailure: grpcapi.IsStoreFailure, OpenFor: 3 * time.Second})
+	p.Health.Add("mongo", func(ctx context.Context) error { return mongoBreaker.Run(func() error { return st.Ping(ctx) }) })
+
 	q := events.Queue(cfg.Queue)
 	q.Exchange = cfg.Exchange
-	// Declared before serving so nothing published once this replica is
-	// up is unroutable; retried because replicas start together (a failed
-	// declaration closes its channel).
-	if err := retry.Do(ctx, 5, func(ctx context.Context) error {
-		ch, err := mq.Channel(ctx)
-		if err != nil {
-			return err
-		}
-		defer func() { _ = ch.Close() }()
-		return q.Declare(ch)
-	}); err != nil {
+	if err := p.Declare(ctx, q); err != nil {
 		return err
 	}
-
-	tlsCfg, err := pki.ServerConfig(pki.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSCA})
-	if err != nil {
-		return err
-	}
-	access := Access(cfg)
-	api := &grpcapi.Server{Store: st, Breaker: mongoBreaker, Logger: logger, Now: time.Now}
-	srv := grpcserver.New(grpcserver.Options{
-		Logger: logger, Telemetry: tel, TLS: tlsCfg, Reflection: cfg.GRPCReflection,
-		// The caller's certificate is checked before its token.
-		UnaryInterceptors:  []grpc.UnaryServerInterceptor{access.Unary(), verifier.Unary()},
-		StreamInterceptors: []grpc.StreamServerInterceptor{access.Stream(), verifier.Stream()},
-	})
-	basebv1.RegisterProfileServiceServer(srv, api)
-	subjectv1.RegisterSubjectServiceServer(srv, &grpcapi.SubjectServer{Store: st, Allowed: cfg.ClientsSubject})
-	checker := health.New(breakers)
-	checker.Add("mongo", func(ctx context.Context) error { return mongoBreaker.Run(func() error { return st.Ping(ctx) }) })
-	checker.Add("amqp", mq.Check)
 	producers, err := amqp.ParseProducers(cfg.AMQPProducers)
 	if err != nil {
 		return fmt.Errorf("config: AMQP_PRODUCERS: %w", err)
 	}
-	dedupe := mongodb.NewDedupe(client.Database(cfg.MongoDatabase), "processed_messages")
-	if err := retry.Do(ctx, 5, dedupe.EnsureIndexes); err != nil {
+	summaries, err := events.New(st, dedupe, mongoBreaker, consumer.Options{Retention: cfg.ProcessedRetention, Meter: p.Tel.Meter("base-b"), Logger: logger})
+	if err != nil {
 		return err
 	}
-	summaries, err := events.New(st, dedupe, mongoBreaker, consumer.Options{Retention: cfg.ProcessedRetention, Meter: tel.Meter("base-b"), Logger: logger})
+
+	api := &grpcapi.Server{Store: st, Breaker: mongoBreaker, Logger: logger, Now: time.Now}
+	srv, err := newServer(cfg, p, verifier, api, st)
 	if err != nil {
 		return err
 	}
 	logger.Info("base-b serving", "grpc", glis.Addr().String(), "ops", hlis.Addr().String(), "issuer", cfg.OIDCIssuer)
 
 	g, gctx := errgroup.WithContext(ctx)
-	api.Start(gctx)
+	g.Go(func() error { return api.Run(gctx) })
 	g.Go(func() error { return srv.Serve(gctx, glis, 10*time.Second) })
+	g.Go(func() error { return p.ServeOps(gctx, hlis) })
+	g.Go(func() error { p.Health.Drive(gctx, srv.Health, time.Second); return nil })
 	g.Go(func() error {
-		return httpserver.Serve(gctx, httpserver.New(checker.Mux(tel.MetricsHandler())), hlis, 5*time.Second)
-	})
-	g.Go(func() error { checker.Drive(gctx, srv.Health, time.Second); return nil })
-	g.Go(func() error {
-		return mq.Consume(gctx, q, amqp.ConsumerOptions{Prefetch: 64, Tag: "base-b", Propagator: tel.Propagator, Producers: producers, OnForeign: summaries.OnForeign}, summaries.Handle)
+		return p.MQ.Consume(gctx, q, amqp.ConsumerOptions{Prefetch: 64, Tag: "base-b", Propagator: p.Tel.Propagator,
+			Producers: producers, OnForeign: summaries.OnForeign}, summaries.Handle)
 	})
 	g.Go(func() error { return summaries.Run(gctx) })
 	return g.Wait()
+}
+
+// newVerifier checks OAuth2 access tokens as configured.
+func newVerifier(ctx context.Context, cfg *Config, br *breaker.Breaker) (*authz.Verifier, error) {
+	clientScopes, _ := authz.ParseClientScopes(cfg.OIDCClientScopes) // validated in Load
+	return authz.NewVerifier(ctx, authz.Options{Issuer: cfg.OIDCIssuer, Audiences: cfg.OIDCAudience, Leeway: cfg.TokenLeeway,
+		Mapping: authz.Mapping{ScopeClaims: cfg.OIDCScopeClaims, ClientScopes: clientScopes,
+			ClientClaims: cfg.OIDCClientClaim, TokenTypes: cfg.OIDCTokenTypes},
+		Introspection: cfg.OIDCIntrospection, IntrospectionURL: cfg.OIDCIntrospectionURL,
+		ClientID: cfg.OIDCClientID, ClientSecret: cfg.OIDCClientSecret.Reveal(),
+		CacheTTL: cfg.OIDCCacheTTL, NegativeTTL: cfg.OIDCNegativeCacheTTL, CacheSize: cfg.OIDCCacheSize, Timeout: cfg.OIDCTimeout,
+		Breaker: br})
+}
+
+// newServer is Base B's gRPC server: the caller's certificate is checked
+// before its token.
+func newServer(cfg *Config, p *platform.Platform, verifier *authz.Verifier, api *grpcapi.Server, st *store.Store) (*grpcserver.Server, error) {
+	tlsCfg, err := pki.ServerConfig(pki.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSCA})
+	if err != nil {
+		return nil, err
+	}
+	access := Access(cfg)
+	srv := grpcserver.New(grpcserver.Options{
+		Logger: p.Logger, Telemetry: p.Tel, TLS: tlsCfg, Reflection: cfg.GRPCReflection,
+		UnaryInterceptors:  []grpc.UnaryServerInterceptor{access.Unary(), verifier.Unary()},
+		StreamInterceptors: []grpc.StreamServerInterceptor{access.Stream(), verifier.Stream()},
+	})
+	basebv1.RegisterProfileServiceServer(srv, api)
+	subjectv1.RegisterSubjectServiceServer(srv, &grpcapi.SubjectServer{Store: st, Allowed: cfg.ClientsSubject})
+	return srv, nil
 }

@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -23,10 +21,9 @@ import (
 	"github.com/strata-bureau/strata/pkg/config"
 	"github.com/strata-bureau/strata/pkg/consumer"
 	"github.com/strata-bureau/strata/pkg/grpcserver"
-	"github.com/strata-bureau/strata/pkg/health"
-	"github.com/strata-bureau/strata/pkg/httpserver"
 	"github.com/strata-bureau/strata/pkg/mongodb"
 	"github.com/strata-bureau/strata/pkg/pki"
+	"github.com/strata-bureau/strata/pkg/platform"
 	"github.com/strata-bureau/strata/pkg/retry"
 	"github.com/strata-bureau/strata/pkg/telemetry"
 	basecv1 "github.com/strata-bureau/strata/proto/gen/go/basec/v1"
@@ -164,173 +161,155 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 // listeners until ctx ends.
 func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net.Listener) error {
 	defer func() { _ = glis.Close(); _ = hlis.Close() }()
-	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "base-c", Env: cfg.OTel, OTLPEndpoint: cfg.OTLPEndpoint, OTLPInsecure: true})
+	p, err := platform.Start(ctx, "base-c", cfg.ReplicaID, &cfg.Service, cfg.OTel, logger)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = tel.Shutdown(context.WithoutCancel(ctx)) }()
-	breakers, err := breaker.NewSet(tel.Meter("base-c"), logger)
-	if err != nil {
-		return err
-	}
+	defer p.Close(ctx)
 
-	mongoCommands, err := tel.Meter("base-c").Int64Counter("strata_mongo_commands_total",
-		metric.WithDescription("Commands sent to the Mongo-wire store, by command name."))
-	if err != nil {
-		return err
-	}
-	client, err := mongodb.Connect(ctx, cfg.MongoURI.Reveal(), mongodb.Options{AppName: "base-c", WaitFor: 30 * time.Second, Timeout: 3 * time.Second,
-		OnCommand: func(name string) {
-			mongoCommands.Add(context.Background(), 1, metric.WithAttributes(attribute.String("command", name)))
-		}})
+	client, err := mongodb.Connect(ctx, cfg.MongoURI.Reveal(), mongodb.Options{AppName: "base-c", WaitFor: 30 * time.Second,
+		Timeout: 3 * time.Second, Meter: p.Tel.Meter("base-c")})
 	if err != nil {
 		return err
 	}
 	defer func() { _ = client.Disconnect(context.WithoutCancel(ctx)) }()
-	st := store.New(client.Database(cfg.MongoDatabase))
+	st, dedupe := store.New(client.Database(cfg.MongoDatabase)), mongodb.NewDedupe(client.Database(cfg.MongoDatabase), "processed_messages")
 	if err := retry.Do(ctx, 5, st.EnsureIndexes); err != nil {
 		return err
 	}
-
-	mq, err := amqp.Dial(ctx, amqp.Config{URL: cfg.AMQPURL.Reveal(), CAFile: cfg.AMQPCA, Name: "base-c " + cfg.ReplicaID, Logger: logger, Exchange: cfg.Exchange,
-		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider, Propagator: tel.Propagator})
-	if err != nil {
-		return err
-	}
-	defer func() { _ = mq.Close() }()
-	pub := amqp.NewPublisher(mq, amqp.PublisherOptions{
-		Breaker:    breakers.New(breaker.Config{Name: "base-c->amqp"}),
-		Propagator: tel.Propagator,
-	})
-	bc := &events.Broadcaster{Publisher: pub, ReplicaID: cfg.ReplicaID, Logger: logger}
-
-	params := auth.Params{MemoryKiB: cfg.ArgonMemoryKiB, Time: cfg.ArgonTime, Threads: 1}
-	authn, err := auth.New(st, auth.Options{
-		CacheTTL: cfg.AuthCacheTTL, MaxCold: cfg.AuthMaxCold, FreeFailures: cfg.ThrottleFree,
-		ThrottleBase: cfg.ThrottleBase, ThrottleMax: cfg.ThrottleMax, ThrottleHalfLife: cfg.ThrottleHalfLife,
-		SourceFailureLimit: cfg.SourceFailureLimit, Params: params,
-	}, logger)
-	if err != nil {
-		return err
-	}
-	// Three failures, not the default five: reads are served from cache, so
-	// the breaker is mostly fed by the readiness probe below (one ping a
-	// second); with five, answers were flagged stale only ~11 s into a Mongo
-	// outage (chaos scenario 4). A false open costs little here: cached
-	// answers flagged stale for OpenFor.
-	mongoBreaker := breakers.New(breaker.Config{Name: "base-c->mongo", IsFailure: activity.IsStoreFailure,
-		ConsecutiveFailures: 3, OpenFor: 3 * time.Second})
-	acts, err := activity.New(st, mongoBreaker, activity.Options{
-		CacheSize: cfg.CacheSize, LatestMovements: cfg.LatestMovements, Broadcast: bc.ActivityChanged, BroadcastQuery: bc.QueryRecorded, BroadcastQueries: bc.QueriesRecorded,
-	}, logger)
-	if err != nil {
-		return err
-	}
-	mgr := &accounts.Manager{Store: st, Params: params, Invalidate: func(ctx context.Context, user string) error {
-		authn.Invalidate(user)
-		return bc.CredentialChanged(ctx, user)
-	}}
-	if cfg.BootstrapUser != "" {
-		err := mgr.Create(ctx, cfg.BootstrapUser, cfg.BootstrapPassword.Reveal(), cfg.BootstrapAdmin)
-		if err != nil && !errors.Is(err, domain.ErrExists) {
-			return fmt.Errorf("bootstrap account: %w", err)
-		}
-	}
-
-	checker := health.New(breakers)
-	// The readiness probe goes through the Mongo breaker, so an outage
-	// opens it (and reads switch to stale cache) even when every read hits
-	// the cache.
-	// A ping on the local network answers in milliseconds: 500 ms (not the
-	// checker's 2 s) lets three failed probes open the breaker in ~3 s.
-	checker.Add("mongo", func(ctx context.Context) error {
-		ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-		defer cancel()
-		return mongoBreaker.Run(func() error { return st.Ping(ctx) })
-	})
-	checker.Add("amqp", mq.Check)
-
-	tlsCfg, err := pki.ServerConfig(pki.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSCA})
-	if err != nil {
-		return err
-	}
-	srv := grpcserver.New(grpcserver.Options{
-		Logger: logger, Telemetry: tel, TLS: tlsCfg, Reflection: cfg.GRPCReflection,
-		// The caller's certificate is checked before any password is hashed.
-		UnaryInterceptors: []grpc.UnaryServerInterceptor{Access(cfg).Unary(), grpcapi.AuthInterceptor(authn)},
-	})
-	basecv1.RegisterActivityServiceServer(srv, &grpcapi.ActivityServer{Activity: acts, Logger: logger})
-	basecv1.RegisterAccountServiceServer(srv, &grpcapi.AccountServer{Accounts: mgr})
-	subjectv1.RegisterSubjectServiceServer(srv, &grpcapi.SubjectServer{Activity: acts, Allowed: cfg.ClientsSubject})
-
-	producers, err := amqp.ParseProducers(cfg.AMQPProducers)
-	if err != nil {
-		return fmt.Errorf("config: AMQP_PRODUCERS: %w", err)
-	}
-	dedupe := mongodb.NewDedupe(client.Database(cfg.MongoDatabase), "processed_messages")
 	if err := retry.Do(ctx, 5, dedupe.EnsureIndexes); err != nil {
 		return err
 	}
-	evs, err := events.New(acts, authn, cfg.ReplicaID, dedupe, consumer.Options{Retention: cfg.ProcessedRetention, Meter: tel.Meter("base-c"), Logger: logger})
+	bc := &events.Broadcaster{Publisher: p.Publisher(0), ReplicaID: cfg.ReplicaID, Logger: logger}
+	authn, err := newAuth(cfg, st, logger)
 	if err != nil {
 		return err
+	}
+	acts, err := newActivity(cfg, p, st, bc)
+	if err != nil {
+		return err
+	}
+	mgr, err := newAccounts(ctx, cfg, st, authn, bc)
+	if err != nil {
+		return err
+	}
+
+	evs, err := events.New(acts, authn, cfg.ReplicaID, dedupe, consumer.Options{Retention: cfg.ProcessedRetention, Meter: p.Tel.Meter("base-c"), Logger: logger})
+	if err != nil {
+		return err
+	}
+	producers, err := amqp.ParseProducers(cfg.AMQPProducers)
+	if err != nil {
+		return fmt.Errorf("config: AMQP_PRODUCERS: %w", err)
 	}
 	dataQ, castQ := events.Queues(cfg.DataQueue, cfg.ReplicaID)
 	dataQ.Exchange, castQ.Exchange = cfg.Exchange, cfg.Exchange
 	// Declare the shared queue before serving, so no event published after
 	// this replica reports ready can be unroutable.
-	if err := retry.Do(ctx, 5, func(ctx context.Context) error { return declare(ctx, mq, dataQ) }); err != nil {
+	if err := p.Declare(ctx, dataQ); err != nil {
+		return err
+	}
+	srv, err := newServer(cfg, p, authn, acts, mgr)
+	if err != nil {
 		return err
 	}
 	logger.Info("base-c serving", "grpc", glis.Addr().String(), "ops", hlis.Addr().String(), "replica", cfg.ReplicaID)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(gctx, glis, 10*time.Second) })
-	g.Go(func() error {
-		return httpserver.Serve(gctx, httpserver.New(checker.Mux(tel.MetricsHandler())), hlis, 5*time.Second)
-	})
-	g.Go(func() error {
-		// Batches of up to 256 events gathered within 50 ms: cpf.queried
-		// is coalesced per CPF and written in bulk, so a last query is
-		// visible well within 250 ms while the store sees one write per
-		// batch rather than per lookup.
-		return mq.ConsumeBatch(gctx, dataQ, amqp.ConsumerOptions{Prefetch: 256, Tag: "base-c-" + cfg.ReplicaID, Propagator: tel.Propagator, Producers: producers, OnForeign: evs.Data.OnForeign},
-			amqp.BatchOptions{Max: 256, Wait: 50 * time.Millisecond}, evs.HandleDataBatch)
-	})
-	g.Go(func() error {
-		return mq.Consume(gctx, castQ, amqp.ConsumerOptions{Prefetch: 256, Propagator: tel.Propagator, Producers: producers, OnForeign: evs.Data.OnForeign, OnSubscribe: func() {
-			// Invalidations sent while this replica was disconnected are
-			// gone with its transient queue: start clean.
-			acts.InvalidateAll()
-			authn.InvalidateAll()
-		}}, evs.HandleInvalidation)
-	})
+	g.Go(func() error { return p.ServeOps(gctx, hlis) })
 	// Base C stays in the gateway's rotation while Mongo is down: it answers
 	// from cache, marked stale. So its grpc.health.v1 status is SERVING while
 	// the process runs, and the checks (whose Mongo probe goes through the
 	// breaker, opening it during an outage) only feed /readyz.
 	srv.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	g.Go(func() error { p.Health.Drive(gctx, nil, time.Second); return nil })
+	opts := amqp.ConsumerOptions{Prefetch: 256, Tag: "base-c-" + cfg.ReplicaID, Propagator: p.Tel.Propagator, Producers: producers, OnForeign: evs.Data.OnForeign}
 	g.Go(func() error {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-gctx.Done():
-				return nil
-			case <-t.C:
-				checker.Check(gctx)
-			}
-		}
+		// Batches of up to 256 events gathered within 50 ms: cpf.queried
+		// is coalesced per CPF and written in bulk, so a last query is
+		// visible well within 250 ms while the store sees one write per
+		// batch rather than per lookup.
+		return p.MQ.ConsumeBatch(gctx, dataQ, opts, amqp.BatchOptions{Max: 256, Wait: 50 * time.Millisecond}, evs.HandleDataBatch)
 	})
+	castOpts := opts
+	castOpts.Tag, castOpts.OnSubscribe = "", func() {
+		// Invalidations sent while this replica was disconnected are
+		// gone with its transient queue: start clean.
+		acts.InvalidateAll()
+		authn.InvalidateAll()
+	}
+	g.Go(func() error { return p.MQ.Consume(gctx, castQ, castOpts, evs.HandleInvalidation) })
 	g.Go(func() error { return evs.Data.Run(gctx) })
 	return g.Wait()
 }
 
-func declare(ctx context.Context, mq *amqp.Client, q amqp.Queue) error {
-	ch, err := mq.Channel(ctx)
-	if err != nil {
-		return err
+func newAuth(cfg *Config, st *store.Store, logger *slog.Logger) (*auth.Authenticator, error) {
+	return auth.New(st, auth.Options{
+		CacheTTL: cfg.AuthCacheTTL, MaxCold: cfg.AuthMaxCold, FreeFailures: cfg.ThrottleFree,
+		ThrottleBase: cfg.ThrottleBase, ThrottleMax: cfg.ThrottleMax, ThrottleHalfLife: cfg.ThrottleHalfLife,
+		SourceFailureLimit: cfg.SourceFailureLimit, Params: argonParams(cfg),
+	}, logger)
+}
+
+func argonParams(cfg *Config) auth.Params {
+	return auth.Params{MemoryKiB: cfg.ArgonMemoryKiB, Time: cfg.ArgonTime, Threads: 1}
+}
+
+// newActivity is the cached activity service behind the Mongo breaker,
+// whose readiness probe feeds the breaker too.
+func newActivity(cfg *Config, p *platform.Platform, st *store.Store, bc *events.Broadcaster) (*activity.Service, error) {
+	// Three failures, not the default five: reads are served from cache, so
+	// the breaker is mostly fed by the readiness probe below (one ping a
+	// second); with five, answers were flagged stale only ~11 s into a Mongo
+	// outage (chaos scenario 4). A false open costs little here: cached
+	// answers flagged stale for OpenFor.
+	mongoBreaker := p.Breakers.New(breaker.Config{Name: "base-c->mongo", IsFailure: activity.IsStoreFailure,
+		ConsecutiveFailures: 3, OpenFor: 3 * time.Second})
+	// The readiness probe goes through the Mongo breaker, so an outage
+	// opens it (and reads switch to stale cache) even when every read hits
+	// the cache. A ping on the local network answers in milliseconds:
+	// 500 ms (not the checker's 2 s) lets three failed probes open the
+	// breaker in ~3 s.
+	p.Health.Add("mongo", func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		return mongoBreaker.Run(func() error { return st.Ping(ctx) })
+	})
+	return activity.New(st, mongoBreaker, activity.Options{
+		CacheSize: cfg.CacheSize, LatestMovements: cfg.LatestMovements, Broadcast: bc.ActivityChanged, BroadcastQuery: bc.QueryRecorded, BroadcastQueries: bc.QueriesRecorded,
+	}, p.Logger)
+}
+
+// newAccounts is account management; it creates the bootstrap account
+// when configured and missing.
+func newAccounts(ctx context.Context, cfg *Config, st *store.Store, authn *auth.Authenticator, bc *events.Broadcaster) (*accounts.Manager, error) {
+	mgr := &accounts.Manager{Store: st, Params: argonParams(cfg), Invalidate: func(ctx context.Context, user string) error {
+		authn.Invalidate(user)
+		return bc.CredentialChanged(ctx, user)
+	}}
+	if cfg.BootstrapUser != "" {
+		err := mgr.Create(ctx, cfg.BootstrapUser, cfg.BootstrapPassword.Reveal(), cfg.BootstrapAdmin)
+		if err != nil && !errors.Is(err, domain.ErrExists) {
+			return nil, fmt.Errorf("bootstrap account: %w", err)
+		}
 	}
-	defer func() { _ = ch.Close() }()
-	return q.Declare(ch)
+	return mgr, nil
+}
+
+// newServer is Base C's gRPC server: the caller's certificate is checked
+// before any password is hashed.
+func newServer(cfg *Config, p *platform.Platform, authn *auth.Authenticator, acts *activity.Service, mgr *accounts.Manager) (*grpcserver.Server, error) {
+	tlsCfg, err := pki.ServerConfig(pki.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSCA})
+	if err != nil {
+		return nil, err
+	}
+	srv := grpcserver.New(grpcserver.Options{
+		Logger: p.Logger, Telemetry: p.Tel, TLS: tlsCfg, Reflection: cfg.GRPCReflection,
+		UnaryInterceptors: []grpc.UnaryServerInterceptor{Access(cfg).Unary(), grpcapi.AuthInterceptor(authn)},
+	})
+	basecv1.RegisterActivityServiceServer(srv, &grpcapi.ActivityServer{Activity: acts, Logger: p.Logger})
+	basecv1.RegisterAccountServiceServer(srv, &grpcapi.AccountServer{Accounts: mgr})
+	subjectv1.RegisterSubjectServiceServer(srv, &grpcapi.SubjectServer{Activity: acts, Allowed: cfg.ClientsSubject})
+	return srv, nil
 }

@@ -55,24 +55,24 @@ type access struct {
 
 const maxPending = 50_000
 
-// Start begins flushing last_access updates until ctx ends.
-func (s *Server) Start(ctx context.Context) {
+// Run buffers last_access updates and writes them once a second, in one
+// bulk write, until ctx ends (then it writes what is left). Until Run has
+// started, each update is written at once.
+func (s *Server) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.pending, s.started = map[string]access{}, true
 	s.mu.Unlock()
-	go func() {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				s.flush(context.WithoutCancel(ctx))
-				return
-			case <-t.C:
-				s.flush(ctx)
-			}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.flush(context.WithoutCancel(ctx))
+			return nil
+		case <-t.C:
+			s.flush(ctx)
 		}
-	}()
+	}
 }
 
 func (s *Server) flush(ctx context.Context) {

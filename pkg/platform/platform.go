@@ -1,0 +1,96 @@
+// Package platform starts what every Strata service runs on, in the order
+// each Serve needs it: telemetry, the breaker set, the broker connection
+// and the health checker behind the operator address. Each Serve then
+// reads top to bottom: platform, store, server, and one errgroup of Run
+// methods.
+package platform
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/strata-bureau/strata/pkg/amqp"
+	"github.com/strata-bureau/strata/pkg/breaker"
+	"github.com/strata-bureau/strata/pkg/config"
+	"github.com/strata-bureau/strata/pkg/health"
+	"github.com/strata-bureau/strata/pkg/httpserver"
+	"github.com/strata-bureau/strata/pkg/retry"
+	"github.com/strata-bureau/strata/pkg/telemetry"
+)
+
+// Platform is a running service's shared machinery.
+type Platform struct {
+	Name     string
+	Logger   *slog.Logger
+	Tel      *telemetry.Telemetry
+	Breakers *breaker.Set
+	// MQ is the broker connection (its check is in Health as "amqp").
+	MQ     *amqp.Client
+	Health *health.Checker
+}
+
+// Start sets up telemetry, breakers and the broker for the service name
+// (also its broker connection's name, with suffix when not empty). Close
+// releases them.
+func Start(ctx context.Context, name, suffix string, cfg *config.Service, otel telemetry.Env, logger *slog.Logger) (*Platform, error) {
+	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: name, Env: otel, OTLPEndpoint: cfg.OTLPEndpoint, OTLPInsecure: true})
+	if err != nil {
+		return nil, err
+	}
+	p := &Platform{Name: name, Logger: logger, Tel: tel}
+	if p.Breakers, err = breaker.NewSet(tel.Meter(name), logger); err != nil {
+		p.Close(ctx)
+		return nil, err
+	}
+	conn := name
+	if suffix != "" {
+		conn += " " + suffix
+	}
+	p.MQ, err = amqp.Dial(ctx, amqp.Config{URL: cfg.AMQPURL.Reveal(), CAFile: cfg.AMQPCA, Name: conn, Logger: logger, Exchange: cfg.Exchange,
+		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider, Propagator: tel.Propagator})
+	if err != nil {
+		p.Close(ctx)
+		return nil, err
+	}
+	p.Health = health.New(p.Breakers)
+	p.Health.Add("amqp", p.MQ.Check)
+	return p, nil
+}
+
+// Close closes the broker connection and flushes telemetry.
+func (p *Platform) Close(ctx context.Context) {
+	if p.MQ != nil {
+		_ = p.MQ.Close()
+	}
+	_ = p.Tel.Shutdown(context.WithoutCancel(ctx))
+}
+
+// Publisher returns a publisher guarded by a breaker named name->amqp.
+func (p *Platform) Publisher(openFor time.Duration) *amqp.Publisher {
+	return amqp.NewPublisher(p.MQ, amqp.PublisherOptions{
+		Breaker:    p.Breakers.New(breaker.Config{Name: p.Name + "->amqp", OpenFor: openFor}),
+		Propagator: p.Tel.Propagator,
+	})
+}
+
+// Declare declares q before the service reports ready, so nothing published
+// once it is up is unroutable; retried, because replicas start together
+// (a failed declaration closes its channel).
+func (p *Platform) Declare(ctx context.Context, q amqp.Queue) error {
+	return retry.Do(ctx, 5, func(ctx context.Context) error {
+		ch, err := p.MQ.Channel(ctx)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = ch.Close() }()
+		return q.Declare(ch)
+	})
+}
+
+// ServeOps serves the operator surface (/livez, /readyz with checks and
+// breakers, /metrics, pprof) on lis until ctx ends.
+func (p *Platform) ServeOps(ctx context.Context, lis net.Listener) error {
+	return httpserver.Serve(ctx, httpserver.New(p.Health.Mux(p.Tel.MetricsHandler())), lis, 5*time.Second)
+}
