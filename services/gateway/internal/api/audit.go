@@ -99,12 +99,19 @@ func auditReader(ctx context.Context, own bool) (context.Context, Caller, bool, 
 	return metadata.AppendToOutgoingContext(ctx, "x-audit-scope", scope), c, scope == "all", nil
 }
 
-func (h *Handlers) accessLogs(ctx context.Context, in *AccessLogsRequest) (*AccessLogsResponse, error) {
-	ctx, c, all, err := auditReader(ctx, true)
+// expensiveAudit is auditReader for a call that also takes a slot of the
+// expensive-call budget; release gives it back.
+func (h *Handlers) expensiveAudit(ctx context.Context, own bool) (context.Context, Caller, bool, func(), error) {
+	ctx, c, all, err := auditReader(ctx, own)
 	if err != nil {
-		return nil, err
+		return ctx, c, all, nil, err
 	}
 	release, err := h.expensive(c)
+	return ctx, c, all, release, err
+}
+
+func (h *Handlers) accessLogs(ctx context.Context, in *AccessLogsRequest) (*AccessLogsResponse, error) {
+	ctx, c, all, release, err := h.expensiveAudit(ctx, true)
 	if err != nil {
 		return nil, err
 	}
@@ -172,11 +179,7 @@ type HistoryResponse struct {
 }
 
 func (h *Handlers) accessHistory(ctx context.Context, in *HistoryRequest) (*HistoryResponse, error) {
-	ctx, caller, _, err := auditReader(ctx, false)
-	if err != nil {
-		return nil, err
-	}
-	release, err := h.expensive(caller)
+	ctx, _, _, release, err := h.expensiveAudit(ctx, false)
 	if err != nil {
 		return nil, err
 	}
@@ -209,11 +212,7 @@ type VerifyResponse struct {
 }
 
 func (h *Handlers) verify(ctx context.Context, _ *struct{}) (*VerifyResponse, error) {
-	ctx, c, _, err := auditReader(ctx, false)
-	if err != nil {
-		return nil, err
-	}
-	release, err := h.expensive(c)
+	ctx, _, _, release, err := h.expensiveAudit(ctx, false)
 	if err != nil {
 		return nil, err
 	}

@@ -218,32 +218,36 @@ func receipt(md metadata.MD) string {
 	return ""
 }
 
-// grantedRead checks a read's scope, CPF and grant header.
-func grantedRead(ctx context.Context, in *PersonRequest) (Caller, string, error) {
+// grantedRead runs one read with a grant: it checks the read's scope,
+// CPF and grant header, calls Base A once (never retried: every attempt
+// uses the grant and is audited) and records the query. md is Base A's
+// answer header, with the read's receipt.
+func grantedRead[T any](h *Handlers, ctx context.Context, in *PersonRequest,
+	read func(context.Context, baseav1.PeopleServiceClient, *baseav1.AccessContext, string, ...grpc.CallOption) (T, error)) (resp T, md metadata.MD, err error) {
 	c, person, err := callerFor(ctx, apikey.ScopeBaseARead, in.CPF)
 	if err != nil {
-		return c, "", err
+		return resp, nil, err
 	}
 	if in.Grant == "" {
-		return c, "", missingCredential("a grant token in X-Strata-Grant")
+		return resp, nil, missingCredential("a grant token in X-Strata-Grant")
 	}
-	return c, person, nil
+	resp, err = call(ctx, h, h.Backends.A, "base A", false, func(ctx context.Context, conn *grpc.ClientConn) (T, error) {
+		return read(ctx, baseav1.NewPeopleServiceClient(conn), accessCtx(c), person, grpc.Header(&md))
+	})
+	if err == nil {
+		h.Events.Queried(ctx, person, c.PartnerID, c.ClientIP, "base-a")
+	}
+	return resp, md, err
 }
 
 func (h *Handlers) getPerson(ctx context.Context, in *PersonRequest) (*PersonResponse, error) {
-	c, person, err := grantedRead(ctx, in)
-	if err != nil {
-		return nil, err
-	}
-	var md metadata.MD
-	// Not retried: every attempt uses the grant and is audited.
-	resp, err := call(ctx, h, h.Backends.A, "base A", false, func(ctx context.Context, conn *grpc.ClientConn) (*baseav1.GetPersonResponse, error) {
-		return baseav1.NewPeopleServiceClient(conn).GetPerson(ctx, &baseav1.GetPersonRequest{Context: accessCtx(c), Cpf: person, GrantToken: in.Grant}, grpc.Header(&md))
+	resp, md, err := grantedRead(h, ctx, in, func(ctx context.Context, a baseav1.PeopleServiceClient, ac *baseav1.AccessContext, person string,
+		opts ...grpc.CallOption) (*baseav1.GetPersonResponse, error) {
+		return a.GetPerson(ctx, &baseav1.GetPersonRequest{Context: ac, Cpf: person, GrantToken: in.Grant}, opts...)
 	})
 	if err != nil {
 		return nil, err
 	}
-	h.Events.Queried(ctx, person, c.PartnerID, c.ClientIP, "base-a")
 	return personResponse(resp.GetPerson(), md), nil
 }
 
@@ -264,17 +268,12 @@ func debtsResponse(resp *baseav1.ListDebtsResponse, md metadata.MD) *DebtsRespon
 }
 
 func (h *Handlers) listDebts(ctx context.Context, in *PersonRequest) (*DebtsResponse, error) {
-	c, person, err := grantedRead(ctx, in)
-	if err != nil {
-		return nil, err
-	}
-	var md metadata.MD
-	resp, err := call(ctx, h, h.Backends.A, "base A", false, func(ctx context.Context, conn *grpc.ClientConn) (*baseav1.ListDebtsResponse, error) {
-		return baseav1.NewPeopleServiceClient(conn).ListDebts(ctx, &baseav1.ListDebtsRequest{Context: accessCtx(c), Cpf: person, GrantToken: in.Grant}, grpc.Header(&md))
+	resp, md, err := grantedRead(h, ctx, in, func(ctx context.Context, a baseav1.PeopleServiceClient, ac *baseav1.AccessContext, person string,
+		opts ...grpc.CallOption) (*baseav1.ListDebtsResponse, error) {
+		return a.ListDebts(ctx, &baseav1.ListDebtsRequest{Context: ac, Cpf: person, GrantToken: in.Grant}, opts...)
 	})
 	if err != nil {
 		return nil, err
 	}
-	h.Events.Queried(ctx, person, c.PartnerID, c.ClientIP, "base-a")
 	return debtsResponse(resp, md), nil
 }

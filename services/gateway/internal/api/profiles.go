@@ -130,32 +130,39 @@ func (h *Handlers) toBaseB(ctx context.Context, in *BearerRequest) (context.Cont
 	return withCredential(ctx, in.Authorization), c, person, nil
 }
 
-func (h *Handlers) getProfile(ctx context.Context, in *BearerRequest) (*ProfileResponse, error) {
+// readB runs one Base B read (retried on another replica: reads are
+// idempotent) and records the query.
+func readB[T any](h *Handlers, ctx context.Context, in *BearerRequest,
+	read func(ctx context.Context, b basebv1.ProfileServiceClient, cpf, clientIP string) (T, error)) (resp T, err error) {
 	bound, c, person, err := h.toBaseB(ctx, in)
 	if err != nil {
-		return nil, err
+		return resp, err
 	}
-	resp, err := call(bound, h, h.Backends.B, "base B", true, func(ctx context.Context, conn *grpc.ClientConn) (*basebv1.GetProfileResponse, error) {
-		return basebv1.NewProfileServiceClient(conn).GetProfile(ctx, &basebv1.GetProfileRequest{Cpf: person, ClientIp: c.ClientIP})
+	resp, err = call(bound, h, h.Backends.B, "base B", true, func(ctx context.Context, conn *grpc.ClientConn) (T, error) {
+		return read(ctx, basebv1.NewProfileServiceClient(conn), person, c.ClientIP)
+	})
+	if err == nil {
+		h.Events.Queried(ctx, person, c.PartnerID, c.ClientIP, "base-b")
+	}
+	return resp, err
+}
+
+func (h *Handlers) getProfile(ctx context.Context, in *BearerRequest) (*ProfileResponse, error) {
+	resp, err := readB(h, ctx, in, func(ctx context.Context, b basebv1.ProfileServiceClient, cpf, ip string) (*basebv1.GetProfileResponse, error) {
+		return b.GetProfile(ctx, &basebv1.GetProfileRequest{Cpf: cpf, ClientIp: ip})
 	})
 	if err != nil {
 		return nil, err
 	}
-	h.Events.Queried(ctx, person, c.PartnerID, c.ClientIP, "base-b")
 	return profileResponse(resp.GetProfile()), nil
 }
 
 func (h *Handlers) getScore(ctx context.Context, in *BearerRequest) (*ScoreResponse, error) {
-	bound, c, person, err := h.toBaseB(ctx, in)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := call(bound, h, h.Backends.B, "base B", true, func(ctx context.Context, conn *grpc.ClientConn) (*basebv1.GetScoreResponse, error) {
-		return basebv1.NewProfileServiceClient(conn).GetScore(ctx, &basebv1.GetScoreRequest{Cpf: person, ClientIp: c.ClientIP})
+	resp, err := readB(h, ctx, in, func(ctx context.Context, b basebv1.ProfileServiceClient, cpf, ip string) (*basebv1.GetScoreResponse, error) {
+		return b.GetScore(ctx, &basebv1.GetScoreRequest{Cpf: cpf, ClientIp: ip})
 	})
 	if err != nil {
 		return nil, err
 	}
-	h.Events.Queried(ctx, person, c.PartnerID, c.ClientIP, "base-b")
 	return scoreResponse(resp.GetScore()), nil
 }
