@@ -83,7 +83,17 @@ func start(t *testing.T) *stack {
 		RabbitCtl: strings.Fields(os.Getenv(testenv.EnvRabbitmqctl))}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	t.Cleanup(cancel)
+	// STRATA_ABUSE_KEEP keeps the services' logs (DataDir/logs) for a
+	// post-mortem: breakers log the failure that opened them, the gateway
+	// every 5xx with its cause.
 	dir := t.TempDir()
+	if os.Getenv("STRATA_ABUSE_KEEP") != "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "strata-abuse-"); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("ABUSE keeping %s", dir)
+	}
 	for attempt := 0; ; attempt++ {
 		off := freeOffset(t)
 		cfg := app.Config{DataDir: dir, BinDir: bin, PortOffset: off, GatewayAddr: fmt.Sprintf("127.0.0.1:%d", 8080+off)}
@@ -237,7 +247,8 @@ type good struct {
 	mu     sync.Mutex
 	lat    []time.Duration
 	names  []string
-	failed []string
+	failed []string // the first 20 failures
+	nfail  int
 	total  int
 }
 
@@ -251,8 +262,9 @@ func (g *good) timed(name string, f func() resp, want int) bool {
 	g.lat = append(g.lat, d)
 	g.names = append(g.names, name)
 	if r.status != want {
+		g.nfail++
 		if len(g.failed) < 20 {
-			g.failed = append(g.failed, fmt.Sprintf("%s: %d %.200s", name, r.status, r.raw))
+			g.failed = append(g.failed, fmt.Sprintf("%s %s: %d %.200s", t0.UTC().Format("15:04:05.000"), name, r.status, strings.TrimSpace(r.raw)))
 		} else {
 			g.failed = append(g.failed[:20], "…")
 		}
@@ -544,7 +556,7 @@ func TestHostilePartnerCannotHurtAnother(t *testing.T) {
 	attacked := durs(during, "")
 	t.Logf("ABUSE good partner: quiet %d calls p50 %s p99 %s | under attack %d calls p50 %s p99 %s (%.2f× the quiet p99) | failures %d of %d",
 		len(baseline), p50(baseline), p99(baseline), len(attacked), p50(attacked), p99(attacked),
-		float64(p99(attacked))/float64(p99(baseline)), len(g.failed), g.total)
+		float64(p99(attacked))/float64(p99(baseline)), g.nfail, g.total)
 	t.Logf("ABUSE hostile partner: %d calls over %s", hostileTotal.Load(), attackFor)
 	for i, a := range attacks {
 		tl := tallies[i]
@@ -558,8 +570,8 @@ func TestHostilePartnerCannotHurtAnother(t *testing.T) {
 	}
 	t.Logf("ABUSE breakers: %d watched over %d polls of %d operator addresses (%d poll errors); left closed: %v",
 		len(watch.seen), watch.polls, len(s.ops), watch.errors, len(watch.bad) == 0)
-	if len(g.failed) > 0 {
-		t.Errorf("the well-behaved partner saw %d failures of %d calls: %v", len(g.failed), g.total, g.failed)
+	if g.nfail > 0 {
+		t.Errorf("the well-behaved partner saw %d failures of %d calls: %s", g.nfail, g.total, strings.Join(g.failed, " | "))
 	}
 	if len(watch.bad) > 0 {
 		t.Errorf("breakers left closed: %v", watch.bad)
