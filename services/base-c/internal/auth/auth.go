@@ -36,6 +36,11 @@ type Options struct {
 	// CacheTTL bounds how long a verified credential is trusted without a
 	// new Argon2id check (default 60s). Invalidation events end it sooner.
 	CacheTTL time.Duration
+	// RefreshAfter: a cached credential presented again after this long
+	// (default half of CacheTTL) is answered from the cache and checked
+	// again in the background, so a credential in steady use never goes
+	// cold — its owner never waits for Argon2id behind someone's flood.
+	RefreshAfter time.Duration
 	// MaxCold caps concurrent Argon2id verifications (default 2: 2×19 MiB).
 	MaxCold int
 	// ColdWait is how long a request waits for a cold-verification slot
@@ -74,10 +79,20 @@ type Authenticator struct {
 	sources  *ipLimiter
 	throttle *throttle
 	busy     inFlight
-	// coldNanos is the moving average of one Argon2id check's duration.
-	coldNanos atomic.Int64
-	now       func() time.Time
+	// refreshing marks users whose cached credential is being checked
+	// again in the background.
+	refreshing inFlight
+	// gen counts invalidations: a check that began before one never
+	// caches its (possibly outdated) result. genMu orders an invalidation
+	// and a check's caching.
+	genMu sync.Mutex
+	gen   atomic.Uint64
+	now   func() time.Time
 }
+
+// checkTimeout bounds a cold check that outlives its call (store read,
+// wait for an Argon2id slot, the check itself).
+const checkTimeout = 10 * time.Second
 
 // inFlight marks sources with a cold check running; done is closed when
 // it ends.
@@ -111,6 +126,7 @@ func (f *inFlight) give(src string) {
 type cached struct {
 	mac   [sha256.Size]byte
 	admin bool
+	at    time.Time // when Argon2id last verified it
 }
 
 // Principal is an authenticated caller.
@@ -123,6 +139,9 @@ type Principal struct {
 func New(store AccountStore, opts Options, logger *slog.Logger) (*Authenticator, error) {
 	if opts.CacheTTL <= 0 {
 		opts.CacheTTL = 60 * time.Second
+	}
+	if opts.RefreshAfter <= 0 || opts.RefreshAfter > opts.CacheTTL {
+		opts.RefreshAfter = opts.CacheTTL / 2
 	}
 	if opts.MaxCold <= 0 {
 		opts.MaxCold = 2
@@ -189,7 +208,8 @@ func (a *Authenticator) mac(user, password string) [sha256.Size]byte {
 // refusal is domain.ErrUnauthorized (wrong password, unknown user, disabled
 // or operator-locked account look the same, and take the same time),
 // except domain.ErrThrottled for a source that must wait after failing
-// and domain.ErrOverloaded when cold checks are saturated.
+// and domain.ErrOverloaded when a cold check cannot be answered before the
+// caller's deadline.
 //
 // A credential verified and cached keeps working whatever anyone else
 // tries: only rotation, disabling or an operator's lock (invalidation
@@ -198,6 +218,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, user, password string,
 	if c, ok := a.cache.GetIfPresent(user); ok {
 		m := a.mac(user, password)
 		if subtle.ConstantTimeCompare(m[:], c.mac[:]) == 1 {
+			if a.now().Sub(c.at) >= a.opts.RefreshAfter {
+				a.refresh(ctx, user, password)
+			}
 			return Principal{Username: user, Admin: c.admin}, nil
 		}
 	}
@@ -207,21 +230,35 @@ func (a *Authenticator) Authenticate(ctx context.Context, user, password string,
 	if a.sources.blocked(source, now) || a.throttle.waiting(who, now) {
 		return Principal{}, domain.ErrThrottled
 	}
+	// The answer must reach the caller before its deadline, whatever the
+	// machine's load: a deadline passing reads as this base failing (503,
+	// and a breaker count), while the truth is "overloaded, retry" (429).
+	// An Argon2id check cannot be interrupted, and under a flood on a
+	// loaded machine it takes many times its idle 23 ms, so the check runs
+	// on its own and the caller stops waiting for it a fifth of its time
+	// before the deadline; a check that ends after that still caches a
+	// good credential (the retry is a cache hit) and still counts a
+	// failure.
+	answerBy := time.Time{}
+	if dl, ok := ctx.Deadline(); ok {
+		answerBy = dl.Add(-time.Until(dl) / 5)
+	}
+	until := func() time.Duration {
+		if answerBy.IsZero() {
+			return a.opts.ColdWait
+		}
+		return time.Until(answerBy)
+	}
 	// One cold check in flight per source: a burst from one partner
 	// cannot take every Argon2id slot from the others. A second call from
 	// the same source waits for the first (whose success it may then find
-	// cached), never past a quarter of its deadline (the rest is for its
-	// own check, which cannot be interrupted once started).
+	// cached), never past a quarter of its time.
 	for {
 		ok, done := a.busy.take(source)
 		if ok {
 			break
 		}
-		waitFor := a.opts.ColdWait
-		if dl, has := ctx.Deadline(); has {
-			waitFor = min(waitFor, time.Until(dl)/4)
-		}
-		t := time.NewTimer(waitFor)
+		t := time.NewTimer(min(a.opts.ColdWait, until()/4))
 		select {
 		case <-done:
 			t.Stop()
@@ -240,16 +277,65 @@ func (a *Authenticator) Authenticate(ctx context.Context, user, password string,
 			return Principal{}, domain.ErrThrottled
 		}
 	}
-	p, err := a.verifyCold(ctx, user, password)
-	a.busy.give(source)
-	if errors.Is(err, domain.ErrUnauthorized) {
-		a.sources.fail(source, a.now())
-		a.throttle.fail(who, a.now())
+	wait := until()
+	if wait <= 0 {
+		a.busy.give(source)
+		return Principal{}, domain.ErrOverloaded
 	}
-	return p, err
+	type result struct {
+		p   Principal
+		err error
+	}
+	res := make(chan result, 1)
+	// The check outlives the call if it must (bounded: one per source, at
+	// most MaxCold running, each waiting for a slot at most ColdWait).
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), checkTimeout)
+	go func() {
+		defer cancel()
+		p, err := a.verifyCold(cctx, user, password)
+		if errors.Is(err, domain.ErrUnauthorized) {
+			a.sources.fail(source, a.now())
+			a.throttle.fail(who, a.now())
+		}
+		a.busy.give(source)
+		res <- result{p, err}
+	}()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case r := <-res:
+		return r.p, r.err
+	case <-t.C:
+		return Principal{}, domain.ErrOverloaded
+	case <-ctx.Done():
+		return Principal{}, ctx.Err()
+	}
+}
+
+// refresh checks a cached credential again in the background (one check
+// per user at a time): the entry is renewed when the password still holds,
+// dropped when it no longer does, and left to expire when the store cannot
+// say.
+func (a *Authenticator) refresh(ctx context.Context, user, password string) {
+	if ok, _ := a.refreshing.take(user); !ok {
+		return
+	}
+	go func() {
+		defer a.refreshing.give(user)
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), checkTimeout)
+		defer cancel()
+		gen := a.gen.Load()
+		_, err := a.verifyCold(cctx, user, password)
+		if errors.Is(err, domain.ErrUnauthorized) && a.gen.Load() == gen {
+			// The password no longer holds (changed without an event
+			// reaching this replica, or the account disabled).
+			a.Invalidate(user)
+		}
+	}()
 }
 
 func (a *Authenticator) verifyCold(ctx context.Context, user, password string) (Principal, error) {
+	gen := a.gen.Load()
 	acct, err := a.store.GetAccount(ctx, user)
 	if errors.Is(err, domain.ErrNotFound) {
 		// Spend the same time as a real check so timing does not reveal
@@ -264,6 +350,7 @@ func (a *Authenticator) verifyCold(ctx context.Context, user, password string) (
 	}
 	// A password check runs even for a disabled or locked account, so
 	// its refusal takes as long as a wrong password's.
+	verified := a.now()
 	err = a.verify(ctx, password, acct.PasswordHash)
 	if err != nil {
 		return Principal{}, err
@@ -271,20 +358,21 @@ func (a *Authenticator) verifyCold(ctx context.Context, user, password string) (
 	if acct.Disabled || a.now().Before(acct.LockedUntil) {
 		return Principal{}, domain.ErrUnauthorized
 	}
-	a.cache.Set(user, cached{mac: a.mac(user, password), admin: acct.Admin})
+	// An invalidation (rotation, disabling, a lock) that arrived while
+	// this check ran may have made the account read above outdated: the
+	// answer stands for this call, but it is not cached.
+	a.genMu.Lock()
+	if a.gen.Load() == gen {
+		a.cache.Set(user, cached{mac: a.mac(user, password), admin: acct.Admin, at: verified})
+	}
+	a.genMu.Unlock()
 	return Principal{Username: user, Admin: acct.Admin}, nil
 }
 
-// verify runs Argon2id under the concurrency cap.
+// verify runs Argon2id under the concurrency cap, waiting for a slot at
+// most ColdWait (or until ctx ends).
 func (a *Authenticator) verify(ctx context.Context, password, hash string) error {
-	// Never wait for a slot past the caller's deadline: a saturated
-	// verifier answers "overloaded" (429) in time, not a deadline the
-	// caller would take for this base failing.
-	waitFor := a.opts.ColdWait
-	if dl, ok := ctx.Deadline(); ok {
-		waitFor = min(waitFor, time.Until(dl)/2)
-	}
-	wait := time.NewTimer(waitFor)
+	wait := time.NewTimer(a.opts.ColdWait)
 	defer wait.Stop()
 	select {
 	case a.cold <- struct{}{}:
@@ -293,32 +381,8 @@ func (a *Authenticator) verify(ctx context.Context, password, hash string) error
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	// Do not start a check the caller's deadline cannot wait for (on a
-	// loaded machine Argon2id takes many times its idle 23 ms): "overloaded,
-	// retry" (429) is the truth; a deadline passing would read as this
-	// base failing.
-	// Three times the moving average: a check runs uninterruptible, and on
-	// a machine under a flood its duration varies widely (make abuse saw a
-	// started check overrun the caller's 250 ms deadline with a 2× margin).
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < 3*time.Duration(a.coldNanos.Load()) {
-		<-a.cold
-		return domain.ErrOverloaded
-	}
-	t0 := time.Now()
 	ok, err := Verify(password, hash)
 	<-a.cold
-	// Moving average of a check's duration (weight 1/8 to the newest).
-	took := int64(time.Since(t0))
-	for {
-		old := a.coldNanos.Load()
-		next := took
-		if old > 0 {
-			next = old + (took-old)/8
-		}
-		if a.coldNanos.CompareAndSwap(old, next) {
-			break
-		}
-	}
 	if err != nil {
 		a.logger.ErrorContext(ctx, "stored password hash unusable", "err", err)
 		return domain.ErrUnauthorized
@@ -331,10 +395,20 @@ func (a *Authenticator) verify(ctx context.Context, password, hash string) error
 
 // Invalidate drops the user's cached credential (password change, disable,
 // lock, or an invalidation event from another replica).
-func (a *Authenticator) Invalidate(user string) { a.cache.Invalidate(user) }
+func (a *Authenticator) Invalidate(user string) {
+	a.genMu.Lock()
+	defer a.genMu.Unlock()
+	a.gen.Add(1)
+	a.cache.Invalidate(user)
+}
 
 // InvalidateAll drops every cached credential (after missing events).
-func (a *Authenticator) InvalidateAll() { a.cache.InvalidateAll() }
+func (a *Authenticator) InvalidateAll() {
+	a.genMu.Lock()
+	defer a.genMu.Unlock()
+	a.gen.Add(1)
+	a.cache.InvalidateAll()
+}
 
 // HashPassword hashes with the configured parameters.
 func (a *Authenticator) HashPassword(password string) (string, error) {
