@@ -244,7 +244,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis, opsLis ne
 	if err != nil {
 		return err
 	}
-	bo := backend.Options{Client: grpcclient.Options{Telemetry: tel}, MaxInFlight: cfg.Bulkhead, PerPartner: cfg.PerPartner, Timeout: cfg.BackendTimeout,
+	bo := backend.Options{Client: grpcclient.Options{Telemetry: tel}, Logger: logger, MaxInFlight: cfg.Bulkhead, PerPartner: cfg.PerPartner, Timeout: cfg.BackendTimeout,
 		// Three consecutive failures open a replica's breaker; after 2s one
 		// trial call is let through. Calls to an open breaker fail at once.
 		Breaker: breaker.Config{ConsecutiveFailures: 3, OpenFor: 2 * time.Second}}
