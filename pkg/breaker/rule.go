@@ -21,14 +21,19 @@ import (
 //     precondition, throttling — as gRPC codes InvalidArgument, NotFound,
 //     AlreadyExists, PermissionDenied, Unauthenticated, ResourceExhausted,
 //     FailedPrecondition, Aborted, OutOfRange, Unimplemented, Canceled;
+//   - DataLoss: the backend answered, and data that must be there is not
+//     (audit tree hashes deleted behind its back). Cutting the hop helps
+//     no one and a caller asking for the damaged range must not cut it
+//     for everyone; it is an alarm for an operator, raised where it is
+//     answered;
 //   - an error raised before the request left this process (marked with
 //     CallerFault: e.g. grpc-go refusing a header value that holds a
 //     control character, or a message it cannot marshal, both of which
 //     grpc-go reports as a local codes.Internal);
 //   - the caller giving up (context.Canceled).
 //   - Counted as a failure: the backend being unreachable or in trouble —
-//     gRPC Unavailable, DeadlineExceeded, Internal, Unknown, DataLoss
-//     answered by the backend; a deadline passing (context.DeadlineExceeded);
+//     gRPC Unavailable, DeadlineExceeded, Internal, Unknown answered by
+//     the backend; a deadline passing (context.DeadlineExceeded);
 //     and any other error a hop's driver returns (connection refused, reset,
 //     a broken pipe), unless the hop's Config.IsFailure knows it as the
 //     caller's (a store's "not found" or "invalid input" sentinels).
@@ -80,7 +85,7 @@ func IsBackendFailure(err error) bool {
 // counts as the backend's own failure.
 func BackendCode(c codes.Code) bool {
 	switch c {
-	case codes.Unavailable, codes.DeadlineExceeded, codes.Internal, codes.Unknown, codes.DataLoss:
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Internal, codes.Unknown:
 		return true
 	}
 	return false

@@ -22,7 +22,7 @@ func TestRulePerGRPCCode(t *testing.T) {
 		codes.DeadlineExceeded: true, codes.NotFound: false, codes.AlreadyExists: false,
 		codes.PermissionDenied: false, codes.ResourceExhausted: false, codes.FailedPrecondition: false,
 		codes.Aborted: false, codes.OutOfRange: false, codes.Unimplemented: false, codes.Internal: true,
-		codes.Unavailable: true, codes.DataLoss: true, codes.Unauthenticated: false,
+		codes.Unavailable: true, codes.DataLoss: false, codes.Unauthenticated: false,
 	}
 	for c := codes.OK; c <= codes.Unauthenticated; c++ {
 		want, ok := counted[c]

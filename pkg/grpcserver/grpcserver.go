@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -165,7 +166,8 @@ func recoverStream(logger *slog.Logger) grpc.StreamServerInterceptor {
 
 // Mask turns any error that is not a deliberate gRPC status (or that is one
 // of the codes that only internal faults produce) into a bare Internal or
-// Unavailable status, logging the original. Handlers set status codes only
+// Unavailable status, logging the original with the call's trace id.
+// DataLoss passes, logged: handlers set it only for data found missing. Handlers set status codes only
 // at this edge; internal messages never reach the caller.
 func Mask(ctx context.Context, logger *slog.Logger, method string, err error) error {
 	if err == nil {
@@ -179,15 +181,27 @@ func Mask(ctx context.Context, logger *slog.Logger, method string, err error) er
 	}
 	st, ok := status.FromError(err)
 	if !ok {
-		logger.ErrorContext(ctx, "internal error", "method", method, "err", err)
+		logger.ErrorContext(ctx, "internal error", append(traceAttr(ctx), "method", method, "err", err)...)
 		return status.Error(codes.Internal, "internal error")
 	}
 	switch st.Code() {
-	case codes.Unknown, codes.Internal, codes.DataLoss:
-		logger.ErrorContext(ctx, "internal error", "method", method, "err", err)
+	case codes.Unknown, codes.Internal:
+		logger.ErrorContext(ctx, "internal error", append(traceAttr(ctx), "method", method, "err", err)...)
 		return status.Error(codes.Internal, "internal error")
+	case codes.DataLoss:
+		// Set by a handler on purpose (data that must exist is gone): the
+		// caller must know it is not a passing fault; an operator must look.
+		logger.ErrorContext(ctx, "data loss", append(traceAttr(ctx), "method", method, "err", err)...)
 	}
 	return err
+}
+
+// traceAttr is the call's trace id as a log attribute (none without one).
+func traceAttr(ctx context.Context) []any {
+	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
+		return []any{"trace_id", sc.TraceID().String()}
+	}
+	return nil
 }
 
 func maskUnary(logger *slog.Logger) grpc.UnaryServerInterceptor {

@@ -7,6 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -94,4 +97,38 @@ func IsInputError(err error) bool {
 		return true
 	}
 	return false
+}
+
+// IsUnavailable reports whether err says the database could not be used
+// right now — the pool could not connect or lost the connection, a
+// timeout or deadline passed, or PostgreSQL answered with a class that
+// means "retry later": 08 (connection exception), 53 (insufficient
+// resources), 57P0x (shutting down, cannot connect now), 57014 (statement
+// timeout or cancel), 40001/40P01 (serialization failure, deadlock). A
+// store answers "unavailable" (503) for these only; any other error is
+// unexpected (a bug, a schema mismatch) and is answered as an internal
+// error.
+func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case strings.HasPrefix(pgErr.Code, "08"), strings.HasPrefix(pgErr.Code, "53"), strings.HasPrefix(pgErr.Code, "57P"):
+			return true
+		}
+		switch pgErr.Code {
+		case "57014", "40001", "40P01":
+			return true
+		}
+		return false
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || pgconn.Timeout(err) {
+		return true
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	return errors.As(err, &ce) || errors.As(err, &ne) || pgconn.SafeToRetry(err)
 }

@@ -14,6 +14,10 @@ var (
 	ErrInvalid     = errors.New("invalid input")
 	ErrUnavailable = errors.New("database unavailable")
 	ErrAuditFailed = errors.New("access could not be audited")
+	// ErrDataLoss: the database answered, but data that must be there is
+	// not (an audit tree hash deleted behind Base A's back). No retry and
+	// no breaker can help; an operator must look.
+	ErrDataLoss = errors.New("audit data missing")
 
 	ErrGrantUnknown      = errors.New("grant unknown")
 	ErrGrantExpired      = errors.New("grant expired")

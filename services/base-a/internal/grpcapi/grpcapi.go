@@ -16,9 +16,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/strata-bureau/strata/pkg/breaker"
 	"github.com/strata-bureau/strata/pkg/cpf"
 	"github.com/strata-bureau/strata/pkg/grpcserver"
 	"github.com/strata-bureau/strata/pkg/input"
+	"github.com/strata-bureau/strata/pkg/postgres"
 	"github.com/strata-bureau/strata/proto/errorreasons"
 	baseav1 "github.com/strata-bureau/strata/proto/gen/go/basea/v1"
 	"github.com/strata-bureau/strata/services/base-a/internal/domain"
@@ -79,9 +81,17 @@ func toStatus(err error) error {
 		return status.Error(codes.Unavailable, "access could not be audited; no data returned")
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	case errors.Is(err, domain.ErrDataLoss):
+		// The database answered, and audit data that must be there is not:
+		// not a reason to retry, nor to open a breaker.
+		return status.Error(codes.DataLoss, err.Error())
+	case errors.Is(err, breaker.ErrOpen), errors.Is(err, domain.ErrUnavailable), postgres.IsUnavailable(err):
+		return status.Error(codes.Unavailable, "base A unavailable")
 	}
-	// Anything else is a database failure (or an open breaker).
-	return status.Error(codes.Unavailable, "base A unavailable")
+	// Anything else nobody expected (a bug, a schema mismatch): the
+	// server's interceptor (grpcserver.Mask) logs it with its cause and
+	// trace id and answers Internal — 503 means only "retry later".
+	return err
 }
 
 var purposeNames = map[baseav1.Purpose]string{

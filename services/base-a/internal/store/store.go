@@ -110,12 +110,13 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 // IsDBFailure is the breaker's failure test: domain refusals do not count,
 // nor does a query that found no row (pgx.ErrNoRows: the database answered;
 // a caller asking for an entry or head that does not exist must never open
-// the breaker every partner shares).
+// the breaker every partner shares), nor data found missing
+// (domain.ErrDataLoss: the database answered, and no pause helps).
 func IsDBFailure(err error) bool {
 	if err == nil {
 		return false
 	}
-	for _, e := range []error{pgx.ErrNoRows, domain.ErrNotFound, domain.ErrInvalid, domain.ErrGrantUnknown, domain.ErrGrantExpired,
+	for _, e := range []error{pgx.ErrNoRows, domain.ErrNotFound, domain.ErrInvalid, domain.ErrDataLoss, domain.ErrGrantUnknown, domain.ErrGrantExpired,
 		domain.ErrGrantUsedUp, domain.ErrGrantRevoked, domain.ErrGrantWrongCPF, domain.ErrGrantWrongField,
 		domain.ErrGrantWrongPartner, context.Canceled} {
 		if errors.Is(err, e) {

@@ -84,7 +84,7 @@ func (r treeReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	for k, i := range indexes {
 		h, ok := got[i]
 		if !ok {
-			return nil, fmt.Errorf("tree hash %d is missing", i)
+			return nil, fmt.Errorf("%w: tree hash %d is missing", domain.ErrDataLoss, i)
 		}
 		out[k] = h
 	}
@@ -261,7 +261,17 @@ func (s *Store) ProveConsistency(ctx context.Context, oldSize, newSize int64) (t
 	if oldSize < 1 || newSize < oldSize {
 		return nil, fmt.Errorf("%w: need 1 <= old_size <= new_size", domain.ErrInvalid)
 	}
-	err := s.breaker.Run(func() error {
+	// Sizes past the latest signed head are not proven (not yet, or never);
+	// within it every tree hash must be there, and one missing is data
+	// loss, not the database being unavailable.
+	latest, err := s.head(ctx, 0)
+	if errors.Is(err, domain.ErrNotFound) || (err == nil && newSize > latest.Size) {
+		return nil, fmt.Errorf("%w: no signed head covers size %d", domain.ErrNotFound, newSize)
+	}
+	if err != nil {
+		return nil, err
+	}
+	err = s.breaker.Run(func() error {
 		var err error
 		p, err = tlog.ProveTree(newSize, oldSize, treeReader{ctx, s.pool})
 		return err
