@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 	"golang.org/x/sync/errgroup"
@@ -416,7 +418,15 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis, opsLis ne
 		if err != nil {
 			return fmt.Errorf("config: AUDIT_VERIFIER_KEY: %w", err)
 		}
+		alarms, err := tel.Meter("gateway").Int64Counter("strata_audit_witness_alarms_total",
+			metric.WithDescription("Alarms the audit witness raised: a head that does not verify, a fork, an inconsistent head, or a consistency proof Base A refused for good (kind)."))
+		if err != nil {
+			return err
+		}
 		w := &witness.Witness{Store: st, Verifier: v, File: cfg.WitnessFile, Logger: logger,
+			OnAlarm: func(kind string) {
+				alarms.Add(context.Background(), 1, metric.WithAttributes(attribute.String("kind", kind)))
+			},
 			Prove: func(ctx context.Context, oldSize, newSize int64) (tlog.TreeProof, error) {
 				var resp *baseav1.GetConsistencyResponse
 				err := pa.Call(ctx, true, func(ctx context.Context, conn *grpc.ClientConn) (err error) {

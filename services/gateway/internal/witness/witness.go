@@ -23,6 +23,8 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/strata-bureau/strata/pkg/amqp"
@@ -75,6 +77,8 @@ type Witness struct {
 	// File, when set, gets every kept head appended (base64, one a line).
 	File   string
 	Logger *slog.Logger
+	// OnAlarm, when set, is called once per alarm raised (for a metric).
+	OnAlarm func(kind string)
 
 	mu sync.Mutex
 }
@@ -122,7 +126,7 @@ func (w *Witness) Observe(ctx context.Context, msg []byte) error {
 		// head extends it.
 		p, err := w.Prove(ctx, h.Size, last.Size)
 		if err != nil {
-			return fmt.Errorf("consistency proof %d→%d: %w", h.Size, last.Size, err)
+			return w.refused(ctx, h.Size, last.Size, err, msg)
 		}
 		if tlog.CheckTree(p, last.Size, lastRoot, h.Size, h.Root) != nil {
 			return w.alarm(ctx, h.Size, fmt.Sprintf("head of size %d is older than and inconsistent with the witnessed head of size %d", h.Size, last.Size), msg)
@@ -131,12 +135,46 @@ func (w *Witness) Observe(ctx context.Context, msg []byte) error {
 	}
 	p, err := w.Prove(ctx, last.Size, h.Size)
 	if err != nil {
-		return fmt.Errorf("consistency proof %d→%d: %w", last.Size, h.Size, err)
+		return w.refused(ctx, last.Size, h.Size, err, msg)
 	}
 	if tlog.CheckTree(p, h.Size, h.Root, last.Size, lastRoot) != nil {
 		return w.alarm(ctx, h.Size, fmt.Sprintf("head of size %d is not an extension of the witnessed head of size %d", h.Size, last.Size), msg)
 	}
 	return w.keep(ctx, h)
+}
+
+// refused handles a consistency proof Base A did not give. A passing
+// fault (Base A or its database unreachable, busy, slow; the gateway's
+// pool out of replicas or its breaker open) is returned, so the head is
+// retried. Anything else — Base A answering that the tree hashes are
+// missing (DataLoss), that no head covers the size, or any other refusal —
+// will not heal by retrying: it is an alarm, raised now, instead of a
+// message requeued until it is dead-lettered with nobody told.
+func (w *Witness) refused(ctx context.Context, oldSize, newSize int64, err error, msg []byte) error {
+	if Transient(err) {
+		return fmt.Errorf("consistency proof %d→%d: %w", oldSize, newSize, err)
+	}
+	return w.alarm(ctx, newSize, fmt.Sprintf("Base A refused the consistency proof %d→%d (%s): %s",
+		oldSize, newSize, status.Code(err), status.Convert(err).Message()), msg)
+}
+
+// Transient reports whether a failed proof request may succeed if retried.
+// Errors without a gRPC status (the gateway's pool: no replica, bulkhead
+// full; an open breaker; a context ending) are transient.
+func Transient(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return true
+	}
+	switch st.Code() {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted, codes.Aborted, codes.Canceled,
+		codes.Internal, codes.Unknown:
+		return true
+	}
+	return false
 }
 
 func (w *Witness) keep(ctx context.Context, h Head) error {
@@ -162,8 +200,25 @@ func (w *Witness) keep(ctx context.Context, h Head) error {
 
 func (w *Witness) alarm(ctx context.Context, size int64, problem string, msg []byte) error {
 	w.Logger.ErrorContext(ctx, "AUDIT WITNESS ALARM: Base A's audit log may have been tampered with", "size", size, "problem", problem)
+	if w.OnAlarm != nil {
+		w.OnAlarm(alarmKind(problem))
+	}
 	if err := w.Store.WitnessAlarm(ctx, size, problem, msg); err != nil {
 		return err
 	}
 	return nil
+}
+
+// alarmKind is a short, bounded label for an alarm's metric.
+func alarmKind(problem string) string {
+	switch {
+	case strings.HasPrefix(problem, "signed head does not verify"):
+		return "signature"
+	case strings.HasPrefix(problem, "Base A refused the consistency proof"):
+		return "proof_refused"
+	case strings.Contains(problem, "fork"):
+		return "fork"
+	default:
+		return "inconsistent"
+	}
 }

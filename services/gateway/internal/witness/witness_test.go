@@ -13,9 +13,13 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
+	"github.com/strata-bureau/strata/pkg/breaker"
 	"github.com/strata-bureau/strata/pkg/logging"
 	"github.com/strata-bureau/strata/pkg/testenv"
+	"github.com/strata-bureau/strata/services/gateway/internal/backend"
 	"github.com/strata-bureau/strata/services/gateway/internal/store"
 	"github.com/strata-bureau/strata/services/gateway/internal/witness"
 )
@@ -147,4 +151,79 @@ func readLines(t *testing.T, path string) []string {
 		t.Fatal(err)
 	}
 	return strings.Fields(string(b))
+}
+
+// A consistency proof Base A refuses for good (it answers DataLoss: a
+// database administrator deleted tree hashes) used to be returned as an
+// error, so the head was requeued until it was dead-lettered and nobody
+// was alarmed. It is an alarm now (logged, recorded, counted), and the
+// message is settled. A passing fault — the gateway's pool without a
+// replica (a plain error), Base A unavailable — is still retried, without
+// an alarm.
+func TestRefusedProofIsAnAlarmPassingFaultsAreRetried(t *testing.T) {
+	t.Parallel()
+	ctx := testenv.Context(t)
+	pool, err := pgxpool.New(ctx, testenv.PostgresDB(t, template))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	st := store.New(pool)
+	skey, vkey, _ := note.GenerateKey(rand.Reader, witness.LogName)
+	signer, _ := note.NewSigner(skey)
+	verifier, _ := note.NewVerifier(vkey)
+	log := build(t, 20, -1)
+	var proveErr error
+	var kinds []string
+	w := &witness.Witness{Store: st, Verifier: verifier, Logger: logging.Discard(),
+		OnAlarm: func(kind string) { kinds = append(kinds, kind) },
+		Prove: func(_ context.Context, o, n int64) (tlog.TreeProof, error) {
+			if proveErr != nil {
+				return nil, proveErr
+			}
+			return tlog.ProveTree(n, o, log)
+		}}
+	alarms := func() int64 {
+		n, err := st.WitnessAlarms(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if err := w.Observe(ctx, head(t, signer, log, 3)); err != nil {
+		t.Fatal(err)
+	}
+	for _, transient := range []error{
+		backend.ErrUnavailable, backend.ErrBusy, fmt.Errorf("gateway->base-a: %w", breaker.ErrOpen),
+		status.Error(codes.Unavailable, "base A unavailable"), status.Error(codes.DeadlineExceeded, "deadline exceeded"),
+		context.DeadlineExceeded,
+	} {
+		proveErr = transient
+		if err := w.Observe(ctx, head(t, signer, log, 7)); err == nil {
+			t.Fatalf("%v: not retried", transient)
+		}
+	}
+	if n := alarms(); n != 0 || len(kinds) != 0 {
+		t.Fatalf("passing faults raised %d alarms (%v)", n, kinds)
+	}
+	for i, refusal := range []error{
+		status.Error(codes.DataLoss, "audit data missing: tree hash 4 is missing"),
+		status.Error(codes.NotFound, "no signed head covers size 9"),
+	} {
+		proveErr = refusal
+		if err := w.Observe(ctx, head(t, signer, log, int64(8+i))); err != nil {
+			t.Fatalf("%v: requeued (%v) instead of an alarm", refusal, err)
+		}
+	}
+	if n := alarms(); n != 2 || len(kinds) != 2 || kinds[0] != "proof_refused" {
+		t.Fatalf("want 2 proof_refused alarms, got %d recorded, kinds %v", n, kinds)
+	}
+	// Nothing unproven was kept; once Base A proves again, heads are kept.
+	proveErr = nil
+	if err := w.Observe(ctx, head(t, signer, log, 12)); err != nil {
+		t.Fatal(err)
+	}
+	if last, err := st.LastWitnessedHead(ctx); err != nil || last.Size != 12 {
+		t.Fatalf("last witnessed head: %+v %v", last, err)
+	}
 }
