@@ -1,8 +1,13 @@
 package app_test
 
 import (
+	"context"
+	"strconv"
+	"strings"
 	"testing"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -95,5 +100,81 @@ func TestAuditOwnNeverSeesAnotherPartner(t *testing.T) {
 	}
 	if byPartner["bank-a"] != 6 || byPartner["bureau-audit"] != 1 || byPartner["strata-audit"] != 1 {
 		t.Fatalf("audit reads recorded: %v", byPartner)
+	}
+}
+
+// An inclusion proof is a read of the log like any other: it is recorded
+// (audit_read) before it is answered. And an audit:own reader asking for
+// another partner's entry learns nothing from the answer: it is the same
+// "not found" as for an entry that does not exist, whether the entry is
+// covered by the head asked for or not, and whether its tree hashes are
+// still there or not (before, "not yet covered" and "unavailable" came
+// back before the partner check and told it the entry existed).
+func TestProofsAreAuditedAndRevealNothingOfOthers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	addr, _ := e.start()
+	gw := e.people(addr, "gateway")
+	seed(t, e.people(addr, "basea-loader"))
+	grant(t, gw, "bank-a", maria, 1, 0, baseav1.Field_FIELD_NAME)
+	waitForHead(t, e, 1)
+	for range 3 {
+		grant(t, gw, "bank-b", joao, 1, 0, baseav1.Field_FIELD_NAME)
+	}
+	waitForHead(t, e, 4)
+	ctx := testenv.Context(t)
+	viaGateway := baseav1.NewAuditServiceClient(e.dial(addr, "gateway"))
+	staff := metadata.AppendToOutgoingContext(ctx, "x-partner-id", "bureau-audit", "x-audit-scope", "all")
+	own := metadata.AppendToOutgoingContext(ctx, "x-partner-id", "bank-a", "x-audit-scope", "own")
+	theirs, err := viaGateway.ListAccessLogs(staff, &baseav1.ListAccessLogsRequest{PartnerId: "bank-b", PageSize: 10})
+	if err != nil || len(theirs.GetEntries()) == 0 {
+		t.Fatalf("bank-b's entries: %v %v", theirs, err)
+	}
+	other := theirs.GetEntries()[0]
+	var older int64 // a head that does not cover bank-b's entry
+	e.queryRow(`SELECT coalesce(max(size), 0) FROM audit_heads WHERE size < $1`, []any{other.GetSeq()}, &older)
+	if older == 0 {
+		t.Fatal("no head older than bank-b's entry")
+	}
+	answer := func(ctx context.Context, id string, size int64) string {
+		_, err := viaGateway.GetProof(ctx, &baseav1.GetProofRequest{EntryId: id, TreeSize: size})
+		return status.Code(err).String() + ": " + status.Convert(err).Message()
+	}
+	if got := answer(staff, other.GetId(), 0); got != "OK: " {
+		t.Fatalf("audit:read proof of bank-b's entry: %s", got)
+	}
+	check := func(when string) {
+		t.Helper()
+		for _, size := range []int64{0, older} {
+			nobody := answer(own, uuid.NewString(), size)
+			if got := answer(own, other.GetId(), size); got != nobody || !strings.HasPrefix(got, "NotFound") {
+				t.Fatalf("%s, head %d: audit:own asking for another partner's entry got %q, for a made-up one %q", when, size, got, nobody)
+			}
+		}
+	}
+	check("untouched log")
+	conn, err := pgx.Connect(ctx, e.adminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tamper(t, conn, `DELETE FROM audit_tree WHERE seq <> `+strconv.FormatInt(other.GetSeq(), 10)) // its proof's siblings
+	if got := answer(staff, other.GetId(), 0); !strings.HasPrefix(got, "DataLoss") {
+		t.Fatalf("audit:read proof over deleted tree hashes: %s", got)
+	}
+	check("tree hashes deleted")
+	// Every proof request above is in the log, with what was asked.
+	reads, err := viaGateway.ListAccessLogs(staff, &baseav1.ListAccessLogsRequest{Outcome: baseav1.Outcome_OUTCOME_AUDIT_READ, PageSize: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proofs := map[string]int{}
+	for _, en := range reads.GetEntries() {
+		if strings.HasPrefix(en.GetReason(), "inclusion proof of entry ") {
+			proofs[en.GetPartnerId()]++
+		}
+	}
+	if proofs["bank-a"] != 8 || proofs["bureau-audit"] != 2 {
+		t.Fatalf("proof requests recorded per reader: %v (want bank-a 8, bureau-audit 2)", proofs)
 	}
 }

@@ -12,6 +12,20 @@ import (
 	baseav1 "github.com/strata-bureau/strata/proto/gen/go/basea/v1"
 )
 
+// queryRow scans one row of sql, run as the superuser, into dest.
+func (e *env) queryRow(sql string, args []any, dest ...any) {
+	e.t.Helper()
+	ctx := testenv.Context(e.t)
+	conn, err := pgx.Connect(ctx, e.adminURL)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if err := conn.QueryRow(ctx, sql, args...).Scan(dest...); err != nil {
+		e.t.Fatalf("%s: %v", sql, err)
+	}
+}
+
 // waitForHead waits until a signed head covers n entries.
 func waitForHead(t *testing.T, e *env, n int64) {
 	t.Helper()

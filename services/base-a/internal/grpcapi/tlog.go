@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/google/uuid"
 	"golang.org/x/mod/sumdb/tlog"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -35,20 +36,32 @@ func (s *AuditServer) GetHead(ctx context.Context, _ *baseav1.GetHeadRequest) (*
 }
 
 // GetProof proves an entry is in a signed head. A reader restricted to
-// its own entries gets proofs of those only.
+// its own entries gets proofs of those only, and another partner's entry
+// is "not found" exactly like one that does not exist, whatever state it
+// is in (not yet covered by a head, its tree hashes missing). Every
+// request is itself recorded in the log before anything is answered.
 func (s *AuditServer) GetProof(ctx context.Context, req *baseav1.GetProofRequest) (*baseav1.GetProofResponse, error) {
 	if req.GetTreeSize() < 0 {
 		return nil, status.Error(codes.InvalidArgument, "tree_size must not be negative")
 	}
-	p, err := s.Store.ProveEntry(ctx, req.GetEntryId(), req.GetTreeSize())
+	id, err := uuid.Parse(req.GetEntryId())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, "entry id must be a UUID")
+	}
+	v, err := s.looked(ctx, "", fmt.Sprintf("inclusion proof of entry %s in head %d", id, req.GetTreeSize()))
+	if err != nil {
+		return nil, err
+	}
+	partner := ""
+	if !v.All {
+		partner = v.PartnerID
+	}
+	p, err := s.Store.ProveEntry(ctx, id.String(), req.GetTreeSize(), partner)
 	if errors.Is(err, domain.ErrNotFound) {
 		return nil, status.Error(codes.NotFound, strings.TrimPrefix(err.Error(), domain.ErrNotFound.Error()+": "))
 	}
 	if err != nil {
 		return nil, toStatus(err)
-	}
-	if v, ok := ViewerFrom(ctx); !ok || (!v.All && v.PartnerID != p.Partner) {
-		return nil, status.Error(codes.NotFound, "no such entry (or not yet in the log)")
 	}
 	out := &baseav1.GetProofResponse{EntryId: p.EntryID, Seq: p.Seq, LeafIndex: p.Seq - 1, LeafHash: p.LeafHash[:],
 		Head: s.headProto(p.Head), LeafData: p.LeafData}

@@ -222,7 +222,11 @@ type Proof struct {
 
 // ProveEntry proves entry entryID is in the signed head of treeSize (0:
 // the latest).
-func (s *Store) ProveEntry(ctx context.Context, entryID string, treeSize int64) (*Proof, error) {
+//
+// partner, when not empty, restricts the proof to that partner's entries:
+// another partner's entry is "not found" exactly like one that does not
+// exist, before anything about it (coverage, tree hashes) is looked at.
+func (s *Store) ProveEntry(ctx context.Context, entryID string, treeSize int64, partner string) (*Proof, error) {
 	id, err := uuid.Parse(entryID)
 	if err != nil {
 		return nil, fmt.Errorf("%w: entry id must be a UUID", domain.ErrInvalid)
@@ -234,7 +238,7 @@ func (s *Store) ProveEntry(ctx context.Context, entryID string, treeSize int64) 
 	p := &Proof{Head: h, EntryID: id.String()}
 	err = s.breaker.Run(func() error {
 		e, err := scanLeaf(s.pool.QueryRow(ctx, `SELECT `+leafColumns+` FROM audit_log a JOIN audit_chain c ON c.audit_id = a.id
-			WHERE a.entry_id = $1`, id))
+			WHERE a.entry_id = $1 AND ($2 = '' OR a.partner_id = $2)`, id, partner))
 		if err != nil {
 			return err
 		}
