@@ -382,11 +382,12 @@ func TestHostilePartnerCannotHurtAnother(t *testing.T) {
 	g.basic = "Basic " + b64(victim+":"+victimPass)
 	// The demo activity arrives over AMQP: wait for it before measuring.
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if r := s.do("GET", "/v1/activity/"+demoCPF, "", "X-Api-Key", g.key, "Authorization", g.basic); r.status == 200 {
+		r := s.do("GET", "/v1/activity/"+demoCPF, "", "X-Api-Key", g.key, "Authorization", g.basic)
+		if r.status == 200 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("Base C never served the demo activity")
+			t.Fatalf("Base C never served the demo activity (last answer: %d %.300s)", r.status, r.raw)
 		}
 	}
 
