@@ -14,6 +14,8 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	baseav1 "github.com/strata-bureau/strata/proto/gen/go/basea/v1"
@@ -263,7 +265,19 @@ func verifyOnline(ctx context.Context, client baseav1.AuditServiceClient, cfg Au
 		pv.trusted = append(pv.trusted, kept)
 	}
 	after := start.Size
-	for {
+	// "Nothing new" must not hide a log cut below the size verified before:
+	// the last verified entry has to be there still (unless a signed
+	// retention purge took it, which VerifyChain has checked).
+	if !full && kept.Size > 0 && kept.Size > v.PurgedThrough {
+		probe, err := client.ExportLog(ctx, &baseav1.ExportLogRequest{AfterSeq: kept.Size - 1, PageSize: 1})
+		if err != nil {
+			return fail(err)
+		}
+		if es := probe.GetEntries(); len(es) == 0 || es[0].GetSeq() != kept.Size {
+			pv.v.fail(kept.Size, fmt.Sprintf("truncated: the last verified entry (seq %d) is gone", kept.Size))
+		}
+	}
+	for pv.v.OK {
 		page, err := client.ExportLog(ctx, &baseav1.ExportLogRequest{AfterSeq: after, PageSize: 5000})
 		if err != nil {
 			return fail(err)
@@ -290,7 +304,14 @@ func verifyOnline(ctx context.Context, client baseav1.AuditServiceClient, cfg Au
 	// rollback. The verified tree itself is no floor: between checkpoints
 	// the log runs ahead of its newest signed head.
 	headSize := saved.HeadSize
-	if h, err := client.GetHead(ctx, &baseav1.GetHeadRequest{}); err == nil {
+	h, err := client.GetHead(ctx, &baseav1.GetHeadRequest{})
+	switch {
+	case status.Code(err) == codes.NotFound && saved.HeadSize > 0:
+		pv.v.fail(pv.v.TreeSize+1, fmt.Sprintf("the log has no signed head any more (a head of size %d was verified before)", saved.HeadSize))
+	case err != nil && saved.HeadSize > 0:
+		// Once a head has been seen, verification needs the newest one.
+		return fail(fmt.Errorf("newest signed head: %w", err))
+	case err == nil:
 		if h.GetSize() < saved.HeadSize {
 			pv.v.fail(pv.v.TreeSize+1, fmt.Sprintf("the log's newest head (size %d) is older than the head already verified (size %d)", h.GetSize(), saved.HeadSize))
 		} else if hd, err := audit.OpenHead(h.GetNote(), key); err == nil && hd.Size == h.GetSize() && hd.Size <= pv.v.TreeSize {

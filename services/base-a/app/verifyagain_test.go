@@ -1,9 +1,14 @@
 package app_test
 
 import (
+	"encoding/json"
+	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/strata-bureau/strata/pkg/testenv"
 	baseav1 "github.com/strata-bureau/strata/proto/gen/go/basea/v1"
@@ -43,5 +48,67 @@ func TestVerifyAgainBetweenCheckpointsIsNotARollback(t *testing.T) {
 		if code, v, errOut := e.cli(addr, state, "verify"); code != 0 || !v.OK {
 			t.Fatalf("verify run %d: exit %d %+v %s", i+1, code, v, errOut)
 		}
+	}
+}
+
+// Incremental verification used to export only after the last verified
+// entry: a database administrator who cut the log below that size (and
+// deleted the signed heads, so no newer-head check fired) left it nothing
+// new to read, and it said "ok". Now the last verified entry must still
+// be there, and a log without its newest head, once one has been seen, is
+// not "ok" either.
+func TestIncrementalVerifyCatchesACutBelowTheVerifiedSize(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	addr, stop := e.start()
+	gw := e.people(addr, "gateway")
+	seed(t, e.people(addr, "basea-loader"))
+	for range 3 {
+		grant(t, gw, "bank-a", maria, 1, 0, baseav1.Field_FIELD_NAME)
+	}
+	waitForHead(t, e, 3)
+	state := filepath.Join(t.TempDir(), "verified-head.json")
+	// Each run is itself audited: the log grows by audit reads.
+	for i := range 4 {
+		time.Sleep(300 * time.Millisecond)
+		if code, v, errOut := e.cli(addr, state, "verify"); code != 0 || !v.OK {
+			t.Fatalf("verify run %d: exit %d %+v %s", i+1, code, v, errOut)
+		}
+	}
+	b, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept struct {
+		Size int64 `json:"size"`
+	}
+	if err := json.Unmarshal(b, &kept); err != nil {
+		t.Fatal(err)
+	}
+	var grants int64
+	e.queryRow(`SELECT max(c.seq) FROM audit_chain c JOIN audit_log a ON a.id = c.audit_id WHERE a.outcome <> 'audit_read'`, nil, &grants)
+	if kept.Size-grants < 3 {
+		t.Fatalf("verified size %d, last grant at %d: want at least three audit reads after it", kept.Size, grants)
+	}
+	stop()
+	cut := strconv.FormatInt(grants, 10)
+	ctx := testenv.Context(t)
+	conn, err := pgx.Connect(ctx, e.adminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, sql := range []string{
+		`DELETE FROM audit_log WHERE id IN (SELECT audit_id FROM audit_chain WHERE seq > ` + cut + `)`,
+		`DELETE FROM audit_chain WHERE seq > ` + cut, `DELETE FROM audit_tree WHERE seq > ` + cut,
+		`DELETE FROM audit_heads`, `DELETE FROM audit_checkpoints`,
+	} {
+		tamper(t, conn, sql)
+	}
+	e.vars["BASEA_CHECKPOINT_INTERVAL"] = "1h" // no new head to compare with
+	addr, _ = e.start()
+	code, v, errOut := e.cli(addr, state, "verify")
+	if code != 1 || v.OK {
+		t.Fatalf("a log cut below the verified size %d was not caught: exit %d %+v %s", kept.Size, code, v, errOut)
 	}
 }
