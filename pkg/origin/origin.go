@@ -11,6 +11,7 @@ package origin
 
 import (
 	"context"
+	"net/netip"
 
 	"google.golang.org/grpc/metadata"
 
@@ -89,4 +90,25 @@ func PartnerOf(ctx context.Context) string {
 		return v[0]
 	}
 	return ""
+}
+
+// SourceKey is the key per-address limits count a client address under:
+// an IPv4 address as it is (IPv4-mapped IPv6 too), an IPv6 address as its
+// /64 network, which one subscriber usually holds whole — otherwise a
+// client rotating through its own /64 would get a fresh budget with every
+// address. Anything that is not an IP address is returned unchanged.
+func SourceKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	p, err := a.WithZone("").Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
 }

@@ -30,3 +30,24 @@ func TestRoundTripAndMalformedValues(t *testing.T) {
 		t.Fatal("Valid is wrong")
 	}
 }
+
+// Per-address limits key an IPv6 client on its /64: rotating addresses
+// within it does not buy a fresh budget; another /64, or any IPv4
+// address, is its own source.
+func TestSourceKeyGroupsAnIPv6SlashSixtyFour(t *testing.T) {
+	t.Parallel()
+	same := []string{"2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2:abcd::7", "2001:DB8:1:2::9"}
+	for _, ip := range same {
+		if got := origin.SourceKey(ip); got != "2001:db8:1:2::/64" {
+			t.Errorf("SourceKey(%s) = %s", ip, got)
+		}
+	}
+	for ip, want := range map[string]string{
+		"2001:db8:1:3::1": "2001:db8:1:3::/64", "203.0.113.7": "203.0.113.7", "::ffff:203.0.113.7": "203.0.113.7",
+		"fe80::1%eth0": "fe80::/64", "not an ip": "not an ip", "": "",
+	} {
+		if got := origin.SourceKey(ip); got != want {
+			t.Errorf("SourceKey(%q) = %q, want %q", ip, got, want)
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/maypok86/otter/v2"
 
+	"github.com/strata-bureau/strata/pkg/origin"
 	"github.com/strata-bureau/strata/services/base-c/internal/domain"
 )
 
@@ -225,7 +226,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, user, password string,
 		}
 	}
 	now := a.now()
-	source := src.PartnerID + "\x00" + src.ClientIP
+	// An IPv6 client counts as its /64: rotating addresses within it
+	// buys no fresh budget (origin.SourceKey).
+	source := src.PartnerID + "\x00" + origin.SourceKey(src.ClientIP)
 	who := user + "\x00" + source
 	if a.sources.blocked(source, now) || a.throttle.waiting(who, now) {
 		return Principal{}, domain.ErrThrottled

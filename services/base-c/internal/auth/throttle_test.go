@@ -3,6 +3,7 @@ package auth_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -139,5 +140,28 @@ func TestNoColdCheckPastTheDeadline(t *testing.T) {
 	defer cancel()
 	if _, err := a.Authenticate(ctx, "victim", "victim-password-1", src); !errors.Is(err, domain.ErrOverloaded) && !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("want overloaded (or the caller's own deadline), got %v", err)
+	}
+}
+
+// A guesser rotating IPv6 addresses within its /64 is one source: the
+// per-source limit holds across the rotation, while a client in another
+// /64 of the same partner is not blocked.
+func TestIPv6RotationWithinASlashSixtyFourIsOneSource(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	a := newAuthn(t, auth.Options{FreeFailures: 100, SourceFailureLimit: 5})
+	for i := range 5 {
+		src := auth.Source{PartnerID: "bank-b", ClientIP: fmt.Sprintf("2001:db8:5:6::%x", i+1)}
+		if _, err := a.Authenticate(ctx, "victim", "guess-guess-guess", src); !errors.Is(err, domain.ErrUnauthorized) {
+			t.Fatalf("guess %d: %v", i, err)
+		}
+	}
+	rotated := auth.Source{PartnerID: "bank-b", ClientIP: "2001:db8:5:6:ffff::1"}
+	if _, err := a.Authenticate(ctx, "victim", "guess-guess-guess", rotated); !errors.Is(err, domain.ErrThrottled) {
+		t.Fatalf("a new address in the same /64 was not throttled: %v", err)
+	}
+	elsewhere := auth.Source{PartnerID: "bank-b", ClientIP: "2001:db8:5:7::1"}
+	if _, err := a.Authenticate(ctx, "victim", "victim-password-1", elsewhere); err != nil {
+		t.Fatalf("a client in another /64 was blocked: %v", err)
 	}
 }

@@ -3,6 +3,8 @@ package limits
 import (
 	"sync"
 	"time"
+
+	"github.com/strata-bureau/strata/pkg/origin"
 )
 
 // Failures limits failed attempts per source (a client address, or an
@@ -33,6 +35,8 @@ func NewFailures(burst int, perMinute float64) *Failures {
 }
 
 func (f *Failures) bucket(src string, now time.Time) *failBucket {
+	// An IPv6 client counts as its /64 (origin.SourceKey).
+	src = origin.SourceKey(src)
 	b := f.sources[src]
 	if b == nil {
 		if len(f.sources) >= maxSources {
