@@ -112,6 +112,9 @@ func (c *Client) consumeOnceWith(ctx context.Context, q Queue, opts ConsumerOpti
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", q.Name, err)
 	}
+	if !q.Transient {
+		c.obs.subscribed(q.Name)
+	}
 	if opts.OnSubscribe != nil {
 		opts.OnSubscribe()
 	}
@@ -193,7 +196,7 @@ func (c *Client) settle(ctx context.Context, queue string, d amqp.Delivery, err 
 		}
 	case IsPermanent(err):
 		c.logger.ErrorContext(ctx, "message rejected to dead-letter queue", "message_id", d.MessageId, "type", d.Type, "err", err)
-		c.obs.deadLettered(ctx, queue, d.Type, "permanent")
+		c.obs.deadLettered(ctx, queue, "permanent")
 		_ = d.Nack(false, false)
 	default:
 		c.logger.WarnContext(ctx, "message processing failed; requeued", "message_id", d.MessageId, "type", d.Type, "err", err)

@@ -140,10 +140,21 @@ func (in *instruments) processed(ctx context.Context, span trace.Span, q, typ st
 }
 
 // deadLettered counts a message rejected to q's dead-letter queue.
-func (in *instruments) deadLettered(ctx context.Context, q, typ, reason string) {
+func (in *instruments) deadLettered(ctx context.Context, q, reason string) {
 	if in.deadLetters != nil {
 		in.deadLetters.Add(ctx, 1, metric.WithAttributes(semconv.MessagingSystemRabbitMQ, semconv.MessagingDestinationName(q),
-			semconv.MessagingRabbitMQDestinationRoutingKey(typ), semconv.ErrorTypeKey.String(reason)))
+			semconv.ErrorTypeKey.String(reason)))
+	}
+}
+
+// subscribed starts q's dead-letter series at zero, so an alert on their
+// increase has a series to read before the first one.
+func (in *instruments) subscribed(q string) {
+	if in.deadLetters != nil {
+		for _, reason := range []string{"permanent", "foreign_producer"} {
+			in.deadLetters.Add(context.Background(), 0, metric.WithAttributes(semconv.MessagingSystemRabbitMQ,
+				semconv.MessagingDestinationName(q), semconv.ErrorTypeKey.String(reason)))
+		}
 	}
 }
 

@@ -58,7 +58,7 @@ func (c *Client) admit(ctx context.Context, queue string, d amqp.Delivery, opts 
 	if opts.OnForeign != nil {
 		opts.OnForeign(d.Type, d.UserId)
 	}
-	c.obs.deadLettered(ctx, queue, d.Type, "foreign_producer")
+	c.obs.deadLettered(ctx, queue, "foreign_producer")
 	c.logger.WarnContext(ctx, "event from a producer that does not own its type; dead-lettered",
 		"message_id", d.MessageId, "type", d.Type, "user_id", d.UserId)
 	_ = d.Nack(false, false)

@@ -58,7 +58,8 @@ type Breaker struct {
 
 // Set creates breakers and reports their states.
 type Set struct {
-	logger *slog.Logger
+	logger      *slog.Logger
+	transitions metric.Int64Counter
 
 	mu       sync.Mutex
 	breakers map[string]*Breaker
@@ -67,7 +68,13 @@ type Set struct {
 // NewSet returns an empty set whose breakers are observed through meter.
 func NewSet(meter metric.Meter, logger *slog.Logger) (*Set, error) {
 	s := &Set{logger: logger, breakers: map[string]*Breaker{}}
-	_, err := meter.Int64ObservableGauge("strata_breaker_state",
+	var err error
+	s.transitions, err = meter.Int64Counter("strata_breaker_transitions_total",
+		metric.WithDescription("Circuit breaker state changes, by breaker and the state changed to (closed, half-open, open)."))
+	if err != nil {
+		return nil, fmt.Errorf("breaker: counter: %w", err)
+	}
+	_, err = meter.Int64ObservableGauge("strata_breaker_state",
 		metric.WithDescription("Circuit breaker state: 0 closed, 1 half-open, 2 open."),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
 			for name, st := range s.States() {
@@ -98,8 +105,11 @@ func (s *Set) New(cfg Config) *Breaker {
 	if b, ok := s.breakers[cfg.Name]; ok {
 		return b
 	}
-	b := newBreaker(cfg, s.logger)
+	b := newBreaker(cfg, s.logger, s.transitions)
 	s.breakers[cfg.Name] = b
+	// A zero series per breaker, so "opened in the last N minutes" reads
+	// 0 rather than nothing before the first opening.
+	s.transitions.Add(context.Background(), 0, metric.WithAttributes(attribute.String("breaker", cfg.Name), attribute.String("to", "open")))
 	return b
 }
 
@@ -121,7 +131,7 @@ func (s *Set) States() map[string]State {
 	return out
 }
 
-func newBreaker(cfg Config, logger *slog.Logger) *Breaker {
+func newBreaker(cfg Config, logger *slog.Logger, transitions metric.Int64Counter) *Breaker {
 	if cfg.ConsecutiveFailures == 0 {
 		cfg.ConsecutiveFailures = 5
 	}
@@ -159,6 +169,9 @@ func newBreaker(cfg Config, logger *slog.Logger) *Breaker {
 			return true
 		},
 		OnStateChange: func(name string, from, to gobreaker.State) {
+			if transitions != nil {
+				transitions.Add(context.Background(), 1, metric.WithAttributes(attribute.String("breaker", name), attribute.String("to", to.String())))
+			}
 			if logger == nil {
 				return
 			}
@@ -189,7 +202,7 @@ func failureSummary(err error) string {
 }
 
 // Standalone returns a breaker outside any Set (tools and tests).
-func Standalone(cfg Config) *Breaker { return newBreaker(cfg, nil) }
+func Standalone(cfg Config) *Breaker { return newBreaker(cfg, nil, nil) }
 
 // Name of the breaker.
 func (b *Breaker) Name() string { return b.cb.Name() }

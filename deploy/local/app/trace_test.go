@@ -375,6 +375,15 @@ func TestOneTraceFollowsARequestToEveryConsumer(t *testing.T) {
 	if missing := logsWith(t, dataDir, traceB, "gateway", "base-c"); len(missing) > 0 {
 		t.Fatalf("no log line of %v carries trace %s", missing, traceB)
 	}
+
+	// Every metric the dashboards and alerting rules read is one the
+	// services export (scraped from their operator addresses, after the
+	// traffic above).
+	var ops []string
+	for _, port := range []int{9080, 9101, 9201, 9202, 9301, 9302} {
+		ops = append(ops, fmt.Sprintf("http://127.0.0.1:%d/metrics", port+cfg.PortOffset))
+	}
+	checkObservabilityNames(t, scrapeNames(t, ops...))
 }
 
 // gatewayDB connects to the gateway's database as its application role.

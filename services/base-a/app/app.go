@@ -175,6 +175,9 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	defer pool.Close()
 	dbBreaker := breakers.New(breaker.Config{Name: "base-a->postgres", IsFailure: store.IsDBFailure})
 	st := store.New(pool, keys, dbBreaker)
+	if err := outbox.ObserveBacklog(tel.Meter("base-a"), pool); err != nil {
+		return err
+	}
 	if cfg.SeedDemo {
 		if err := seedDemo(ctx, st); err != nil {
 			return fmt.Errorf("demo data: %w", err)
@@ -193,12 +196,16 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	logger.Info("audit log verifier key (public)", "verifier_key", akeys.VerifierKey())
 	access := grpcapi.Access{People: cfg.ClientsPeople, Audit: cfg.ClientsAudit, Write: cfg.ClientsWrite,
 		AuditOnBehalf: cfg.ClientsAuditOnBehalf}
+	metrics, err := grpcapi.NewMetrics(tel.Meter("base-a"))
+	if err != nil {
+		return err
+	}
 	srv := grpcserver.New(grpcserver.Options{
 		Logger: logger, Telemetry: tel, TLS: tlsCfg, Reflection: cfg.GRPCReflection,
-		UnaryInterceptors: []grpc.UnaryServerInterceptor{grpcapi.IdentityInterceptor(access)},
+		UnaryInterceptors: []grpc.UnaryServerInterceptor{grpcapi.IdentityInterceptor(access), metrics.Interceptor()},
 	})
 	baseav1.RegisterPeopleServiceServer(srv, &grpcapi.PeopleServer{Store: st})
-	auditSrv := &grpcapi.AuditServer{Store: st, Chain: chain, History: cfg.HistoryWindow}
+	auditSrv := &grpcapi.AuditServer{Store: st, Chain: chain, History: cfg.HistoryWindow, Metrics: metrics}
 	baseav1.RegisterAuditServiceServer(srv, auditSrv)
 	subjectv1.RegisterSubjectServiceServer(srv, &grpcapi.SubjectServer{Audit: auditSrv, Access: access})
 

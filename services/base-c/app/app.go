@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -189,6 +191,9 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	if err != nil {
 		return err
 	}
+	if err := observeBaseC(p.Tel.Meter("base-c"), acts, authn); err != nil {
+		return err
+	}
 	mgr, err := newAccounts(ctx, cfg, st, authn, bc)
 	if err != nil {
 		return err
@@ -312,4 +317,30 @@ func newServer(cfg *Config, p *platform.Platform, authn *auth.Authenticator, act
 	basecv1.RegisterAccountServiceServer(srv, &grpcapi.AccountServer{Accounts: mgr})
 	subjectv1.RegisterSubjectServiceServer(srv, &grpcapi.SubjectServer{Activity: acts, Allowed: cfg.ClientsSubject})
 	return srv, nil
+}
+
+// observeBaseC exports the cache's hits and misses
+// (strata_basec_cache_lookups_total by result; the hit ratio is
+// hit / (hit + miss)) and the Argon2id checks running now
+// (strata_basec_argon2_cold_checks_in_flight).
+func observeBaseC(m metric.Meter, acts *activity.Service, authn *auth.Authenticator) error {
+	lookups, err := m.Int64ObservableCounter("strata_basec_cache_lookups_total",
+		metric.WithDescription("Activity reads answered from the in-process cache (result=hit) or loaded from the store (result=miss)."))
+	if err != nil {
+		return err
+	}
+	cold, err := m.Int64ObservableGauge("strata_basec_argon2_cold_checks_in_flight",
+		metric.WithDescription("Argon2id password checks (credentials not in the verified cache) running now."))
+	if err != nil {
+		return err
+	}
+	hit, miss := metric.WithAttributes(attribute.String("result", "hit")), metric.WithAttributes(attribute.String("result", "miss"))
+	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		h, ms := acts.CacheStats()
+		o.ObserveInt64(lookups, h, hit)
+		o.ObserveInt64(lookups, ms, miss)
+		o.ObserveInt64(cold, int64(authn.ColdInFlight()))
+		return nil
+	}, lookups, cold)
+	return err
 }

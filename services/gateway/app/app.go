@@ -29,6 +29,7 @@ import (
 	"github.com/strata-bureau/strata/pkg/grpcclient"
 	"github.com/strata-bureau/strata/pkg/health"
 	"github.com/strata-bureau/strata/pkg/httpserver"
+	"github.com/strata-bureau/strata/pkg/outbox"
 	"github.com/strata-bureau/strata/pkg/pki"
 	"github.com/strata-bureau/strata/pkg/postgres"
 	"github.com/strata-bureau/strata/pkg/telemetry"
@@ -232,6 +233,9 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis, opsLis ne
 	}
 	defer pool.Close()
 	st := store.New(pool)
+	if err := outbox.ObserveBacklog(tel.Meter("gateway"), pool); err != nil {
+		return err
+	}
 
 	certs := pki.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSCA}
 	tlsA, err := pki.ClientConfig(certs, cfg.BaseAServerName)
@@ -287,8 +291,17 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis, opsLis ne
 	hapi := api.NewAPI(mux)
 	proxies, _ := api.ParseProxies(cfg.TrustedProxies) // checked by Validate
 	failures := limits.NewFailures(cfg.AuthFailureBurst, cfg.AuthFailuresPerMinute)
+	refusals, err := tel.Meter("gateway").Int64Counter("strata_gateway_limit_refusals_total",
+		metric.WithDescription("Requests refused with 429 by a partner's rate limit or daily quota, by partner and reason."))
+	if err != nil {
+		return err
+	}
+	for _, reason := range []string{"rate_limited", "quota_exceeded"} {
+		// Zero series (no partner yet) so alerts and dashboards have one.
+		refusals.Add(ctx, 0, metric.WithAttributes(attribute.String("partner", ""), attribute.String("reason", reason)))
+	}
 	keyAuth := &api.KeyAuth{Store: st, Pepper: pepper, Limiter: limits.New(), Logger: logger, CacheTTL: cfg.KeyCacheTTL,
-		Proxies: proxies, Failures: failures}
+		Proxies: proxies, Failures: failures, Refusals: refusals}
 	bindings := &api.Bindings{Store: st, TTL: cfg.KeyCacheTTL}
 	var records *api.ProcessingRecords
 	if cfg.ProcessingRecordsFile != "" {
@@ -422,6 +435,10 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis, opsLis ne
 			metric.WithDescription("Alarms the audit witness raised: a head that does not verify, a fork, an inconsistent head, or a consistency proof Base A refused for good (kind)."))
 		if err != nil {
 			return err
+		}
+		for _, kind := range []string{"signature", "fork", "inconsistent", "proof_refused"} {
+			// Zero series, so the alert has one to read before the first alarm.
+			alarms.Add(ctx, 0, metric.WithAttributes(attribute.String("kind", kind)))
 		}
 		w := &witness.Witness{Store: st, Verifier: v, File: cfg.WitnessFile, Logger: logger,
 			OnAlarm: func(kind string) {

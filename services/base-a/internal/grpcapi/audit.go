@@ -23,6 +23,8 @@ type AuditServer struct {
 	Store   *store.Store
 	Chain   store.ChainOptions
 	History time.Duration
+	// Metrics, when set, counts verification results.
+	Metrics *Metrics
 }
 
 const maxPage = 500
@@ -191,6 +193,7 @@ func (s *AuditServer) VerifyChain(ctx context.Context, req *baseav1.VerifyChainR
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	s.Metrics.verified(ctx, v.OK)
 	return &baseav1.VerifyChainResponse{Ok: v.OK, CheckedEntries: v.CheckedEntries, FirstBadEntry: v.FirstBadEntry,
 		Problem: v.Problem, CheckpointsVerified: v.CheckpointsVerified, PurgedThrough: v.PurgedThrough,
 		TreeVerifiedSize: v.TreeSize, Incomplete: v.Incomplete, GrantsChecked: v.GrantsChecked}, nil

@@ -63,9 +63,11 @@ type Service struct {
 	store   Store
 	breaker *breaker.Breaker
 	cache   *otter.Cache[string, entry]
-	opts    Options
-	logger  *slog.Logger
-	seq     atomic.Uint64
+	// hits and misses count Get's answers from cache and from the store.
+	hits, misses atomic.Int64
+	opts         Options
+	logger       *slog.Logger
+	seq          atomic.Uint64
 }
 
 // New returns a service. b guards every store call.
@@ -114,6 +116,10 @@ func (s *Service) put(cpf string, ne entry) {
 	})
 }
 
+// CacheStats returns how many reads were answered from the cache (hits)
+// and how many went to the store (misses) since start.
+func (s *Service) CacheStats() (hits, misses int64) { return s.hits.Load(), s.misses.Load() }
+
 // Get returns the CPF's activity. stale is true when the answer came from
 // cache because the store is unavailable.
 func (s *Service) Get(ctx context.Context, cpf string) (act *domain.Activity, stale bool, err error) {
@@ -121,8 +127,10 @@ func (s *Service) Get(ctx context.Context, cpf string) (act *domain.Activity, st
 	ok = ok && !e.placeholder
 	storeDown := s.breaker.State() == breaker.Open
 	if ok && (e.fresh || storeDown) {
+		s.hits.Add(1)
 		return found(e, storeDown)
 	}
+	s.misses.Add(1)
 	ne, err := s.load(ctx, cpf)
 	if err != nil {
 		if ok {

@@ -396,6 +396,9 @@ func (a *Authenticator) verify(ctx context.Context, password, hash string) error
 	return nil
 }
 
+// ColdInFlight is the number of Argon2id checks running now.
+func (a *Authenticator) ColdInFlight() int { return len(a.cold) }
+
 // Invalidate drops the user's cached credential (password change, disable,
 // lock, or an invalidation event from another replica).
 func (a *Authenticator) Invalidate(user string) {

@@ -5,6 +5,8 @@ import (
 	"crypto/hmac"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -75,6 +77,9 @@ type KeyAuth struct {
 	NegativeTTL time.Duration
 	// MaxLookups bounds concurrent key lookups in the database (default 16).
 	MaxLookups int
+	// Refusals, when set, counts 429s of the rate limit and the daily
+	// quota by partner and reason (rate_limited, quota_exceeded).
+	Refusals metric.Int64Counter
 
 	mu      sync.Mutex
 	cache   map[string]cached
@@ -244,6 +249,10 @@ func (k *KeyAuth) Middleware(next http.Handler) http.Handler {
 			kind, detail := "rate-limited", fmt.Sprintf("rate limit of %d requests reached", d.Limit)
 			if d.Quota {
 				kind, detail = "quota-exceeded", fmt.Sprintf("daily quota of %d requests used up", d.Limit)
+			}
+			if k.Refusals != nil {
+				k.Refusals.Add(r.Context(), 1, metric.WithAttributes(attribute.String("partner", key.PartnerID),
+					attribute.String("reason", strings.ReplaceAll(kind, "-", "_"))))
 			}
 			p := problem(http.StatusTooManyRequests, kind, detail)
 			p.retryAfter = d.RetryAfter
