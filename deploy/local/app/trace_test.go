@@ -199,6 +199,9 @@ func TestOneTraceFollowsARequestToEveryConsumer(t *testing.T) {
 		// The standard OpenTelemetry environment, as an operator sets it.
 		"OTEL_TRACES_EXPORTER=otlp", "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
 		"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + recv.addr, "OTEL_BSP_SCHEDULE_DELAY=100",
+		// Base C's own database: an earlier test's platform left its
+		// demo account (another password) in the shared one.
+		"BASEC_MONGODB_DATABASE=strata_basec_trace",
 		"GATEWAY_LOG_LEVEL=debug", "BASEA_LOG_LEVEL=debug", "BASEB_LOG_LEVEL=debug", "BASEC_LOG_LEVEL=debug",
 	}
 	var cfg app.Config
@@ -334,8 +337,19 @@ func TestOneTraceFollowsARequestToEveryConsumer(t *testing.T) {
 	}
 
 	const traceB = "5a7e0000c0ffee0000000000000000b2"
-	c.do("GET", "/v1/activity/52998224725", "", "X-Api-Key", key, "Authorization", "Basic "+b64(env["STRATA_BASEC_USER"]+":"+env["STRATA_BASEC_PASSWORD"]),
-		"Traceparent", "00-"+traceB+"-3333333333333333-01").want(t, 200, "")
+	// The demo activity arrives over AMQP (seeded at start): read until
+	// the CPF is known (only a found CPF emits cpf.queried).
+	for i := 0; ; i++ {
+		r := c.do("GET", "/v1/activity/52998224725", "", "X-Api-Key", key, "Authorization", "Basic "+b64(env["STRATA_BASEC_USER"]+":"+env["STRATA_BASEC_PASSWORD"]),
+			"Traceparent", "00-"+traceB+"-3333333333333333-01")
+		if r.status == http.StatusOK {
+			break
+		}
+		if r.status != http.StatusNotFound || i == 100 {
+			r.want(t, 200, "")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	gw := gatewayDB(t, ctx, dataDir)
 	defer gw.Close(ctx)
 	deadline := time.Now().Add(30 * time.Second)
