@@ -94,3 +94,18 @@ func (p *Platform) Declare(ctx context.Context, q amqp.Queue) error {
 func (p *Platform) ServeOps(ctx context.Context, lis net.Listener) error {
 	return httpserver.Serve(ctx, httpserver.New(p.Health.Mux(p.Tel.MetricsHandler())), lis, 5*time.Second)
 }
+
+// Every calls f every d until ctx ends; it is the body of a background
+// loop's Run method.
+func Every(ctx context.Context, d time.Duration, f func(ctx context.Context)) error {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			f(ctx)
+		}
+	}
+}

@@ -13,14 +13,12 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 
-	"github.com/strata-bureau/strata/pkg/amqp"
 	"github.com/strata-bureau/strata/pkg/breaker"
 	"github.com/strata-bureau/strata/pkg/config"
 	"github.com/strata-bureau/strata/pkg/grpcserver"
-	"github.com/strata-bureau/strata/pkg/health"
-	"github.com/strata-bureau/strata/pkg/httpserver"
 	"github.com/strata-bureau/strata/pkg/outbox"
 	"github.com/strata-bureau/strata/pkg/pki"
+	"github.com/strata-bureau/strata/pkg/platform"
 	"github.com/strata-bureau/strata/pkg/postgres"
 	"github.com/strata-bureau/strata/pkg/telemetry"
 	baseav1 "github.com/strata-bureau/strata/proto/gen/go/basea/v1"
@@ -154,28 +152,19 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	tlsCfg, err := pki.ServerConfig(pki.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSCA})
+	p, err := platform.Start(ctx, "base-a", "", &cfg.Service, cfg.OTel, logger)
 	if err != nil {
 		return err
 	}
-	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "base-a", Env: cfg.OTel, OTLPEndpoint: cfg.OTLPEndpoint, OTLPInsecure: true})
-	if err != nil {
-		return err
-	}
-	defer func() { _ = tel.Shutdown(context.WithoutCancel(ctx)) }()
-	breakers, err := breaker.NewSet(tel.Meter("base-a"), logger)
-	if err != nil {
-		return err
-	}
+	defer p.Close(ctx)
 
 	pool, err := postgres.Connect(ctx, cfg.DatabaseURL.Reveal(), postgres.Options{MaxConns: cfg.MaxConns, WaitFor: 30 * time.Second})
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	dbBreaker := breakers.New(breaker.Config{Name: "base-a->postgres", IsFailure: store.IsDBFailure})
-	st := store.New(pool, keys, dbBreaker)
-	if err := outbox.ObserveBacklog(tel.Meter("base-a"), pool); err != nil {
+	st := store.New(pool, keys, p.Breakers.New(breaker.Config{Name: "base-a->postgres", IsFailure: store.IsDBFailure}))
+	if err := outbox.ObserveBacklog(p.Tel.Meter("base-a"), pool); err != nil {
 		return err
 	}
 	if cfg.SeedDemo {
@@ -183,90 +172,48 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 			return fmt.Errorf("demo data: %w", err)
 		}
 	}
-
-	mq, err := amqp.Dial(ctx, amqp.Config{URL: cfg.AMQPURL.Reveal(), CAFile: cfg.AMQPCA, Name: "base-a", Logger: logger, Exchange: cfg.Exchange,
-		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider, Propagator: tel.Propagator})
-	if err != nil {
-		return err
-	}
-	defer func() { _ = mq.Close() }()
-	pub := amqp.NewPublisher(mq, amqp.PublisherOptions{Breaker: breakers.New(breaker.Config{Name: "base-a->amqp"}), Propagator: tel.Propagator})
+	p.Health.Add("postgres", st.Ping)
 
 	chain := store.ChainOptions{Keys: akeys, CheckpointInterval: cfg.CheckpointInterval, Budget: cfg.VerifyBudget}
 	logger.Info("audit log verifier key (public)", "verifier_key", akeys.VerifierKey())
-	access := grpcapi.Access{People: cfg.ClientsPeople, Audit: cfg.ClientsAudit, Write: cfg.ClientsWrite,
-		AuditOnBehalf: cfg.ClientsAuditOnBehalf}
-	metrics, err := grpcapi.NewMetrics(tel.Meter("base-a"))
+	srv, err := newServer(cfg, p, st, chain)
 	if err != nil {
 		return err
 	}
+	jobs := &auditJobs{Store: st, Chain: chain, Config: cfg, Publisher: p.Publisher(0), Logger: logger}
+	logger.Info("base-a serving", "grpc", glis.Addr().String(), "ops", hlis.Addr().String(), "mtls", true)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Serve(gctx, glis, 10*time.Second) })
+	g.Go(func() error { return p.ServeOps(gctx, hlis) })
+	g.Go(func() error { p.Health.Drive(gctx, srv.Health, time.Second); return nil })
+	g.Go(func() error { return jobs.RunChainer(gctx) })
+	g.Go(func() error { return jobs.RunPurger(gctx) })
+	g.Go(func() error { return jobs.RunRelay(gctx) })
+	return g.Wait()
+}
+
+// newServer is Base A's gRPC server, behind the mTLS identity allow-list.
+func newServer(cfg *Config, p *platform.Platform, st *store.Store, chain store.ChainOptions) (*grpcserver.Server, error) {
+	tlsCfg, err := pki.ServerConfig(pki.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSCA})
+	if err != nil {
+		return nil, err
+	}
+	access := grpcapi.Access{People: cfg.ClientsPeople, Audit: cfg.ClientsAudit, Write: cfg.ClientsWrite,
+		AuditOnBehalf: cfg.ClientsAuditOnBehalf}
+	metrics, err := grpcapi.NewMetrics(p.Tel.Meter("base-a"))
+	if err != nil {
+		return nil, err
+	}
 	srv := grpcserver.New(grpcserver.Options{
-		Logger: logger, Telemetry: tel, TLS: tlsCfg, Reflection: cfg.GRPCReflection,
+		Logger: p.Logger, Telemetry: p.Tel, TLS: tlsCfg, Reflection: cfg.GRPCReflection,
 		UnaryInterceptors: []grpc.UnaryServerInterceptor{grpcapi.IdentityInterceptor(access), metrics.Interceptor()},
 	})
 	baseav1.RegisterPeopleServiceServer(srv, &grpcapi.PeopleServer{Store: st})
 	auditSrv := &grpcapi.AuditServer{Store: st, Chain: chain, History: cfg.HistoryWindow, Metrics: metrics}
 	baseav1.RegisterAuditServiceServer(srv, auditSrv)
 	subjectv1.RegisterSubjectServiceServer(srv, &grpcapi.SubjectServer{Audit: auditSrv, Access: access})
-
-	checker := health.New(breakers)
-	checker.Add("postgres", st.Ping)
-	checker.Add("amqp", mq.Check)
-	logger.Info("base-a serving", "grpc", glis.Addr().String(), "ops", hlis.Addr().String(), "mtls", true)
-
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return srv.Serve(gctx, glis, 10*time.Second) })
-	g.Go(func() error {
-		return httpserver.Serve(gctx, httpserver.New(checker.Mux(tel.MetricsHandler())), hlis, 5*time.Second)
-	})
-	g.Go(func() error { checker.Drive(gctx, srv.Health, time.Second); return nil })
-	g.Go(func() error {
-		every(gctx, cfg.ChainInterval, func() {
-			if _, err := st.ChainPending(gctx, chain); err != nil && gctx.Err() == nil {
-				logger.Warn("audit chaining failed; will retry", "err", err)
-			}
-		})
-		return nil
-	})
-	g.Go(func() error {
-		every(gctx, cfg.AuditPurgeInterval, func() {
-			n, err := st.PurgeAudit(gctx, chain, cfg.AuditRetention)
-			switch {
-			case err != nil && gctx.Err() == nil:
-				logger.Warn("audit retention purge failed; will retry", "err", err)
-			case n > 0:
-				logger.Info("audit entries past retention purged", "entries", n, "retention", cfg.AuditRetention.String())
-			}
-		})
-		return nil
-	})
-	g.Go(func() error {
-		every(gctx, 200*time.Millisecond, func() {
-			_, err := st.RelayOutbox(gctx, func(ctx context.Context, m outbox.Message) error {
-				pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				defer cancel()
-				return pub.Publish(pctx, amqp.Message{ID: m.MessageID, Type: m.Type, Body: m.Body, Traceparent: m.Traceparent})
-			})
-			if err != nil && gctx.Err() == nil {
-				logger.Debug("outbox relay paused", "err", err)
-			}
-		})
-		return nil
-	})
-	return g.Wait()
-}
-
-func every(ctx context.Context, d time.Duration, f func()) {
-	t := time.NewTicker(d)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			f()
-		}
-	}
+	return srv, nil
 }
 
 // DemoCPF is the demo person's CPF (529.982.247-25).

@@ -199,19 +199,8 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 		return err
 	}
 
-	evs, err := events.New(acts, authn, cfg.ReplicaID, dedupe, consumer.Options{Retention: cfg.ProcessedRetention, Meter: p.Tel.Meter("base-c"), Logger: logger})
+	evs, err := newConsumers(ctx, cfg, p, dedupe, acts, authn)
 	if err != nil {
-		return err
-	}
-	producers, err := amqp.ParseProducers(cfg.AMQPProducers)
-	if err != nil {
-		return fmt.Errorf("config: AMQP_PRODUCERS: %w", err)
-	}
-	dataQ, castQ := events.Queues(cfg.DataQueue, cfg.ReplicaID)
-	dataQ.Exchange, castQ.Exchange = cfg.Exchange, cfg.Exchange
-	// Declare the shared queue before serving, so no event published after
-	// this replica reports ready can be unroutable.
-	if err := p.Declare(ctx, dataQ); err != nil {
 		return err
 	}
 	srv, err := newServer(cfg, p, authn, acts, mgr)
@@ -229,24 +218,59 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	// breaker, opening it during an outage) only feed /readyz.
 	srv.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	g.Go(func() error { p.Health.Drive(gctx, nil, time.Second); return nil })
-	opts := amqp.ConsumerOptions{Prefetch: 256, Tag: "base-c-" + cfg.ReplicaID, Propagator: p.Tel.Propagator, Producers: producers, OnForeign: evs.Data.OnForeign}
-	g.Go(func() error {
-		// Batches of up to 256 events gathered within 50 ms: cpf.queried
-		// is coalesced per CPF and written in bulk, so a last query is
-		// visible well within 250 ms while the store sees one write per
-		// batch rather than per lookup.
-		return p.MQ.ConsumeBatch(gctx, dataQ, opts, amqp.BatchOptions{Max: 256, Wait: 50 * time.Millisecond}, evs.HandleDataBatch)
-	})
-	castOpts := opts
-	castOpts.Tag, castOpts.OnSubscribe = "", func() {
-		// Invalidations sent while this replica was disconnected are
-		// gone with its transient queue: start clean.
-		acts.InvalidateAll()
-		authn.InvalidateAll()
-	}
-	g.Go(func() error { return p.MQ.Consume(gctx, castQ, castOpts, evs.HandleInvalidation) })
+	g.Go(func() error { return evs.RunData(gctx) })
+	g.Go(func() error { return evs.RunBroadcast(gctx) })
 	g.Go(func() error { return evs.Data.Run(gctx) })
 	return g.Wait()
+}
+
+// consumers are Base C's AMQP consumers: the data queue the replicas
+// share and this replica's broadcast queue.
+type consumers struct {
+	*events.Consumer
+	p           *platform.Platform
+	data, cast  amqp.Queue
+	opts        amqp.ConsumerOptions
+	onSubscribe func()
+}
+
+// newConsumers declares the shared data queue before serving, so no event
+// published after this replica reports ready can be unroutable.
+func newConsumers(ctx context.Context, cfg *Config, p *platform.Platform, dedupe consumer.Dedupe, acts *activity.Service, authn *auth.Authenticator) (*consumers, error) {
+	evs, err := events.New(acts, authn, cfg.ReplicaID, dedupe, consumer.Options{Retention: cfg.ProcessedRetention, Meter: p.Tel.Meter("base-c"), Logger: p.Logger})
+	if err != nil {
+		return nil, err
+	}
+	producers, err := amqp.ParseProducers(cfg.AMQPProducers)
+	if err != nil {
+		return nil, fmt.Errorf("config: AMQP_PRODUCERS: %w", err)
+	}
+	c := &consumers{Consumer: evs, p: p,
+		opts: amqp.ConsumerOptions{Prefetch: 256, Tag: "base-c-" + cfg.ReplicaID, Propagator: p.Tel.Propagator, Producers: producers, OnForeign: evs.Data.OnForeign},
+		onSubscribe: func() {
+			// Invalidations sent while this replica was disconnected are
+			// gone with its transient queue: start clean.
+			acts.InvalidateAll()
+			authn.InvalidateAll()
+		}}
+	c.data, c.cast = events.Queues(cfg.DataQueue, cfg.ReplicaID)
+	c.data.Exchange, c.cast.Exchange = cfg.Exchange, cfg.Exchange
+	return c, p.Declare(ctx, c.data)
+}
+
+// RunData consumes the data queue in batches of up to 256 events gathered
+// within 50 ms: cpf.queried is coalesced per CPF and written in bulk, so a
+// last query is visible well within 250 ms while the store sees one write
+// per batch rather than per lookup.
+func (c *consumers) RunData(ctx context.Context) error {
+	return c.p.MQ.ConsumeBatch(ctx, c.data, c.opts, amqp.BatchOptions{Max: 256, Wait: 50 * time.Millisecond}, c.HandleDataBatch)
+}
+
+// RunBroadcast consumes the other replicas' invalidations.
+func (c *consumers) RunBroadcast(ctx context.Context) error {
+	opts := c.opts
+	opts.Tag, opts.OnSubscribe = "", c.onSubscribe
+	return c.p.MQ.Consume(ctx, c.cast, opts, c.HandleInvalidation)
 }
 
 func newAuth(cfg *Config, st *store.Store, logger *slog.Logger) (*auth.Authenticator, error) {

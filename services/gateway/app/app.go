@@ -6,42 +6,24 @@ package app
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
-	"os"
-	"strings"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
-	"golang.org/x/mod/sumdb/note"
-	"golang.org/x/mod/sumdb/tlog"
 	"golang.org/x/sync/errgroup"
-	"google.golang.org/grpc"
 
-	"github.com/strata-bureau/strata/pkg/amqp"
-	"github.com/strata-bureau/strata/pkg/breaker"
 	"github.com/strata-bureau/strata/pkg/config"
-	"github.com/strata-bureau/strata/pkg/grpcclient"
-	"github.com/strata-bureau/strata/pkg/health"
 	"github.com/strata-bureau/strata/pkg/httpserver"
 	"github.com/strata-bureau/strata/pkg/outbox"
-	"github.com/strata-bureau/strata/pkg/pki"
+	"github.com/strata-bureau/strata/pkg/platform"
 	"github.com/strata-bureau/strata/pkg/postgres"
 	"github.com/strata-bureau/strata/pkg/telemetry"
-	"github.com/strata-bureau/strata/proto/eventtypes"
-	baseav1 "github.com/strata-bureau/strata/proto/gen/go/basea/v1"
 	"github.com/strata-bureau/strata/services/gateway/internal/api"
-	"github.com/strata-bureau/strata/services/gateway/internal/backend"
 	"github.com/strata-bureau/strata/services/gateway/internal/events"
 	"github.com/strata-bureau/strata/services/gateway/internal/issuer"
-	"github.com/strata-bureau/strata/services/gateway/internal/limits"
 	"github.com/strata-bureau/strata/services/gateway/internal/store"
-	"github.com/strata-bureau/strata/services/gateway/internal/witness"
 )
 
 // Prefix of the gateway's environment variables.
@@ -212,20 +194,16 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	return Serve(ctx, cfg, logger, lis, opsLis)
 }
 
-// Serve serves the public API on lis and the operator surface on opsLis
-// until ctx ends.
+// Serve serves the gateway on lis (partners) and opsLis (operators) until
+// ctx ends.
 func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis, opsLis net.Listener) error {
 	defer func() { _ = lis.Close(); _ = opsLis.Close() }()
-	pepper, _ := base64.StdEncoding.DecodeString(cfg.KeyPepper.Reveal())
-	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "gateway", Env: cfg.OTel, OTLPEndpoint: cfg.OTLPEndpoint, OTLPInsecure: true})
+	pepper, _ := base64.StdEncoding.DecodeString(cfg.KeyPepper.Reveal()) // checked by Validate
+	p, err := platform.Start(ctx, "gateway", "", &cfg.Service, cfg.OTel, logger)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = tel.Shutdown(context.WithoutCancel(ctx)) }()
-	breakers, err := breaker.NewSet(tel.Meter("gateway"), logger)
-	if err != nil {
-		return err
-	}
+	defer p.Close(ctx)
 
 	pool, err := postgres.Connect(ctx, cfg.DatabaseURL.Reveal(), postgres.Options{MaxConns: 16, WaitFor: 30 * time.Second})
 	if err != nil {
@@ -233,260 +211,46 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis, opsLis ne
 	}
 	defer pool.Close()
 	st := store.New(pool)
-	if err := outbox.ObserveBacklog(tel.Meter("gateway"), pool); err != nil {
+	if err := outbox.ObserveBacklog(p.Tel.Meter("gateway"), pool); err != nil {
 		return err
 	}
+	bases, err := newBackends(cfg, p)
+	if err != nil {
+		return err
+	}
+	defer bases.Close()
+	emitter := events.New(p.Publisher(2*time.Second), st, logger)
 
-	certs := pki.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSCA}
-	tlsA, err := pki.ClientConfig(certs, cfg.BaseAServerName)
+	w := &web{cfg: cfg, p: p, st: st, bases: bases, pepper: pepper, emitter: emitter}
+	partners, err := w.partnerHandler()
 	if err != nil {
 		return err
 	}
-	tlsB, err := pki.ClientConfig(certs, cfg.BaseBServerName)
-	if err != nil {
-		return err
-	}
-	tlsC, err := pki.ClientConfig(certs, cfg.BaseCServerName)
-	if err != nil {
-		return err
-	}
-	bo := backend.Options{Client: grpcclient.Options{Telemetry: tel}, Logger: logger, MaxInFlight: cfg.Bulkhead, PerPartner: cfg.PerPartner, Timeout: cfg.BackendTimeout,
-		// Three consecutive failures open a replica's breaker; after 2s one
-		// trial call is let through. Calls to an open breaker fail at once.
-		Breaker: breaker.Config{ConsecutiveFailures: 3, OpenFor: 2 * time.Second}}
-	boA := bo
-	boA.Client.TLS = tlsA
-	pa, err := backend.New("base-a", []string{cfg.BaseAAddr}, breakers, boA)
-	if err != nil {
-		return err
-	}
-	defer pa.Close()
-	boB := bo
-	boB.Timeout = cfg.BaseBTimeout
-	boB.Client.TLS = tlsB
-	pb, err := backend.New("base-b", cfg.BaseBAddrs, breakers, boB)
-	if err != nil {
-		return err
-	}
-	defer pb.Close()
-	boC := bo
-	boC.Timeout = cfg.BaseCTimeout
-	boC.Client.TLS = tlsC
-	pc, err := backend.New("base-c", cfg.BaseCAddrs, breakers, boC)
-	if err != nil {
-		return err
-	}
-	defer pc.Close()
-
-	mq, err := amqp.Dial(ctx, amqp.Config{URL: cfg.AMQPURL.Reveal(), CAFile: cfg.AMQPCA, Name: "gateway", Logger: logger, Exchange: cfg.Exchange,
-		TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider, Propagator: tel.Propagator})
-	if err != nil {
-		return err
-	}
-	defer func() { _ = mq.Close() }()
-	pub := amqp.NewPublisher(mq, amqp.PublisherOptions{Breaker: breakers.New(breaker.Config{Name: "gateway->amqp", OpenFor: 2 * time.Second}), Propagator: tel.Propagator})
-	emitter := events.New(pub, st, logger)
-
-	mux := http.NewServeMux()
-	hapi := api.NewAPI(mux)
-	proxies, _ := api.ParseProxies(cfg.TrustedProxies) // checked by Validate
-	failures := limits.NewFailures(cfg.AuthFailureBurst, cfg.AuthFailuresPerMinute)
-	refusals, err := tel.Meter("gateway").Int64Counter("strata_gateway_limit_refusals_total",
-		metric.WithDescription("Requests refused with 429 by a partner's rate limit or daily quota, by partner and reason."))
-	if err != nil {
-		return err
-	}
-	for _, reason := range []string{"rate_limited", "quota_exceeded"} {
-		// Zero series (no partner yet) so alerts and dashboards have one.
-		refusals.Add(ctx, 0, metric.WithAttributes(attribute.String("partner", ""), attribute.String("reason", reason)))
-	}
-	keyAuth := &api.KeyAuth{Store: st, Pepper: pepper, Limiter: limits.New(), Logger: logger, CacheTTL: cfg.KeyCacheTTL,
-		Proxies: proxies, Failures: failures, Refusals: refusals}
-	bindings := &api.Bindings{Store: st, TTL: cfg.KeyCacheTTL}
-	var records *api.ProcessingRecords
-	if cfg.ProcessingRecordsFile != "" {
-		b, err := os.ReadFile(cfg.ProcessingRecordsFile)
-		if err != nil {
-			return fmt.Errorf("config: PROCESSING_RECORDS_FILE: %w", err)
-		}
-		if records, err = api.ParseProcessingRecords(b); err != nil {
-			return fmt.Errorf("config: PROCESSING_RECORDS_FILE: %w", err)
-		}
-	}
-	(&api.Handlers{Backends: api.Backends{A: pa, B: pb, C: pc}, Events: emitter, Logger: logger, Bindings: bindings,
-		Records: records, Partners: recipients{st},
-		Expensive: limits.NewConcurrency(max(1, cfg.ExpensiveCalls), 1)}).Register(hapi)
-	(&api.Admin{Store: st, Logger: logger, Pepper: pepper, Keys: keyAuth, Bindings: bindings, RatePerSec: cfg.RatePerSec, Burst: cfg.Burst, DailyQuota: cfg.DailyQuota}).Register(hapi)
-	if cfg.IssuerEnabled {
-		keys, err := issuer.ParseKeys(cfg.IssuerKeys.Reveal())
-		if err != nil {
-			return fmt.Errorf("config: %w", err)
-		}
-		is, err := issuer.New(issuer.Options{URL: cfg.PublicURL, Audience: cfg.IssuerAudience, TTL: cfg.TokenTTL, Keys: keys, Pepper: pepper, Clients: clients{st},
-			Failures: failures, ClientIP: proxies.ClientIP, Logger: logger})
-		if err != nil {
-			return err
-		}
-		is.Register(mux)
-	}
-	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"live":true}` + "\n"))
-	})
-	// Partners see only ready or not; backends, replica addresses and
-	// breakers are for operators.
-	ready := func(r *http.Request) bool {
-		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
-		defer cancel()
-		return st.Ping(ctx) == nil
-	}
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ok := ready(r)
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		if !ok {
-			w.WriteHeader(http.StatusServiceUnavailable)
-		}
-		_ = json.NewEncoder(w).Encode(map[string]bool{"ready": ok})
-	})
-	mux.HandleFunc("/", api.NotFound)
-
-	ops := http.NewServeMux()
-	ops.HandleFunc("GET /livez", health.Livez)
-	ops.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		dbOK := ready(r)
-		body := map[string]any{"ready": dbOK, "database": dbOK, "broker": mq.Connected(),
-			"backends": map[string]any{"base-a": pa.States(), "base-b": pb.States(), "base-c": pc.States()},
-			"breakers": breakers.States()}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		if !dbOK {
-			w.WriteHeader(http.StatusServiceUnavailable)
-		}
-		_ = json.NewEncoder(w).Encode(body)
-	})
-	health.Operator(ops, tel.MetricsHandler())
-
 	if cfg.BootstrapFile != "" {
 		if err := bootstrap(ctx, st, pepper, cfg.BootstrapFile, cfg); err != nil {
 			return fmt.Errorf("bootstrap: %w", err)
 		}
 	}
-	// Outermost: the server span (continuing a partner's traceparent), the
-	// request-duration metric and the access-log line see every answer,
-	// including the edge's and the key check's refusals.
-	observed := httpserver.Observe(api.Edge(cfg.MaxBodyBytes, keyAuth.Middleware(mux)), httpserver.ObserveOptions{
-		Tracer: tel.Tracer("gateway/http"), Meter: tel.Meter("gateway/http"), Propagator: tel.Propagator, Logger: logger,
-		Route: func(r *http.Request) string { _, pattern := mux.Handler(r); return pattern },
-		Skip:  func(r *http.Request) bool { return r.URL.Path == "/livez" || r.URL.Path == "/readyz" },
-	})
-	srv := httpserver.New(observed)
+	witnessQ, err := newWitness(cfg, p, st, bases.A)
+	if err != nil {
+		return err
+	}
 	logger.Info("gateway serving", "http", lis.Addr().String(), "ops", opsLis.Addr().String(), "issuer", cfg.IssuerEnabled)
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return httpserver.Serve(gctx, srv, lis, 15*time.Second) })
-	g.Go(func() error { return httpserver.Serve(gctx, httpserver.New(ops), opsLis, 5*time.Second) })
-	for _, p := range []*backend.Pool{pa, pb, pc} {
+	g.Go(func() error { return httpserver.Serve(gctx, httpserver.New(partners), lis, 15*time.Second) })
+	g.Go(func() error { return httpserver.Serve(gctx, httpserver.New(w.opsHandler()), opsLis, 5*time.Second) })
+	for _, pool := range bases.all() {
 		// 250 ms: a hung replica must leave the rotation well within the 1 s
 		// the chaos suite allows for failing fast (see backend.WatchHealth).
-		g.Go(func() error { p.WatchHealth(gctx, 250*time.Millisecond); return nil })
+		g.Go(func() error { pool.WatchHealth(gctx, 250*time.Millisecond); return nil })
 	}
 	g.Go(func() error { emitter.Run(gctx); return nil })
-	g.Go(func() error {
-		t := time.NewTicker(5 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-gctx.Done():
-				keyAuth.FlushLastUsed(context.WithoutCancel(gctx))
-				return nil
-			case <-t.C:
-				keyAuth.FlushLastUsed(gctx)
-			}
-		}
-	})
-	g.Go(func() error {
-		// Daily quotas are shared by every replica through the database.
-		t := time.NewTicker(cfg.QuotaSyncInterval)
-		defer t.Stop()
-		failing := false
-		for {
-			select {
-			case <-gctx.Done():
-				sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), 2*time.Second)
-				_ = keyAuth.Limiter.Sync(sctx, st)
-				cancel()
-				return nil
-			case <-t.C:
-				err := keyAuth.Limiter.Sync(gctx, st)
-				if err != nil && !failing && gctx.Err() == nil {
-					logger.Warn("cannot share quota usage; counting locally until the database returns", "err", err)
-				}
-				failing = err != nil
-			}
-		}
-	})
-	if cfg.AuditVerifierKey != "" {
-		v, err := note.NewVerifier(strings.TrimSpace(cfg.AuditVerifierKey))
-		if err != nil {
-			return fmt.Errorf("config: AUDIT_VERIFIER_KEY: %w", err)
-		}
-		alarms, err := tel.Meter("gateway").Int64Counter("strata_audit_witness_alarms_total",
-			metric.WithDescription("Alarms the audit witness raised: a head that does not verify, a fork, an inconsistent head, or a consistency proof Base A refused for good (kind)."))
-		if err != nil {
-			return err
-		}
-		for _, kind := range []string{"signature", "fork", "inconsistent", "proof_refused"} {
-			// Zero series, so the alert has one to read before the first alarm.
-			alarms.Add(ctx, 0, metric.WithAttributes(attribute.String("kind", kind)))
-		}
-		w := &witness.Witness{Store: st, Verifier: v, File: cfg.WitnessFile, Logger: logger,
-			OnAlarm: func(kind string) {
-				alarms.Add(context.Background(), 1, metric.WithAttributes(attribute.String("kind", kind)))
-			},
-			Prove: func(ctx context.Context, oldSize, newSize int64) (tlog.TreeProof, error) {
-				var resp *baseav1.GetConsistencyResponse
-				err := pa.Call(ctx, true, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
-					resp, err = baseav1.NewAuditServiceClient(conn).GetConsistency(ctx, &baseav1.GetConsistencyRequest{OldSize: oldSize, NewSize: newSize})
-					return err
-				})
-				if err != nil {
-					return nil, err
-				}
-				p := make(tlog.TreeProof, len(resp.GetProof()))
-				for i, h := range resp.GetProof() {
-					copy(p[i][:], h)
-				}
-				return p, nil
-			}}
-		producers, err := amqp.ParseProducers(cfg.AMQPProducers)
-		if err != nil {
-			return fmt.Errorf("config: AMQP_PRODUCERS: %w", err)
-		}
-		onForeign := func(typ, user string) {
-			logger.Error("AUDIT WITNESS: a signed head from a broker user that does not own audit.checkpoint.signed was dead-lettered", "type", typ, "user", user)
-		}
-		q := amqp.Queue{Name: "gateway.audit-witness", Bindings: []string{eventtypes.AuditCheckpointSigned}}
-		g.Go(func() error {
-			return mq.Consume(gctx, q, amqp.ConsumerOptions{Prefetch: 16, Tag: "gateway-witness", Propagator: tel.Propagator,
-				Producers: producers, OnForeign: onForeign}, w.Handle)
-		})
+	g.Go(func() error { return flushKeysLastUsed(gctx, w.keys, 5*time.Second) })
+	// Daily quotas are shared by every replica through the database.
+	g.Go(func() error { return w.keys.Limiter.RunSync(gctx, st, cfg.QuotaSyncInterval, logger) })
+	if witnessQ != nil {
+		g.Go(func() error { return witnessQ(gctx) })
 	}
 	return g.Wait()
-}
-
-// recipients lists the partner institutions for the records of processing.
-type recipients struct{ st *store.Store }
-
-func (r recipients) Recipients(ctx context.Context) ([]api.RecordRecipient, error) {
-	ps, err := r.st.ListPartners(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]api.RecordRecipient, 0, len(ps))
-	for _, p := range ps {
-		at := p.CreatedAt.UTC()
-		out = append(out, api.RecordRecipient{ID: p.ID, Name: p.Name, Since: &at})
-	}
-	return out, nil
 }
