@@ -123,7 +123,7 @@ $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc: proto/tools/go.
 		google.golang.org/grpc/cmd/protoc-gen-go-grpc
 
 .PHONY: lint
-lint: $(TOOLS)/staticcheck ## go vet, staticcheck (also of files behind build tags), gofmt, size limits, a GOWORK=off build of every module
+lint: $(TOOLS)/staticcheck ## go vet, staticcheck (also of files behind build tags), gofmt, a GOWORK=off build of every module, size limits
 	@for m in $(MODULES); do \
 		$(module_pkgs); \
 		echo "== lint $$m"; \
@@ -135,6 +135,11 @@ lint: $(TOOLS)/staticcheck ## go vet, staticcheck (also of files behind build ta
 		fi; \
 	done
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@$(MAKE) --no-print-directory sizes
+
+.PHONY: sizes
+sizes: ## Size limits: no hand-written Go file over 450 lines, no function over 80, outside tests (.ci/sizecheck; known exceptions in its allow.txt)
+	@GOWORK=off go run .ci/sizecheck/main.go -allow .ci/sizecheck/allow.txt $(MODULES)
 
 .PHONY: proto
 proto: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc ## Regenerate Go code from the protos
