@@ -4,26 +4,17 @@ import (
 	"context"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/strata-bureau/strata/pkg/testenv"
 	"github.com/strata-bureau/strata/services/gateway/internal/limits"
-	"github.com/strata-bureau/strata/services/gateway/internal/store"
+	"github.com/strata-bureau/strata/services/gateway/internal/store/storetest"
 )
-
-var template = testenv.Template{Name: "gateway", Version: store.MigrationsVersion(), Migrate: store.Migrate}
 
 // Two replicas share one daily quota through the gateway's database, and a
 // restarted replica remembers what was used; a failed sync loses no count.
 func TestDailyQuotaIsSharedAcrossReplicasAndRestarts(t *testing.T) {
 	t.Parallel()
 	ctx := testenv.Context(t)
-	pool, err := pgxpool.New(ctx, testenv.PostgresDB(t, template))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	st := store.New(pool)
+	st, pool := storetest.New(t)
 	const quota = 10
 	allow := func(l *limits.Limiter, n int) (ok int) {
 		for range n {

@@ -4,24 +4,16 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/strata-bureau/strata/pkg/testenv"
 	"github.com/strata-bureau/strata/services/gateway/internal/store"
+	"github.com/strata-bureau/strata/services/gateway/internal/store/storetest"
 )
-
-var template = testenv.Template{Name: "gateway", Version: store.MigrationsVersion(), Migrate: store.Migrate}
 
 // An OAuth2 client id belongs to one partner at a time.
 func TestOAuthClientBindings(t *testing.T) {
 	t.Parallel()
 	ctx := testenv.Context(t)
-	pool, err := pgxpool.New(ctx, testenv.PostgresDB(t, template))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	st := store.New(pool)
+	st, _ := storetest.New(t)
 	for _, p := range []string{"bank-a", "bank-b"} {
 		if _, err := st.CreatePartner(ctx, p, p); err != nil {
 			t.Fatal(err)

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 	"google.golang.org/grpc/codes"
@@ -20,11 +19,9 @@ import (
 	"github.com/strata-bureau/strata/pkg/logging"
 	"github.com/strata-bureau/strata/pkg/testenv"
 	"github.com/strata-bureau/strata/services/gateway/internal/backend"
-	"github.com/strata-bureau/strata/services/gateway/internal/store"
+	"github.com/strata-bureau/strata/services/gateway/internal/store/storetest"
 	"github.com/strata-bureau/strata/services/gateway/internal/witness"
 )
-
-var template = testenv.Template{Name: "gateway", Version: store.MigrationsVersion(), Migrate: store.Migrate}
 
 // memLog is a Merkle log in memory, as Base A builds it.
 type memLog struct{ hashes []tlog.Hash }
@@ -76,12 +73,7 @@ func head(t *testing.T, s note.Signer, m *memLog, size int64) []byte {
 func TestWitnessKeepsConsistentHeadsAndAlarmsOnRewrites(t *testing.T) {
 	t.Parallel()
 	ctx := testenv.Context(t)
-	pool, err := pgxpool.New(ctx, testenv.PostgresDB(t, template))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	st := store.New(pool)
+	st, _ := storetest.New(t)
 	skey, vkey, _ := note.GenerateKey(rand.Reader, witness.LogName)
 	signer, _ := note.NewSigner(skey)
 	verifier, _ := note.NewVerifier(vkey)
@@ -163,12 +155,7 @@ func readLines(t *testing.T, path string) []string {
 func TestRefusedProofIsAnAlarmPassingFaultsAreRetried(t *testing.T) {
 	t.Parallel()
 	ctx := testenv.Context(t)
-	pool, err := pgxpool.New(ctx, testenv.PostgresDB(t, template))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	st := store.New(pool)
+	st, _ := storetest.New(t)
 	skey, vkey, _ := note.GenerateKey(rand.Reader, witness.LogName)
 	signer, _ := note.NewSigner(skey)
 	verifier, _ := note.NewVerifier(vkey)
