@@ -112,14 +112,6 @@ func toStatus(err error) error {
 	return err
 }
 
-func parseCPF(s string) (string, error) {
-	c, err := cpf.Parse(s)
-	if err != nil {
-		return "", status.Error(codes.InvalidArgument, "invalid CPF: "+err.Error())
-	}
-	return c.String(), nil
-}
-
 func clientIP(ctx context.Context, fromReq string) string {
 	// Only a caller trusted to speak for the partner (the gateway) may
 	// name the partner's address, in the request or in metadata; anyone
@@ -172,7 +164,7 @@ func (s *Server) get(ctx context.Context, c string) (*domain.Profile, error) {
 
 // GetProfile returns a profile.
 func (s *Server) GetProfile(ctx context.Context, req *basebv1.GetProfileRequest) (*basebv1.GetProfileResponse, error) {
-	c, err := parseCPF(req.GetCpf())
+	c, err := grpcserver.CPF(req.GetCpf())
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +178,7 @@ func (s *Server) GetProfile(ctx context.Context, req *basebv1.GetProfileRequest)
 
 // GetScore scores a profile.
 func (s *Server) GetScore(ctx context.Context, req *basebv1.GetScoreRequest) (*basebv1.GetScoreResponse, error) {
-	c, err := parseCPF(req.GetCpf())
+	c, err := grpcserver.CPF(req.GetCpf())
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +245,7 @@ func invalid(msg string) error { return status.Error(codes.InvalidArgument, msg)
 
 // UpsertProfile creates or updates birth date and address.
 func (s *Server) UpsertProfile(ctx context.Context, req *basebv1.UpsertProfileRequest) (*basebv1.UpsertProfileResponse, error) {
-	c, err := parseCPF(req.GetCpf())
+	c, err := grpcserver.CPF(req.GetCpf())
 	if err != nil {
 		return nil, err
 	}
@@ -275,7 +267,7 @@ func (s *Server) UpsertProfile(ctx context.Context, req *basebv1.UpsertProfileRe
 
 // AddAsset adds an asset.
 func (s *Server) AddAsset(ctx context.Context, req *basebv1.AddAssetRequest) (*basebv1.AddAssetResponse, error) {
-	c, err := parseCPF(req.GetCpf())
+	c, err := grpcserver.CPF(req.GetCpf())
 	if err != nil {
 		return nil, err
 	}
@@ -293,7 +285,7 @@ func (s *Server) AddAsset(ctx context.Context, req *basebv1.AddAssetRequest) (*b
 
 // RemoveAsset removes an asset.
 func (s *Server) RemoveAsset(ctx context.Context, req *basebv1.RemoveAssetRequest) (*basebv1.RemoveAssetResponse, error) {
-	c, err := parseCPF(req.GetCpf())
+	c, err := grpcserver.CPF(req.GetCpf())
 	if err != nil {
 		return nil, err
 	}
@@ -305,7 +297,7 @@ func (s *Server) RemoveAsset(ctx context.Context, req *basebv1.RemoveAssetReques
 
 // AddIncomeSource adds an income source.
 func (s *Server) AddIncomeSource(ctx context.Context, req *basebv1.AddIncomeSourceRequest) (*basebv1.AddIncomeSourceResponse, error) {
-	c, err := parseCPF(req.GetCpf())
+	c, err := grpcserver.CPF(req.GetCpf())
 	if err != nil {
 		return nil, err
 	}
@@ -324,7 +316,7 @@ func (s *Server) AddIncomeSource(ctx context.Context, req *basebv1.AddIncomeSour
 
 // RemoveIncomeSource removes an income source.
 func (s *Server) RemoveIncomeSource(ctx context.Context, req *basebv1.RemoveIncomeSourceRequest) (*basebv1.RemoveIncomeSourceResponse, error) {
-	c, err := parseCPF(req.GetCpf())
+	c, err := grpcserver.CPF(req.GetCpf())
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package grpcapi
 
 import (
 	"context"
-	"slices"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -24,10 +23,10 @@ type SubjectServer struct {
 
 // GetSubjectData describes the CPF's data in Base B.
 func (s *SubjectServer) GetSubjectData(ctx context.Context, req *subjectv1.GetSubjectDataRequest) (*subjectv1.GetSubjectDataResponse, error) {
-	if id, ok := grpcserver.PeerIdentity(ctx); !ok || !slices.Contains(s.Allowed, id) {
-		return nil, status.Error(codes.PermissionDenied, "this identity may not read subject reports")
+	if err := grpcserver.RequireIdentity(ctx, s.Allowed, "read subject reports"); err != nil {
+		return nil, err
 	}
-	c, err := parseCPF(req.GetCpf())
+	c, err := grpcserver.CPF(req.GetCpf())
 	if err != nil {
 		return nil, err
 	}

@@ -19,7 +19,6 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/strata-bureau/strata/pkg/cpf"
 	"github.com/strata-bureau/strata/pkg/grpcserver"
 	"github.com/strata-bureau/strata/pkg/origin"
 	basecv1 "github.com/strata-bureau/strata/proto/gen/go/basec/v1"
@@ -102,14 +101,6 @@ func toStatus(err error) error {
 	return err
 }
 
-func validCPF(s string) (string, error) {
-	c, err := cpf.Parse(s)
-	if err != nil {
-		return "", status.Error(codes.InvalidArgument, "invalid CPF: "+err.Error())
-	}
-	return c.String(), nil
-}
-
 // ActivityServer implements basecv1.ActivityServiceServer.
 type ActivityServer struct {
 	basecv1.UnimplementedActivityServiceServer
@@ -119,7 +110,7 @@ type ActivityServer struct {
 
 // GetActivity returns last query, last purchase and latest movements.
 func (s *ActivityServer) GetActivity(ctx context.Context, req *basecv1.GetActivityRequest) (*basecv1.GetActivityResponse, error) {
-	c, err := validCPF(req.GetCpf())
+	c, err := grpcserver.CPF(req.GetCpf())
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +128,7 @@ const (
 
 // ListMovements pages through movements in a window, newest first.
 func (s *ActivityServer) ListMovements(ctx context.Context, req *basecv1.ListMovementsRequest) (*basecv1.ListMovementsResponse, error) {
-	c, err := validCPF(req.GetCpf())
+	c, err := grpcserver.CPF(req.GetCpf())
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -29,10 +28,10 @@ type SubjectServer struct {
 
 // GetSubjectData describes the CPF's data in Base C.
 func (s *SubjectServer) GetSubjectData(ctx context.Context, req *subjectv1.GetSubjectDataRequest) (*subjectv1.GetSubjectDataResponse, error) {
-	if id, ok := grpcserver.PeerIdentity(ctx); !ok || !slices.Contains(s.Allowed, id) {
-		return nil, status.Error(codes.PermissionDenied, "this identity may not read subject reports")
+	if err := grpcserver.RequireIdentity(ctx, s.Allowed, "read subject reports"); err != nil {
+		return nil, err
 	}
-	c, err := validCPF(req.GetCpf())
+	c, err := grpcserver.CPF(req.GetCpf())
 	if err != nil {
 		return nil, err
 	}
