@@ -44,7 +44,18 @@ func TestMessagesCarryTheirTraceFromPublisherToConsumer(t *testing.T) {
 	}
 	defer func() { _ = subClient.Close() }()
 
-	q := amqp.Queue{Name: testenv.UniqueName(t, "q"), Bindings: []string{"t.#"}}
+	q := amqp.Queue{Name: testenv.UniqueName(t, "q"), Bindings: []string{"t.#"}, Exchange: exchange}
+	// Declare before publishing so nothing published is unroutable (a
+	// fixed sleep waiting for Consume to declare it lost the messages on
+	// a loaded machine).
+	ch, err := subClient.Channel(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Declare(ch); err != nil {
+		t.Fatal(err)
+	}
+	_ = ch.Close()
 	got := make(chan trace.SpanContext, 4)
 	cctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -57,9 +68,6 @@ func TestMessagesCarryTheirTraceFromPublisherToConsumer(t *testing.T) {
 			return nil
 		})
 	}()
-	// Wait for the queue before publishing (it is declared by Consume).
-	time.Sleep(300 * time.Millisecond)
-
 	pub := amqp.NewPublisher(pubClient, amqp.PublisherOptions{})
 	reqCtx, reqSpan := pubTP.Tracer("t").Start(ctx, "request")
 	if err := pub.Publish(reqCtx, amqp.Message{ID: "m1", Type: "t.live", Body: []byte("x")}); err != nil {
