@@ -106,79 +106,19 @@ func RunAuditCLI(ctx context.Context, l config.Lookuper, args []string, stdout, 
 	case "verify":
 		return verifyOnline(ctx, client, cfg, *full, stdout, stderr)
 	case "export-log":
-		out := stdout
-		if *outFile != "" {
-			f, err := os.OpenFile(*outFile, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-			if err != nil {
-				return fail(err)
-			}
-			defer func() { _ = f.Close() }()
-			out = f
+		if err := exportLog(ctx, client, *outFile, stdout); err != nil {
+			return fail(err)
 		}
-		var after int64
-		for {
-			page, err := client.ExportLog(ctx, &baseav1.ExportLogRequest{AfterSeq: after, PageSize: 5000})
-			if err != nil {
-				return fail(err)
-			}
-			b, err := protojson.Marshal(page)
-			if err != nil {
-				return fail(err)
-			}
-			fmt.Fprintln(out, string(b))
-			if n := len(page.GetEntries()); n > 0 {
-				after = page.GetEntries()[n-1].GetSeq()
-			}
-			if !page.GetMore() {
-				return 0
-			}
-		}
+		return 0
 	case "list", "export":
-		req := &baseav1.ListAccessLogsRequest{Cpf: *cpf, PartnerId: *partner, PageSize: int32(min(*limit, 500))}
-		if *purpose != "" {
-			v, ok := baseav1.Purpose_value["PURPOSE_"+upper(*purpose)]
-			if !ok {
-				return fail(fmt.Errorf("unknown purpose %q", *purpose))
-			}
-			req.Purpose = baseav1.Purpose(v)
+		req, err := listRequest(*cpf, *partner, *purpose, *outcome, *from, *to, *limit)
+		if err != nil {
+			return fail(err)
 		}
-		if *outcome != "" {
-			v, ok := baseav1.Outcome_value["OUTCOME_"+upper(*outcome)]
-			if !ok {
-				return fail(fmt.Errorf("unknown outcome %q", *outcome))
-			}
-			req.Outcome = baseav1.Outcome(v)
+		if err := listLogs(ctx, client, req, cmd == "export", stdout); err != nil {
+			return fail(err)
 		}
-		for _, p := range []struct {
-			s   string
-			dst **timestamppb.Timestamp
-		}{{*from, &req.From}, {*to, &req.To}} {
-			if p.s != "" {
-				t, err := time.Parse(time.RFC3339, p.s)
-				if err != nil {
-					return fail(fmt.Errorf("times must be RFC 3339: %w", err))
-				}
-				*p.dst = timestamppb.New(t)
-			}
-		}
-		if cmd == "export" {
-			req.PageSize = 500
-		}
-		m := protojson.MarshalOptions{UseProtoNames: true}
-		for {
-			resp, err := client.ListAccessLogs(ctx, req)
-			if err != nil {
-				return fail(err)
-			}
-			for _, e := range resp.GetEntries() {
-				b, _ := m.Marshal(e)
-				fmt.Fprintln(stdout, string(b))
-			}
-			if cmd == "list" || resp.GetNextPageToken() == "" {
-				return 0
-			}
-			req.PageToken = resp.GetNextPageToken()
-		}
+		return 0
 	}
 	return fail(errors.New(auditUsage))
 }
@@ -191,4 +131,91 @@ func upper(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// exportLog writes every page of the verifiable log as JSON lines to file
+// (stdout when empty).
+func exportLog(ctx context.Context, client baseav1.AuditServiceClient, file string, stdout io.Writer) error {
+	out := stdout
+	if file != "" {
+		f, err := os.OpenFile(file, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = f.Close() }()
+		out = f
+	}
+	var after int64
+	for {
+		page, err := client.ExportLog(ctx, &baseav1.ExportLogRequest{AfterSeq: after, PageSize: 5000})
+		if err != nil {
+			return err
+		}
+		b, err := protojson.Marshal(page)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(out, string(b))
+		if n := len(page.GetEntries()); n > 0 {
+			after = page.GetEntries()[n-1].GetSeq()
+		}
+		if !page.GetMore() {
+			return nil
+		}
+	}
+}
+
+// listRequest builds the access-log query from the command's flags.
+func listRequest(cpf, partner, purpose, outcome, from, to string, limit int) (*baseav1.ListAccessLogsRequest, error) {
+	req := &baseav1.ListAccessLogsRequest{Cpf: cpf, PartnerId: partner, PageSize: int32(min(limit, 500))}
+	if purpose != "" {
+		v, ok := baseav1.Purpose_value["PURPOSE_"+upper(purpose)]
+		if !ok {
+			return nil, fmt.Errorf("unknown purpose %q", purpose)
+		}
+		req.Purpose = baseav1.Purpose(v)
+	}
+	if outcome != "" {
+		v, ok := baseav1.Outcome_value["OUTCOME_"+upper(outcome)]
+		if !ok {
+			return nil, fmt.Errorf("unknown outcome %q", outcome)
+		}
+		req.Outcome = baseav1.Outcome(v)
+	}
+	for _, p := range []struct {
+		s   string
+		dst **timestamppb.Timestamp
+	}{{from, &req.From}, {to, &req.To}} {
+		if p.s != "" {
+			t, err := time.Parse(time.RFC3339, p.s)
+			if err != nil {
+				return nil, fmt.Errorf("times must be RFC 3339: %w", err)
+			}
+			*p.dst = timestamppb.New(t)
+		}
+	}
+	return req, nil
+}
+
+// listLogs prints the entries req selects as JSON lines: one page, or
+// every page when all (export).
+func listLogs(ctx context.Context, client baseav1.AuditServiceClient, req *baseav1.ListAccessLogsRequest, all bool, stdout io.Writer) error {
+	if all {
+		req.PageSize = 500
+	}
+	m := protojson.MarshalOptions{UseProtoNames: true}
+	for {
+		resp, err := client.ListAccessLogs(ctx, req)
+		if err != nil {
+			return err
+		}
+		for _, e := range resp.GetEntries() {
+			b, _ := m.Marshal(e)
+			fmt.Fprintln(stdout, string(b))
+		}
+		if !all || resp.GetNextPageToken() == "" {
+			return nil
+		}
+		req.PageToken = resp.GetNextPageToken()
+	}
 }

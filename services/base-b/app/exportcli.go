@@ -14,6 +14,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -59,75 +60,28 @@ func RunExport(ctx context.Context, l config.Lookuper, args []string, out, progr
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	req := &basebv1.ExportFeaturesRequest{BatchSize: int32(*batch)}
-	for _, w := range []struct {
-		flag, v string
-		dst     **timestamppb.Timestamp
-	}{{"-from", *from, &req.UpdatedFrom}, {"-to", *to, &req.UpdatedTo}} {
-		if w.v == "" {
-			continue
-		}
-		t, err := parseWhen(w.v)
-		if err != nil {
-			return fmt.Errorf("%s: want RFC 3339 (2026-01-31T12:00:00Z) or a date (2026-01-31)", w.flag)
-		}
-		*w.dst = timestamppb.New(t)
+	req, err := exportRequest(*batch, *from, *to, *cursorFile)
+	if err != nil {
+		return err
 	}
-	if req.UpdatedFrom != nil && req.UpdatedTo != nil && !req.UpdatedFrom.AsTime().Before(req.UpdatedTo.AsTime()) {
-		return errors.New("-from must be before -to")
-	}
-	switch *mode {
-	case "auto":
-		*mode = "lines"
-		if f, ok := progress.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-			*mode = "bar"
-		}
-	case "bar", "lines", "none":
-	default:
-		return errors.New("-progress must be auto, bar, lines or none")
+	if *mode, err = progressMode(*mode, progress); err != nil {
+		return err
 	}
 	var cfg ExportConfig
 	if err := config.Load(ctx, "BASEB_EXPORT_", &cfg, l); err != nil {
 		return err
 	}
-	tlsCfg, err := pki.ClientConfig(pki.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSCA}, cfg.ServerName)
+	stream, total, closeConn, err := openExport(ctx, cfg, req)
 	if err != nil {
 		return err
 	}
-	conn, err := grpcclient.New(cfg.Addr, grpcclient.Options{TLS: tlsCfg, DefaultTimeout: time.Hour})
-	if err != nil {
-		return err
-	}
-	defer func() { _ = conn.Close() }()
-	if *cursorFile != "" {
-		if b, err := os.ReadFile(*cursorFile); err == nil {
-			req.Cursor = strings.TrimSpace(string(b))
-		}
-	}
-	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+cfg.Token.Reveal())
-	stream, err := basebv1.NewProfileServiceClient(conn).ExportFeatures(ctx, req)
-	if err != nil {
-		return err
-	}
-	// The server counts the rows to come; without the count the bar spins.
-	total := int64(-1)
-	if md, err := stream.Header(); err == nil {
-		if v := md.Get(grpcapi.ExportTotalHeader); len(v) == 1 {
-			if t, err := strconv.ParseInt(v[0], 10, 64); err == nil && t >= 0 {
-				total = t
-			}
-		}
-	}
+	defer closeConn()
 	var bar *progressbar.ProgressBar
 	if *mode == "bar" {
-		bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(progress), progressbar.OptionSetDescription("exporting"),
-			progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("rows"),
-			progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionOnCompletion(func() { fmt.Fprintln(progress) }))
+		bar = newBar(total, progress)
 	}
-	w := csv.NewWriter(out)
-	header := req.GetCursor() == ""
-	m := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}
+	w := &rowWriter{out: out, jsonl: *format == "jsonl", csv: csv.NewWriter(out), header: req.GetCursor() == "",
+		m: protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}}
 	start, n := time.Now(), 0
 	for {
 		row, err := stream.Recv()
@@ -137,25 +91,8 @@ func RunExport(ctx context.Context, l config.Lookuper, args []string, out, progr
 		if err != nil {
 			return err
 		}
-		if *format == "jsonl" {
-			b, _ := m.Marshal(row)
-			if _, err := fmt.Fprintln(out, string(b)); err != nil {
-				return err
-			}
-		} else {
-			if header {
-				_ = w.Write([]string{"cpf", "age", "total_assets_cents", "asset_count", "monthly_income_cents", "income_source_count",
-					"open_debt_count", "open_debt_amount_cents", "score", "updated_at"})
-				header = false
-			}
-			i := func(v int64) string { return strconv.FormatInt(v, 10) }
-			_ = w.Write([]string{row.GetCpf(), i(int64(row.GetAge())), i(row.GetTotalAssetsCents()), i(int64(row.GetAssetCount())),
-				i(row.GetMonthlyIncomeCents()), i(int64(row.GetIncomeSourceCount())), i(int64(row.GetOpenDebtCount())),
-				i(row.GetOpenDebtAmountCents()), i(int64(row.GetScore())), row.GetUpdatedAt().AsTime().Format(time.RFC3339)})
-			w.Flush()
-			if err := w.Error(); err != nil {
-				return err
-			}
+		if err := w.write(row); err != nil {
+			return err
 		}
 		n++
 		if *cursorFile != "" {
@@ -195,4 +132,113 @@ func parseWhen(s string) (time.Time, error) {
 		return t, nil
 	}
 	return time.Parse(time.DateOnly, s)
+}
+
+// exportRequest builds the request from -batch, -from, -to and the
+// cursor kept in -cursor-file (resuming an interrupted export).
+func exportRequest(batch int, from, to, cursorFile string) (*basebv1.ExportFeaturesRequest, error) {
+	req := &basebv1.ExportFeaturesRequest{BatchSize: int32(batch)}
+	if cursorFile != "" {
+		if b, err := os.ReadFile(cursorFile); err == nil {
+			req.Cursor = strings.TrimSpace(string(b))
+		}
+	}
+	for _, w := range []struct {
+		flag, v string
+		dst     **timestamppb.Timestamp
+	}{{"-from", from, &req.UpdatedFrom}, {"-to", to, &req.UpdatedTo}} {
+		if w.v == "" {
+			continue
+		}
+		t, err := parseWhen(w.v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: want RFC 3339 (2026-01-31T12:00:00Z) or a date (2026-01-31)", w.flag)
+		}
+		*w.dst = timestamppb.New(t)
+	}
+	if req.UpdatedFrom != nil && req.UpdatedTo != nil && !req.UpdatedFrom.AsTime().Before(req.UpdatedTo.AsTime()) {
+		return nil, errors.New("-from must be before -to")
+	}
+	return req, nil
+}
+
+// progressMode resolves -progress: auto is a bar on a terminal, lines
+// otherwise.
+func progressMode(mode string, progress io.Writer) (string, error) {
+	switch mode {
+	case "auto":
+		if f, ok := progress.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			return "bar", nil
+		}
+		return "lines", nil
+	case "bar", "lines", "none":
+		return mode, nil
+	default:
+		return "", errors.New("-progress must be auto, bar, lines or none")
+	}
+}
+
+// rowWriter writes exported rows as JSON lines or as CSV, with a header
+// unless the export resumes.
+type rowWriter struct {
+	out    io.Writer
+	jsonl  bool
+	csv    *csv.Writer
+	header bool
+	m      protojson.MarshalOptions
+}
+
+func (w *rowWriter) write(row *basebv1.ExportFeaturesResponse) error {
+	if w.jsonl {
+		b, _ := w.m.Marshal(row)
+		_, err := fmt.Fprintln(w.out, string(b))
+		return err
+	}
+	if w.header {
+		_ = w.csv.Write([]string{"cpf", "age", "total_assets_cents", "asset_count", "monthly_income_cents", "income_source_count",
+			"open_debt_count", "open_debt_amount_cents", "score", "updated_at"})
+		w.header = false
+	}
+	i := func(v int64) string { return strconv.FormatInt(v, 10) }
+	_ = w.csv.Write([]string{row.GetCpf(), i(int64(row.GetAge())), i(row.GetTotalAssetsCents()), i(int64(row.GetAssetCount())),
+		i(row.GetMonthlyIncomeCents()), i(int64(row.GetIncomeSourceCount())), i(int64(row.GetOpenDebtCount())),
+		i(row.GetOpenDebtAmountCents()), i(int64(row.GetScore())), row.GetUpdatedAt().AsTime().Format(time.RFC3339)})
+	w.csv.Flush()
+	return w.csv.Error()
+}
+
+// openExport starts the export stream with the token, and reads the count
+// of rows to come the server sends first (-1 when absent: the bar spins).
+func openExport(ctx context.Context, cfg ExportConfig, req *basebv1.ExportFeaturesRequest) (grpc.ServerStreamingClient[basebv1.ExportFeaturesResponse], int64, func(), error) {
+	tlsCfg, err := pki.ClientConfig(pki.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSCA}, cfg.ServerName)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	conn, err := grpcclient.New(cfg.Addr, grpcclient.Options{TLS: tlsCfg, DefaultTimeout: time.Hour})
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	closeConn := func() { _ = conn.Close() }
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+cfg.Token.Reveal())
+	stream, err := basebv1.NewProfileServiceClient(conn).ExportFeatures(ctx, req)
+	if err != nil {
+		closeConn()
+		return nil, 0, nil, err
+	}
+	total := int64(-1)
+	if md, err := stream.Header(); err == nil {
+		if v := md.Get(grpcapi.ExportTotalHeader); len(v) == 1 {
+			if t, err := strconv.ParseInt(v[0], 10, 64); err == nil && t >= 0 {
+				total = t
+			}
+		}
+	}
+	return stream, total, closeConn, nil
+}
+
+func newBar(total int64, progress io.Writer) *progressbar.ProgressBar {
+	return progressbar.NewOptions64(total, progressbar.OptionSetWriter(progress), progressbar.OptionSetDescription("exporting"),
+		progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("rows"),
+		progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(progress) }))
 }
