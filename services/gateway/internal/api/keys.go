@@ -198,39 +198,8 @@ func (k *KeyAuth) Middleware(next http.Handler) http.Handler {
 			writeProblem(w, invalid(err.Error()))
 			return
 		}
-		var retry time.Duration
-		blocked := false
-		if k.Failures != nil {
-			retry, blocked = k.Failures.Blocked(ip)
-		}
-		raw := r.Header.Get("X-Api-Key")
-		if raw == "" {
-			k.fail(w, ip, problem(http.StatusUnauthorized, "missing-api-key", "send your API key in the X-Api-Key header"))
-			return
-		}
-		parsed, err := apikey.Parse(raw)
-		if err != nil || len(r.Header.Values("X-Api-Key")) > 1 {
-			k.fail(w, ip, problem(http.StatusUnauthorized, "malformed-api-key", "the X-Api-Key value is not a Strata API key (check for a typo)"))
-			return
-		}
-		secretHash := apikey.Hash(k.Pepper, parsed.Secret)
-		key, err := k.lookup(r.Context(), parsed.ID, secretHash, blocked)
-		now := time.Now()
-		switch {
-		case errors.Is(err, errSourceBlocked):
-			p := problem(http.StatusTooManyRequests, "too-many-failures", "too many failed authentications from this address; retry later")
-			p.retryAfter = retry
-			writeProblem(w, p)
-			return
-		case errors.Is(err, store.ErrNotFound):
-			k.fail(w, ip, errBadKey)
-			return
-		case err != nil: // errLookupsBusy or the store's failure
-			writeProblem(w, logMasked(r.Context(), k.Logger, unavailable("the key store"), fmt.Errorf("key lookup: %w", err)))
-			return
-		case !hmac.Equal(secretHash, key.SecretHash),
-			key.RevokedAt != nil, key.ExpiresAt != nil && !now.Before(*key.ExpiresAt):
-			k.fail(w, ip, errBadKey)
+		key, ok := k.authenticate(w, r, ip)
+		if !ok {
 			return
 		}
 		// The access-log line and the server span name the partner (never
@@ -240,27 +209,11 @@ func (k *KeyAuth) Middleware(next http.Handler) http.Handler {
 			writeProblem(w, p)
 			return
 		}
-		d := k.Limiter.Allow(key.LineageID, key.RatePerSec, key.Burst, key.DailyQuota)
-		h := w.Header()
-		h.Set("RateLimit-Limit", strconv.Itoa(d.Limit))
-		h.Set("RateLimit-Remaining", strconv.Itoa(d.Remaining))
-		h.Set("RateLimit-Reset", strconv.Itoa(int(d.Reset.Seconds()+0.999)))
-		if !d.OK {
-			kind, detail := "rate-limited", fmt.Sprintf("rate limit of %d requests reached", d.Limit)
-			if d.Quota {
-				kind, detail = "quota-exceeded", fmt.Sprintf("daily quota of %d requests used up", d.Limit)
-			}
-			if k.Refusals != nil {
-				k.Refusals.Add(r.Context(), 1, metric.WithAttributes(attribute.String("partner", key.PartnerID),
-					attribute.String("reason", strings.ReplaceAll(kind, "-", "_"))))
-			}
-			p := problem(http.StatusTooManyRequests, kind, detail)
-			p.retryAfter = d.RetryAfter
-			writeProblem(w, p)
+		if !k.admit(w, r, key) {
 			return
 		}
 		k.mu.Lock()
-		k.used[key.ID] = now
+		k.used[key.ID] = time.Now()
 		k.mu.Unlock()
 		ctx := context.WithValue(r.Context(), callerKey{}, Caller{PartnerID: key.PartnerID, KeyID: key.ID, Scopes: key.Scopes, ClientIP: ip})
 		// Every call to a base names the key's partner and the client's
@@ -269,6 +222,70 @@ func (k *KeyAuth) Middleware(next http.Handler) http.Handler {
 		ctx = origin.Outgoing(ctx, origin.Origin{PartnerID: key.PartnerID, ClientIP: ip})
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// authenticate returns the valid, unexpired, unrevoked key X-Api-Key
+// names; when there is none it has answered the request (401, 429 for a
+// source over its failure budget, 503 when the key store cannot answer).
+func (k *KeyAuth) authenticate(w http.ResponseWriter, r *http.Request, ip string) (store.Key, bool) {
+	var retry time.Duration
+	blocked := false
+	if k.Failures != nil {
+		retry, blocked = k.Failures.Blocked(ip)
+	}
+	raw := r.Header.Get("X-Api-Key")
+	if raw == "" {
+		k.fail(w, ip, problem(http.StatusUnauthorized, "missing-api-key", "send your API key in the X-Api-Key header"))
+		return store.Key{}, false
+	}
+	parsed, err := apikey.Parse(raw)
+	if err != nil || len(r.Header.Values("X-Api-Key")) > 1 {
+		k.fail(w, ip, problem(http.StatusUnauthorized, "malformed-api-key", "the X-Api-Key value is not a Strata API key (check for a typo)"))
+		return store.Key{}, false
+	}
+	secretHash := apikey.Hash(k.Pepper, parsed.Secret)
+	key, err := k.lookup(r.Context(), parsed.ID, secretHash, blocked)
+	switch {
+	case errors.Is(err, errSourceBlocked):
+		p := problem(http.StatusTooManyRequests, "too-many-failures", "too many failed authentications from this address; retry later")
+		p.retryAfter = retry
+		writeProblem(w, p)
+	case errors.Is(err, store.ErrNotFound):
+		k.fail(w, ip, errBadKey)
+	case err != nil: // errLookupsBusy or the store's failure
+		writeProblem(w, logMasked(r.Context(), k.Logger, unavailable("the key store"), fmt.Errorf("key lookup: %w", err)))
+	case !hmac.Equal(secretHash, key.SecretHash),
+		key.RevokedAt != nil, key.ExpiresAt != nil && !time.Now().Before(*key.ExpiresAt):
+		k.fail(w, ip, errBadKey)
+	default:
+		return key, true
+	}
+	return store.Key{}, false
+}
+
+// admit applies the key's rate limit and daily quota, with the RateLimit
+// headers; a refusal is answered 429 with Retry-After (and counted).
+func (k *KeyAuth) admit(w http.ResponseWriter, r *http.Request, key store.Key) bool {
+	d := k.Limiter.Allow(key.LineageID, key.RatePerSec, key.Burst, key.DailyQuota)
+	h := w.Header()
+	h.Set("RateLimit-Limit", strconv.Itoa(d.Limit))
+	h.Set("RateLimit-Remaining", strconv.Itoa(d.Remaining))
+	h.Set("RateLimit-Reset", strconv.Itoa(int(d.Reset.Seconds()+0.999)))
+	if d.OK {
+		return true
+	}
+	kind, detail := "rate-limited", fmt.Sprintf("rate limit of %d requests reached", d.Limit)
+	if d.Quota {
+		kind, detail = "quota-exceeded", fmt.Sprintf("daily quota of %d requests used up", d.Limit)
+	}
+	if k.Refusals != nil {
+		k.Refusals.Add(r.Context(), 1, metric.WithAttributes(attribute.String("partner", key.PartnerID),
+			attribute.String("reason", strings.ReplaceAll(kind, "-", "_"))))
+	}
+	p := problem(http.StatusTooManyRequests, kind, detail)
+	p.retryAfter = d.RetryAfter
+	writeProblem(w, p)
+	return false
 }
 
 // Edge caps request bodies before anything reads them.
