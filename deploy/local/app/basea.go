@@ -82,7 +82,7 @@ func baseaSpec(cfg Config, stores *Stores, secrets *secretStore, b *broker, demo
 	}
 	// The owner migrates (base-a migrate); the service runs as the app
 	// role, which may purge audit rows only through audit_purge.
-	ownerURL, appURL, err := stack.ProvisionDatabase(ctx, stores.DatabaseURL, stack.DatabaseRoles{Database: "strata_basea",
+	ownerURL, appURL, err := stack.ProvisionDatabase(ctx, stores.DatabaseURL, stack.DatabaseRoles{Database: cfg.DatabaseName("strata_basea"),
 		Owner: "strata_basea_owner", OwnerPassword: ownerPassword, App: "strata_basea_app", AppPassword: appPassword,
 		AppMemberOf: []string{"strata_basea_purge"}})
 	if err != nil {

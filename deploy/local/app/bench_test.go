@@ -33,7 +33,7 @@ func BenchmarkGateway(b *testing.B) {
 		b.Skip("set STRATA_E2E_BIN_DIR (make bench does) to the built service binaries")
 	}
 	off := 20000 + int(time.Now().UnixNano()%20000)
-	cfg := app.Config{DataDir: b.TempDir(), BinDir: bin, PortOffset: off, GatewayAddr: fmt.Sprintf("127.0.0.1:%d", 8080+off)}
+	cfg := app.Config{DataDir: b.TempDir(), BinDir: bin, PortOffset: off, GatewayAddr: fmt.Sprintf("127.0.0.1:%d", 8080+off), DatabaseSuffix: ownDatabases("bench")}
 	ctx := context.Background()
 	pl, err := app.StartPlatform(ctx, cfg, stores, io.Discard)
 	if err != nil {

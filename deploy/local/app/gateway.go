@@ -24,7 +24,7 @@ func gatewaySpec(cfg Config, stores *Stores, secrets *secretStore, b *broker) (s
 	if err != nil {
 		return serviceSpec{}, err
 	}
-	ownerURL, dbURL, err := stack.ProvisionDatabase(ctx, stores.DatabaseURL, stack.DatabaseRoles{Database: "strata_gateway",
+	ownerURL, dbURL, err := stack.ProvisionDatabase(ctx, stores.DatabaseURL, stack.DatabaseRoles{Database: cfg.DatabaseName("strata_gateway"),
 		Owner: "strata_gateway_owner", OwnerPassword: ownerPassword, App: "strata_gateway_app", AppPassword: appPassword})
 	if err != nil {
 		return serviceSpec{}, fmt.Errorf("gateway database: %w", err)

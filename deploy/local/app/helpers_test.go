@@ -1,12 +1,22 @@
 package app_test
 
 import (
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 )
+
+// ownDatabases is a DatabaseSuffix no other platform started on these
+// shared test stores has used (nor this test's earlier runs, with -count).
+func ownDatabases(name string) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return "_" + name + "_" + hex.EncodeToString(b)
+}
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 

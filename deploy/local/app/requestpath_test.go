@@ -110,7 +110,7 @@ func seedAndRead(t *testing.T, ctx context.Context, c *client, cfg app.Config, s
 	t.Helper()
 	const n = 2500
 	var out strings.Builder
-	sc := app.SeedConfig{DataDir: cfg.DataDir, BinDir: cfg.BinDir, DatabaseURL: stores.DatabaseURL, MongoURI: stores.MongoURI, CPFs: n}
+	sc := app.SeedConfig{DataDir: cfg.DataDir, BinDir: cfg.BinDir, DatabaseURL: stores.DatabaseURL, MongoURI: stores.MongoURI, CPFs: n, DatabaseSuffix: cfg.DatabaseSuffix}
 	for range 2 {
 		out.Reset()
 		if err := app.Seed(ctx, sc, &out); err != nil {

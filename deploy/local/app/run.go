@@ -46,7 +46,17 @@ type Config struct {
 	// was given; each service gets it plus its own service.instance.id.
 	// The other OTEL_* variables reach the services unchanged.
 	OTelResourceAttributes string
+	// DatabaseSuffix is appended to the name of every database the
+	// platform uses (PostgreSQL's strata_basea and strata_gateway, Base B's
+	// and Base C's Mongo databases): tests that start platforms one after
+	// another on shared stores give each its own, so none reads a log
+	// signed, or an account hashed, with another platform's keys.
+	DatabaseSuffix string
 }
+
+// DatabaseName is the name the platform gives database base (DatabaseSuffix
+// appended).
+func (c Config) DatabaseName(base string) string { return base + c.DatabaseSuffix }
 
 // addr is a service's loopback address, shifted by PortOffset.
 func (c Config) addr(port int) string { return fmt.Sprintf("127.0.0.1:%d", port+c.PortOffset) }

@@ -27,6 +27,8 @@ type SeedConfig struct {
 	DatabaseURL, MongoURI string
 	// CPFs is how many synthetic CPFs to add.
 	CPFs int
+	// DatabaseSuffix as for Run: the platform's databases to seed.
+	DatabaseSuffix string
 }
 
 // SyntheticCPF is the i-th synthetic CPF, with valid check digits; the
@@ -74,7 +76,7 @@ func Seed(ctx context.Context, cfg SeedConfig, out io.Writer) error {
 	// Base A, through its own tool and settings.
 	secrets := &secretStore{dir: filepath.Join(cfg.DataDir, "secrets")}
 	// basea-seed needs only the database and the keys: no broker.
-	spec, err := baseaSpec(Config{DataDir: cfg.DataDir}, stores, secrets, &broker{url: map[string]string{}, user: map[string]string{}}, map[string]string{})
+	spec, err := baseaSpec(Config{DataDir: cfg.DataDir, DatabaseSuffix: cfg.DatabaseSuffix}, stores, secrets, &broker{url: map[string]string{}, user: map[string]string{}}, map[string]string{})
 	if err != nil {
 		return fmt.Errorf("base-a settings: %w", err)
 	}
@@ -90,7 +92,7 @@ func Seed(ctx context.Context, cfg SeedConfig, out io.Writer) error {
 	}
 	defer func() { _ = client.Disconnect(context.WithoutCancel(ctx)) }()
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	profiles := client.Database("strata_baseb").Collection("profiles")
+	profiles := client.Database("strata_baseb" + cfg.DatabaseSuffix).Collection("profiles")
 	if err := seedMongo(ctx, out, "base-b", profiles, cfg.CPFs, func(i int, c string) bson.D {
 		return bson.D{
 			{Key: "birth_date", Value: fmt.Sprintf("19%02d-%02d-%02d", 50+i%50, 1+i%12, 1+i%28)},
@@ -108,7 +110,7 @@ func Seed(ctx context.Context, cfg SeedConfig, out io.Writer) error {
 	}); err != nil {
 		return err
 	}
-	basec := client.Database("strata_basec")
+	basec := client.Database("strata_basec" + cfg.DatabaseSuffix)
 	purchaseAt := func(i int) time.Time { return now.Add(-time.Duration(i%1000) * time.Hour) }
 	if err := seedMongo(ctx, out, "base-c", basec.Collection("activity"), cfg.CPFs, func(i int, c string) bson.D {
 		return bson.D{

@@ -45,7 +45,7 @@ func BenchmarkSoak(b *testing.B) {
 	}
 	stores := &app.Stores{DatabaseURL: testenv.PostgresAdminURL(b), MongoURI: testenv.MongoURI(b), AMQPURL: testenv.AMQPURL(b)}
 	off := 20000 + int(time.Now().UnixNano()%20000)
-	cfg := app.Config{DataDir: b.TempDir(), BinDir: bin, PortOffset: off, GatewayAddr: fmt.Sprintf("127.0.0.1:%d", 8080+off)}
+	cfg := app.Config{DataDir: b.TempDir(), BinDir: bin, PortOffset: off, GatewayAddr: fmt.Sprintf("127.0.0.1:%d", 8080+off), DatabaseSuffix: ownDatabases("soak")}
 	ctx := context.Background()
 	pl, err := app.StartPlatform(ctx, cfg, stores, io.Discard)
 	if err != nil {
@@ -68,7 +68,7 @@ func BenchmarkSoak(b *testing.B) {
 	// documents, as real traffic does.
 	const cpfs = 10_000
 	// 1,000 more are seeded for the lag probes, outside the read mix.
-	if err := app.Seed(ctx, app.SeedConfig{DataDir: cfg.DataDir, BinDir: bin, DatabaseURL: stores.DatabaseURL, MongoURI: stores.MongoURI, CPFs: cpfs + 1000}, io.Discard); err != nil {
+	if err := app.Seed(ctx, app.SeedConfig{DataDir: cfg.DataDir, BinDir: bin, DatabaseURL: stores.DatabaseURL, MongoURI: stores.MongoURI, CPFs: cpfs + 1000, DatabaseSuffix: cfg.DatabaseSuffix}, io.Discard); err != nil {
 		b.Fatal(err)
 	}
 	var next atomic.Int64
@@ -207,7 +207,7 @@ func BenchmarkSoak(b *testing.B) {
 		last = s
 		fmt.Printf("soak %3s: p50 %s p99 %s failed %d %s | CPU µs/read %d (%s) | RSS %d MiB | lag %v | queues %s | sizes %s\n",
 			time.Since(start).Round(time.Second), r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Failed, takeErrs(),
-			s.cpuPer.Microseconds(), strings.Join(parts, ", "), rss>>20, lags, queueDepths(b, stores.AMQPURL), sizes(b, stores))
+			s.cpuPer.Microseconds(), strings.Join(parts, ", "), rss>>20, lags, queueDepths(b, stores.AMQPURL), sizes(b, stores, cfg))
 	}
 	ratio := func(a, b time.Duration) float64 { return float64(b) / float64(max(a, 1)) }
 	fmt.Printf("soak: last window / first: p50 %.2f×, p99 %.2f×, CPU per read %.2f×, RSS %d → %d MiB\n",
@@ -237,7 +237,7 @@ func queueDepths(b *testing.B, amqpURL string) string {
 
 // sizes reports the documents or rows of every collection and table that
 // reads or their events write to.
-func sizes(b *testing.B, stores *app.Stores) string {
+func sizes(b *testing.B, stores *app.Stores, cfg app.Config) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var parts []string
@@ -246,14 +246,14 @@ func sizes(b *testing.B, stores *app.Stores) string {
 		defer func() { _ = client.Disconnect(ctx) }()
 		for _, c := range []string{"strata_basec.last_queries", "strata_basec.processed_messages", "strata_basec.activity", "strata_baseb.processed_messages"} {
 			db, coll, _ := strings.Cut(c, ".")
-			if n, err := client.Database(db).Collection(coll).CountDocuments(ctx, bson.D{}); err == nil {
+			if n, err := client.Database(cfg.DatabaseName(db)).Collection(coll).CountDocuments(ctx, bson.D{}); err == nil {
 				parts = append(parts, fmt.Sprintf("%s %d", c, n))
 			}
 		}
 	}
 	u, err := url.Parse(stores.DatabaseURL)
 	if err == nil {
-		u.Path = "/strata_gateway"
+		u.Path = "/" + cfg.DatabaseName("strata_gateway")
 		if conn, err := pgx.Connect(ctx, u.String()); err == nil {
 			var n int64
 			if conn.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&n) == nil {
