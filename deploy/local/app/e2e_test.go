@@ -128,6 +128,7 @@ func TestEveryPartnerJourneyEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	dataDir, bin := t.TempDir(), binaries(t)
+	dumpLogsOnFailure(t, dataDir)
 	var cfg app.Config
 	var pl *app.Platform
 	var err error

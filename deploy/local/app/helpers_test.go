@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -16,6 +18,35 @@ func ownDatabases(name string) string {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	return "_" + name + "_" + hex.EncodeToString(b)
+}
+
+// dumpLogsOnFailure prints the last warnings and errors every service logged under
+// dataDir when the test fails, so a failure in CI can be read after the
+// temporary directory is gone.
+func dumpLogsOnFailure(t *testing.T, dataDir string) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		logs, _ := filepath.Glob(filepath.Join(dataDir, "logs", "*.log"))
+		for _, l := range logs {
+			b, err := os.ReadFile(l)
+			if err != nil {
+				continue
+			}
+			// Warnings and errors (access-log lines would crowd them out).
+			var lines []string
+			for _, line := range strings.Split(string(b), "\n") {
+				if strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`) {
+					lines = append(lines, line)
+				}
+			}
+			if len(lines) > 30 {
+				lines = lines[len(lines)-30:]
+			}
+			t.Logf("--- warnings and errors %s logged (last 30):\n%s", filepath.Base(l), strings.Join(lines, "\n"))
+		}
+	})
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
