@@ -6,13 +6,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Options for Connect.
@@ -32,6 +35,10 @@ type Options struct {
 	// Meter, when set, counts the commands sent by name
 	// (strata_mongo_commands_total), after OnCommand.
 	Meter metric.Meter
+	// Tracing gives every command a client span (db.system.name mongodb,
+	// the command's name; never its document, which holds CPFs), a child
+	// of the operation's context's span, from that span's provider.
+	Tracing bool
 }
 
 // Connect opens a client for uri and checks it with a ping.
@@ -51,9 +58,16 @@ func Connect(ctx context.Context, uri string, opts Options) (*mongo.Client, erro
 	if err := countCommands(&opts); err != nil {
 		return nil, err
 	}
+	mon := &event.CommandMonitor{}
 	if opts.OnCommand != nil {
 		on := opts.OnCommand
-		co.SetMonitor(&event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) { on(e.CommandName) }})
+		mon.Started = func(_ context.Context, e *event.CommandStartedEvent) { on(e.CommandName) }
+	}
+	if opts.Tracing {
+		traceCommands(mon, opts.AppName)
+	}
+	if mon.Started != nil {
+		co.SetMonitor(mon)
 	}
 	if err := co.Validate(); err != nil {
 		return nil, errors.New("mongodb: invalid URI")
@@ -99,4 +113,36 @@ func countCommands(opts *Options) error {
 		ctr.Add(context.Background(), 1, metric.WithAttributes(attribute.String("command", name)))
 	}
 	return nil
+}
+
+// traceCommands adds a client span per command to mon.
+func traceCommands(mon *event.CommandMonitor, app string) {
+	var spans sync.Map // request id → trace.Span
+	started := mon.Started
+	mon.Started = func(ctx context.Context, e *event.CommandStartedEvent) {
+		if started != nil {
+			started(ctx, e)
+		}
+		parent := trace.SpanFromContext(ctx)
+		if !parent.IsRecording() { // nothing to attach to (or not sampled): no span, no cost
+			return
+		}
+		_, span := parent.TracerProvider().Tracer("github.com/strata-bureau/strata/pkg/mongodb").Start(ctx, e.CommandName+" "+e.DatabaseName,
+			trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+				attribute.String("db.system.name", "mongodb"),
+				attribute.String("db.namespace", e.DatabaseName),
+				attribute.String("db.operation.name", e.CommandName)))
+		spans.Store(e.RequestID, span)
+	}
+	end := func(id int64, err string) {
+		if v, ok := spans.LoadAndDelete(id); ok {
+			span := v.(trace.Span)
+			if err != "" {
+				span.SetStatus(codes.Error, err)
+			}
+			span.End()
+		}
+	}
+	mon.Succeeded = func(_ context.Context, e *event.CommandSucceededEvent) { end(e.RequestID, "") }
+	mon.Failed = func(_ context.Context, e *event.CommandFailedEvent) { end(e.RequestID, "command failed") }
 }

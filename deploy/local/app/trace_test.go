@@ -247,6 +247,12 @@ func TestOneTraceFollowsARequestToEveryConsumer(t *testing.T) {
 		"Base C consumer span": func(s span) bool {
 			return s.service == "base-c" && s.kind == tracepb.Span_SPAN_KIND_CONSUMER && s.name == "process cpf.queried"
 		},
+		"Base A's grant+audit store call": func(s span) bool {
+			return s.service == "base-a" && s.name == "basea.store ReadWithGrant" && s.attrs["strata.basea.read_path"] != ""
+		},
+		"Base C's Mongo write of the last query": func(s span) bool {
+			return s.service == "base-c" && s.kind == tracepb.Span_SPAN_KIND_CLIENT && s.attrs["db.system.name"] == "mongodb"
+		},
 	})
 	all := recv.trace(traceA)
 	// The hops are linked parent to child, not merely in the same trace.

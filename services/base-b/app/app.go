@@ -182,7 +182,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 		return err
 	}
 
-	client, err := mongodb.Connect(ctx, cfg.MongoURI.Reveal(), mongodb.Options{AppName: "base-b", WaitFor: 30 * time.Second,
+	client, err := mongodb.Connect(ctx, cfg.MongoURI.Reveal(), mongodb.Options{AppName: "base-b", WaitFor: 30 * time.Second, Tracing: true,
 		Timeout: 3 * time.Second, Meter: p.Tel.Meter("base-b")})
 	if err != nil {
 		return err

@@ -169,7 +169,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	}
 	defer p.Close(ctx)
 
-	client, err := mongodb.Connect(ctx, cfg.MongoURI.Reveal(), mongodb.Options{AppName: "base-c", WaitFor: 30 * time.Second,
+	client, err := mongodb.Connect(ctx, cfg.MongoURI.Reveal(), mongodb.Options{AppName: "base-c", WaitFor: 30 * time.Second, Tracing: true,
 		Timeout: 3 * time.Second, Meter: p.Tel.Meter("base-c")})
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/strata-bureau/strata/pkg/input"
 	"github.com/strata-bureau/strata/services/base-a/internal/domain"
@@ -116,7 +117,9 @@ func ValidateGrantRequest(r *domain.GrantRequest) error {
 }
 
 // IssueGrant stores a new grant (its token only as a hash) and audits it.
-func (s *Store) IssueGrant(ctx context.Context, c domain.Caller, r domain.GrantRequest) (*domain.Grant, error) {
+func (s *Store) IssueGrant(ctx context.Context, c domain.Caller, r domain.GrantRequest) (_ *domain.Grant, err error) {
+	ctx, span := storeSpan(ctx, "IssueGrant")
+	defer func() { endSpan(span, err) }()
 	if err := ValidateGrantRequest(&r); err != nil {
 		return nil, err
 	}
@@ -124,7 +127,7 @@ func (s *Store) IssueGrant(ctx context.Context, c domain.Caller, r domain.GrantR
 	id := uuid.New()
 	g := &domain.Grant{ID: id.String(), Token: token, CPF: r.CPF, Purpose: r.Purpose, Reason: r.Reason,
 		Fields: r.Fields, ExpiresAt: s.now().Add(r.TTL).UTC().Truncate(time.Microsecond), MaxUses: r.MaxUses}
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	err = s.tx(ctx, func(tx pgx.Tx) error {
 		ok, err := s.personExists(ctx, tx, r.CPF)
 		if err != nil {
 			return err
@@ -196,18 +199,23 @@ func (s *Store) auditIndexed(ctx context.Context, tx pgx.Tx, c domain.Caller, id
 // using the grant once. The audit entry of the attempt, allowed or refused,
 // is committed in the same transaction; when it cannot be, no data is
 // returned. want nil means every field the grant opens.
-func (s *Store) ReadWithGrant(ctx context.Context, c domain.Caller, cpf, token string, want []string) (*domain.Person, error) {
+func (s *Store) ReadWithGrant(ctx context.Context, c domain.Caller, cpf, token string, want []string) (_ *domain.Person, err error) {
+	ctx, span := storeSpan(ctx, "ReadWithGrant")
+	defer func() { endSpan(span, err) }()
 	hash, perr := grants.Parse(token)
 	if perr == nil {
+		// One statement uses the grant, writes the audit entry and reads.
 		p, ok, err := s.readFast(ctx, c, cpf, hash, want)
 		if err != nil || ok {
+			span.SetAttributes(attribute.String("strata.basea.read_path", "grant_audit_statement"))
 			return p, err
 		}
 		// Refused (or raced): the careful path finds out why and audits it.
 	}
+	span.SetAttributes(attribute.String("strata.basea.read_path", "careful_transaction"))
 	var person *domain.Person
 	var refusal error
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	err = s.tx(ctx, func(tx pgx.Tx) error {
 		if perr != nil {
 			refusal = domain.ErrGrantUnknown
 			return s.audit(ctx, tx, entry{caller: c, cpf: cpf, fields: want, outcome: domain.OutcomeDeniedUnknown})

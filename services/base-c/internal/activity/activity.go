@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"log/slog"
 	"sync/atomic"
 
@@ -126,11 +128,16 @@ func (s *Service) Get(ctx context.Context, cpf string) (act *domain.Activity, st
 	e, ok := s.cache.GetIfPresent(cpf)
 	ok = ok && !e.placeholder
 	storeDown := s.breaker.State() == breaker.Open
+	span := trace.SpanFromContext(ctx)
 	if ok && (e.fresh || storeDown) {
 		s.hits.Add(1)
+		span.SetAttributes(attribute.String("strata.basec.cache", "hit"))
 		return found(e, storeDown)
 	}
 	s.misses.Add(1)
+	// A miss explains a read that waited for the store (its Mongo spans
+	// follow in the trace).
+	span.SetAttributes(attribute.String("strata.basec.cache", "miss"))
 	ne, err := s.load(ctx, cpf)
 	if err != nil {
 		if ok {
