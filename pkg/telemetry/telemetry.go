@@ -150,34 +150,9 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 	}
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp), sdkmetric.WithResource(res))
 
-	var spans sdktrace.SpanExporter
-	switch {
-	case cfg.Env.TracesExporter == "console":
-		// One JSON line per span on the service's output, beside its logs.
-		w := cfg.Console
-		if w == nil {
-			w = os.Stdout
-		}
-		spans, err = stdouttrace.New(stdouttrace.WithWriter(w))
-		if err != nil {
-			return nil, fmt.Errorf("telemetry: console exporter: %w", err)
-		}
-	case cfg.Env.Tracing():
-		// otlp (http/protobuf unless OTEL_EXPORTER_OTLP_PROTOCOL=grpc) or
-		// console, configured by the OTEL_EXPORTER_OTLP_* variables.
-		spans, err = autoexport.NewSpanExporter(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("telemetry: OTEL_TRACES_EXPORTER: %w", err)
-		}
-	case cfg.Env.TracesExporter == "" && cfg.OTLPEndpoint != "":
-		opts := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(cfg.OTLPEndpoint)}
-		if cfg.OTLPInsecure {
-			opts = append(opts, otlptracegrpc.WithInsecure())
-		}
-		spans, err = otlptracegrpc.New(ctx, opts...)
-		if err != nil {
-			return nil, fmt.Errorf("telemetry: otlp exporter: %w", err)
-		}
+	spans, err := spanExporter(ctx, cfg)
+	if err != nil {
+		return nil, err
 	}
 	tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
 	switch {
@@ -207,6 +182,43 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 		Registry:       reg,
 		shutdowns:      []func(context.Context) error{tp.Shutdown, mp.Shutdown},
 	}, nil
+}
+
+// spanExporter builds the exporter cfg asks for: console, what the
+// standard environment selects (autoexport), the service's older OTLP
+// endpoint, or none (nil).
+func spanExporter(ctx context.Context, cfg Config) (sdktrace.SpanExporter, error) {
+	var spans sdktrace.SpanExporter
+	var err error
+	switch {
+	case cfg.Env.TracesExporter == "console":
+		// One JSON line per span on the service's output, beside its logs.
+		w := cfg.Console
+		if w == nil {
+			w = os.Stdout
+		}
+		spans, err = stdouttrace.New(stdouttrace.WithWriter(w))
+		if err != nil {
+			return nil, fmt.Errorf("telemetry: console exporter: %w", err)
+		}
+	case cfg.Env.Tracing():
+		// otlp (http/protobuf unless OTEL_EXPORTER_OTLP_PROTOCOL=grpc) or
+		// console, configured by the OTEL_EXPORTER_OTLP_* variables.
+		spans, err = autoexport.NewSpanExporter(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("telemetry: OTEL_TRACES_EXPORTER: %w", err)
+		}
+	case cfg.Env.TracesExporter == "" && cfg.OTLPEndpoint != "":
+		opts := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(cfg.OTLPEndpoint)}
+		if cfg.OTLPInsecure {
+			opts = append(opts, otlptracegrpc.WithInsecure())
+		}
+		spans, err = otlptracegrpc.New(ctx, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("telemetry: otlp exporter: %w", err)
+		}
+	}
+	return spans, nil
 }
 
 // Noop returns telemetry that records nothing, for tests and tools.

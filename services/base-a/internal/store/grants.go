@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/strata-bureau/strata/pkg/input"
 	"github.com/strata-bureau/strata/services/base-a/internal/domain"
@@ -202,6 +203,10 @@ func (s *Store) auditIndexed(ctx context.Context, tx pgx.Tx, c domain.Caller, id
 func (s *Store) ReadWithGrant(ctx context.Context, c domain.Caller, cpf, token string, want []string) (_ *domain.Person, err error) {
 	ctx, span := storeSpan(ctx, "ReadWithGrant")
 	defer func() { endSpan(span, err) }()
+	return s.readWithGrant(ctx, span, c, cpf, token, want)
+}
+
+func (s *Store) readWithGrant(ctx context.Context, span trace.Span, c domain.Caller, cpf, token string, want []string) (*domain.Person, error) {
 	hash, perr := grants.Parse(token)
 	if perr == nil {
 		// One statement uses the grant, writes the audit entry and reads.
@@ -215,7 +220,7 @@ func (s *Store) ReadWithGrant(ctx context.Context, c domain.Caller, cpf, token s
 	span.SetAttributes(attribute.String("strata.basea.read_path", "careful_transaction"))
 	var person *domain.Person
 	var refusal error
-	err = s.tx(ctx, func(tx pgx.Tx) error {
+	err := s.tx(ctx, func(tx pgx.Tx) error {
 		if perr != nil {
 			refusal = domain.ErrGrantUnknown
 			return s.audit(ctx, tx, entry{caller: c, cpf: cpf, fields: want, outcome: domain.OutcomeDeniedUnknown})
