@@ -59,7 +59,7 @@ func TestObserveContinuesTheCallersTraceAndLogsOneLinePerRequest(t *testing.T) {
 	}
 	attrs := map[string]string{}
 	for _, a := range s.Attributes() {
-		attrs[string(a.Key)] = a.Value.Emit()
+		attrs[string(a.Key)] = a.Value.String()
 	}
 	if attrs["http.route"] != "/v1/people/{cpf}" || attrs["http.response.status_code"] != "418" || attrs["strata.partner"] != "demo-bank" {
 		t.Fatalf("span attributes: %v", attrs)
