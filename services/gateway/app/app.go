@@ -93,11 +93,14 @@ type Config struct {
 	QuotaSyncInterval time.Duration `env:"QUOTA_SYNC_INTERVAL, default=1s"`
 	MaxBodyBytes      int64         `env:"MAX_BODY_BYTES, default=65536"`
 	BackendTimeout    time.Duration `env:"BACKEND_TIMEOUT, default=2s"`
-	// Base B and C answer in about a millisecond; a short per-attempt
-	// deadline lets their breakers open within a second when a base hangs
-	// (three timed-out attempts per replica), instead of after 3×2 s.
-	BaseBTimeout time.Duration `env:"BASEB_TIMEOUT, default=250ms"`
-	BaseCTimeout time.Duration `env:"BASEC_TIMEOUT, default=250ms"`
+	// Base B and C answer in about a millisecond. A hung base is cut by
+	// the health probes (~0.5-0.7 s, cutting the calls in flight on it
+	// too), not by this deadline; 1 s rides out the few hundred
+	// milliseconds a shared store or a saturated machine can stall (make
+	// abuse saw 250 ms answered 503 to a well-behaved partner during a
+	// 360 ms FerretDB stall on both Base B replicas).
+	BaseBTimeout time.Duration `env:"BASEB_TIMEOUT, default=1s"`
+	BaseCTimeout time.Duration `env:"BASEC_TIMEOUT, default=1s"`
 	Bulkhead     int           `env:"BULKHEAD, default=256"`
 	// OTel is the standard OpenTelemetry environment (OTEL_*, no prefix),
 	// read by Load.

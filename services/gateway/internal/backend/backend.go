@@ -52,6 +52,33 @@ type replica struct {
 	probing  atomic.Bool
 	timeouts atomic.Int32
 	answered atomic.Int64
+	// left is cancelled when the replica leaves the rotation: attempts in
+	// flight on it end at once instead of at their deadline.
+	mu         sync.Mutex
+	left       context.Context
+	leftCancel context.CancelFunc
+}
+
+// errLeft ends an attempt in flight on a replica that left the rotation.
+var errLeft = status.Error(codes.Unavailable, "the replica left the rotation (failed its health checks)")
+
+// leaving returns the context cancelled when r next leaves the rotation.
+func (r *replica) leaving() context.Context {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.left == nil || r.left.Err() != nil {
+		r.left, r.leftCancel = context.WithCancel(context.Background())
+	}
+	return r.left
+}
+
+// leave cuts the attempts in flight on r.
+func (r *replica) leave() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.leftCancel != nil {
+		r.leftCancel()
+	}
 }
 
 // Pool is one base's replicas.
@@ -120,7 +147,15 @@ func (p *Pool) attempt(ctx context.Context, r *replica, fn func(ctx context.Cont
 	sent := new(atomic.Bool)
 	cctx, cancel := context.WithTimeout(context.WithValue(ctx, sentKey{}, sent), p.timeout)
 	defer cancel()
+	left := r.leaving()
+	stop := context.AfterFunc(left, cancel)
+	defer stop()
 	err := fn(cctx, r.conn)
+	if err != nil && left.Err() != nil && ctx.Err() == nil {
+		// Cut because the replica left the rotation (hung): another
+		// replica may still take an idempotent call.
+		return errLeft
+	}
 	switch status.Code(err) {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
 	default:
@@ -281,10 +316,12 @@ func (p *Pool) Close() {
 // serves. So a replica leaves on the second consecutive timed-out probe,
 // and a probe does not count while calls are getting answers from the
 // replica. A hung replica still leaves within about three intervals (with
-// the 250 ms interval, ~0.5–0.7 s, before its breaker has seen three
-// failed calls); one slow probe on a busy machine no longer takes a
-// healthy replica out (make abuse found every Base B replica skipped at
-// once that way: 503 for everyone until the next probe passed).
+// the 250 ms interval, ~0.5–0.7 s), and the calls in flight on it are cut
+// then (errLeft: an idempotent call moves on to another replica), so a
+// hung base fails fast however long the per-attempt deadline; one slow
+// probe on a busy machine no longer takes a healthy replica out (make
+// abuse found every Base B replica skipped at once that way: 503 for
+// everyone until the next probe passed).
 func (p *Pool) WatchHealth(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -335,6 +372,9 @@ func (p *Pool) probe(ctx context.Context, r *replica, timeout time.Duration) {
 		}
 	}
 	if was := r.healthy.Swap(ok); was != ok {
+		if !ok {
+			r.leave()
+		}
 		if ok {
 			p.opts.Logger.Info("replica back in the rotation", "backend", p.Name, "replica", r.addr)
 		} else {

@@ -27,12 +27,17 @@ type probeServer struct {
 	healthpb.UnimplementedHealthServer
 	hangProbes  atomic.Int32 // the next n probes hang until their deadline
 	hangAlways  atomic.Bool
+	hangCalls   atomic.Bool
 	notServing  atomic.Bool
 	probesTaken atomic.Int32
 }
 
 func (s *probeServer) Check(ctx context.Context, _ *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
 	if md, _ := metadata.FromIncomingContext(ctx); len(md.Get("x-call")) > 0 {
+		if s.hangCalls.Load() {
+			<-ctx.Done()
+			return nil, status.Error(codes.DeadlineExceeded, "hung")
+		}
 		return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
 	}
 	s.probesTaken.Add(1)
@@ -47,6 +52,10 @@ func (s *probeServer) Check(ctx context.Context, _ *healthpb.HealthCheckRequest)
 }
 
 func probeReplicas(t *testing.T, n int) ([]*probeServer, *backend.Pool, []string) {
+	return probeReplicasWith(t, n, time.Second)
+}
+
+func probeReplicasWith(t *testing.T, n int, timeout time.Duration) ([]*probeServer, *backend.Pool, []string) {
 	t.Helper()
 	var servers []*probeServer
 	var addrs []string
@@ -64,7 +73,7 @@ func probeReplicas(t *testing.T, n int) ([]*probeServer, *backend.Pool, []string
 		addrs = append(addrs, lis.Addr().String())
 	}
 	set, _ := breaker.NewSet(telemetry.Noop().Meter("t"), logging.Discard())
-	p, err := backend.New("base-b", addrs, set, backend.Options{Timeout: time.Second,
+	p, err := backend.New("base-b", addrs, set, backend.Options{Timeout: timeout,
 		Breaker: breaker.Config{ConsecutiveFailures: 3, OpenFor: time.Minute}})
 	if err != nil {
 		t.Fatal(err)
@@ -152,5 +161,31 @@ func TestHungOrNotServingReplicaLeaves(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("want the NOT_SERVING replica out and the other back: %v", st)
 		}
+	}
+}
+
+// A hung base is cut by the health probes, not by the per-attempt
+// deadline: the calls in flight on a replica that leaves the rotation end
+// then (Unavailable), so the deadline can be long enough to ride out a
+// shared store's stall without a hung base holding callers for it.
+func TestCallsInFlightOnAHungReplicaEndWhenItLeaves(t *testing.T) {
+	t.Parallel()
+	servers, p, _ := probeReplicasWith(t, 2, 10*time.Second)
+	for _, s := range servers {
+		s.hangAlways.Store(true)
+		s.hangCalls.Store(true)
+	}
+	start := time.Now()
+	err := call(p)
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("a call on hung replicas was held %s (its deadline, not their leaving)", took)
+	}
+	if status.Code(err) != codes.Unavailable {
+		t.Fatalf("want Unavailable, got %v", err)
+	}
+	// Both have left: the next call fails at once.
+	start = time.Now()
+	if err := call(p); err == nil || time.Since(start) > 100*time.Millisecond {
+		t.Fatalf("a call with every replica out: %v after %s", err, time.Since(start))
 	}
 }
