@@ -88,10 +88,6 @@ type Config struct {
 	// verifications (and exports) in flight in total, one per partner.
 	PerPartner     int `env:"PER_PARTNER_IN_FLIGHT"`
 	ExpensiveCalls int `env:"EXPENSIVE_CALLS, default=4"`
-	// ExpensivePerSecond and ExpensiveBurst space one partner's expensive
-	// calls (one at a time still allowed a steady stream of them).
-	ExpensivePerSecond float64 `env:"EXPENSIVE_PER_SECOND, default=1"`
-	ExpensiveBurst     int     `env:"EXPENSIVE_BURST, default=3"`
 	// QuotaSyncInterval is how often daily-quota counts are shared with the
 	// other replicas; a quota can overshoot by what they admit meanwhile.
 	QuotaSyncInterval time.Duration `env:"QUOTA_SYNC_INTERVAL, default=1s"`
@@ -134,9 +130,6 @@ func (c *Config) Validate() error {
 	}
 	if _, err := api.ParseProxies(c.TrustedProxies); err != nil {
 		errs = append(errs, fmt.Errorf("TRUSTED_PROXIES: %w", err))
-	}
-	if c.ExpensivePerSecond <= 0 || c.ExpensiveBurst < 1 {
-		errs = append(errs, errors.New("EXPENSIVE_PER_SECOND and EXPENSIVE_BURST must be positive"))
 	}
 	if c.AuthFailureBurst < 1 || c.AuthFailuresPerMinute <= 0 {
 		errs = append(errs, errors.New("AUTH_FAILURE_BURST and AUTH_FAILURES_PER_MINUTE must be positive"))

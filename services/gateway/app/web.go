@@ -116,8 +116,7 @@ func (w *web) partnerHandler() (http.Handler, error) {
 	}
 	(&api.Handlers{Backends: api.Backends{A: w.bases.A, B: w.bases.B, C: w.bases.C}, Events: w.emitter, Logger: w.p.Logger, Bindings: bindings,
 		Records: records, Partners: recipients{st},
-		Expensive:     limits.NewConcurrency(max(1, cfg.ExpensiveCalls), 1),
-		ExpensiveRate: limits.New(), ExpensivePerSecond: cfg.ExpensivePerSecond, ExpensiveBurst: cfg.ExpensiveBurst}).Register(hapi)
+		Expensive: limits.NewConcurrency(max(1, cfg.ExpensiveCalls), 1)}).Register(hapi)
 	(&api.Admin{Store: st, Logger: w.p.Logger, Pepper: w.pepper, Keys: w.keys, Bindings: bindings, RatePerSec: cfg.RatePerSec, Burst: cfg.Burst, DailyQuota: cfg.DailyQuota}).Register(hapi)
 	if cfg.IssuerEnabled {
 		keys, err := issuer.ParseKeys(cfg.IssuerKeys.Reveal())

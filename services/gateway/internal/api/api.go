@@ -68,14 +68,6 @@ type Handlers struct {
 	// one per partner at a time, so bursts of them never take the bulkhead or the
 	// base's pool from everyone else. Nil: no budget beyond the bulkhead.
 	Expensive *limits.Concurrency
-	// ExpensiveRate, when set, also spaces each partner's expensive calls
-	// (ExpensivePerSecond, burst ExpensiveBurst): one at a time still let
-	// a partner run them back to back and keep a steady share of the base
-	// (make abuse: a hostile partner's big audit pages raised the other
-	// partner's Base A latency).
-	ExpensiveRate      *limits.Limiter
-	ExpensivePerSecond float64
-	ExpensiveBurst     int
 	// Bindings gives the OAuth2 clients bound to the calling partner.
 	Bindings *Bindings
 	// Records (nil: DefaultProcessingRecords) and Partners (the
@@ -89,20 +81,11 @@ func (h *Handlers) expensive(c Caller) (func(), error) {
 	if h.Expensive == nil {
 		return func() {}, nil
 	}
-	refuse := func(retry time.Duration) (func(), error) {
-		p := problem(http.StatusTooManyRequests, "expensive-call-budget", "this operation is expensive: one at a time and a few a second per partner, a few at once in total; retry shortly")
-		p.retryAfter = retry
-		return nil, p
-	}
 	release, _, ok := h.Expensive.Acquire(c.PartnerID)
 	if !ok {
-		return refuse(5 * time.Second)
-	}
-	if h.ExpensiveRate != nil {
-		if d := h.ExpensiveRate.Allow("expensive\x00"+c.PartnerID, h.ExpensivePerSecond, max(1, h.ExpensiveBurst), 0); !d.OK {
-			release()
-			return refuse(max(time.Second, d.RetryAfter.Round(time.Second)))
-		}
+		p := problem(http.StatusTooManyRequests, "expensive-call-budget", "this operation is expensive: one at a time per partner, a few at once in total; retry shortly")
+		p.retryAfter = 5 * time.Second
+		return nil, p
 	}
 	return release, nil
 }
