@@ -225,18 +225,10 @@ func (s *Store) readWithGrant(ctx context.Context, span trace.Span, c domain.Cal
 			refusal = domain.ErrGrantUnknown
 			return s.audit(ctx, tx, entry{caller: c, cpf: cpf, fields: want, outcome: domain.OutcomeDeniedUnknown})
 		}
-		var (
-			id                       uuid.UUID
-			partner, purpose, reason string
-			idx                      []byte
-			fields                   []string
-			expires                  time.Time
-			maxUses, uses            int
-			revoked                  *time.Time
-		)
+		var g grantRow
 		err := tx.QueryRow(ctx, `SELECT id, partner_id, purpose, reason, cpf_index, fields, expires_at, max_uses, uses, revoked_at
 			FROM grants WHERE token_hash = $1 FOR UPDATE`, hash).
-			Scan(&id, &partner, &purpose, &reason, &idx, &fields, &expires, &maxUses, &uses, &revoked)
+			Scan(&g.id, &g.partner, &g.purpose, &g.reason, &g.idx, &g.fields, &g.expires, &g.maxUses, &g.uses, &g.revoked)
 		if errors.Is(err, pgx.ErrNoRows) {
 			refusal = domain.ErrGrantUnknown
 			return s.audit(ctx, tx, entry{caller: c, cpf: cpf, fields: want, outcome: domain.OutcomeDeniedUnknown})
@@ -245,24 +237,10 @@ func (s *Store) readWithGrant(ctx context.Context, span trace.Span, c domain.Cal
 			return err
 		}
 		if want == nil {
-			want = fields
+			want = g.fields
 		}
-		g := domain.Grant{Fields: fields}
-		switch {
-		case partner != c.PartnerID:
-			refusal = domain.ErrGrantWrongPartner
-		case revoked != nil:
-			refusal = domain.ErrGrantRevoked
-		case !s.now().Before(expires):
-			refusal = domain.ErrGrantExpired
-		case uses >= maxUses:
-			refusal = domain.ErrGrantUsedUp
-		case !slices.Equal(idx, s.cpfIndex(cpf)):
-			refusal = domain.ErrGrantWrongCPF
-		case !g.Covers(want):
-			refusal = domain.ErrGrantWrongField
-		}
-		if refusal != nil {
+		id, purpose, reason := g.id, g.purpose, g.reason
+		if refusal = s.refusal(g, c, cpf, want); refusal != nil {
 			return s.audit(ctx, tx, entry{caller: c, cpf: cpf, purpose: purpose, reason: reason, fields: want,
 				outcome: domain.OutcomeOf(refusal), grantID: &id})
 		}
@@ -368,4 +346,36 @@ func (s *Store) readFast(ctx context.Context, c domain.Caller, cpf string, hash 
 		}
 	}
 	return p, true, nil
+}
+
+// grantRow is a grant as ReadWithGrant's careful path reads it.
+type grantRow struct {
+	id                       uuid.UUID
+	partner, purpose, reason string
+	idx                      []byte
+	fields                   []string
+	expires                  time.Time
+	maxUses, uses            int
+	revoked                  *time.Time
+}
+
+// refusal says why g does not let caller c read the fields want of cpf,
+// or nil when it does.
+func (s *Store) refusal(g grantRow, c domain.Caller, cpf string, want []string) error {
+	switch {
+	case g.partner != c.PartnerID:
+		return domain.ErrGrantWrongPartner
+	case g.revoked != nil:
+		return domain.ErrGrantRevoked
+	case !s.now().Before(g.expires):
+		return domain.ErrGrantExpired
+	case g.uses >= g.maxUses:
+		return domain.ErrGrantUsedUp
+	case !slices.Equal(g.idx, s.cpfIndex(cpf)):
+		return domain.ErrGrantWrongCPF
+	}
+	if grant := (domain.Grant{Fields: g.fields}); !grant.Covers(want) {
+		return domain.ErrGrantWrongField
+	}
+	return nil
 }

@@ -162,32 +162,10 @@ func NewVerifier(ctx context.Context, o Options) (*Verifier, error) {
 	m := o.Mapping
 	m.Audiences = auds
 	m.defaults()
-	client := o.HTTPClient
-	if client == nil {
-		client = &http.Client{Timeout: 5 * time.Second}
-	}
-	if o.Breaker != nil {
-		next := client.Transport
-		if next == nil {
-			next = http.DefaultTransport
-		}
-		c := *client
-		c.Transport = breakerTransport{b: o.Breaker, next: next}
-		client = &c
-	}
-	ctx = oidc.ClientContext(ctx, client)
-	var provider *oidc.Provider
-	var err error
-	for {
-		provider, err = oidc.NewProvider(ctx, o.Issuer)
-		if err == nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("authz: discovery of %s: %w", o.Issuer, err)
-		case <-time.After(500 * time.Millisecond):
-		}
+	client := httpClient(o)
+	provider, err := discover(oidc.ClientContext(ctx, client), o.Issuer)
+	if err != nil {
+		return nil, err
 	}
 	leeway, now := o.Leeway, o.Now
 	v := &Verifier{m: m, mode: o.Introspection, leeway: leeway, now: now,
@@ -331,5 +309,40 @@ func (v *Verifier) Stream() grpc.StreamServerInterceptor {
 			return err
 		}
 		return handler(srv, wrappedStream{ServerStream: ss, ctx: ctx})
+	}
+}
+
+// httpClient is o's HTTP client (default: a 5 s timeout), through o's
+// breaker when set.
+func httpClient(o Options) *http.Client {
+	client := o.HTTPClient
+	if client == nil {
+		client = &http.Client{Timeout: 5 * time.Second}
+	}
+	if o.Breaker != nil {
+		next := client.Transport
+		if next == nil {
+			next = http.DefaultTransport
+		}
+		c := *client
+		c.Transport = breakerTransport{b: o.Breaker, next: next}
+		client = &c
+	}
+	return client
+}
+
+// discover fetches the issuer's discovery document, retrying every 500 ms
+// until ctx ends (the provider may start after Base B).
+func discover(ctx context.Context, issuer string) (*oidc.Provider, error) {
+	for {
+		provider, err := oidc.NewProvider(ctx, issuer)
+		if err == nil {
+			return provider, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("authz: discovery of %s: %w", issuer, err)
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 }
