@@ -121,6 +121,14 @@ func (r *otlpReceiver) trace(traceID string) []span {
 	return out
 }
 
+// any reports whether a span received so far matches.
+func (r *otlpReceiver) any(match func(span) bool) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := find(r.spans, match)
+	return ok
+}
+
 // find returns the first span of spans that match.
 func find(spans []span, match func(span) bool) (span, bool) {
 	for _, s := range spans {
@@ -250,10 +258,15 @@ func TestOneTraceFollowsARequestToEveryConsumer(t *testing.T) {
 		"Base A's grant+audit store call": func(s span) bool {
 			return s.service == "base-a" && s.name == "basea.store ReadWithGrant" && s.attrs["strata.basea.read_path"] != ""
 		},
-		"Base C's Mongo write of the last query": func(s span) bool {
-			return s.service == "base-c" && s.kind == tracepb.Span_SPAN_KIND_CLIENT && s.attrs["db.system.name"] == "mongodb"
-		},
 	})
+	// Base C's Mongo calls have spans too. Not asserted in this trace: a
+	// consumer batch writes in its first message's trace, which may be
+	// another event that arrived with ours.
+	if !recv.any(func(s span) bool {
+		return s.service == "base-c" && s.kind == tracepb.Span_SPAN_KIND_CLIENT && s.attrs["db.system.name"] == "mongodb"
+	}) {
+		t.Fatal("Base C exported no Mongo command span")
+	}
 	all := recv.trace(traceA)
 	// The hops are linked parent to child, not merely in the same trace.
 	read, pub, consume := got["gateway HTTP span of the read"], got["publish of cpf.queried"], got["Base C consumer span"]
@@ -388,8 +401,19 @@ func TestOneTraceFollowsARequestToEveryConsumer(t *testing.T) {
 	})
 	var ok bool
 	consume = got["Base C consumer span"]
-	if pub, ok = find(recv.trace(traceB), func(s span) bool { return s.id == consume.parent }); !ok || pub.kind != tracepb.Span_SPAN_KIND_PRODUCER {
-		t.Fatalf("the consumer's parent is not a publish span:%s", describe(recv.trace(traceB)))
+	// The failed first publish also matched above; the relayed one (the
+	// consumer's parent) may reach the receiver a moment later.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if pub, ok = find(recv.trace(traceB), func(s span) bool { return s.id == consume.parent }); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the consumer's parent never arrived:%s", describe(recv.trace(traceB)))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if pub.kind != tracepb.Span_SPAN_KIND_PRODUCER || pub.name != "publish cpf.queried" {
+		t.Fatalf("the consumer's parent is not the relayed publish:%s", describe(recv.trace(traceB)))
 	}
 	if missing := logsWith(t, dataDir, traceB, "gateway", "base-c"); len(missing) > 0 {
 		t.Fatalf("no log line of %v carries trace %s", missing, traceB)
