@@ -52,6 +52,10 @@ type Config struct {
 	// another on shared stores give each its own, so none reads a log
 	// signed, or an account hashed, with another platform's keys.
 	DatabaseSuffix string
+	// TraceViewerAddr, when set, starts the local trace viewer there
+	// (STRATA_TRACE_VIEWER=1 make run: 127.0.0.1:16686) and points every
+	// service's OTLP trace exporter at it.
+	TraceViewerAddr string
 }
 
 // DatabaseName is the name the platform gives database base (DatabaseSuffix
@@ -161,6 +165,17 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	fmt.Fprintf(out, "  rabbitmq   %s\n", redact(stores.AMQPURL))
 	fmt.Fprintf(out, "  mongo-wire %s\n", redact(stores.MongoURI))
 
+	if cfg.TraceViewerAddr != "" {
+		u, err := StartTraceViewer(ctx, cfg.TraceViewerAddr, &TraceViewer{})
+		if err != nil {
+			return err
+		}
+		// Later settings win: these replace any OTEL_TRACES_EXPORTER the
+		// launcher was given.
+		cfg.Overrides = append(cfg.Overrides, "OTEL_TRACES_EXPORTER=otlp", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/protobuf",
+			"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="+u+"/v1/traces")
+		fmt.Fprintf(out, "  traces     %s (every service exports its spans here)\n", u)
+	}
 	plat, err := startServices(ctx, cfg, stores, out)
 	if plat != nil {
 		defer plat.stop(out)

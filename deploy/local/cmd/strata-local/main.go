@@ -42,6 +42,7 @@ func run(ctx context.Context, args []string) int {
 			GatewayAddr:  os.Getenv("STRATA_GATEWAY_ADDR"),
 
 			OTelResourceAttributes: os.Getenv("OTEL_RESOURCE_ATTRIBUTES"),
+			TraceViewerAddr:        traceViewerAddr(os.Getenv("STRATA_TRACE_VIEWER")),
 			OIDC:                   map[string]string{},
 		}
 		for _, name := range app.OIDCSettings {
@@ -84,4 +85,16 @@ func run(ctx context.Context, args []string) int {
 		fmt.Fprintf(os.Stderr, "strata-local: unknown command %q\nusage: strata-local run | strata-local test-env -- COMMAND... | strata-local seed -cpfs N\n", cmd)
 		return 2
 	}
+}
+
+// traceViewerAddr: STRATA_TRACE_VIEWER=1 starts the trace viewer on
+// 127.0.0.1:16686; any other non-empty value is the address to use.
+func traceViewerAddr(v string) string {
+	switch v {
+	case "", "0", "false":
+		return ""
+	case "1", "true":
+		return "127.0.0.1:16686"
+	}
+	return v
 }
