@@ -4,7 +4,6 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"html/template"
 	"io"
@@ -81,12 +80,12 @@ func (v *TraceViewer) Add(ex *coltracepb.ExportTraceServiceRequest) {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	max := v.MaxSpans
-	if max <= 0 {
-		max = 50_000
+	limit := v.MaxSpans
+	if limit <= 0 {
+		limit = 50_000
 	}
 	v.spans = append(v.spans, in...)
-	if over := len(v.spans) - max; over > 0 {
+	if over := len(v.spans) - limit; over > 0 {
 		v.spans = append(v.spans[:0:0], v.spans[over:]...)
 	}
 }
@@ -262,11 +261,7 @@ func StartTraceViewer(ctx context.Context, addr string, v *TraceViewer) (string,
 		return "", fmt.Errorf("trace viewer: %w", err)
 	}
 	srv := &http.Server{Handler: v.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return
-		}
-	}()
+	go func() { _ = srv.Serve(lis) }() // ends with ErrServerClosed when ctx ends
 	go func() {
 		<-ctx.Done()
 		_ = srv.Close()
