@@ -81,7 +81,9 @@ func probeReplicasWith(t *testing.T, n int, timeout time.Duration) ([]*probeServ
 	t.Cleanup(p.Close)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	go p.WatchHealth(ctx, 50*time.Millisecond)
+	// 150 ms: a probe gets 120 ms, far above a loaded machine's loopback
+	// round trip under -race (at 50 ms two slow probes in a row happened).
+	go p.WatchHealth(ctx, 150*time.Millisecond)
 	return servers, p, addrs
 }
 
@@ -112,7 +114,7 @@ func TestOneSlowProbeKeepsTheReplicas(t *testing.T) {
 	for _, s := range servers {
 		s.hangProbes.Store(1)
 	}
-	for deadline := time.Now().Add(600 * time.Millisecond); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+	for deadline := time.Now().Add(1500 * time.Millisecond); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
 		if n := unhealthy(p); n > 0 {
 			t.Fatalf("one slow probe took %d replicas out: %v", n, p.States())
 		}
