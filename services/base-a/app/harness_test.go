@@ -10,11 +10,9 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/grpc"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/strata-bureau/strata/pkg/config"
 	"github.com/strata-bureau/strata/pkg/grpcclient"
@@ -122,41 +120,11 @@ func (e *env) start() (addr string, stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	glis, _ := net.Listen("tcp", "127.0.0.1:0")
-	hlis, _ := net.Listen("tcp", "127.0.0.1:0")
-	rctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	var serveErr error
-	go func() { serveErr = app.Serve(rctx, cfg, logging.Discard(), glis, hlis); close(done) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			<-done
-			if serveErr != nil {
-				t.Errorf("base-a: %v", serveErr)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	addr = glis.Addr().String()
-	hc := healthpb.NewHealthClient(e.dial(addr, "gateway"))
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		r, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
-		if err == nil && r.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			return addr, stop
-		}
-		select {
-		case <-done:
-			t.Fatalf("base-a exited at start: %v", serveErr)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("base-a not serving: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	srv := testenv.Serve(t, "base-a", func(ctx context.Context, glis, hlis net.Listener) error {
+		return app.Serve(ctx, cfg, logging.Discard(), glis, hlis)
+	})
+	srv.WaitServing(t, "base-a", e.dial(srv.Addr, "gateway"))
+	return srv.Addr, srv.Stop
 }
 
 // dial connects with a client certificate for identity.

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/url"
 	"regexp"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,7 +16,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -103,36 +101,12 @@ func (c *cluster) start() replica {
 	if err != nil {
 		t.Fatal(err)
 	}
-	glis, _ := net.Listen("tcp", "127.0.0.1:0")
-	hlis, _ := net.Listen("tcp", "127.0.0.1:0")
-	rctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	var serveErr error
-	go func() { serveErr = app.Serve(rctx, cfg, logging.Discard(), glis, hlis); close(done) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			<-done
-			if serveErr != nil {
-				t.Errorf("base-b: %v", serveErr)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	conn := c.dial(glis.Addr().String(), tester)
-	hc := healthpb.NewHealthClient(conn)
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		r, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
-		if err == nil && r.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("base-b not serving: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return replica{client: basebv1.NewProfileServiceClient(conn), addr: glis.Addr().String(), stop: stop}
+	srv := testenv.Serve(t, "base-b", func(ctx context.Context, glis, hlis net.Listener) error {
+		return app.Serve(ctx, cfg, logging.Discard(), glis, hlis)
+	})
+	conn := c.dial(srv.Addr, tester)
+	srv.WaitServing(t, "base-b", conn)
+	return replica{client: basebv1.NewProfileServiceClient(conn), addr: srv.Addr, stop: srv.Stop}
 }
 
 func (c *cluster) as(scopes string) context.Context {

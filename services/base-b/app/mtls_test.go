@@ -7,7 +7,6 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"google.golang.org/grpc/codes"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -27,21 +26,11 @@ func TestMutualTLSAndCallerGroups(t *testing.T) {
 	delete(c.env, "BASEB_CLIENTS_EXPORT")
 	delete(c.env, "BASEB_CLIENTS_WRITE") // the defaults
 	r := c.start()
-	ctx := testenv.Context(t)
 	person := newCPF(901)
 	token := func(scopes string) context.Context { return c.as(scopes) }
 
 	// Plaintext: no answer at all, not even health.
-	plain, err := grpcclient.New(r.addr, grpcclient.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer plain.Close()
-	short, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	if _, err := healthpb.NewHealthClient(plain).Check(short, &healthpb.HealthCheckRequest{}); status.Code(err) != codes.Unavailable {
-		t.Fatalf("plaintext call: %v (want refused)", err)
-	}
+	testenv.RequirePlaintextRefused(t, r.addr)
 	// A certificate named "gateway" from another CA: refused in the handshake.
 	other, err := pki.NewCA("someone else's CA")
 	if err != nil {

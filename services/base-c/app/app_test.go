@@ -14,7 +14,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -108,31 +107,13 @@ func (c *cluster) start(id string) basecClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	glis, _ := net.Listen("tcp", "127.0.0.1:0")
-	hlis, _ := net.Listen("tcp", "127.0.0.1:0")
-	rctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- app.Serve(rctx, cfg, logging.Discard(), glis, hlis) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("replica %s: %v", id, err)
-		}
+	name := "replica " + id
+	srv := testenv.Serve(t, name, func(ctx context.Context, glis, hlis net.Listener) error {
+		return app.Serve(ctx, cfg, logging.Discard(), glis, hlis)
 	})
-	conn := c.ca.Dial(glis.Addr().String(), tester, "base-c")
-	hc := healthpb.NewHealthClient(conn)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		r, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
-		if err == nil && r.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replica %s not serving: %v", id, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return basecClient{addr: glis.Addr().String(), conn: conn, act: basecv1.NewActivityServiceClient(conn), acc: basecv1.NewAccountServiceClient(conn)}
+	conn := c.ca.Dial(srv.Addr, tester, "base-c")
+	srv.WaitServing(t, name, conn)
+	return basecClient{addr: srv.Addr, conn: conn, act: basecv1.NewActivityServiceClient(conn), acc: basecv1.NewAccountServiceClient(conn)}
 }
 
 type basecClient struct {

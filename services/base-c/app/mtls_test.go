@@ -1,12 +1,9 @@
 package app_test
 
 import (
-	"context"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc/codes"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-bureau/strata/pkg/grpcclient"
@@ -27,16 +24,7 @@ func TestMutualTLSAndCallerGroups(t *testing.T) {
 	ctx := testenv.Context(t)
 	admin := as(ctx, adminUser, adminPass)
 
-	plain, err := grpcclient.New(r.addr, grpcclient.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer plain.Close()
-	short, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	if _, err := healthpb.NewHealthClient(plain).Check(short, &healthpb.HealthCheckRequest{}); status.Code(err) != codes.Unavailable {
-		t.Fatalf("plaintext call: %v (want refused)", err)
-	}
+	testenv.RequirePlaintextRefused(t, r.addr)
 	// A "gateway" certificate from another CA is refused in the handshake.
 	stranger := testenv.NewCA(t).Issue("gateway")
 	stranger.CA = c.ca.Issue("unused").CA
