@@ -308,21 +308,7 @@ func (s *Store) ExportLog(ctx context.Context, afterSeq int64, limit int) (*LogP
 			return err
 		}
 		*p = LogPage{}
-		rows, err := tx.Query(ctx, `SELECT `+leafColumns+` FROM audit_chain c LEFT JOIN audit_log a ON a.id = c.audit_id
-			WHERE c.seq > $1 AND c.seq <= $2 ORDER BY c.seq LIMIT $3`, afterSeq, size, limit+1)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			e, err := scanLeaf(rows)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			p.Entries = append(p.Entries, e)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		if p.Entries, err = exportLeaves(ctx, tx, afterSeq, size, limit); err != nil {
 			return err
 		}
 		if len(p.Entries) > limit {
@@ -334,50 +320,12 @@ func (s *Store) ExportLog(ctx context.Context, afterSeq int64, limit int) (*LogP
 			hi = p.Entries[len(p.Entries)-1].Seq
 			// A log starting after a retention purge starts at its anchor.
 			if afterSeq == 0 && first > 1 {
-				var through int64
-				if err := tx.QueryRow(ctx, `SELECT coalesce(max(through_seq), 0) FROM audit_purges`).Scan(&through); err != nil {
+				if lo, err = exportAnchor(ctx, tx, p, first, lo); err != nil {
 					return err
 				}
-				if through > 0 && through < first {
-					p.AnchorSize, lo = through, through-1
-					p.AnchorEdge = map[int64]tlog.Hash{}
-					idx := audit.EdgeIndexes(through)
-					hs, err := treeReader{ctx, tx}.ReadHashes(idx)
-					if err != nil {
-						return err
-					}
-					for i, x := range idx {
-						p.AnchorEdge[x] = hs[i]
-					}
-				}
 			}
-			// The tree hashes stored with these entries.
-			trows, err := tx.Query(ctx, `SELECT idx, seq, hash FROM audit_tree WHERE idx >= $1 AND idx < $2 ORDER BY idx`,
-				tlog.StoredHashIndex(0, first-1), tlog.StoredHashIndex(0, hi))
-			if err != nil {
+			if err := exportStoredHashes(ctx, tx, p.Entries, first, hi); err != nil {
 				return err
-			}
-			bySeq := map[int64][]tlog.Hash{}
-			for trows.Next() {
-				var idx, seq int64
-				var h []byte
-				if err := trows.Scan(&idx, &seq, &h); err != nil {
-					trows.Close()
-					return err
-				}
-				var x tlog.Hash
-				copy(x[:], h)
-				bySeq[seq] = append(bySeq[seq], x)
-			}
-			trows.Close()
-			if err := trows.Err(); err != nil {
-				return err
-			}
-			for i := range p.Entries {
-				p.Entries[i].Stored = bySeq[p.Entries[i].Seq]
-				if p.Entries[i].Stored == nil {
-					p.Entries[i].Stored = []tlog.Hash{}
-				}
 			}
 		}
 		q, args := `SELECT note FROM audit_heads WHERE size > $1 AND size <= $2 ORDER BY size`, []any{lo, hi}
@@ -392,4 +340,82 @@ func (s *Store) ExportLog(ctx context.Context, afterSeq int64, limit int) (*LogP
 		return err
 	})
 	return p, err
+}
+
+// exportLeaves reads up to limit+1 entries after afterSeq, within the tree
+// of the given size.
+func exportLeaves(ctx context.Context, tx pgx.Tx, afterSeq, size int64, limit int) ([]audit.LogEntry, error) {
+	rows, err := tx.Query(ctx, `SELECT `+leafColumns+` FROM audit_chain c LEFT JOIN audit_log a ON a.id = c.audit_id
+			WHERE c.seq > $1 AND c.seq <= $2 ORDER BY c.seq LIMIT $3`, afterSeq, size, limit+1)
+	if err != nil {
+		return nil, err
+	}
+	var entries []audit.LogEntry
+	for rows.Next() {
+		e, err := scanLeaf(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		entries = append(entries, e)
+	}
+	rows.Close()
+	return entries, rows.Err()
+}
+
+// exportAnchor sets p's anchor (size and edge hashes) when a retention
+// purge ended before first, and returns the lower bound of the heads to
+// export (lo unchanged without a purge).
+func exportAnchor(ctx context.Context, tx pgx.Tx, p *LogPage, first, lo int64) (int64, error) {
+	var through int64
+	if err := tx.QueryRow(ctx, `SELECT coalesce(max(through_seq), 0) FROM audit_purges`).Scan(&through); err != nil {
+		return lo, err
+	}
+	if through <= 0 || through >= first {
+		return lo, nil
+	}
+	p.AnchorSize, lo = through, through-1
+	p.AnchorEdge = map[int64]tlog.Hash{}
+	idx := audit.EdgeIndexes(through)
+	hs, err := treeReader{ctx, tx}.ReadHashes(idx)
+	if err != nil {
+		return lo, err
+	}
+	for i, x := range idx {
+		p.AnchorEdge[x] = hs[i]
+	}
+	return lo, nil
+}
+
+// exportStoredHashes sets on each entry (seq first..hi) the tree hashes
+// stored with it.
+func exportStoredHashes(ctx context.Context, tx pgx.Tx, entries []audit.LogEntry, first, hi int64) error {
+	trows, err := tx.Query(ctx, `SELECT idx, seq, hash FROM audit_tree WHERE idx >= $1 AND idx < $2 ORDER BY idx`,
+		tlog.StoredHashIndex(0, first-1), tlog.StoredHashIndex(0, hi))
+	if err != nil {
+		return err
+	}
+	bySeq := map[int64][]tlog.Hash{}
+	for trows.Next() {
+		var idx, seq int64
+		var h []byte
+		if err := trows.Scan(&idx, &seq, &h); err != nil {
+			trows.Close()
+			return err
+		}
+		var x tlog.Hash
+		copy(x[:], h)
+		bySeq[seq] = append(bySeq[seq], x)
+	}
+	trows.Close()
+	if err := trows.Err(); err != nil {
+		return err
+	}
+	for i := range entries {
+		entries[i].Stored = bySeq[entries[i].Seq]
+		if entries[i].Stored == nil {
+			entries[i].Stored = []tlog.Hash{}
+		}
+	}
+	return nil
 }

@@ -94,35 +94,6 @@ type Authenticator struct {
 // wait for an Argon2id slot, the check itself).
 const checkTimeout = 10 * time.Second
 
-// inFlight marks sources with a cold check running; done is closed when
-// it ends.
-type inFlight struct {
-	mu  sync.Mutex
-	set map[string]chan struct{}
-}
-
-// take marks src busy, or returns the channel closed when its current
-// check ends.
-func (f *inFlight) take(src string) (bool, <-chan struct{}) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.set == nil {
-		f.set = map[string]chan struct{}{}
-	}
-	if ch, busy := f.set[src]; busy {
-		return false, ch
-	}
-	f.set[src] = make(chan struct{})
-	return true, nil
-}
-
-func (f *inFlight) give(src string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	close(f.set[src])
-	delete(f.set, src)
-}
-
 type cached struct {
 	mac   [sha256.Size]byte
 	admin bool
@@ -215,14 +186,11 @@ func (a *Authenticator) mac(user, password string) [sha256.Size]byte {
 // tries: only rotation, disabling or an operator's lock (invalidation
 // events) evict it, never a failed attempt.
 func (a *Authenticator) Authenticate(ctx context.Context, user, password string, src Source) (Principal, error) {
-	if c, ok := a.cache.GetIfPresent(user); ok {
-		m := a.mac(user, password)
-		if subtle.ConstantTimeCompare(m[:], c.mac[:]) == 1 {
-			if a.now().Sub(c.at) >= a.opts.RefreshAfter {
-				a.refresh(ctx, user, password)
-			}
-			return Principal{Username: user, Admin: c.admin}, nil
+	if c, ok := a.fromCache(user, password); ok {
+		if a.now().Sub(c.at) >= a.opts.RefreshAfter {
+			a.refresh(ctx, user, password)
 		}
+		return Principal{Username: user, Admin: c.admin}, nil
 	}
 	now := a.now()
 	// An IPv6 client counts as its /64: rotating addresses within it
@@ -232,76 +200,16 @@ func (a *Authenticator) Authenticate(ctx context.Context, user, password string,
 	if a.sources.blocked(source, now) || a.throttle.waiting(who, now) {
 		return Principal{}, domain.ErrThrottled
 	}
-	// The answer must reach the caller before its deadline, whatever the
-	// machine's load: a deadline passing reads as this base failing (503,
-	// and a breaker count), while the truth is "overloaded, retry" (429).
-	// An Argon2id check cannot be interrupted, and under a flood on a
-	// loaded machine it takes many times its idle 23 ms, so the check runs
-	// on its own and the caller stops waiting for it a fifth of its time
-	// before the deadline; a check that ends after that still caches a
-	// good credential (the retry is a cache hit) and still counts a
-	// failure.
-	answerBy := time.Time{}
-	if dl, ok := ctx.Deadline(); ok {
-		answerBy = dl.Add(-time.Until(dl) / 5)
-	}
-	until := func() time.Duration {
-		if answerBy.IsZero() {
-			return a.opts.ColdWait
-		}
-		return time.Until(answerBy)
-	}
-	// One cold check in flight per source: a burst from one partner
-	// cannot take every Argon2id slot from the others. A second call from
-	// the same source waits for the first (whose success it may then find
-	// cached), never past a quarter of its time.
-	for {
-		ok, done := a.busy.take(source)
-		if ok {
-			break
-		}
-		t := time.NewTimer(min(a.opts.ColdWait, until()/4))
-		select {
-		case <-done:
-			t.Stop()
-		case <-t.C:
-			return Principal{}, domain.ErrOverloaded
-		case <-ctx.Done():
-			t.Stop()
-			return Principal{}, ctx.Err()
-		}
-		if c, hit := a.cache.GetIfPresent(user); hit {
-			if m := a.mac(user, password); subtle.ConstantTimeCompare(m[:], c.mac[:]) == 1 {
-				return Principal{Username: user, Admin: c.admin}, nil
-			}
-		}
-		if a.sources.blocked(source, a.now()) || a.throttle.waiting(who, a.now()) {
-			return Principal{}, domain.ErrThrottled
-		}
+	until := a.answerBy(ctx)
+	if p, done, err := a.takeSource(ctx, user, password, source, who, until); done {
+		return p, err
 	}
 	wait := until()
 	if wait <= 0 {
 		a.busy.give(source)
 		return Principal{}, domain.ErrOverloaded
 	}
-	type result struct {
-		p   Principal
-		err error
-	}
-	res := make(chan result, 1)
-	// The check outlives the call if it must (bounded: one per source, at
-	// most MaxCold running, each waiting for a slot at most ColdWait).
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), checkTimeout)
-	go func() {
-		defer cancel()
-		p, err := a.verifyCold(cctx, user, password)
-		if errors.Is(err, domain.ErrUnauthorized) {
-			a.sources.fail(source, a.now())
-			a.throttle.fail(who, a.now())
-		}
-		a.busy.give(source)
-		res <- result{p, err}
-	}()
+	res := a.checkCold(ctx, user, password, source, who)
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
@@ -317,6 +225,97 @@ func (a *Authenticator) Authenticate(ctx context.Context, user, password string,
 		}
 		return Principal{}, ctx.Err()
 	}
+}
+
+// fromCache returns user's cached credential when password matches it.
+func (a *Authenticator) fromCache(user, password string) (cached, bool) {
+	c, ok := a.cache.GetIfPresent(user)
+	if !ok {
+		return cached{}, false
+	}
+	m := a.mac(user, password)
+	return c, subtle.ConstantTimeCompare(m[:], c.mac[:]) == 1
+}
+
+// answerBy returns how long the caller can still wait for an answer.
+//
+// The answer must reach the caller before its deadline, whatever the
+// machine's load: a deadline passing reads as this base failing (503,
+// and a breaker count), while the truth is "overloaded, retry" (429).
+// An Argon2id check cannot be interrupted, and under a flood on a
+// loaded machine it takes many times its idle 23 ms, so the check runs
+// on its own and the caller stops waiting for it a fifth of its time
+// before the deadline; a check that ends after that still caches a
+// good credential (the retry is a cache hit) and still counts a
+// failure.
+func (a *Authenticator) answerBy(ctx context.Context) func() time.Duration {
+	answerBy := time.Time{}
+	if dl, ok := ctx.Deadline(); ok {
+		answerBy = dl.Add(-time.Until(dl) / 5)
+	}
+	return func() time.Duration {
+		if answerBy.IsZero() {
+			return a.opts.ColdWait
+		}
+		return time.Until(answerBy)
+	}
+}
+
+// takeSource marks source busy with a cold check; done reports that the
+// call is answered instead (p, err).
+//
+// One cold check in flight per source: a burst from one partner
+// cannot take every Argon2id slot from the others. A second call from
+// the same source waits for the first (whose success it may then find
+// cached), never past a quarter of its time.
+func (a *Authenticator) takeSource(ctx context.Context, user, password, source, who string, until func() time.Duration) (p Principal, done bool, err error) {
+	for {
+		ok, busy := a.busy.take(source)
+		if ok {
+			return Principal{}, false, nil
+		}
+		t := time.NewTimer(min(a.opts.ColdWait, until()/4))
+		select {
+		case <-busy:
+			t.Stop()
+		case <-t.C:
+			return Principal{}, true, domain.ErrOverloaded
+		case <-ctx.Done():
+			t.Stop()
+			return Principal{}, true, ctx.Err()
+		}
+		if c, hit := a.fromCache(user, password); hit {
+			return Principal{Username: user, Admin: c.admin}, true, nil
+		}
+		if a.sources.blocked(source, a.now()) || a.throttle.waiting(who, a.now()) {
+			return Principal{}, true, domain.ErrThrottled
+		}
+	}
+}
+
+type coldResult struct {
+	p   Principal
+	err error
+}
+
+// checkCold runs a cold check for a source taken by takeSource, counts its
+// failure, frees the source, and sends the result on the returned channel.
+// The check outlives the call if it must (bounded: one per source, at
+// most MaxCold running, each waiting for a slot at most ColdWait).
+func (a *Authenticator) checkCold(ctx context.Context, user, password, source, who string) <-chan coldResult {
+	res := make(chan coldResult, 1)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), checkTimeout)
+	go func() {
+		defer cancel()
+		p, err := a.verifyCold(cctx, user, password)
+		if errors.Is(err, domain.ErrUnauthorized) {
+			a.sources.fail(source, a.now())
+			a.throttle.fail(who, a.now())
+		}
+		a.busy.give(source)
+		res <- coldResult{p, err}
+	}()
+	return res
 }
 
 // refresh checks a cached credential again in the background (one check
