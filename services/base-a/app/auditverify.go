@@ -242,18 +242,9 @@ func verifyOnline(ctx context.Context, client baseav1.AuditServiceClient, cfg Au
 	if err != nil {
 		return fail(err)
 	}
-	v := verdict{OK: true}
-	from := int64(0)
-	if full {
-		from = 1
-	}
-	sr, err := client.VerifyChain(ctx, &baseav1.VerifyChainRequest{FromSeq: from})
+	v, err := verifyChainOnline(ctx, client, full)
 	if err != nil {
 		return fail(err)
-	}
-	v.CheckpointsVerified, v.GrantsChecked, v.PurgedThrough = sr.GetCheckpointsVerified(), sr.GetGrantsChecked(), sr.GetPurgedThrough()
-	if !sr.GetOk() {
-		v.fail(sr.GetFirstBadEntry(), sr.GetProblem())
 	}
 	start := kept
 	if full {
@@ -264,23 +255,76 @@ func verifyOnline(ctx context.Context, client baseav1.AuditServiceClient, cfg Au
 		// Starting over still holds the log to the head verified before.
 		pv.trusted = append(pv.trusted, kept)
 	}
-	after := start.Size
 	// "Nothing new" must not hide a log cut below the size verified before:
 	// the last verified entry has to be there still (unless a signed
 	// retention purge took it, which VerifyChain has checked).
 	if !full && kept.Size > 0 && kept.Size > v.PurgedThrough {
-		probe, err := client.ExportLog(ctx, &baseav1.ExportLogRequest{AfterSeq: kept.Size - 1, PageSize: 1})
-		if err != nil {
+		if err := probeLastVerified(ctx, client, pv, kept.Size); err != nil {
 			return fail(err)
 		}
-		if es := probe.GetEntries(); len(es) == 0 || es[0].GetSeq() != kept.Size {
-			pv.v.fail(kept.Size, fmt.Sprintf("truncated: the last verified entry (seq %d) is gone", kept.Size))
+	}
+	if err := verifyPagesOnline(ctx, client, pv, start.Size); err != nil {
+		return fail(err)
+	}
+	res := pv.finish()
+	if pv.v.PurgedThrough == 0 {
+		pv.v.PurgedThrough = v.PurgedThrough
+	}
+	pv.v.CheckpointsVerified, pv.v.GrantsChecked = v.CheckpointsVerified, v.GrantsChecked
+	if !v.OK {
+		pv.v.fail(v.FirstBadEntry, v.Problem)
+	}
+	headSize, err := checkNewestHead(ctx, client, pv, key, saved.HeadSize)
+	if err != nil {
+		return fail(err)
+	}
+	if pv.v.OK {
+		if err := saveState(cfg.State, res.State, headSize); err != nil {
+			return fail(err)
 		}
 	}
+	return printVerdict(pv.v, stdout, stderr)
+}
+
+// verifyChainOnline runs Base A's own bounded check (from the start of the
+// log when full) and returns its verdict.
+func verifyChainOnline(ctx context.Context, client baseav1.AuditServiceClient, full bool) (verdict, error) {
+	v := verdict{OK: true}
+	from := int64(0)
+	if full {
+		from = 1
+	}
+	sr, err := client.VerifyChain(ctx, &baseav1.VerifyChainRequest{FromSeq: from})
+	if err != nil {
+		return v, err
+	}
+	v.CheckpointsVerified, v.GrantsChecked, v.PurgedThrough = sr.GetCheckpointsVerified(), sr.GetGrantsChecked(), sr.GetPurgedThrough()
+	if !sr.GetOk() {
+		v.fail(sr.GetFirstBadEntry(), sr.GetProblem())
+	}
+	return v, nil
+}
+
+// probeLastVerified fails pv when the entry at seq (the last one verified
+// before) is gone.
+func probeLastVerified(ctx context.Context, client baseav1.AuditServiceClient, pv *pageVerifier, seq int64) error {
+	probe, err := client.ExportLog(ctx, &baseav1.ExportLogRequest{AfterSeq: seq - 1, PageSize: 1})
+	if err != nil {
+		return err
+	}
+	if es := probe.GetEntries(); len(es) == 0 || es[0].GetSeq() != seq {
+		pv.v.fail(seq, fmt.Sprintf("truncated: the last verified entry (seq %d) is gone", seq))
+	}
+	return nil
+}
+
+// verifyPagesOnline feeds pv the exported log after seq after, page by
+// page, until the last page or the first failure.
+func verifyPagesOnline(ctx context.Context, client baseav1.AuditServiceClient, pv *pageVerifier, after int64) error {
 	for pv.v.OK {
 		page, err := client.ExportLog(ctx, &baseav1.ExportLogRequest{AfterSeq: after, PageSize: 5000})
 		if err != nil {
-			return fail(err)
+			return err
 		}
 		if !pv.page(page) {
 			break
@@ -292,38 +336,32 @@ func verifyOnline(ctx context.Context, client baseav1.AuditServiceClient, cfg Au
 			break
 		}
 	}
-	res := pv.finish()
-	if pv.v.PurgedThrough == 0 {
-		pv.v.PurgedThrough = v.PurgedThrough
-	}
-	pv.v.CheckpointsVerified, pv.v.GrantsChecked = v.CheckpointsVerified, v.GrantsChecked
-	if !v.OK {
-		pv.v.fail(v.FirstBadEntry, v.Problem)
-	}
-	// A newest head older than the newest head already verified is a
-	// rollback. The verified tree itself is no floor: between checkpoints
-	// the log runs ahead of its newest signed head.
-	headSize := saved.HeadSize
+	return nil
+}
+
+// checkNewestHead compares the log's newest signed head with the one
+// verified before (savedHead, its size) and returns the head size to keep.
+//
+// A newest head older than the newest head already verified is a
+// rollback. The verified tree itself is no floor: between checkpoints
+// the log runs ahead of its newest signed head.
+func checkNewestHead(ctx context.Context, client baseav1.AuditServiceClient, pv *pageVerifier, key note.Verifier, savedHead int64) (int64, error) {
+	headSize := savedHead
 	h, err := client.GetHead(ctx, &baseav1.GetHeadRequest{})
 	switch {
-	case status.Code(err) == codes.NotFound && saved.HeadSize > 0:
-		pv.v.fail(pv.v.TreeSize+1, fmt.Sprintf("the log has no signed head any more (a head of size %d was verified before)", saved.HeadSize))
-	case err != nil && saved.HeadSize > 0:
+	case status.Code(err) == codes.NotFound && savedHead > 0:
+		pv.v.fail(pv.v.TreeSize+1, fmt.Sprintf("the log has no signed head any more (a head of size %d was verified before)", savedHead))
+	case err != nil && savedHead > 0:
 		// Once a head has been seen, verification needs the newest one.
-		return fail(fmt.Errorf("newest signed head: %w", err))
+		return headSize, fmt.Errorf("newest signed head: %w", err)
 	case err == nil:
-		if h.GetSize() < saved.HeadSize {
-			pv.v.fail(pv.v.TreeSize+1, fmt.Sprintf("the log's newest head (size %d) is older than the head already verified (size %d)", h.GetSize(), saved.HeadSize))
+		if h.GetSize() < savedHead {
+			pv.v.fail(pv.v.TreeSize+1, fmt.Sprintf("the log's newest head (size %d) is older than the head already verified (size %d)", h.GetSize(), savedHead))
 		} else if hd, err := audit.OpenHead(h.GetNote(), key); err == nil && hd.Size == h.GetSize() && hd.Size <= pv.v.TreeSize {
 			headSize = hd.Size
 		}
 	}
-	if pv.v.OK {
-		if err := saveState(cfg.State, res.State, headSize); err != nil {
-			return fail(err)
-		}
-	}
-	return printVerdict(pv.v, stdout, stderr)
+	return headSize, nil
 }
 
 // verifyOffline verifies an exported log (export-log) with the public
