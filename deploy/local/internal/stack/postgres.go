@@ -55,29 +55,7 @@ func StartPostgres(ctx context.Context, o PostgresOptions) (*Postgres, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(filepath.Join(data, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
-		if err := os.RemoveAll(data); err != nil {
-			return nil, err
-		}
-		if err := os.MkdirAll(data, 0o700); err != nil {
-			return nil, err
-		}
-		if err := chownTree(o.Dir, "postgres"); err != nil {
-			return nil, err
-		}
-		args := []string{filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres",
-			"--auth-local=trust", "--auth-host=scram-sha-256", "--pwfile=" + pwFile,
-			"--encoding=UTF8", "--locale=C.UTF-8"}
-		if o.Ephemeral {
-			args = append(args, "--no-sync")
-		}
-		if os.Geteuid() == 0 {
-			args = append([]string{"runuser", "-u", "postgres", "--"}, args...)
-		}
-		if b, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("initdb: %w\n%s", err, b)
-		}
-	} else if err := chownTree(o.Dir, "postgres"); err != nil {
+	if err := initCluster(ctx, bin, o, data, pwFile); err != nil {
 		return nil, err
 	}
 	// The superuser password file is only needed by initdb; keep our copy
@@ -119,6 +97,36 @@ func StartPostgres(ctx context.Context, o PostgresOptions) (*Postgres, error) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// initCluster runs initdb in data when it holds no cluster yet, and gives
+// the cluster's directory to the postgres user.
+func initCluster(ctx context.Context, bin string, o PostgresOptions, data, pwFile string) error {
+	if _, err := os.Stat(filepath.Join(data, "PG_VERSION")); !errors.Is(err, os.ErrNotExist) {
+		return chownTree(o.Dir, "postgres")
+	}
+	if err := os.RemoveAll(data); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return err
+	}
+	if err := chownTree(o.Dir, "postgres"); err != nil {
+		return err
+	}
+	args := []string{filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres",
+		"--auth-local=trust", "--auth-host=scram-sha-256", "--pwfile=" + pwFile,
+		"--encoding=UTF8", "--locale=C.UTF-8"}
+	if o.Ephemeral {
+		args = append(args, "--no-sync")
+	}
+	if os.Geteuid() == 0 {
+		args = append([]string{"runuser", "-u", "postgres", "--"}, args...)
+	}
+	if b, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput(); err != nil {
+		return fmt.Errorf("initdb: %w\n%s", err, b)
+	}
+	return nil
 }
 
 // Stop shuts the cluster down (fast mode: SIGINT finishes in-flight
@@ -201,34 +209,14 @@ func ProvisionDatabase(ctx context.Context, adminURL string, d DatabaseRoles) (o
 		return "", "", errors.New("cannot connect to PostgreSQL as its administrator")
 	}
 	defer func() { _ = conn.Close(ctx) }()
-	ensureRole := func(name, password string, login bool) error {
-		var exists bool
-		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)", name).Scan(&exists); err != nil {
-			return err
-		}
-		verb := "CREATE"
-		if exists {
-			verb = "ALTER"
-		}
-		q := verb + " ROLE " + pgx.Identifier{name}.Sanitize() + " NOSUPERUSER NOCREATEROLE NOCREATEDB NOBYPASSRLS"
-		if login {
-			q += " LOGIN PASSWORD " + quoteLiteral(password)
-		} else {
-			q += " NOLOGIN"
-		}
-		if _, err := conn.Exec(ctx, q); err != nil {
-			return fmt.Errorf("role %s: %w", name, err)
-		}
-		return nil
-	}
-	if err := ensureRole(d.Owner, d.OwnerPassword, true); err != nil {
+	if err := ensureRole(ctx, conn, d.Owner, d.OwnerPassword, true); err != nil {
 		return "", "", err
 	}
-	if err := ensureRole(d.App, d.AppPassword, true); err != nil {
+	if err := ensureRole(ctx, conn, d.App, d.AppPassword, true); err != nil {
 		return "", "", err
 	}
 	for _, r := range d.AppMemberOf {
-		if err := ensureRole(r, "", false); err != nil {
+		if err := ensureRole(ctx, conn, r, "", false); err != nil {
 			return "", "", err
 		}
 		if _, err := conn.Exec(ctx, "GRANT "+pgx.Identifier{r}.Sanitize()+" TO "+pgx.Identifier{d.App}.Sanitize()); err != nil {
@@ -256,11 +244,46 @@ func ProvisionDatabase(ctx context.Context, adminURL string, d DatabaseRoles) (o
 		return "", "", errors.New("invalid database URL")
 	}
 	u.Path = "/" + d.Database
-	// A database made by an earlier release belongs to the administrator:
-	// hand its schema and objects to the owner.
-	dbc, err := pgx.Connect(ctx, u.String())
+	if err := handOverSchema(ctx, u.String(), d.Database, owner, d.Owner); err != nil {
+		return "", "", err
+	}
+	u.User = url.UserPassword(d.Owner, d.OwnerPassword)
+	ownerURL = u.String()
+	u.User = url.UserPassword(d.App, d.AppPassword)
+	return ownerURL, u.String(), nil
+}
+
+// ensureRole creates or updates role name: never a superuser, never able
+// to create roles or databases; a login role with password, or NOLOGIN.
+func ensureRole(ctx context.Context, conn *pgx.Conn, name, password string, login bool) error {
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)", name).Scan(&exists); err != nil {
+		return err
+	}
+	verb := "CREATE"
+	if exists {
+		verb = "ALTER"
+	}
+	q := verb + " ROLE " + pgx.Identifier{name}.Sanitize() + " NOSUPERUSER NOCREATEROLE NOCREATEDB NOBYPASSRLS"
+	if login {
+		q += " LOGIN PASSWORD " + quoteLiteral(password)
+	} else {
+		q += " NOLOGIN"
+	}
+	if _, err := conn.Exec(ctx, q); err != nil {
+		return fmt.Errorf("role %s: %w", name, err)
+	}
+	return nil
+}
+
+// handOverSchema gives the public schema of the database at dbURL, and
+// every table, view, sequence and function in it, to ownerName (owner is
+// its quoted identifier). A database made by an earlier release belongs to
+// the administrator: this hands its schema and objects to the owner.
+func handOverSchema(ctx context.Context, dbURL, database, owner, ownerName string) error {
+	dbc, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
-		return "", "", fmt.Errorf("connect to %s as administrator: %w", d.Database, err)
+		return fmt.Errorf("connect to %s as administrator: %w", database, err)
 	}
 	defer func() { _ = dbc.Close(ctx) }()
 	rows, err := dbc.Query(ctx, `
@@ -273,23 +296,20 @@ func ProvisionDatabase(ctx context.Context, adminURL string, d DatabaseRoles) (o
 		UNION ALL
 		SELECT format('ALTER FUNCTION %s OWNER TO %s', p.oid::regprocedure, $1::text)
 		  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-		 WHERE n.nspname = 'public' AND pg_get_userbyid(p.proowner) <> $2`, owner, d.Owner)
+		 WHERE n.nspname = 'public' AND pg_get_userbyid(p.proowner) <> $2`, owner, ownerName)
 	if err != nil {
-		return "", "", err
+		return err
 	}
 	stmts, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return "", "", err
+		return err
 	}
 	for _, q := range stmts {
 		if _, err := dbc.Exec(ctx, q); err != nil {
-			return "", "", fmt.Errorf("%s: %w", q, err)
+			return fmt.Errorf("%s: %w", q, err)
 		}
 	}
-	u.User = url.UserPassword(d.Owner, d.OwnerPassword)
-	ownerURL = u.String()
-	u.User = url.UserPassword(d.App, d.AppPassword)
-	return ownerURL, u.String(), nil
+	return nil
 }
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
