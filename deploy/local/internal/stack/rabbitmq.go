@@ -66,44 +66,8 @@ func StartRabbitMQ(ctx context.Context, o RabbitOptions) (*RabbitMQ, error) {
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(o.Port)
-	conf := fmt.Sprintf(`# Written by strata-local on every start.
-listeners.tcp.1 = %s
-default_user = strata
-default_pass = %s
-loopback_users = none
-log.console = true
-log.console.level = warning
-log.file = false
-`, addr, password)
-	if o.TLS != nil {
-		dir := filepath.Join(o.Dir, "tls")
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, err
-		}
-		for name, src := range map[string]string{"ca.crt": o.TLS.CA, "server.crt": o.TLS.Cert, "server.key": o.TLS.Key} {
-			b, err := os.ReadFile(src)
-			if err != nil {
-				return nil, err
-			}
-			if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-				return nil, err
-			}
-		}
-		conf += fmt.Sprintf(`listeners.ssl.default = 127.0.0.1:%d
-ssl_options.cacertfile = %s
-ssl_options.certfile = %s
-ssl_options.keyfile = %s
-ssl_options.verify = verify_none
-ssl_options.fail_if_no_peer_cert = false
-ssl_options.versions.1 = tlsv1.3
-ssl_options.versions.2 = tlsv1.2
-`, o.TLSPort, filepath.Join(dir, "ca.crt"), filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key"))
-	}
-	confPath := filepath.Join(o.Dir, "rabbitmq.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(o.Dir, "enabled_plugins"), []byte("[].\n"), 0o600); err != nil {
+	confPath, err := writeRabbitConfig(o, addr, password)
+	if err != nil {
 		return nil, err
 	}
 	if err := chownTree(o.Dir, "rabbitmq"); err != nil {
@@ -156,6 +120,63 @@ ssl_options.versions.2 = tlsv1.2
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// writeRabbitConfig writes the node's rabbitmq.conf (listening on addr,
+// with an amqps listener when o.TLS is set) and its enabled_plugins file,
+// and returns the configuration's path.
+func writeRabbitConfig(o RabbitOptions, addr, password string) (string, error) {
+	conf := fmt.Sprintf(`# Written by strata-local on every start.
+listeners.tcp.1 = %s
+default_user = strata
+default_pass = %s
+loopback_users = none
+log.console = true
+log.console.level = warning
+log.file = false
+`, addr, password)
+	if o.TLS != nil {
+		tls, err := rabbitTLSConfig(o)
+		if err != nil {
+			return "", err
+		}
+		conf += tls
+	}
+	confPath := filepath.Join(o.Dir, "rabbitmq.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(o.Dir, "enabled_plugins"), []byte("[].\n"), 0o600); err != nil {
+		return "", err
+	}
+	return confPath, nil
+}
+
+// rabbitTLSConfig copies o.TLS's files into the node's directory and
+// returns the configuration of its amqps listener.
+func rabbitTLSConfig(o RabbitOptions) (string, error) {
+	dir := filepath.Join(o.Dir, "tls")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	for name, src := range map[string]string{"ca.crt": o.TLS.CA, "server.crt": o.TLS.Cert, "server.key": o.TLS.Key} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			return "", err
+		}
+	}
+	return fmt.Sprintf(`listeners.ssl.default = 127.0.0.1:%d
+ssl_options.cacertfile = %s
+ssl_options.certfile = %s
+ssl_options.keyfile = %s
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
+ssl_options.versions.1 = tlsv1.3
+ssl_options.versions.2 = tlsv1.2
+`, o.TLSPort, filepath.Join(dir, "ca.crt"), filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")), nil
 }
 
 // Stop stops the node gracefully and the private epmd it started.
