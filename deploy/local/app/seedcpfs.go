@@ -73,18 +73,8 @@ func Seed(ctx context.Context, cfg SeedConfig, out io.Writer) error {
 		stores.MongoURI = "mongodb://" + ferretAddr + "/"
 	}
 	start := time.Now()
-	// Base A, through its own tool and settings.
-	secrets := &secretStore{dir: filepath.Join(cfg.DataDir, "secrets")}
-	// basea-seed needs only the database and the keys: no broker.
-	spec, err := baseaSpec(Config{DataDir: cfg.DataDir, DatabaseSuffix: cfg.DatabaseSuffix}, stores, secrets, &broker{url: map[string]string{}, user: map[string]string{}}, map[string]string{})
-	if err != nil {
-		return fmt.Errorf("base-a settings: %w", err)
-	}
-	cmd := exec.CommandContext(ctx, filepath.Join(cfg.BinDir, "basea-seed"), "-cpfs", fmt.Sprint(cfg.CPFs))
-	cmd.Env = append(os.Environ(), spec.env(1)...)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("basea-seed: %w", err)
+	if err := seedBaseA(ctx, cfg, stores, out); err != nil {
+		return err
 	}
 	client, err := mongo.Connect(options.Client().ApplyURI(stores.MongoURI).SetTimeout(time.Minute))
 	if err != nil {
@@ -130,6 +120,23 @@ func Seed(ctx context.Context, cfg SeedConfig, out io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(out, "seeded %d synthetic CPFs in every base in %s\n", cfg.CPFs, time.Since(start).Round(time.Second))
+	return nil
+}
+
+// seedBaseA seeds Base A through its own tool (basea-seed) and settings.
+func seedBaseA(ctx context.Context, cfg SeedConfig, stores *Stores, out io.Writer) error {
+	secrets := &secretStore{dir: filepath.Join(cfg.DataDir, "secrets")}
+	// basea-seed needs only the database and the keys: no broker.
+	spec, err := baseaSpec(Config{DataDir: cfg.DataDir, DatabaseSuffix: cfg.DatabaseSuffix}, stores, secrets, &broker{url: map[string]string{}, user: map[string]string{}}, map[string]string{})
+	if err != nil {
+		return fmt.Errorf("base-a settings: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, filepath.Join(cfg.BinDir, "basea-seed"), "-cpfs", fmt.Sprint(cfg.CPFs))
+	cmd.Env = append(os.Environ(), spec.env(1)...)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("basea-seed: %w", err)
+	}
 	return nil
 }
 
