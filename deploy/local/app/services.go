@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/strata-bureau/strata/deploy/local/internal/stack"
+	"github.com/strata-bureau/strata/pkg/pki"
 )
 
 // serviceSpec describes one service binary and how to configure each replica.
@@ -129,33 +130,39 @@ func specs(cfg Config, stores *Stores, secrets *secretStore, b *broker, demo map
 				}, baseBOIDC(cfg)...)
 			},
 		},
-		{
-			name:     "base-c",
-			replicas: 2,
-			grpcAddr: func(i int) string { return cfg.addr(7300 + i) },
-			opsAddr:  func(i int) string { return cfg.addr(9300 + i) },
-			env: func(i int) []string {
-				return []string{
-					"BASEC_GRPC_ADDR=" + cfg.addr(7300+i),
-					"BASEC_OPS_ADDR=" + cfg.addr(9300+i),
-					fmt.Sprintf("BASEC_REPLICA_ID=base-c-%d", i),
-					"BASEC_MONGODB_URI=" + stores.MongoURI,
-					"BASEC_MONGODB_DATABASE=" + cfg.DatabaseName("strata_basec"),
-					"BASEC_AMQP_URL=" + b.url["base-c"],
-					"BASEC_AMQP_CA=" + stores.AMQPCA,
-					"BASEC_AMQP_PRODUCERS=" + b.producers(map[string]string{"cpf.queried": "gateway",
-						"card.purchase.recorded": "strata-ingest", "financial.movement.recorded": "strata-ingest",
-						"basec.cache.invalidated": "base-c", "basec.credential.invalidated": "base-c"}),
-					"BASEC_BOOTSTRAP_USER=demo-partner",
-					"BASEC_BOOTSTRAP_PASSWORD=" + basecPassword,
-					"BASEC_TLS_CERT=" + cCert.Cert,
-					"BASEC_TLS_KEY=" + cCert.Key,
-					"BASEC_TLS_CA=" + cCert.CA,
-				}
-			},
-		},
+		basecSpec(cfg, stores, b, basecPassword, cCert),
 		gateway,
 	}, nil
+}
+
+// basecSpec is Base C's service: two replicas, the demo partner
+// bootstrapped with password.
+func basecSpec(cfg Config, stores *Stores, b *broker, password string, cert pki.Files) serviceSpec {
+	return serviceSpec{
+		name:     "base-c",
+		replicas: 2,
+		grpcAddr: func(i int) string { return cfg.addr(7300 + i) },
+		opsAddr:  func(i int) string { return cfg.addr(9300 + i) },
+		env: func(i int) []string {
+			return []string{
+				"BASEC_GRPC_ADDR=" + cfg.addr(7300+i),
+				"BASEC_OPS_ADDR=" + cfg.addr(9300+i),
+				fmt.Sprintf("BASEC_REPLICA_ID=base-c-%d", i),
+				"BASEC_MONGODB_URI=" + stores.MongoURI,
+				"BASEC_MONGODB_DATABASE=" + cfg.DatabaseName("strata_basec"),
+				"BASEC_AMQP_URL=" + b.url["base-c"],
+				"BASEC_AMQP_CA=" + stores.AMQPCA,
+				"BASEC_AMQP_PRODUCERS=" + b.producers(map[string]string{"cpf.queried": "gateway",
+					"card.purchase.recorded": "strata-ingest", "financial.movement.recorded": "strata-ingest",
+					"basec.cache.invalidated": "base-c", "basec.credential.invalidated": "base-c"}),
+				"BASEC_BOOTSTRAP_USER=demo-partner",
+				"BASEC_BOOTSTRAP_PASSWORD=" + password,
+				"BASEC_TLS_CERT=" + cert.Cert,
+				"BASEC_TLS_KEY=" + cert.Key,
+				"BASEC_TLS_CA=" + cert.CA,
+			}
+		},
+	}
 }
 
 // secretStore keeps generated local secrets in DataDir/secrets, one file
