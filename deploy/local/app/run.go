@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/strata-bureau/strata/deploy/local/internal/stack"
+	"github.com/strata-bureau/strata/pkg/pki"
 )
 
 // Config of `strata-local run`, from the environment (see README).
@@ -75,6 +76,69 @@ const (
 
 // Run brings up the whole platform and keeps it up until ctx ends.
 func Run(ctx context.Context, cfg Config, out io.Writer) error {
+	if err := prepareDataDir(&cfg); err != nil {
+		return err
+	}
+	dataDir := cfg.DataDir
+	logFile, err := os.OpenFile(filepath.Join(dataDir, "logs", "ferretdb.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = logFile.Close() }()
+	ferretLogger := slog.New(slog.NewJSONHandler(logFile, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+	started := time.Now()
+	fmt.Fprintln(out, "strata-local: starting stores...")
+	stores := &Stores{DatabaseURL: cfg.DatabaseURL, MongoURI: cfg.MongoURI, AMQPURL: cfg.AMQPURL, AMQPCA: cfg.AMQPCA}
+	// The private broker speaks amqps with a certificate from the local
+	// CA, as production brokers do; every service and the launcher use it.
+	certs, err := localPKI(dataDir)
+	if err != nil {
+		return err
+	}
+	defer stores.Stop()
+	if err := startStores(ctx, stores, dataDir, certs["rabbitmq"], ferretLogger, out); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "strata-local: stores ready in %s\n", time.Since(started).Round(100*time.Millisecond))
+	fmt.Fprintf(out, "  postgres   %s\n", redact(stores.DatabaseURL))
+	fmt.Fprintf(out, "  rabbitmq   %s\n", redact(stores.AMQPURL))
+	fmt.Fprintf(out, "  mongo-wire %s\n", redact(stores.MongoURI))
+
+	if cfg.TraceViewerAddr != "" {
+		if err := startTraceViewer(ctx, &cfg, out); err != nil {
+			return err
+		}
+	}
+	plat, err := startServices(ctx, cfg, stores, out)
+	if plat != nil {
+		defer plat.stop(out)
+	}
+	if err != nil {
+		return err
+	}
+	if err := seedEvents(ctx, plat.broker.url["strata-ingest"], stores.AMQPCA); err != nil {
+		return fmt.Errorf("demo data: %w", err)
+	}
+	if err := writeDemoEnv(filepath.Join(dataDir, "demo.env"), plat.demoEnv); err != nil {
+		return err
+	}
+	plat.printTour(out, filepath.Join(dataDir, "demo.env"))
+	fmt.Fprintf(out, "strata-local: up in %s; logs in %s; Ctrl-C stops everything.\n",
+		time.Since(started).Round(100*time.Millisecond), filepath.Join(dataDir, "logs"))
+
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(out, "\nstrata-local: stopping...")
+		return nil
+	case p := <-plat.exited:
+		return fmt.Errorf("%s exited unexpectedly (%v); see %s", p.Name, p.Err(), filepath.Join(dataDir, "logs", p.Name+".log"))
+	}
+}
+
+// prepareDataDir fills cfg's defaults, makes its directories absolute and
+// creates the data and log directories.
+func prepareDataDir(cfg *Config) error {
 	if cfg.DataDir == "" {
 		cfg.DataDir = ".data"
 	}
@@ -97,27 +161,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	}
 	// PostgreSQL and RabbitMQ run as their own users and must reach their
 	// directories below this one.
-	if err := os.Chmod(dataDir, 0o755); err != nil {
-		return err
-	}
-	logFile, err := os.OpenFile(filepath.Join(dataDir, "logs", "ferretdb.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = logFile.Close() }()
-	ferretLogger := slog.New(slog.NewJSONHandler(logFile, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return os.Chmod(dataDir, 0o755)
+}
 
-	started := time.Now()
-	fmt.Fprintln(out, "strata-local: starting stores...")
-	stores := &Stores{DatabaseURL: cfg.DatabaseURL, MongoURI: cfg.MongoURI, AMQPURL: cfg.AMQPURL, AMQPCA: cfg.AMQPCA}
-	// The private broker speaks amqps with a certificate from the local
-	// CA, as production brokers do; every service and the launcher use it.
-	certs, err := localPKI(dataDir)
-	if err != nil {
-		return err
-	}
-	rabbitTLS := certs["rabbitmq"]
-	defer stores.Stop()
+// startStores starts, side by side, the private stores that stores has no
+// outside URL for, and records them in stores (the caller stops them).
+func startStores(ctx context.Context, stores *Stores, dataDir string, rabbitTLS pki.Files, ferretLogger *slog.Logger, out io.Writer) error {
 	errc := make(chan error, 3)
 	n := 0
 	if stores.DatabaseURL == "" {
@@ -157,49 +206,22 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 			errs = append(errs, err)
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "strata-local: stores ready in %s\n", time.Since(started).Round(100*time.Millisecond))
-	fmt.Fprintf(out, "  postgres   %s\n", redact(stores.DatabaseURL))
-	fmt.Fprintf(out, "  rabbitmq   %s\n", redact(stores.AMQPURL))
-	fmt.Fprintf(out, "  mongo-wire %s\n", redact(stores.MongoURI))
+	return errors.Join(errs...)
+}
 
-	if cfg.TraceViewerAddr != "" {
-		u, err := StartTraceViewer(ctx, cfg.TraceViewerAddr, &TraceViewer{})
-		if err != nil {
-			return err
-		}
-		// Later settings win: these replace any OTEL_TRACES_EXPORTER the
-		// launcher was given.
-		cfg.Overrides = append(cfg.Overrides, "OTEL_TRACES_EXPORTER=otlp", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/protobuf",
-			"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="+u+"/v1/traces")
-		fmt.Fprintf(out, "  traces     %s (every service exports its spans here)\n", u)
-	}
-	plat, err := startServices(ctx, cfg, stores, out)
-	if plat != nil {
-		defer plat.stop(out)
-	}
+// startTraceViewer starts the local trace viewer at cfg.TraceViewerAddr and
+// points every service's trace exporter at it.
+func startTraceViewer(ctx context.Context, cfg *Config, out io.Writer) error {
+	u, err := StartTraceViewer(ctx, cfg.TraceViewerAddr, &TraceViewer{})
 	if err != nil {
 		return err
 	}
-	if err := seedEvents(ctx, plat.broker.url["strata-ingest"], stores.AMQPCA); err != nil {
-		return fmt.Errorf("demo data: %w", err)
-	}
-	if err := writeDemoEnv(filepath.Join(dataDir, "demo.env"), plat.demoEnv); err != nil {
-		return err
-	}
-	plat.printTour(out, filepath.Join(dataDir, "demo.env"))
-	fmt.Fprintf(out, "strata-local: up in %s; logs in %s; Ctrl-C stops everything.\n",
-		time.Since(started).Round(100*time.Millisecond), filepath.Join(dataDir, "logs"))
-
-	select {
-	case <-ctx.Done():
-		fmt.Fprintln(out, "\nstrata-local: stopping...")
-		return nil
-	case p := <-plat.exited:
-		return fmt.Errorf("%s exited unexpectedly (%v); see %s", p.Name, p.Err(), filepath.Join(dataDir, "logs", p.Name+".log"))
-	}
+	// Later settings win: these replace any OTEL_TRACES_EXPORTER the
+	// launcher was given.
+	cfg.Overrides = append(cfg.Overrides, "OTEL_TRACES_EXPORTER=otlp", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/protobuf",
+		"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="+u+"/v1/traces")
+	fmt.Fprintf(out, "  traces     %s (every service exports its spans here)\n", u)
+	return nil
 }
 
 func wrap(name string, err error) error {
