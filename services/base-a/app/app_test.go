@@ -73,9 +73,7 @@ func wantRefusal(t *testing.T, err error, reason string) {
 func TestGrantsAllowExactlyWhatTheyScope(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	addr, _ := e.start()
-	gw := e.people(addr, "gateway")
-	seed(t, e.people(addr, "basea-loader"))
+	addr, _, gw := e.startSeeded()
 	ctx := testenv.Context(t)
 
 	g := grant(t, gw, "bank-a", cpf.CPF(maria).Formatted(), 2, 0, baseav1.Field_FIELD_NAME, baseav1.Field_FIELD_DEBTS)
@@ -206,9 +204,7 @@ func TestOnlyAllowedIdentitiesGetIn(t *testing.T) {
 func TestNoAuditRowNoData(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	addr, _ := e.start()
-	gw := e.people(addr, "gateway")
-	seed(t, e.people(addr, "basea-loader"))
+	_, _, gw := e.startSeeded()
 	ctx := testenv.Context(t)
 	g := grant(t, gw, "bank-a", maria, 1, 0, baseav1.Field_FIELD_NAME)
 
@@ -231,8 +227,7 @@ func TestNoAuditRowNoData(t *testing.T) {
 func TestAppRoleCannotAlterAuditRows(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	addr, _ := e.start()
-	seed(t, e.people(addr, "basea-loader"))
+	addr, _, _ := e.startSeeded()
 	grant(t, e.people(addr, "gateway"), "bank-a", maria, 1, 0, baseav1.Field_FIELD_NAME)
 	ctx := testenv.Context(t)
 	conn, err := pgx.Connect(ctx, e.appURL)
@@ -252,10 +247,7 @@ func TestAppRoleCannotAlterAuditRows(t *testing.T) {
 		}
 	}
 	// Even the owner is stopped by the trigger.
-	admin, err := pgx.Connect(ctx, e.adminURL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	admin := e.adminConn(ctx)
 	defer admin.Close(ctx)
 	if _, err := admin.Exec(ctx, "UPDATE audit_log SET reason = 'covered up'"); err == nil {
 		t.Error("the owner could update audit rows")
@@ -265,17 +257,13 @@ func TestAppRoleCannotAlterAuditRows(t *testing.T) {
 func TestDumpRevealsNoCPFNameOrAddress(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	addr, _ := e.start()
-	seed(t, e.people(addr, "basea-loader"))
+	addr, _, _ := e.startSeeded()
 	g := grant(t, e.people(addr, "gateway"), "bank-a", maria, 1, 0, baseav1.Field_FIELD_NAME)
 	ctx := testenv.Context(t)
 	if _, err := e.people(addr, "gateway").GetPerson(ctx, &baseav1.GetPersonRequest{Context: ctxFor("bank-a"), Cpf: maria, GrantToken: g.GetToken()}); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := pgx.Connect(ctx, e.adminURL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := e.adminConn(ctx)
 	defer conn.Close(ctx)
 	// Published events leave the outbox (their bodies carry the CPF).
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
@@ -324,8 +312,7 @@ func TestDumpRevealsNoCPFNameOrAddress(t *testing.T) {
 func TestKeyRotationAndReencryption(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	addr, stop := e.start()
-	seed(t, e.people(addr, "basea-loader"))
+	addr, stop, _ := e.startSeeded()
 	stop()
 
 	k1 := e.vars["BASEA_DATA_KEYS"]
@@ -360,10 +347,7 @@ func TestKeyRotationAndReencryption(t *testing.T) {
 		t.Fatalf("progress not reported: %q", out.String())
 	}
 	ctx := testenv.Context(t)
-	conn, err := pgx.Connect(ctx, e.adminURL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := e.adminConn(ctx)
 	defer conn.Close(ctx)
 	var old int
 	if err := conn.QueryRow(ctx, "SELECT (SELECT count(*) FROM people WHERE key_version <> 2) + (SELECT count(*) FROM debts WHERE key_version <> 2)").Scan(&old); err != nil || old != 0 {
@@ -392,8 +376,7 @@ func TestDebtSummaryLeavesThroughTheOutbox(t *testing.T) {
 	if err := q.Declare(ch); err != nil {
 		t.Fatal(err)
 	}
-	addr, _ := e.start()
-	seed(t, e.people(addr, "basea-loader"))
+	e.startSeeded()
 	var last eventsv1.DebtSummaryChanged
 	got := 0
 	deadline := time.Now().Add(15 * time.Second)

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/strata-bureau/strata/pkg/config"
 	"github.com/strata-bureau/strata/pkg/testenv"
 	baseav1 "github.com/strata-bureau/strata/proto/gen/go/basea/v1"
@@ -51,17 +49,12 @@ func (e *env) verify(addr string) (int, verdict) {
 func TestStrataAuditCatchesEditsDeletionsAndTruncation(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	addr, _ := e.start()
-	gw := e.people(addr, "gateway")
-	seed(t, e.people(addr, "basea-loader"))
+	addr, _, gw := e.startSeeded()
 	for range 10 {
 		grant(t, gw, "bank-a", maria, 1, 0, baseav1.Field_FIELD_NAME)
 	}
 	ctx := testenv.Context(t)
-	conn, err := pgx.Connect(ctx, e.adminURL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := e.adminConn(ctx)
 	defer conn.Close(ctx)
 	// Wait until all 10 entries are chained and a checkpoint covers them.
 	var n int64

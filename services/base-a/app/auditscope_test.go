@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -23,9 +22,7 @@ import (
 func TestAuditOwnNeverSeesAnotherPartner(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	addr, _ := e.start()
-	gw := e.people(addr, "gateway")
-	seed(t, e.people(addr, "basea-loader"))
+	addr, _, gw := e.startSeeded()
 	grant(t, gw, "bank-a", maria, 1, 0, baseav1.Field_FIELD_NAME)
 	grant(t, gw, "bank-b", maria, 1, 0, baseav1.Field_FIELD_NAME)
 	grant(t, gw, "bank-b", joao, 1, 0, baseav1.Field_FIELD_NAME)
@@ -113,9 +110,7 @@ func TestAuditOwnNeverSeesAnotherPartner(t *testing.T) {
 func TestProofsAreAuditedAndRevealNothingOfOthers(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	addr, _ := e.start()
-	gw := e.people(addr, "gateway")
-	seed(t, e.people(addr, "basea-loader"))
+	addr, _, gw := e.startSeeded()
 	grant(t, gw, "bank-a", maria, 1, 0, baseav1.Field_FIELD_NAME)
 	waitForHead(t, e, 1)
 	for range 3 {
@@ -153,10 +148,7 @@ func TestProofsAreAuditedAndRevealNothingOfOthers(t *testing.T) {
 		}
 	}
 	check("untouched log")
-	conn, err := pgx.Connect(ctx, e.adminURL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := e.adminConn(ctx)
 	defer conn.Close(ctx)
 	tamper(t, conn, `DELETE FROM audit_tree WHERE seq <> `+strconv.FormatInt(other.GetSeq(), 10)) // its proof's siblings
 	if got := answer(staff, other.GetId(), 0); !strings.HasPrefix(got, "DataLoss") {

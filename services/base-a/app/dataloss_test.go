@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -16,10 +15,7 @@ import (
 func (e *env) queryRow(sql string, args []any, dest ...any) {
 	e.t.Helper()
 	ctx := testenv.Context(e.t)
-	conn, err := pgx.Connect(ctx, e.adminURL)
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	conn := e.adminConn(ctx)
 	defer conn.Close(ctx)
 	if err := conn.QueryRow(ctx, sql, args...).Scan(dest...); err != nil {
 		e.t.Fatalf("%s: %v", sql, err)
@@ -30,10 +26,7 @@ func (e *env) queryRow(sql string, args []any, dest ...any) {
 func waitForHead(t *testing.T, e *env, n int64) {
 	t.Helper()
 	ctx := testenv.Context(t)
-	conn, err := pgx.Connect(ctx, e.adminURL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := e.adminConn(ctx)
 	defer conn.Close(ctx)
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		var got int64
@@ -57,9 +50,7 @@ func waitForHead(t *testing.T, e *env, n int64) {
 func TestMissingTreeHashesAreDataLossNotUnavailable(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	addr, _ := e.start()
-	gw := e.people(addr, "gateway")
-	seed(t, e.people(addr, "basea-loader"))
+	addr, _, gw := e.startSeeded()
 	const entries = 8
 	for range entries {
 		grant(t, gw, "bank-a", maria, 1, 0, baseav1.Field_FIELD_NAME)
@@ -70,10 +61,7 @@ func TestMissingTreeHashesAreDataLossNotUnavailable(t *testing.T) {
 	if _, err := auditor.GetConsistency(ctx, &baseav1.GetConsistencyRequest{OldSize: 3, NewSize: entries}); err != nil {
 		t.Fatalf("untouched log: %v", err)
 	}
-	conn, err := pgx.Connect(ctx, e.adminURL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := e.adminConn(ctx)
 	defer conn.Close(ctx)
 	tamper(t, conn, `DELETE FROM audit_tree WHERE seq BETWEEN 2 AND 5`)
 	for range 8 {
@@ -82,7 +70,7 @@ func TestMissingTreeHashesAreDataLossNotUnavailable(t *testing.T) {
 			t.Fatalf("proof over deleted tree hashes: want DataLoss, got %v", err)
 		}
 	}
-	_, err = auditor.GetConsistency(ctx, &baseav1.GetConsistencyRequest{OldSize: 3, NewSize: 1_000_000})
+	_, err := auditor.GetConsistency(ctx, &baseav1.GetConsistencyRequest{OldSize: 3, NewSize: 1_000_000})
 	if status.Code(err) != codes.NotFound {
 		t.Fatalf("proof to a size no head covers: want NotFound, got %v", err)
 	}

@@ -172,16 +172,33 @@ func tamper(t testing.TB, conn *pgx.Conn, sql string) {
 	}
 }
 
-// admin runs SQL as the superuser on this test's database.
-func (e *env) admin(sql string, args ...any) {
+// adminConn connects to this test's database as the superuser; the
+// caller closes it.
+func (e *env) adminConn(ctx context.Context) *pgx.Conn {
 	e.t.Helper()
-	ctx := testenv.Context(e.t)
 	conn, err := pgx.Connect(ctx, e.adminURL)
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	return conn
+}
+
+// admin runs SQL as the superuser on this test's database.
+func (e *env) admin(sql string, args ...any) {
+	e.t.Helper()
+	ctx := testenv.Context(e.t)
+	conn := e.adminConn(ctx)
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, sql, args...); err != nil {
 		e.t.Fatalf("%s: %v", sql, err)
 	}
+}
+
+// startSeeded starts Base A (as start does), loads the seeded people
+// through the loader, and returns the gateway's People client too.
+func (e *env) startSeeded() (addr string, stop func(), gw baseav1.PeopleServiceClient) {
+	e.t.Helper()
+	addr, stop = e.start()
+	seed(e.t, e.people(addr, "basea-loader"))
+	return addr, stop, e.people(addr, "gateway")
 }

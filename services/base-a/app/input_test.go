@@ -22,9 +22,7 @@ import (
 func TestInputTheStoreCannotHoldIsInvalidArgument(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	addr, _ := e.start()
-	gw := e.people(addr, "gateway")
-	seed(t, e.people(addr, "basea-loader"))
+	addr, _, gw := e.startSeeded()
 	ctx := testenv.Context(t)
 	for range 8 {
 		_, err := gw.RequestGrant(ctx, &baseav1.RequestGrantRequest{Context: ctxFor("bank-a"), Cpf: maria,

@@ -20,10 +20,7 @@ func TestRetentionPurgeIsSignedAndProvable(t *testing.T) {
 	e.vars["BASEA_AUDIT_RETENTION"] = "4800h" // 200 days
 	e.vars["BASEA_AUDIT_PURGE_INTERVAL"] = "100ms"
 	ctx := testenv.Context(t)
-	conn, err := pgx.Connect(ctx, e.adminURL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := e.adminConn(ctx)
 	defer conn.Close(ctx)
 	scalar := func(sql string) int64 {
 		t.Helper()

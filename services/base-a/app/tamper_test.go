@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/strata-bureau/strata/pkg/config"
 	"github.com/strata-bureau/strata/pkg/testenv"
 	baseav1 "github.com/strata-bureau/strata/proto/gen/go/basea/v1"
@@ -105,17 +103,12 @@ func TestTamperingIsCaughtOnlineAndOffline(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
-			addr, stop := e.start()
-			gw := e.people(addr, "gateway")
-			seed(t, e.people(addr, "basea-loader"))
+			addr, stop, gw := e.startSeeded()
 			for range entries {
 				grant(t, gw, "bank-a", maria, 1, 0, baseav1.Field_FIELD_NAME)
 			}
 			ctx := testenv.Context(t)
-			conn, err := pgx.Connect(ctx, e.adminURL)
-			if err != nil {
-				t.Fatal(err)
-			}
+			conn := e.adminConn(ctx)
 			defer conn.Close(ctx)
 			for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 				var n int64

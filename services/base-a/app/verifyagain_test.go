@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/strata-bureau/strata/pkg/testenv"
 	baseav1 "github.com/strata-bureau/strata/proto/gen/go/basea/v1"
 )
@@ -22,9 +20,7 @@ import (
 func TestVerifyAgainBetweenCheckpointsIsNotARollback(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	addr, stop := e.start()
-	gw := e.people(addr, "gateway")
-	seed(t, e.people(addr, "basea-loader"))
+	addr, stop, gw := e.startSeeded()
 	grant(t, gw, "bank-a", maria, 1, 0, baseav1.Field_FIELD_NAME)
 	ctx := testenv.Context(t)
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
@@ -60,9 +56,7 @@ func TestVerifyAgainBetweenCheckpointsIsNotARollback(t *testing.T) {
 func TestIncrementalVerifyCatchesACutBelowTheVerifiedSize(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	addr, stop := e.start()
-	gw := e.people(addr, "gateway")
-	seed(t, e.people(addr, "basea-loader"))
+	addr, stop, gw := e.startSeeded()
 	for range 3 {
 		grant(t, gw, "bank-a", maria, 1, 0, baseav1.Field_FIELD_NAME)
 	}
@@ -93,10 +87,7 @@ func TestIncrementalVerifyCatchesACutBelowTheVerifiedSize(t *testing.T) {
 	stop()
 	cut := strconv.FormatInt(grants, 10)
 	ctx := testenv.Context(t)
-	conn, err := pgx.Connect(ctx, e.adminURL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := e.adminConn(ctx)
 	defer conn.Close(ctx)
 	for _, sql := range []string{
 		`DELETE FROM audit_log WHERE id IN (SELECT audit_id FROM audit_chain WHERE seq > ` + cut + `)`,
