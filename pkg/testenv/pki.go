@@ -45,14 +45,22 @@ func (c *CA) Issue(identity string, hosts ...string) pki.Files {
 // the connection is closed when the test ends.
 func (c *CA) Dial(addr, identity, serverName string) *grpc.ClientConn {
 	c.t.Helper()
-	tlsCfg, err := pki.ClientConfig(c.Issue(identity), serverName)
+	return DialFiles(c.t, addr, c.Issue(identity), serverName)
+}
+
+// DialFiles connects to addr over mutual TLS with the certificate, key and
+// trusted CA in f, verifying the server as serverName; the connection is
+// closed when the test ends.
+func DialFiles(t testing.TB, addr string, f pki.Files, serverName string) *grpc.ClientConn {
+	t.Helper()
+	tlsCfg, err := pki.ClientConfig(f, serverName)
 	if err != nil {
-		c.t.Fatal(err)
+		t.Fatal(err)
 	}
 	conn, err := grpcclient.New(addr, grpcclient.Options{TLS: tlsCfg})
 	if err != nil {
-		c.t.Fatal(err)
+		t.Fatal(err)
 	}
-	c.t.Cleanup(func() { _ = conn.Close() })
+	t.Cleanup(func() { _ = conn.Close() })
 	return conn
 }

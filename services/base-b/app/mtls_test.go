@@ -10,8 +10,6 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/strata-bureau/strata/pkg/grpcclient"
-	"github.com/strata-bureau/strata/pkg/pki"
 	"github.com/strata-bureau/strata/pkg/testenv"
 	basebv1 "github.com/strata-bureau/strata/proto/gen/go/baseb/v1"
 )
@@ -32,28 +30,9 @@ func TestMutualTLSAndCallerGroups(t *testing.T) {
 	// Plaintext: no answer at all, not even health.
 	testenv.RequirePlaintextRefused(t, r.addr)
 	// A certificate named "gateway" from another CA: refused in the handshake.
-	other, err := pki.NewCA("someone else's CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := other.Issue("gateway")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := other.Write(t.TempDir(), "gateway", leaf)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := testenv.NewCA(t).Issue("gateway")
 	f.CA = c.issue("base-b-ca-holder").CA // trusts Base B's CA, presents the stranger's certificate
-	tlsCfg, err := pki.ClientConfig(f, "base-b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	forged, err := grpcclient.New(r.addr, grpcclient.Options{TLS: tlsCfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer forged.Close()
+	forged := testenv.DialFiles(t, r.addr, f, "base-b")
 	if _, err := basebv1.NewProfileServiceClient(forged).GetProfile(token("base-b:read"), &basebv1.GetProfileRequest{Cpf: person}); status.Code(err) != codes.Unavailable {
 		t.Fatalf("unknown client certificate: %v (want refused)", err)
 	}

@@ -6,8 +6,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/strata-bureau/strata/pkg/grpcclient"
-	"github.com/strata-bureau/strata/pkg/pki"
 	"github.com/strata-bureau/strata/pkg/testenv"
 	basecv1 "github.com/strata-bureau/strata/proto/gen/go/basec/v1"
 )
@@ -28,15 +26,7 @@ func TestMutualTLSAndCallerGroups(t *testing.T) {
 	// A "gateway" certificate from another CA is refused in the handshake.
 	stranger := testenv.NewCA(t).Issue("gateway")
 	stranger.CA = c.ca.Issue("unused").CA
-	tlsCfg, err := pki.ClientConfig(stranger, "base-c")
-	if err != nil {
-		t.Fatal(err)
-	}
-	forged, err := grpcclient.New(r.addr, grpcclient.Options{TLS: tlsCfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer forged.Close()
+	forged := testenv.DialFiles(t, r.addr, stranger, "base-c")
 	if _, err := basecv1.NewActivityServiceClient(forged).GetActivity(admin, &basecv1.GetActivityRequest{Cpf: "52998224725"}); status.Code(err) != codes.Unavailable {
 		t.Fatalf("unknown client certificate: %v (want refused)", err)
 	}

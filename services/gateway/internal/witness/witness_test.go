@@ -54,6 +54,24 @@ func build(t *testing.T, size int64, forkAt int64) *memLog {
 	return m
 }
 
+// keys makes a fresh signing key for the log and its verifier.
+func keys(t *testing.T) (note.Signer, note.Verifier) {
+	t.Helper()
+	skey, vkey, err := note.GenerateKey(rand.Reader, witness.LogName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := note.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signer, verifier
+}
+
 func head(t *testing.T, s note.Signer, m *memLog, size int64) []byte {
 	root, err := tlog.TreeHash(size, m)
 	if err != nil {
@@ -74,9 +92,7 @@ func TestWitnessKeepsConsistentHeadsAndAlarmsOnRewrites(t *testing.T) {
 	t.Parallel()
 	ctx := testenv.Context(t)
 	st, _ := storetest.New(t)
-	skey, vkey, _ := note.GenerateKey(rand.Reader, witness.LogName)
-	signer, _ := note.NewSigner(skey)
-	verifier, _ := note.NewVerifier(vkey)
+	signer, verifier := keys(t)
 	honest := build(t, 20, -1)
 	forked := build(t, 20, 4) // a database administrator rewrote entries 5..
 	served := honest
@@ -110,8 +126,7 @@ func TestWitnessKeepsConsistentHeadsAndAlarmsOnRewrites(t *testing.T) {
 	observe(head(t, signer, forked, 7))
 	observe(head(t, signer, forked, 6))
 	// A head signed with another key.
-	other, _, _ := note.GenerateKey(rand.Reader, witness.LogName)
-	forger, _ := note.NewSigner(other)
+	forger, _ := keys(t)
 	observe(head(t, forger, honest, 12))
 	if n := alarms(); n != 4 {
 		t.Fatalf("%d alarms, want 4 (rewrite, fork, older inconsistent, forged)", n)
@@ -156,9 +171,7 @@ func TestRefusedProofIsAnAlarmPassingFaultsAreRetried(t *testing.T) {
 	t.Parallel()
 	ctx := testenv.Context(t)
 	st, _ := storetest.New(t)
-	skey, vkey, _ := note.GenerateKey(rand.Reader, witness.LogName)
-	signer, _ := note.NewSigner(skey)
-	verifier, _ := note.NewVerifier(vkey)
+	signer, verifier := keys(t)
 	log := build(t, 20, -1)
 	var proveErr error
 	var kinds []string
