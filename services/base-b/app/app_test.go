@@ -121,6 +121,15 @@ func brokerUser(raw string) string {
 
 func newCPF(n int) string { return string(cpf.Complete(fmt.Sprintf("%09d", 200000000+n))) }
 
+// startSeeded starts a replica and seeds the profile of newCPF(n) through it.
+func (c *cluster) startSeeded(n int) (replica, string) {
+	c.t.Helper()
+	r := c.start()
+	person := newCPF(n)
+	c.seedProfile(r, person)
+	return r, person
+}
+
 func (c *cluster) seedProfile(r replica, person string) {
 	c.t.Helper()
 	ctx := c.as("base-b:write")
@@ -205,9 +214,7 @@ func TestReplicasAnswerIdenticallyAndSurviveAStop(t *testing.T) {
 func TestScopesAndTokensAreEnforced(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
-	r := c.start()
-	person := newCPF(2)
-	c.seedProfile(r, person)
+	r, person := c.startSeeded(2)
 	base := testenv.Context(t)
 	if _, err := r.client.GetProfile(base, &basebv1.GetProfileRequest{Cpf: person}); status.Code(err) != codes.Unauthenticated {
 		t.Fatalf("no token: %v", err)
@@ -310,9 +317,7 @@ func TestExportResumesWithoutGapsOrDuplicates(t *testing.T) {
 func TestDebtSummaryEventsReachTheScore(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
-	r := c.start()
-	person := newCPF(3)
-	c.seedProfile(r, person)
+	r, person := c.startSeeded(3)
 	ctx := testenv.Context(t)
 	mq, err := amqp.Dial(ctx, amqp.Config{URL: c.env["BASEB_AMQP_URL"], Exchange: c.env["BASEB_AMQP_EXCHANGE"]})
 	if err != nil {
@@ -362,9 +367,7 @@ func TestDebtSummaryFromAnotherProducerIsDeadLettered(t *testing.T) {
 	owner := testenv.BrokerUser(t, "base-a", testenv.BrokerPerms{Configure: names, Write: names, Read: `^$`,
 		Exchange: c.env["BASEB_AMQP_EXCHANGE"], TopicWrite: `^debt\.summary\.changed$`, TopicRead: `^$`})
 	c.env["BASEB_AMQP_PRODUCERS"] = "debt.summary.changed=" + brokerUser(owner)
-	r := c.start()
-	person := newCPF(4)
-	c.seedProfile(r, person)
+	r, person := c.startSeeded(4)
 	ctx := testenv.Context(t)
 	publish := func(from, id string, version int64, open int32) {
 		mq, err := amqp.Dial(ctx, amqp.Config{URL: from, Exchange: c.env["BASEB_AMQP_EXCHANGE"]})

@@ -20,9 +20,7 @@ import (
 //	baseline_mongo_find     a bare FindOne by _id on the same Mongo-wire server
 func BenchmarkBaseB(b *testing.B) {
 	c := newCluster(b)
-	r := c.start()
-	person := newCPF(50)
-	c.seedProfile(r, person)
+	r, person := c.startSeeded(50)
 	tok := c.issuer.Token(b, oidctest.Claims{Subject: "bench", Audience: audience, Scope: "base-b:read"})
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+tok)
 	b.Run("GetProfile_with_token", func(b *testing.B) {

@@ -52,9 +52,7 @@ func TestTokensAreBoundToTheirPartner(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
 	c.env["BASEB_CLIENTS_READ"] += ",scoring-job" // an internal reader, not trusted to speak for partners
-	r := c.start()
-	person := newCPF(20)
-	c.seedProfile(r, person)
+	r, person := c.startSeeded(20)
 	gw := c.asGateway(r)
 	tok := c.issuer.Token(t, oidctest.Claims{Subject: "bank-a", Audience: audience, Scope: "base-b:read"})
 	if err := call(t, gw, person, tok, "bank-a", "bank-a-old,bank-a"); err != nil {

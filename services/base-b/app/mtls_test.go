@@ -90,9 +90,7 @@ func TestMutualTLSAndCallerGroups(t *testing.T) {
 func TestClientAddressTrustedOnlyFromTheGateway(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t) // the tester may read but is not in CLIENTS_TRUSTED
-	r := c.start()
-	person := newCPF(902)
-	c.seedProfile(r, person)
+	r, person := c.startSeeded(902)
 	ctx := metadata.AppendToOutgoingContext(c.as("base-b:read"), "x-client-ip", "203.0.113.7")
 	if _, err := r.client.GetProfile(ctx, &basebv1.GetProfileRequest{Cpf: person, ClientIp: "203.0.113.8"}); err != nil {
 		t.Fatal(err)
