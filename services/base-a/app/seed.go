@@ -7,11 +7,8 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/strata-bureau/strata/pkg/breaker"
 	"github.com/strata-bureau/strata/pkg/config"
 	"github.com/strata-bureau/strata/pkg/cpf"
-	"github.com/strata-bureau/strata/pkg/postgres"
-	"github.com/strata-bureau/strata/services/base-a/internal/crypto"
 	"github.com/strata-bureau/strata/services/base-a/internal/domain"
 	"github.com/strata-bureau/strata/services/base-a/internal/store"
 )
@@ -36,20 +33,11 @@ func RunSeed(ctx context.Context, l config.Lookuper, args []string, out io.Write
 	if *n <= 0 || *n > 100_000_000 {
 		return errors.New("-cpfs must be between 1 and 100,000,000")
 	}
-	var cfg ReencryptConfig
-	if err := config.Load(ctx, Prefix, &cfg, l); err != nil {
-		return err
-	}
-	keys, err := crypto.ParseKeys(cfg.DataKeys.Reveal(), cfg.BlindIndexKey.Reveal())
+	st, _, closeStore, err := openKeyedStore(ctx, l, "seed")
 	if err != nil {
 		return err
 	}
-	pool, err := postgres.Connect(ctx, cfg.DatabaseURL.Reveal(), postgres.Options{MaxConns: 2})
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	st := store.New(pool, keys, breaker.Standalone(breaker.Config{Name: "seed"}))
+	defer closeStore()
 	const batch = 1000
 	var added int64
 	people := make([]store.SeedPerson, 0, batch)
