@@ -334,11 +334,7 @@ func TestKeyRotationAndReencryption(t *testing.T) {
 	read(gw) // old rows, key 1, read with both keys configured
 	stop()
 
-	vars := map[string]string{}
-	for k, v := range e.vars {
-		vars[k] = v
-	}
-	vars["BASEA_DATABASE_URL"] = e.appURL
+	vars := e.toolVars()
 	var out bytes.Buffer
 	if err := app.RunReencrypt(testenv.Context(t), config.Map(vars), &out); err != nil {
 		t.Fatal(err)
@@ -404,3 +400,22 @@ func TestDebtSummaryLeavesThroughTheOutbox(t *testing.T) {
 }
 
 var _ = context.Background
+
+// basea-seed adds the synthetic people 0..N-1 and, run again, leaves them
+// as they are.
+func TestSeedAddsTheSyntheticPeopleOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	vars := e.toolVars()
+	for range 2 {
+		var out bytes.Buffer
+		if err := app.RunSeed(testenv.Context(t), config.Map(vars), []string{"-cpfs", "3"}, &out); err != nil {
+			t.Fatalf("%v (output %q)", err, out.String())
+		}
+	}
+	var n int64
+	e.queryRow(`SELECT count(*) FROM people`, nil, &n)
+	if n != 3 {
+		t.Fatalf("%d synthetic people after two runs of -cpfs 3, want 3", n)
+	}
+}

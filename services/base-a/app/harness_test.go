@@ -202,3 +202,14 @@ func (e *env) startSeeded() (addr string, stop func(), gw baseav1.PeopleServiceC
 	seed(e.t, e.people(addr, "basea-loader"))
 	return addr, stop, e.people(addr, "gateway")
 }
+
+// toolVars is the environment of a Base A command-line tool (reencrypt,
+// seed): this test's settings, connecting as the application role.
+func (e *env) toolVars() map[string]string {
+	vars := map[string]string{}
+	for k, v := range e.vars {
+		vars[k] = v
+	}
+	vars["BASEA_DATABASE_URL"] = e.appURL
+	return vars
+}
