@@ -312,13 +312,13 @@ func TestDumpRevealsNoCPFNameOrAddress(t *testing.T) {
 func TestKeyRotationAndReencryption(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	addr, stop, _ := e.startSeeded()
+	_, stop, _ := e.startSeeded()
 	stop()
 
 	k1 := e.vars["BASEA_DATA_KEYS"]
 	k2 := "2:" + crypto.NewKey()
 	e.vars["BASEA_DATA_KEYS"] = k1 + "," + k2
-	addr, stop = e.start()
+	addr, stop := e.start()
 	gw := e.people(addr, "gateway")
 	read := func(gw baseav1.PeopleServiceClient) {
 		t.Helper()
