@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
@@ -79,7 +80,10 @@ func Observe(h http.Handler, o ObserveOptions) http.Handler {
 		}
 		ctx := r.Context()
 		if o.Propagator != nil {
-			ctx = o.Propagator.Extract(ctx, propagation.HeaderCarrier(r.Header))
+			// The trace context only: baggage a client sends is its own
+			// text, which the services' propagator would otherwise carry
+			// on every internal hop behind this edge.
+			ctx = baggage.ContextWithoutBaggage(o.Propagator.Extract(ctx, propagation.HeaderCarrier(r.Header)))
 		}
 		notes := &notes{}
 		ctx = context.WithValue(ctx, notesKey{}, notes)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -107,4 +108,27 @@ func mapValues(m map[string]string) []string {
 		out = append(out, v)
 	}
 	return out
+}
+
+// A client's baggage stops at the edge (the services' propagator would
+// carry it on every internal hop); its trace context is continued.
+func TestObserveDropsTheClientsBaggage(t *testing.T) {
+	t.Parallel()
+	tp := sdktrace.NewTracerProvider()
+	var got baggage.Baggage
+	var inner trace.SpanContext
+	h := httpserver.Observe(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, inner = baggage.FromContext(r.Context()), trace.SpanContextFromContext(r.Context())
+	}), httpserver.ObserveOptions{Tracer: tp.Tracer("t"),
+		Propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})})
+	req := httptest.NewRequest(http.MethodGet, "/v1/profiles/52998224725", nil)
+	req.Header.Set("Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	req.Header.Set("Baggage", "partner=someone-else,x-partner-id=rival-bank")
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	if got.Len() != 0 {
+		t.Fatalf("the client's baggage passed the edge: %s", got)
+	}
+	if inner.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" {
+		t.Fatalf("the caller's trace was not continued: %s", inner.TraceID())
+	}
 }
