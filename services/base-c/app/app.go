@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -209,14 +210,26 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	}
 	logger.Info("base-c serving", "grpc", glis.Addr().String(), "ops", hlis.Addr().String(), "replica", cfg.ReplicaID)
 
+	srv.Health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(gctx, glis, 10*time.Second) })
 	g.Go(func() error { return p.ServeOps(gctx, hlis) })
 	// Base C stays in the gateway's rotation while Mongo is down: it answers
 	// from cache, marked stale. So its grpc.health.v1 status is SERVING while
 	// the process runs, and the checks (whose Mongo probe goes through the
-	// breaker, opening it during an outage) only feed /readyz.
-	srv.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	// breaker, opening it during an outage) only feed /readyz. It turns
+	// SERVING only once its broadcast queue is first subscribed: until then
+	// it would miss other replicas' invalidations, and the subscription
+	// drops the cache, so answers cached before it would not be there as
+	// the stale fallback during a Mongo outage.
+	g.Go(func() error {
+		select {
+		case <-evs.subscribed:
+			srv.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+		case <-gctx.Done():
+		}
+		return nil
+	})
 	g.Go(func() error { p.Health.Drive(gctx, nil, time.Second); return nil })
 	g.Go(func() error { return evs.RunData(gctx) })
 	g.Go(func() error { return evs.RunBroadcast(gctx) })
@@ -232,6 +245,8 @@ type consumers struct {
 	data, cast  amqp.Queue
 	opts        amqp.ConsumerOptions
 	onSubscribe func()
+	// subscribed is closed after the broadcast queue's first subscription.
+	subscribed chan struct{}
 }
 
 // newConsumers declares the shared data queue before serving, so no event
@@ -245,13 +260,15 @@ func newConsumers(ctx context.Context, cfg *Config, p *platform.Platform, dedupe
 	if err != nil {
 		return nil, fmt.Errorf("config: AMQP_PRODUCERS: %w", err)
 	}
-	c := &consumers{Consumer: evs, p: p,
+	subscribed, once := make(chan struct{}), sync.Once{}
+	c := &consumers{Consumer: evs, p: p, subscribed: subscribed,
 		opts: amqp.ConsumerOptions{Prefetch: 256, Tag: "base-c-" + cfg.ReplicaID, Propagator: p.Tel.Propagator, Producers: producers, OnForeign: evs.Data.OnForeign},
 		onSubscribe: func() {
 			// Invalidations sent while this replica was disconnected are
 			// gone with its transient queue: start clean.
 			acts.InvalidateAll()
 			authn.InvalidateAll()
+			once.Do(func() { close(subscribed) })
 		}}
 	c.data, c.cast = events.Queues(cfg.DataQueue, cfg.ReplicaID)
 	c.data.Exchange, c.cast.Exchange = cfg.Exchange, cfg.Exchange
