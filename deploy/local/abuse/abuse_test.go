@@ -23,7 +23,6 @@ import (
 	"hash/crc32"
 	"io"
 	mrand "math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -36,33 +35,12 @@ import (
 	"time"
 
 	"github.com/strata-bureau/strata/deploy/local/app"
-	"github.com/strata-bureau/strata/pkg/testenv"
+	"github.com/strata-bureau/strata/deploy/local/internal/platformtest"
 )
 
 const demoCPF = "52998224725"
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
-
-func freeOffset(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		off := 10000 + mrand.IntN(40000)
-		ok := true
-		for _, p := range []int{7101, 9101, 9080, 7201, 7202, 9201, 9202, 7301, 7302, 9301, 9302, 8080} {
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+off))
-			if err != nil {
-				ok = false
-				break
-			}
-			_ = l.Close()
-		}
-		if ok {
-			return off
-		}
-	}
-	t.Fatal("no free port range")
-	return 0
-}
 
 type stack struct {
 	lean bool
@@ -79,8 +57,6 @@ func start(t *testing.T) *stack {
 	if bin == "" {
 		t.Fatal("STRATA_E2E_BIN_DIR must name the built binaries (make abuse sets it)")
 	}
-	stores := &app.Stores{DatabaseURL: testenv.PostgresAdminURL(t), MongoURI: testenv.MongoURI(t), AMQPURL: testenv.AMQPURL(t),
-		RabbitCtl: strings.Fields(os.Getenv(testenv.EnvRabbitmqctl))}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	t.Cleanup(cancel)
 	// STRATA_ABUSE_KEEP keeps the services' logs (DataDir/logs) for a
@@ -94,25 +70,14 @@ func start(t *testing.T) *stack {
 		}
 		t.Logf("ABUSE keeping %s", dir)
 	}
-	for attempt := 0; ; attempt++ {
-		off := freeOffset(t)
-		cfg := app.Config{DataDir: dir, BinDir: bin, PortOffset: off, GatewayAddr: fmt.Sprintf("127.0.0.1:%d", 8080+off)}
-		pl, err := app.StartPlatform(ctx, cfg, stores, io.Discard)
-		if err == nil {
-			t.Cleanup(pl.Stop)
-			s := &stack{pl: pl, env: pl.Env(), base: "http://" + cfg.GatewayAddr,
-				http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
-			s.ops = append(s.ops, s.env["STRATA_OPS_URL"])
-			for _, p := range []int{9101, 9201, 9202, 9301, 9302} {
-				s.ops = append(s.ops, fmt.Sprintf("http://127.0.0.1:%d", p+off))
-			}
-			return s
-		}
-		if attempt == 2 {
-			t.Fatal(err)
-		}
-		t.Logf("platform start %d failed (%v); retrying on other ports", attempt, err)
+	pl, cfg := platformtest.Start(t, ctx, platformtest.Options{Config: app.Config{DataDir: dir, BinDir: bin}})
+	s := &stack{pl: pl, env: pl.Env(), base: "http://" + cfg.GatewayAddr,
+		http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+	s.ops = append(s.ops, s.env["STRATA_OPS_URL"])
+	for _, p := range []int{9101, 9201, 9202, 9301, 9302} {
+		s.ops = append(s.ops, fmt.Sprintf("http://127.0.0.1:%d", p+cfg.PortOffset))
 	}
+	return s
 }
 
 type resp struct {

@@ -9,7 +9,6 @@ import (
 	"os"
 	"runtime"
 	"sort"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/strata-bureau/strata/deploy/local/app"
+	"github.com/strata-bureau/strata/deploy/local/internal/platformtest"
 	"github.com/strata-bureau/strata/pkg/testenv"
 	basecv1 "github.com/strata-bureau/strata/proto/gen/go/basec/v1"
 )
@@ -26,20 +26,12 @@ import (
 // API key, rate limiter, breaker, gRPC with basic auth) with the same read
 // made directly over gRPC to a Base C replica.
 func BenchmarkGateway(b *testing.B) {
-	stores := &app.Stores{DatabaseURL: testenv.PostgresAdminURL(b), MongoURI: testenv.MongoURI(b), AMQPURL: testenv.AMQPURL(b),
-		RabbitCtl: strings.Fields(os.Getenv(testenv.EnvRabbitmqctl))}
 	bin := os.Getenv("STRATA_E2E_BIN_DIR")
 	if bin == "" {
 		b.Skip("set STRATA_E2E_BIN_DIR (make bench does) to the built service binaries")
 	}
-	off := 20000 + int(time.Now().UnixNano()%20000)
-	cfg := app.Config{DataDir: b.TempDir(), BinDir: bin, PortOffset: off, GatewayAddr: fmt.Sprintf("127.0.0.1:%d", 8080+off), DatabaseSuffix: ownDatabases("bench")}
 	ctx := context.Background()
-	pl, err := app.StartPlatform(ctx, cfg, stores, io.Discard)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer pl.Stop()
+	pl, cfg := platformtest.Start(b, ctx, platformtest.Options{Config: app.Config{DataDir: b.TempDir(), BinDir: bin, DatabaseSuffix: ownDatabases("bench")}})
 	env := pl.Env()
 	base := "http://" + cfg.GatewayAddr
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
@@ -74,7 +66,7 @@ func BenchmarkGateway(b *testing.B) {
 			b.Fatal(get())
 		}
 	}
-	conn, err := app.DialAs(cfg.DataDir, "gateway", "base-c", fmt.Sprintf("127.0.0.1:%d", 7301+off))
+	conn, err := app.DialAs(cfg.DataDir, "gateway", "base-c", fmt.Sprintf("127.0.0.1:%d", 7301+cfg.PortOffset))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -4,11 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"golang.org/x/mod/sumdb/note"
-	"golang.org/x/mod/sumdb/tlog"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,8 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/strata-bureau/strata/deploy/local/app"
+	"github.com/strata-bureau/strata/deploy/local/internal/platformtest"
 
 	"github.com/strata-bureau/strata/pkg/amqp"
 	"github.com/strata-bureau/strata/pkg/testenv"
@@ -43,28 +43,6 @@ func binaries(t *testing.T) string {
 		}
 	}
 	return dir
-}
-
-func freeOffset(t *testing.T) int {
-	t.Helper()
-	ports := []int{7101, 9101, 9080, 7201, 7202, 9201, 9202, 7301, 7302, 9301, 9302, 8080}
-	for range 50 {
-		off := 10000 + rand.IntN(40000)
-		ok := true
-		for _, p := range ports {
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+off))
-			if err != nil {
-				ok = false
-				break
-			}
-			_ = l.Close()
-		}
-		if ok {
-			return off
-		}
-	}
-	t.Fatal("no free port range")
-	return 0
 }
 
 type client struct {
@@ -123,30 +101,13 @@ func (r reply) want(t *testing.T, status int, problemType string) reply {
 func (r reply) str(k string) string { s, _ := r.body[k].(string); return s }
 
 func TestEveryPartnerJourneyEndToEnd(t *testing.T) {
-	stores := &app.Stores{DatabaseURL: testenv.PostgresAdminURL(t), MongoURI: testenv.MongoURI(t), AMQPURL: testenv.AMQPURL(t),
-		RabbitCtl: strings.Fields(os.Getenv(testenv.EnvRabbitmqctl))}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	dataDir, bin := t.TempDir(), binaries(t)
 	dumpLogsOnFailure(t, dataDir)
-	var cfg app.Config
-	var pl *app.Platform
-	var err error
-	// A port checked free can be taken before a service binds it: retry on
-	// other ports (same data directory, so the same secrets).
-	for attempt := 0; ; attempt++ {
-		off := freeOffset(t)
-		cfg = app.Config{DataDir: dataDir, BinDir: bin, PortOffset: off, GatewayAddr: fmt.Sprintf("127.0.0.1:%d", 8080+off),
-			DatabaseSuffix: ownDatabases("e2e")}
-		if pl, err = app.StartPlatform(ctx, cfg, stores, io.Discard); err == nil {
-			break
-		}
-		if attempt == 2 {
-			t.Fatal(err)
-		}
-		t.Logf("platform start %d failed (%v); retrying on other ports", attempt, err)
-	}
-	defer pl.Stop()
+	stores := platformtest.SharedStores(t)
+	pl, cfg := platformtest.Start(t, ctx, platformtest.Options{Stores: stores,
+		Config: app.Config{DataDir: dataDir, BinDir: bin, DatabaseSuffix: ownDatabases("e2e")}})
 	env := pl.Env()
 	c := &client{t: t, base: "http://" + cfg.GatewayAddr, http: &http.Client{Timeout: 10 * time.Second}}
 	cpf := "529.982.247-25"

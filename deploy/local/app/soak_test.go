@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/strata-bureau/strata/deploy/local/app"
+	"github.com/strata-bureau/strata/deploy/local/internal/platformtest"
 	"github.com/strata-bureau/strata/pkg/testenv"
 	basecv1 "github.com/strata-bureau/strata/proto/gen/go/basec/v1"
 )
@@ -43,15 +44,12 @@ func BenchmarkSoak(b *testing.B) {
 	if d <= 0 || bin == "" {
 		b.Skip("make soak sets STRATA_SOAK_DURATION and STRATA_E2E_BIN_DIR")
 	}
+	// One broker user for every service, as the soak always ran (no
+	// rabbitmqctl).
 	stores := &app.Stores{DatabaseURL: testenv.PostgresAdminURL(b), MongoURI: testenv.MongoURI(b), AMQPURL: testenv.AMQPURL(b)}
-	off := 20000 + int(time.Now().UnixNano()%20000)
-	cfg := app.Config{DataDir: b.TempDir(), BinDir: bin, PortOffset: off, GatewayAddr: fmt.Sprintf("127.0.0.1:%d", 8080+off), DatabaseSuffix: ownDatabases("soak")}
 	ctx := context.Background()
-	pl, err := app.StartPlatform(ctx, cfg, stores, io.Discard)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer pl.Stop()
+	pl, cfg := platformtest.Start(b, ctx, platformtest.Options{Stores: stores,
+		Config: app.Config{DataDir: b.TempDir(), BinDir: bin, DatabaseSuffix: ownDatabases("soak")}})
 	env := pl.Env()
 	base := "http://" + cfg.GatewayAddr
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}, Timeout: 10 * time.Second}
@@ -107,7 +105,7 @@ func BenchmarkSoak(b *testing.B) {
 			b.Fatal(get())
 		}
 	}
-	conn, err := app.DialAs(cfg.DataDir, "gateway", "base-c", fmt.Sprintf("127.0.0.1:%d", 7301+off))
+	conn, err := app.DialAs(cfg.DataDir, "gateway", "base-c", fmt.Sprintf("127.0.0.1:%d", 7301+cfg.PortOffset))
 	if err != nil {
 		b.Fatal(err)
 	}

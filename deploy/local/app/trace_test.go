@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/strata-bureau/strata/deploy/local/app"
+	"github.com/strata-bureau/strata/deploy/local/internal/platformtest"
 	"github.com/strata-bureau/strata/pkg/testenv"
 )
 
@@ -198,8 +199,7 @@ func logsWith(t *testing.T, dataDir, s string, services ...string) []string {
 // gateway's outbox while the broker refused the gateway.
 func TestOneTraceFollowsARequestToEveryConsumer(t *testing.T) {
 	recv := startOTLPReceiver(t)
-	stores := &app.Stores{DatabaseURL: testenv.PostgresAdminURL(t), MongoURI: testenv.MongoURI(t), AMQPURL: testenv.AMQPURL(t),
-		RabbitCtl: strings.Fields(os.Getenv(testenv.EnvRabbitmqctl))}
+	stores := platformtest.SharedStores(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	dataDir, bin := t.TempDir(), binaries(t)
@@ -209,22 +209,9 @@ func TestOneTraceFollowsARequestToEveryConsumer(t *testing.T) {
 		"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + recv.addr, "OTEL_BSP_SCHEDULE_DELAY=100",
 		"GATEWAY_LOG_LEVEL=debug", "BASEA_LOG_LEVEL=debug", "BASEB_LOG_LEVEL=debug", "BASEC_LOG_LEVEL=debug",
 	}
-	var cfg app.Config
-	var pl *app.Platform
-	var err error
-	for attempt := 0; ; attempt++ {
-		off := freeOffset(t)
-		cfg = app.Config{DataDir: dataDir, BinDir: bin, PortOffset: off, GatewayAddr: fmt.Sprintf("127.0.0.1:%d", 8080+off), Overrides: overrides,
-			// Its own databases: the other tests' platforms share these stores.
-			DatabaseSuffix: ownDatabases("trace")}
-		if pl, err = app.StartPlatform(ctx, cfg, stores, io.Discard); err == nil {
-			break
-		}
-		if attempt == 2 {
-			t.Fatal(err)
-		}
-	}
-	defer pl.Stop()
+	pl, cfg := platformtest.Start(t, ctx, platformtest.Options{Stores: stores, Config: app.Config{DataDir: dataDir, BinDir: bin, Overrides: overrides,
+		// Its own databases: the other tests' platforms share these stores.
+		DatabaseSuffix: ownDatabases("trace")}})
 	env := pl.Env()
 	c := &client{t: t, base: "http://" + cfg.GatewayAddr, http: &http.Client{Timeout: 10 * time.Second}}
 	key := env["STRATA_API_KEY"]

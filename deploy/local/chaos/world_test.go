@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -24,6 +23,7 @@ import (
 	"time"
 
 	"github.com/strata-bureau/strata/deploy/local/app"
+	"github.com/strata-bureau/strata/deploy/local/internal/platformtest"
 	"github.com/strata-bureau/strata/deploy/local/internal/stack"
 	"github.com/strata-bureau/strata/pkg/testenv"
 )
@@ -81,24 +81,6 @@ func freePort(t *testing.T) int {
 	return p
 }
 
-func offset(t *testing.T) int {
-	for range 50 {
-		off := 10000 + rand.IntN(40000)
-		ok := true
-		for _, p := range []int{7101, 9101, 9080, 7201, 7202, 9201, 9202, 7301, 7302, 9301, 9302, 8080} {
-			if !stack.PortFree(fmt.Sprintf("127.0.0.1:%d", p+off)) {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return off
-		}
-	}
-	t.Fatal("no free ports")
-	return 0
-}
-
 // newWorld starts PostgreSQL, RabbitMQ and FerretDB privately (so a test
 // may kill them), toxiproxies in front of PostgreSQL, Mongo and each Base B
 // replica, and every service.
@@ -135,7 +117,7 @@ func newWorld(t *testing.T) *world {
 			break
 		}
 		if b, rerr := os.ReadFile(filepath.Join(w.rabbitO.Dir, "rabbitmq.log")); rerr == nil && len(b) > 0 {
-			t.Logf("rabbitmq start %d failed: %s", attempt, tail(string(b), 800))
+			t.Logf("rabbitmq start %d failed: %s", attempt, platformtest.Tail(string(b), 800))
 		}
 		if attempt == 2 {
 			t.Fatal(err)
@@ -152,41 +134,25 @@ func newWorld(t *testing.T) *world {
 	w.pgProxy = testenv.NewProxy(t, pgU.Host)
 	mgU, _ := url.Parse(fe.URI)
 	w.mgProxy = testenv.NewProxy(t, mgU.Host)
-	// A port checked free can be taken before a service binds it (the
-	// proxies' own ports are ephemeral): retry the platform on new ports,
-	// showing what the failed start logged.
-	for attempt := 0; ; attempt++ {
-		w.off = offset(t)
-		w.bProxy = nil
-		for _, p := range []int{7201, 7202} {
-			w.bProxy = append(w.bProxy, testenv.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", p+w.off)))
-		}
-		w.stores = &app.Stores{
-			DatabaseURL: testenv.ProxyURL(pg.URL, pgU.Host, w.pgProxy.Addr()),
-			MongoURI:    testenv.ProxyURL(fe.URI, mgU.Host, w.mgProxy.Addr()),
-			AMQPURL:     w.rabbit.URL,
-			RabbitCtl:   w.rabbit.CtlCommand(),
-		}
-		w.gw = fmt.Sprintf("127.0.0.1:%d", 8080+w.off)
-		w.data = filepath.Join(dir, "data") // the same secrets and certificates on a retry
-		cfg := app.Config{DataDir: w.data, BinDir: bin, PortOffset: w.off, GatewayAddr: w.gw,
-			Overrides: []string{"GATEWAY_BASEB_ADDRS=" + w.bProxy[0].Addr() + "," + w.bProxy[1].Addr()}}
-		w.pl, err = app.StartPlatform(ctx, cfg, w.stores, io.Discard)
-		if err == nil {
-			break
-		}
-		logs, _ := filepath.Glob(filepath.Join(w.data, "logs", "*.log"))
-		for _, l := range logs {
-			if b, rerr := os.ReadFile(l); rerr == nil && len(b) > 0 {
-				t.Logf("%s: %s", filepath.Base(l), tail(string(b), 600))
-			}
-		}
-		if attempt == 2 {
-			t.Fatal(err)
-		}
-		t.Logf("platform start %d failed (%v); retrying on other ports", attempt, err)
+	w.stores = &app.Stores{
+		DatabaseURL: testenv.ProxyURL(pg.URL, pgU.Host, w.pgProxy.Addr()),
+		MongoURI:    testenv.ProxyURL(fe.URI, mgU.Host, w.mgProxy.Addr()),
+		AMQPURL:     w.rabbit.URL,
+		RabbitCtl:   w.rabbit.CtlCommand(),
 	}
-	t.Cleanup(w.pl.Stop)
+	w.data = filepath.Join(dir, "data") // the same secrets and certificates on a retry
+	// The proxies' own ports are ephemeral; those in front of Base B
+	// follow each attempt's port offset.
+	var cfg app.Config
+	w.pl, cfg = platformtest.Start(t, ctx, platformtest.Options{Stores: w.stores, Config: app.Config{DataDir: w.data, BinDir: bin},
+		Prepare: func(cfg *app.Config) {
+			w.bProxy = nil
+			for _, p := range []int{7201, 7202} {
+				w.bProxy = append(w.bProxy, testenv.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", p+cfg.PortOffset)))
+			}
+			cfg.Overrides = []string{"GATEWAY_BASEB_ADDRS=" + w.bProxy[0].Addr() + "," + w.bProxy[1].Addr()}
+		}})
+	w.off, w.gw = cfg.PortOffset, cfg.GatewayAddr
 	w.env = w.pl.Env()
 	return w
 }
@@ -278,10 +244,3 @@ func p99(ds []time.Duration) time.Duration {
 }
 
 func dialTCP(addr string) (net.Conn, error) { return net.DialTimeout("tcp", addr, time.Second) }
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
-}
