@@ -63,6 +63,9 @@ type Config struct {
 	// gateway's database and appended to WitnessFile (if set).
 	AuditVerifierKey string `env:"AUDIT_VERIFIER_KEY"`
 	WitnessFile      string `env:"WITNESS_FILE"`
+	// WitnessDenseFor is how long every witnessed head is kept in the
+	// database; older ones are thinned hourly to the last of each UTC day.
+	WitnessDenseFor time.Duration `env:"WITNESS_DENSE_FOR, default=168h"`
 	// ProcessingRecordsFile (JSON, the shape GET /v1/audit/processing-records
 	// serves) describes purposes, data per base and retention; empty: the
 	// built-in description. Recipients come from the partner registry.
@@ -136,6 +139,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 10<<20 {
 		errs = append(errs, errors.New("MAX_BODY_BYTES must be 1 KiB to 10 MiB"))
+	}
+	if c.WitnessDenseFor < time.Hour {
+		errs = append(errs, errors.New("WITNESS_DENSE_FOR must be at least 1h"))
 	}
 	return errors.Join(errs...)
 }

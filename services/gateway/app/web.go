@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 
 	"github.com/strata-bureau/strata/pkg/amqp"
@@ -252,8 +253,16 @@ func newWitness(cfg *Config, p *platform.Platform, st *store.Store, baseA *backe
 	}
 	q := amqp.Queue{Name: "gateway.audit-witness", Bindings: []string{eventtypes.AuditCheckpointSigned}}
 	return func(ctx context.Context) error {
-		return p.MQ.Consume(ctx, q, amqp.ConsumerOptions{Prefetch: 16, Tag: "gateway-witness", Propagator: p.Tel.Propagator,
-			Producers: producers, OnForeign: onForeign}, w.Handle)
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error {
+			w.Thin(gctx, cfg.WitnessDenseFor)
+			return platform.Every(gctx, time.Hour, func(ctx context.Context) { w.Thin(ctx, cfg.WitnessDenseFor) })
+		})
+		g.Go(func() error {
+			return p.MQ.Consume(gctx, q, amqp.ConsumerOptions{Prefetch: 16, Tag: "gateway-witness", Propagator: p.Tel.Propagator,
+				Producers: producers, OnForeign: onForeign}, w.Handle)
+		})
+		return g.Wait()
 	}, nil
 }
 

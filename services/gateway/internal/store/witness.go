@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -52,4 +53,18 @@ func (s *Store) WitnessAlarms(ctx context.Context) (int64, error) {
 	var n int64
 	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM audit_witness_alarms`).Scan(&n)
 	return n, err
+}
+
+// ThinWitnessedHeads deletes the heads received before cutoff except the
+// largest of each UTC day, and returns how many it deleted. The newest
+// head (the one every new head is checked against) is the largest of its
+// day, so it is always kept.
+func (s *Store) ThinWitnessedHeads(ctx context.Context, cutoff time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `
+DELETE FROM audit_witness_heads WHERE size IN (
+  SELECT size FROM (
+    SELECT size, row_number() OVER (PARTITION BY date_trunc('day', received_at AT TIME ZONE 'UTC') ORDER BY size DESC) AS rank
+    FROM audit_witness_heads WHERE received_at < $1
+  ) old WHERE rank > 1)`, cutoff)
+	return tag.RowsAffected(), err
 }

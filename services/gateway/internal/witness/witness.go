@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -175,6 +176,26 @@ func Transient(err error) bool {
 		return true
 	}
 	return false
+}
+
+// Thin keeps, of the heads received more than denseFor ago, only the
+// largest of each UTC day (at 10 s checkpoints a year of heads would be
+// three million rows; thinned, it is 365). The newest head is always kept,
+// and a late older head is still checked against it with a consistency
+// proof, so thinning loses no check, only redundant evidence. The
+// append-only file is left whole: it is the operator's copy, rotated by
+// the operator.
+func (w *Witness) Thin(ctx context.Context, denseFor time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, err := w.Store.ThinWitnessedHeads(ctx, time.Now().Add(-denseFor))
+	if err != nil {
+		w.Logger.WarnContext(ctx, "audit witness: thinning old heads failed (retried next hour)", "err", err)
+		return
+	}
+	if n > 0 {
+		w.Logger.InfoContext(ctx, "audit witness: old heads thinned to one a day", "deleted", n)
+	}
 }
 
 func (w *Witness) keep(ctx context.Context, h Head) error {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -225,5 +226,67 @@ func TestRefusedProofIsAnAlarmPassingFaultsAreRetried(t *testing.T) {
 	}
 	if last, err := st.LastWitnessedHead(ctx); err != nil || last.Size != 12 {
 		t.Fatalf("last witnessed head: %+v %v", last, err)
+	}
+}
+
+// Heads older than the dense window are thinned to the largest of each UTC
+// day; the newest head is always kept, and a late head whose size was
+// thinned away is still checked (against the newest) without an alarm.
+func TestThinKeepsTheLastHeadOfEachOldDayAndTheNewest(t *testing.T) {
+	t.Parallel()
+	ctx := testenv.Context(t)
+	st, pool := storetest.New(t)
+	signer, verifier := keys(t)
+	log := build(t, 20, -1)
+	w := &witness.Witness{Store: st, Verifier: verifier, Logger: logging.Discard(),
+		Prove: func(_ context.Context, o, n int64) (tlog.TreeProof, error) { return tlog.ProveTree(n, o, log) }}
+	for size := int64(1); size <= 10; size++ {
+		if err := w.Observe(ctx, head(t, signer, log, size)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Sizes 1–4 arrived ten days ago, 5–7 nine days ago (each at a different
+	// hour of the day), 8–10 now.
+	if _, err := pool.Exec(ctx, `UPDATE audit_witness_heads
+		SET received_at = date_trunc('day', now()) - CASE WHEN size <= 4 THEN interval '10 days' ELSE interval '9 days' END + size * interval '1 hour'
+		WHERE size <= 7`); err != nil {
+		t.Fatal(err)
+	}
+	kept := func() []int64 {
+		t.Helper()
+		rows, err := pool.Query(ctx, `SELECT size FROM audit_witness_heads ORDER BY size`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []int64
+		for rows.Next() {
+			var s int64
+			if err := rows.Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	w.Thin(ctx, 7*24*time.Hour)
+	if got, want := fmt.Sprint(kept()), "[4 7 8 9 10]"; got != want {
+		t.Fatalf("kept heads %s, want %s", got, want)
+	}
+	// Everything old, the newest included: the newest survives.
+	if _, err := pool.Exec(ctx, `UPDATE audit_witness_heads SET received_at = now() - interval '30 days'`); err != nil {
+		t.Fatal(err)
+	}
+	w.Thin(ctx, 7*24*time.Hour)
+	if got, want := fmt.Sprint(kept()), "[10]"; got != want {
+		t.Fatalf("kept heads %s, want %s", got, want)
+	}
+	if err := w.Observe(ctx, head(t, signer, log, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Observe(ctx, head(t, signer, log, 12)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := st.WitnessAlarms(ctx); err != nil || n != 0 {
+		t.Fatalf("alarms after thinning: %d %v", n, err)
 	}
 }
