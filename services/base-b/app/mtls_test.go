@@ -106,7 +106,7 @@ func waitAccessIP(t *testing.T, c *cluster, person, want string) {
 		} `bson:"last_access"`
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		err := c.db.Collection("profiles").FindOne(testenv.Context(t), bson.M{"_id": person}).Decode(&doc)
+		err := c.db.Collection("last_access").FindOne(testenv.Context(t), bson.M{"_id": person}).Decode(&doc)
 		if err == nil && doc.LastAccess.ClientIP == want {
 			return
 		}

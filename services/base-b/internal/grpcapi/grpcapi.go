@@ -135,7 +135,7 @@ func clientIP(ctx context.Context, fromReq string) string {
 }
 
 // logAccess records who, when, from where and what: a structured log line
-// and, in the background, last_access on the profile.
+// and, in the background, the CPF's last_access (its own collection).
 func (s *Server) logAccess(ctx context.Context, c, ip, what string) {
 	p, _ := authz.FromContext(ctx)
 	who := p.ClientID

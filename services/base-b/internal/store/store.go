@@ -20,11 +20,16 @@ import (
 // Store is the Mongo store.
 type Store struct {
 	profiles *mongo.Collection
+	// accesses holds each CPF's latest access (collection last_access,
+	// keyed by CPF), apart from the profile: FerretDB's updates are
+	// read-modify-write, so a last_access flush racing a profile write on
+	// the same document could undo that write.
+	accesses *mongo.Collection
 }
 
 // New returns a store on db.
 func New(db *mongo.Database) *Store {
-	return &Store{profiles: db.Collection("profiles")}
+	return &Store{profiles: db.Collection("profiles"), accesses: db.Collection("last_access")}
 }
 
 // EnsureIndexes creates the indexes the queries need.
@@ -165,16 +170,6 @@ func (s *Store) ApplyDebtSummary(ctx context.Context, cpf string, d domain.DebtS
 	return nil
 }
 
-// RecordAccess sets last_access on the profile (who, when, IP, what).
-func (s *Store) RecordAccess(ctx context.Context, cpf, who, ip, what string, at time.Time) error {
-	_, err := s.profiles.UpdateOne(ctx, bson.M{"_id": cpf},
-		bson.M{"$set": bson.M{"last_access": bson.M{"at": at, "who": who, "client_ip": ip, "what": what}}})
-	if err != nil {
-		return unavailable(err)
-	}
-	return nil
-}
-
 // bulkChunk caps the statements per bulk write: FerretDB v1 keeps every
 // update statement's query open until the whole command ends, one SQLite
 // connection each from a pool of 100, so a command updating more than
@@ -187,7 +182,20 @@ type Access struct {
 	At            time.Time
 }
 
-// RecordAccesses writes last_access for many CPFs in one bulk write.
+// accessMax is the last_access sub-document: "at" first, so $max keeps
+// the latest access when replicas flush the same CPF out of order.
+func accessMax(a Access) bson.D {
+	return bson.D{{Key: "at", Value: a.At.UTC()}, {Key: "who", Value: a.Who}, {Key: "client_ip", Value: a.IP}, {Key: "what", Value: a.What}}
+}
+
+// RecordAccess records one access (see RecordAccesses).
+func (s *Store) RecordAccess(ctx context.Context, cpf, who, ip, what string, at time.Time) error {
+	return s.RecordAccesses(ctx, map[string]Access{cpf: {Who: who, IP: ip, What: what, At: at}})
+}
+
+// RecordAccesses writes the latest access of many CPFs in one bulk write
+// to last_access (never to the profile), keeping the newer access where
+// one is already stored.
 func (s *Store) RecordAccesses(ctx context.Context, as map[string]Access) error {
 	if len(as) == 0 {
 		return nil
@@ -195,10 +203,15 @@ func (s *Store) RecordAccesses(ctx context.Context, as map[string]Access) error 
 	models := make([]mongo.WriteModel, 0, len(as))
 	for cpf, a := range as {
 		models = append(models, mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: cpf}}).
-			SetUpdate(bson.M{"$set": bson.M{"last_access": bson.M{"at": a.At, "who": a.Who, "client_ip": a.IP, "what": a.What}}}))
+			SetUpdate(bson.D{{Key: "$max", Value: bson.D{{Key: "last_access", Value: accessMax(a)}}}}).SetUpsert(true))
 	}
 	for chunk := range slices.Chunk(models, bulkChunk) {
-		if _, err := s.profiles.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(false)); err != nil {
+		_, err := s.accesses.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(false))
+		if mongo.IsDuplicateKeyError(err) {
+			// Two replicas' upserts of a new CPF raced: retry as updates.
+			_, err = s.accesses.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(false))
+		}
+		if err != nil {
 			return unavailable(err)
 		}
 	}

@@ -20,16 +20,28 @@ type SubjectData struct {
 	LastAccess *Access
 }
 
+type accessDoc struct {
+	At       time.Time `bson:"at"`
+	Who      string    `bson:"who"`
+	ClientIP string    `bson:"client_ip"`
+	What     string    `bson:"what"`
+}
+
+// LastAccess returns the CPF's latest recorded access, or nil.
+func (s *Store) LastAccess(ctx context.Context, cpf string) (*Access, error) {
+	d, err := s.Subject(ctx, cpf)
+	if err != nil {
+		return nil, err
+	}
+	return d.LastAccess, nil
+}
+
 // Subject reads a profile with its last access.
 func (s *Store) Subject(ctx context.Context, cpf string) (SubjectData, error) {
 	var doc struct {
 		domain.Profile `bson:",inline"`
-		LastAccess     *struct {
-			At       time.Time `bson:"at"`
-			Who      string    `bson:"who"`
-			ClientIP string    `bson:"client_ip"`
-			What     string    `bson:"what"`
-		} `bson:"last_access"`
+		// LastAccess on the profile predates the last_access collection.
+		LastAccess *accessDoc `bson:"last_access"`
 	}
 	var out SubjectData
 	err := s.profiles.FindOne(ctx, bson.M{"_id": cpf}).Decode(&doc)
@@ -38,6 +50,16 @@ func (s *Store) Subject(ctx context.Context, cpf string) (SubjectData, error) {
 	}
 	if err != nil {
 		return out, unavailable(err)
+	}
+	var ad struct {
+		LastAccess *accessDoc `bson:"last_access"`
+	}
+	err = s.accesses.FindOne(ctx, bson.D{{Key: "_id", Value: cpf}}).Decode(&ad)
+	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+		return out, unavailable(err)
+	}
+	if a := ad.LastAccess; a != nil && (doc.LastAccess == nil || a.At.After(doc.LastAccess.At)) {
+		doc.LastAccess = a
 	}
 	out.Holds = true
 	if doc.BirthDate != "" {
