@@ -209,6 +209,15 @@ func TestNoAuditRowNoData(t *testing.T) {
 	g := grant(t, gw, "bank-a", maria, 1, 0, baseav1.Field_FIELD_NAME)
 
 	e.admin("REVOKE INSERT ON audit_log FROM " + "strata_basea_app")
+	// A grant is stored with its audit entry or not at all (one statement).
+	grantsBefore := countGrants(e)
+	if g, err := gw.RequestGrant(ctx, &baseav1.RequestGrantRequest{Context: ctxFor("bank-a"), Cpf: maria,
+		Purpose: baseav1.Purpose_PURPOSE_CREDIT_ANALYSIS, Reason: "loan application 4711", Fields: []baseav1.Field{baseav1.Field_FIELD_NAME}}); err == nil {
+		t.Fatalf("a grant was issued without an audit entry: %+v", g)
+	}
+	if n := countGrants(e); n != grantsBefore {
+		t.Fatalf("a grant whose audit entry failed was stored (%d grants, %d before)", n, grantsBefore)
+	}
 	resp, err := gw.GetPerson(ctx, &baseav1.GetPersonRequest{Context: ctxFor("bank-a"), Cpf: maria, GrantToken: g.GetToken()})
 	if err == nil || resp != nil {
 		t.Fatalf("data returned without an audit entry: %+v", resp)
@@ -222,6 +231,19 @@ func TestNoAuditRowNoData(t *testing.T) {
 	if err != nil || resp.GetPerson().GetName() == "" {
 		t.Fatalf("read after restoring the audit right: %v", err)
 	}
+}
+
+// countGrants counts the stored grants, as the superuser.
+func countGrants(e *env) int64 {
+	e.t.Helper()
+	ctx := testenv.Context(e.t)
+	conn := e.adminConn(ctx)
+	defer conn.Close(ctx)
+	var n int64
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM grants`).Scan(&n); err != nil {
+		e.t.Fatal(err)
+	}
+	return n
 }
 
 func TestAppRoleCannotAlterAuditRows(t *testing.T) {
