@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	mrand "math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
