@@ -36,7 +36,7 @@ func ObserveBacklog(meter metric.Meter, db Querier) error {
 		defer cancel()
 		var n int64
 		var oldest float64
-		if err := db.QueryRow(ctx, `SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8
+		if err := db.QueryRow(ctx, `SELECT count(*), coalesce(date_part('epoch', now() - min(created_at)), 0)::float8
 			FROM outbox WHERE published_at IS NULL`).Scan(&n, &oldest); err != nil {
 			return nil // no figure this scrape rather than a failed /metrics
 		}

@@ -498,6 +498,9 @@ func TestEveryPartnerJourneyEndToEnd(t *testing.T) {
 
 	// 9. strata-local seed -cpfs N fills every base, idempotently.
 	seedAndRead(t, ctx, c, cfg, stores, admin, bearer, basic)
+
+	// 10. Every statement Base A and the gateway ran is served by an index.
+	explainEveryStatement(t, ctx, cfg)
 }
 
 // narrow0 is a key of another partner without audit scopes.

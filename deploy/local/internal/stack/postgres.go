@@ -66,6 +66,10 @@ func StartPostgres(ctx context.Context, o PostgresOptions) (*Postgres, error) {
 		"-c", "unix_socket_directories=" + sock,
 		"-c", "max_connections=200",
 		"-c", "shared_buffers=128MB",
+		// Statement statistics for operators (and the e2e test that plans
+		// every statement the services ran: app/explain_test.go).
+		"-c", "shared_preload_libraries=pg_stat_statements",
+		"-c", "pg_stat_statements.max=20000",
 	}
 	if o.Ephemeral {
 		argv = append(argv, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")

@@ -351,7 +351,7 @@ func (s *Store) AddUsage(ctx context.Context, day time.Time, deltas map[string]i
 				return err
 			}
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM key_usage WHERE day < $1::date - 40`, day); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM key_usage WHERE day < $1::date`, day.AddDate(0, 0, -40)); err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, `SELECT lineage_id, used FROM key_usage WHERE day = $1::date AND lineage_id = ANY($2)`, day, lineages)
