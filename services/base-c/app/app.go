@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -126,7 +124,7 @@ func (c *Config) Validate() error {
 	if (c.BootstrapUser == "") != c.BootstrapPassword.IsZero() {
 		errs = append(errs, errors.New("BOOTSTRAP_USER and BOOTSTRAP_PASSWORD go together"))
 	}
-	if c.ReplicaID != "" && !auth.ValidUsername(c.ReplicaID) {
+	if c.ReplicaID != "" && !platform.ValidReplicaID(c.ReplicaID) {
 		errs = append(errs, errors.New("REPLICA_ID must be letters, digits and . _ @ -"))
 	}
 	return errors.Join(errs...)
@@ -140,13 +138,7 @@ func Load(ctx context.Context, l config.Lookuper) (*Config, error) {
 	}
 	c.OTel = telemetry.LoadEnv(l)
 	if c.ReplicaID == "" {
-		host, _ := os.Hostname()
-		c.ReplicaID = strings.Map(func(r rune) rune {
-			if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' {
-				return r
-			}
-			return '-'
-		}, host) + fmt.Sprintf("-%d", os.Getpid())
+		c.ReplicaID = platform.DefaultReplicaID()
 	}
 	return &c, nil
 }

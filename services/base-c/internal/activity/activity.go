@@ -7,14 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/trace"
 	"log/slog"
-	"sync/atomic"
-
-	"github.com/maypok86/otter/v2"
 
 	"github.com/strata-bureau/strata/pkg/breaker"
+	"github.com/strata-bureau/strata/pkg/readcache"
 	"github.com/strata-bureau/strata/services/base-c/internal/domain"
 )
 
@@ -44,32 +40,15 @@ type Options struct {
 	BroadcastQueries func(ctx context.Context, qs map[string]domain.LastQuery)
 }
 
-// entry is an immutable cache value. act is nil for "nothing known" (a
-// cached miss). fresh is false after an invalidation that could not reload:
-// the next read goes to the store first, and uses the entry only if the
-// store is unreachable. A placeholder holds no answer at all: it only
-// records, for a CPF that was not cached, that a write's reload failed.
-//
-// seq orders loads: it is taken before the store is read, so a load that
-// started before a write has a smaller seq than the reload that follows
-// the write, and can never overwrite it however late it finishes.
-type entry struct {
-	act         *domain.Activity
-	fresh       bool
-	placeholder bool
-	seq         uint64
-}
-
 // Service serves activity.
 type Service struct {
 	store   Store
 	breaker *breaker.Breaker
-	cache   *otter.Cache[string, entry]
-	// hits and misses count Get's answers from cache and from the store.
-	hits, misses atomic.Int64
-	opts         Options
-	logger       *slog.Logger
-	seq          atomic.Uint64
+	// cache holds each CPF's activity (nil: nothing known); see
+	// pkg/readcache for how loads, writes and outages are ordered.
+	cache  *readcache.Cache[*domain.Activity]
+	opts   Options
+	logger *slog.Logger
 }
 
 // New returns a service. b guards every store call.
@@ -80,11 +59,20 @@ func New(store Store, b *breaker.Breaker, opts Options, logger *slog.Logger) (*S
 	if opts.LatestMovements <= 0 {
 		opts.LatestMovements = 10
 	}
-	cache, err := otter.New(&otter.Options[string, entry]{MaximumSize: opts.CacheSize})
+	s := &Service{store: store, breaker: b, opts: opts, logger: logger}
+	cache, err := readcache.New(readcache.Options[*domain.Activity]{Size: opts.CacheSize, Breaker: b, SpanAttribute: "strata.basec.cache",
+		Load: func(ctx context.Context, cpf string) (*domain.Activity, bool, error) {
+			a, err := store.GetActivity(ctx, cpf, opts.LatestMovements)
+			if errors.Is(err, domain.ErrNotFound) {
+				return nil, false, nil
+			}
+			return a, err == nil, err
+		}})
 	if err != nil {
 		return nil, err
 	}
-	return &Service{store: store, breaker: b, cache: cache, opts: opts, logger: logger}, nil
+	s.cache = cache
+	return s, nil
 }
 
 // IsStoreFailure is the breaker's failure test: only an unreachable store
@@ -93,68 +81,21 @@ func IsStoreFailure(err error) bool {
 	return errors.Is(err, domain.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
 }
 
-func (s *Service) load(ctx context.Context, cpf string) (entry, error) {
-	seq := s.seq.Add(1)
-	a, err := breaker.Do(s.breaker, func() (*domain.Activity, error) {
-		a, err := s.store.GetActivity(ctx, cpf, s.opts.LatestMovements)
-		if errors.Is(err, domain.ErrNotFound) {
-			return nil, nil
-		}
-		return a, err
-	})
-	if err != nil {
-		return entry{seq: seq}, err
-	}
-	return entry{act: a, fresh: true, seq: seq}, nil
-}
-
-// put caches ne unless the cache already holds the result of a later load.
-func (s *Service) put(cpf string, ne entry) {
-	s.cache.Compute(cpf, func(old entry, found bool) (entry, otter.ComputeOp) {
-		if found && old.seq > ne.seq {
-			return old, otter.CancelOp
-		}
-		return ne, otter.WriteOp
-	})
-}
-
 // CacheStats returns how many reads were answered from the cache (hits)
 // and how many went to the store (misses) since start.
-func (s *Service) CacheStats() (hits, misses int64) { return s.hits.Load(), s.misses.Load() }
+func (s *Service) CacheStats() (hits, misses int64) { return s.cache.Stats() }
 
 // Get returns the CPF's activity. stale is true when the answer came from
 // cache because the store is unavailable.
 func (s *Service) Get(ctx context.Context, cpf string) (act *domain.Activity, stale bool, err error) {
-	e, ok := s.cache.GetIfPresent(cpf)
-	ok = ok && !e.placeholder
-	storeDown := s.breaker.State() == breaker.Open
-	span := trace.SpanFromContext(ctx)
-	if ok && (e.fresh || storeDown) {
-		s.hits.Add(1)
-		span.SetAttributes(attribute.String("strata.basec.cache", "hit"))
-		return found(e, storeDown)
-	}
-	s.misses.Add(1)
-	// A miss explains a read that waited for the store (its Mongo spans
-	// follow in the trace).
-	span.SetAttributes(attribute.String("strata.basec.cache", "miss"))
-	ne, err := s.load(ctx, cpf)
+	a, found, stale, err := s.cache.Get(ctx, cpf)
 	if err != nil {
-		if ok {
-			// The store failed; the cached answer is better than none.
-			return found(e, true)
-		}
 		return nil, false, fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
 	}
-	s.put(cpf, ne)
-	return found(ne, false)
-}
-
-func found(e entry, stale bool) (*domain.Activity, bool, error) {
-	if e.act == nil {
+	if !found {
 		return nil, stale, domain.ErrNotFound
 	}
-	return e.act, stale, nil
+	return a, stale, nil
 }
 
 // ListMovements pages through movements (always from the store: windows
@@ -163,27 +104,9 @@ func (s *Service) ListMovements(ctx context.Context, f domain.MovementFilter) ([
 	return breaker.Do(s.breaker, func() ([]domain.Movement, error) { return s.store.ListMovements(ctx, f) })
 }
 
-// Refresh reloads the CPF from the store into the cache; when the store is
-// unreachable the cached entry is kept but marked not fresh (and a CPF not
-// cached gets a placeholder, so a read that loaded before the write cannot
-// cache what it read as fresh).
-func (s *Service) Refresh(ctx context.Context, cpf string) {
-	ne, err := s.load(ctx, cpf)
-	if err != nil {
-		s.cache.Compute(cpf, func(old entry, found bool) (entry, otter.ComputeOp) {
-			if !found {
-				return entry{placeholder: true, seq: ne.seq}, otter.WriteOp
-			}
-			if old.seq > ne.seq {
-				return old, otter.CancelOp
-			}
-			old.fresh, old.seq = false, ne.seq
-			return old, otter.WriteOp
-		})
-		return
-	}
-	s.put(cpf, ne)
-}
+// Refresh reloads the CPF from the store into the cache (see
+// readcache.Cache.Refresh for a store that is unreachable).
+func (s *Service) Refresh(ctx context.Context, cpf string) { s.cache.Refresh(ctx, cpf) }
 
 // InvalidateAll drops the whole cache (after missing invalidations).
 func (s *Service) InvalidateAll() { s.cache.InvalidateAll() }
@@ -245,20 +168,14 @@ func (s *Service) RecordQueries(ctx context.Context, qs map[string]domain.LastQu
 // cached as "nothing known" becomes a placeholder instead (the CPF now has
 // data; the next read loads it, and a load older than this cannot win).
 func (s *Service) PatchQuery(cpf string, q domain.LastQuery) {
-	s.cache.ComputeIfPresent(cpf, func(old entry) (entry, otter.ComputeOp) {
-		if old.placeholder {
-			return old, otter.CancelOp
+	s.cache.Patch(cpf, func(old *domain.Activity) (*domain.Activity, bool) {
+		if old.LastQuery != nil && !q.QueriedAt.After(old.LastQuery.QueriedAt) {
+			return old, false
 		}
-		if old.act == nil {
-			return entry{placeholder: true, seq: s.seq.Add(1)}, otter.WriteOp
-		}
-		if old.act.LastQuery != nil && !q.QueriedAt.After(old.act.LastQuery.QueriedAt) {
-			return old, otter.CancelOp
-		}
-		a := *old.act
+		a := *old
 		lq := q
 		a.LastQuery = &lq
-		return entry{act: &a, fresh: old.fresh, seq: old.seq}, otter.WriteOp
+		return &a, true
 	})
 }
 
