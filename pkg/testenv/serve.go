@@ -19,9 +19,11 @@ import (
 // that cancels it and waits for it to return (also run at test end).
 type Server struct {
 	Addr string
-	Stop func()
-	done chan struct{}
-	err  *error
+	// OpsAddr is the operator listener's address (/metrics, /readyz).
+	OpsAddr string
+	Stop    func()
+	done    chan struct{}
+	err     *error
 }
 
 // Serve runs serve on fresh loopback listeners (gRPC, health) until Stop
@@ -52,7 +54,7 @@ func Serve(t testing.TB, name string, serve func(ctx context.Context, grpcLis, h
 		})
 	}
 	t.Cleanup(stop)
-	return Server{Addr: glis.Addr().String(), Stop: stop, done: done, err: &serveErr}
+	return Server{Addr: glis.Addr().String(), OpsAddr: hlis.Addr().String(), Stop: stop, done: done, err: &serveErr}
 }
 
 // WaitServing polls the gRPC health service over conn until it answers

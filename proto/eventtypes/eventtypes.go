@@ -15,6 +15,8 @@ const (
 	DebtSummaryChanged = "debt.summary.changed"
 	// ActivityCacheInvalidated carries events.v1.ActivityCacheInvalidated (base-c → base-c replicas).
 	ActivityCacheInvalidated = "basec.cache.invalidated"
+	// ProfileCacheInvalidated carries events.v1.ProfileCacheInvalidated (base-b → base-b replicas).
+	ProfileCacheInvalidated = "baseb.cache.invalidated"
 	// CredentialInvalidated carries events.v1.CredentialInvalidated (base-c → base-c replicas).
 	CredentialInvalidated = "basec.credential.invalidated"
 	// AuditCheckpointSigned carries events.v1.AuditCheckpointSigned (base-a → witnesses).

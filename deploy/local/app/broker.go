@@ -28,7 +28,8 @@ var brokerServices = []struct {
 	// The gateway witnesses Base A's signed audit heads (its own queue).
 	{"gateway", `^cpf\.queried$`, `^audit\.checkpoint\.signed$`, `gateway\..*`},
 	{"base-a", `^(debt\.summary\.changed|audit\..+)$`, `^$`, ``},
-	{"base-b", `^$`, `^debt\.summary\.changed$`, `baseb\..*`},
+	// Base B replicas tell each other which profiles changed.
+	{"base-b", `^baseb\..+$`, `^(debt\.summary\.changed|baseb\..+)$`, `baseb\..*`},
 	{"base-c", `^basec\..+$`, `^(cpf\.queried|card\.purchase\.recorded|financial\.movement\.recorded|basec\..+)$`, `basec\..*`},
 	// Internal producers (card processors, core banking): the demo seed.
 	{"strata-ingest", `^(card\.purchase\.recorded|financial\.movement\.recorded)$`, `^$`, ``},

@@ -14,11 +14,10 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/strata-bureau/strata/pkg/amqp"
 	"github.com/strata-bureau/strata/pkg/breaker"
 	"github.com/strata-bureau/strata/pkg/config"
-	"github.com/strata-bureau/strata/pkg/consumer"
 	"github.com/strata-bureau/strata/pkg/grpcserver"
 	"github.com/strata-bureau/strata/pkg/mongodb"
 	"github.com/strata-bureau/strata/pkg/pki"
@@ -28,7 +27,6 @@ import (
 	basebv1 "github.com/strata-bureau/strata/proto/gen/go/baseb/v1"
 	subjectv1 "github.com/strata-bureau/strata/proto/gen/go/subject/v1"
 	"github.com/strata-bureau/strata/services/base-b/internal/authz"
-	"github.com/strata-bureau/strata/services/base-b/internal/events"
 	"github.com/strata-bureau/strata/services/base-b/internal/grpcapi"
 	"github.com/strata-bureau/strata/services/base-b/internal/store"
 )
@@ -42,8 +40,18 @@ type Config struct {
 	// (the server certificate and the CA callers chain to), broker,
 	// logging, telemetry.
 	config.Service
-	GRPCAddr      string        `env:"GRPC_ADDR, default=127.0.0.1:7201"`
-	Queue         string        `env:"AMQP_QUEUE, default=baseb.debt-summaries"`
+	GRPCAddr string `env:"GRPC_ADDR, default=127.0.0.1:7201"`
+	// Queue is the debt summaries' queue the replicas share; each
+	// replica's broadcast queue is named after it (Queue.broadcast.ID).
+	Queue string `env:"AMQP_QUEUE, default=baseb.debt-summaries"`
+	// ReplicaID names this replica's broadcast queue (default: host name
+	// and process id).
+	ReplicaID string `env:"REPLICA_ID"`
+	// CacheSize bounds the profile cache (CPFs); CacheTTL reloads an
+	// entry that long after it was cached, a bound on staleness should a
+	// cross-replica invalidation be lost (0: never).
+	CacheSize     int           `env:"PROFILE_CACHE_SIZE, default=100000"`
+	CacheTTL      time.Duration `env:"PROFILE_CACHE_TTL, default=10m"`
 	MongoURI      config.Secret `env:"MONGODB_URI, required"`
 	MongoDatabase string        `env:"MONGODB_DATABASE, default=strata_baseb"`
 	// ProcessedRetention is how long applied message IDs are kept for
@@ -93,7 +101,7 @@ type Config struct {
 	// AMQPProducers names the broker user that owns each event type this
 	// service consumes ("type=user|user;..."); events of a type from any
 	// other user are dead-lettered and counted.
-	AMQPProducers string `env:"AMQP_PRODUCERS, default=debt.summary.changed=base-a"`
+	AMQPProducers string `env:"AMQP_PRODUCERS, default=debt.summary.changed=base-a;baseb.cache.invalidated=base-b"`
 }
 
 // Validate checks the configuration.
@@ -125,6 +133,12 @@ func (c *Config) Validate() error {
 	if c.OIDCIntrospection == authz.IntrospectOn && c.OIDCClientID == "" {
 		errs = append(errs, errors.New("OIDC_INTROSPECTION=on needs OIDC_CLIENT_ID and its secret"))
 	}
+	if c.ReplicaID != "" && !platform.ValidReplicaID(c.ReplicaID) {
+		errs = append(errs, errors.New("REPLICA_ID must be 1-64 letters, digits and . _ @ -"))
+	}
+	if c.CacheSize < 1 || c.CacheTTL < 0 {
+		errs = append(errs, errors.New("PROFILE_CACHE_SIZE must be positive and PROFILE_CACHE_TTL not negative"))
+	}
 	if c.OIDCCacheTTL <= 0 || c.OIDCNegativeCacheTTL <= 0 || c.OIDCCacheSize < 1 || c.OIDCTimeout <= 0 {
 		errs = append(errs, errors.New("OIDC_CACHE_TTL, OIDC_NEGATIVE_CACHE_TTL, OIDC_CACHE_SIZE and OIDC_TIMEOUT must be positive"))
 	}
@@ -138,6 +152,9 @@ func Load(ctx context.Context, l config.Lookuper) (*Config, error) {
 		return nil, err
 	}
 	c.OTel = telemetry.LoadEnv(l)
+	if c.ReplicaID == "" {
+		c.ReplicaID = platform.DefaultReplicaID()
+	}
 	if c.OIDCClientSecretFile != "" {
 		b, err := os.ReadFile(c.OIDCClientSecretFile)
 		if err != nil {
@@ -172,7 +189,7 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 // Serve serves Base B on the given listeners until ctx ends.
 func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net.Listener) error {
 	defer func() { _ = glis.Close(); _ = hlis.Close() }()
-	p, err := platform.Start(ctx, "base-b", "", &cfg.Service, cfg.OTel, logger)
+	p, err := platform.Start(ctx, "base-b", cfg.ReplicaID, &cfg.Service, cfg.OTel, logger)
 	if err != nil {
 		return err
 	}
@@ -198,37 +215,42 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	mongoBreaker := p.Breakers.New(breaker.Config{Name: "base-b->mongo", IsFailure: grpcapi.IsStoreFailure, OpenFor: 3 * time.Second})
 	p.Health.Add("mongo", func(ctx context.Context) error { return mongoBreaker.Run(func() error { return st.Ping(ctx) }) })
 
-	q := events.Queue(cfg.Queue)
-	q.Exchange = cfg.Exchange
-	if err := p.Declare(ctx, q); err != nil {
+	profs, err := newProfiles(cfg, p, st, mongoBreaker)
+	if err != nil {
 		return err
 	}
-	producers, err := amqp.ParseProducers(cfg.AMQPProducers)
-	if err != nil {
-		return fmt.Errorf("config: AMQP_PRODUCERS: %w", err)
-	}
-	summaries, err := events.New(st, dedupe, mongoBreaker, consumer.Options{Retention: cfg.ProcessedRetention, Meter: p.Tel.Meter("base-b"), Logger: logger})
+	evs, err := newConsumers(ctx, cfg, p, profs, dedupe, mongoBreaker)
 	if err != nil {
 		return err
 	}
 
-	api := &grpcapi.Server{Store: st, Breaker: mongoBreaker, Logger: logger, Now: time.Now}
+	api := &grpcapi.Server{Store: st, Profiles: profs, Breaker: mongoBreaker, Logger: logger, Now: time.Now}
 	srv, err := newServer(cfg, p, verifier, api, st)
 	if err != nil {
 		return err
 	}
-	logger.Info("base-b serving", "grpc", glis.Addr().String(), "ops", hlis.Addr().String(), "issuer", cfg.OIDCIssuer)
+	logger.Info("base-b serving", "grpc", glis.Addr().String(), "ops", hlis.Addr().String(), "issuer", cfg.OIDCIssuer, "replica", cfg.ReplicaID)
 
+	// Until its broadcast queue is first subscribed a replica would miss
+	// the others' invalidations (and the subscription drops the cache):
+	// it reports NOT_SERVING until then, and from then on follows its
+	// checks.
+	srv.Health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return api.Run(gctx) })
 	g.Go(func() error { return srv.Serve(gctx, glis, 10*time.Second) })
 	g.Go(func() error { return p.ServeOps(gctx, hlis) })
-	g.Go(func() error { p.Health.Drive(gctx, srv.Health, time.Second); return nil })
 	g.Go(func() error {
-		return p.MQ.Consume(gctx, q, amqp.ConsumerOptions{Prefetch: 64, Tag: "base-b", Propagator: p.Tel.Propagator,
-			Producers: producers, OnForeign: summaries.OnForeign}, summaries.Handle)
+		select {
+		case <-evs.subscribed:
+			p.Health.Drive(gctx, srv.Health, time.Second)
+		case <-gctx.Done():
+		}
+		return nil
 	})
-	g.Go(func() error { return summaries.Run(gctx) })
+	g.Go(func() error { return evs.RunData(gctx) })
+	g.Go(func() error { return evs.RunBroadcast(gctx) })
+	g.Go(func() error { return evs.summaries.Run(gctx) })
 	return g.Wait()
 }
 

@@ -42,6 +42,8 @@ type cluster struct {
 	issuer *oidctest.Issuer
 	env    map[string]string
 	ca     *testenv.CA
+	// replicas started so far (each gets its own REPLICA_ID).
+	replicas int
 }
 
 // tester is the identity the tests call with: allowed in every method
@@ -71,7 +73,7 @@ func newCluster(t testing.TB) *cluster {
 		"BASEB_OIDC_ISSUER":      is.URL,
 		"BASEB_OIDC_AUDIENCE":    audience,
 		// The tests publish as the test broker's administrator.
-		"BASEB_AMQP_PRODUCERS": "debt.summary.changed=" + brokerUser(testenv.AMQPURL(t)),
+		"BASEB_AMQP_PRODUCERS": producers(brokerUser(testenv.AMQPURL(t))),
 	} {
 		c.env[k] = v
 	}
@@ -87,17 +89,28 @@ func (c *cluster) dial(addr, identity string) *grpc.ClientConn {
 	return c.ca.Dial(addr, identity, "base-b")
 }
 
+// producers is BASEB_AMQP_PRODUCERS with user owning both event types.
+func producers(user string) string {
+	return "debt.summary.changed=" + user + ";baseb.cache.invalidated=" + user
+}
+
 type replica struct {
-	client basebv1.ProfileServiceClient
-	addr   string
-	stop   func()
+	client  basebv1.ProfileServiceClient
+	addr    string
+	opsAddr string
+	stop    func()
 }
 
 func (c *cluster) start() replica {
 	t := c.t
 	t.Helper()
 	ctx := testenv.Context(t)
-	cfg, err := app.Load(ctx, config.Map(c.env))
+	c.replicas++
+	env := map[string]string{"BASEB_REPLICA_ID": fmt.Sprintf("r%d", c.replicas)}
+	for k, v := range c.env {
+		env[k] = v
+	}
+	cfg, err := app.Load(ctx, config.Map(env))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +119,7 @@ func (c *cluster) start() replica {
 	})
 	conn := c.dial(srv.Addr, tester)
 	srv.WaitServing(t, "base-b", conn)
-	return replica{client: basebv1.NewProfileServiceClient(conn), addr: srv.Addr, stop: srv.Stop}
+	return replica{client: basebv1.NewProfileServiceClient(conn), addr: srv.Addr, opsAddr: srv.OpsAddr, stop: srv.Stop}
 }
 
 func (c *cluster) as(scopes string) context.Context {
@@ -366,7 +379,7 @@ func TestDebtSummaryFromAnotherProducerIsDeadLettered(t *testing.T) {
 	names := "^(" + regexp.QuoteMeta(c.env["BASEB_AMQP_EXCHANGE"]) + `|strata\.dlx)$`
 	owner := testenv.BrokerUser(t, "base-a", testenv.BrokerPerms{Configure: names, Write: names, Read: `^$`,
 		Exchange: c.env["BASEB_AMQP_EXCHANGE"], TopicWrite: `^debt\.summary\.changed$`, TopicRead: `^$`})
-	c.env["BASEB_AMQP_PRODUCERS"] = "debt.summary.changed=" + brokerUser(owner)
+	c.env["BASEB_AMQP_PRODUCERS"] = "debt.summary.changed=" + brokerUser(owner) + ";baseb.cache.invalidated=" + brokerUser(testenv.AMQPURL(t))
 	r, person := c.startSeeded(4)
 	ctx := testenv.Context(t)
 	publish := func(from, id string, version int64, open int32) {

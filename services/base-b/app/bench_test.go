@@ -2,9 +2,12 @@ package app_test
 
 import (
 	"context"
+	"slices"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/strata-bureau/strata/pkg/testenv"
@@ -51,4 +54,67 @@ func BenchmarkBaseB(b *testing.B) {
 			return coll.FindOne(context.Background(), bson.M{"_id": person}).Err()
 		})
 	})
+}
+
+// BenchmarkBaseBReadCachedVsUncached is one gRPC GetProfile (JWT verified
+// on every call, over mTLS) on a replica with the profile cache and on one
+// whose entries expire at once (PROFILE_CACHE_TTL=1ns: every read loads
+// from the Mongo-wire store, as before the cache), beside the transport
+// floor (a gRPC health check on the same replica). The three calls are
+// interleaved in every iteration, so they share the machine's conditions;
+// the ratios are what to read:
+//
+//	cached-p50-µs, uncached-p50-µs, health-p50-µs   per variant
+//	uncached/cached                                  p50 ratio
+//	cached/health                                    p50 ratio to the floor
+func BenchmarkBaseBReadCachedVsUncached(b *testing.B) {
+	c := newCluster(b)
+	cached, person := c.startSeeded(60)
+	c.env["BASEB_PROFILE_CACHE_TTL"] = "1ns"
+	uncached := c.start()
+	delete(c.env, "BASEB_PROFILE_CACHE_TTL")
+	tok := c.issuer.Token(b, oidctest.Claims{Subject: "bench", Audience: audience, Scope: "base-b:read"})
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+tok)
+	hc := healthpb.NewHealthClient(c.dial(cached.addr, tester))
+	req := &basebv1.GetProfileRequest{Cpf: person}
+	for _, r := range []replica{cached, uncached} { // warm: connections, JWKS, cache
+		for range 20 {
+			if _, err := r.client.GetProfile(ctx, req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	misses := uncached.metric(b, "strata_baseb_cache_lookups_total", `result="miss"`)
+	finds := cached.metric(b, "strata_mongo_commands_total", `command="find"`)
+	var tc, tu, th []time.Duration
+	timed := func(into *[]time.Duration, op func() error) {
+		t0 := time.Now()
+		if err := op(); err != nil {
+			b.Fatal(err)
+		}
+		*into = append(*into, time.Since(t0))
+	}
+	b.ResetTimer()
+	for range b.N {
+		timed(&tc, func() error { _, err := cached.client.GetProfile(ctx, req); return err })
+		timed(&tu, func() error { _, err := uncached.client.GetProfile(ctx, req); return err })
+		timed(&th, func() error { _, err := hc.Check(ctx, &healthpb.HealthCheckRequest{}); return err })
+	}
+	b.StopTimer()
+	if n := uncached.metric(b, "strata_baseb_cache_lookups_total", `result="miss"`) - misses; n < float64(b.N) {
+		b.Fatalf("the uncached replica missed %v times in %d reads", n, b.N)
+	}
+	if n := cached.metric(b, "strata_mongo_commands_total", `command="find"`) - finds; n != 0 {
+		b.Fatalf("the cached replica sent %v finds", n)
+	}
+	p50 := func(d []time.Duration) float64 {
+		slices.Sort(d)
+		return float64(d[len(d)/2].Nanoseconds()) / 1e3
+	}
+	pc, pu, ph := p50(tc), p50(tu), p50(th)
+	b.ReportMetric(pc, "cached-p50-µs")
+	b.ReportMetric(pu, "uncached-p50-µs")
+	b.ReportMetric(ph, "health-p50-µs")
+	b.ReportMetric(pu/pc, "uncached/cached")
+	b.ReportMetric(pc/ph, "cached/health")
 }

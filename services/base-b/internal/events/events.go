@@ -8,6 +8,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
 
 	"google.golang.org/protobuf/proto"
 
@@ -20,7 +24,8 @@ import (
 	"github.com/strata-bureau/strata/services/base-b/internal/domain"
 )
 
-// Store is what applying a summary needs.
+// Store is what applying a summary needs (profiles.Service: the store
+// write, then the cache invalidation on every replica).
 type Store interface {
 	ApplyDebtSummary(ctx context.Context, cpf string, d domain.DebtSummary) error
 }
@@ -69,4 +74,58 @@ func Decode(body []byte) (string, domain.DebtSummary, error) {
 	}
 	return c.String(), domain.DebtSummary{OpenCount: ev.GetOpenCount(), OpenAmountCents: ev.GetOpenAmountCents(),
 		Currency: ev.GetCurrency(), AsOf: ev.GetAsOf().AsTime().UTC(), Version: ev.GetVersion()}, nil
+}
+
+// BroadcastQueue is this replica's transient queue for the other
+// replicas' cache invalidations (named after the shared queue).
+func BroadcastQueue(shared, replicaID string) amqp.Queue {
+	return amqp.Queue{Name: shared + ".broadcast." + replicaID, Transient: true, Bindings: []string{eventtypes.ProfileCacheInvalidated}}
+}
+
+// Invalidator is what a broadcast acts on.
+type Invalidator interface {
+	Invalidate(ctx context.Context, cpf string)
+}
+
+// HandleInvalidation returns the broadcast queue's handler: each CPF
+// another replica changed is invalidated here (this replica's own
+// broadcasts are ignored: it invalidated them when it wrote).
+func HandleInvalidation(p Invalidator, replicaID string) amqp.Handler {
+	return func(ctx context.Context, d amqp.Delivery) error {
+		if d.Type != eventtypes.ProfileCacheInvalidated {
+			return amqp.Permanent(fmt.Errorf("unexpected message type %q", d.Type))
+		}
+		var ev eventsv1.ProfileCacheInvalidated
+		if err := proto.Unmarshal(d.Body, &ev); err != nil {
+			return amqp.Permanent(fmt.Errorf("decode: %w", err))
+		}
+		if ev.GetOriginReplica() == replicaID {
+			return nil
+		}
+		for _, c := range ev.GetCpfs() {
+			p.Invalidate(ctx, c)
+		}
+		return nil
+	}
+}
+
+// Broadcaster tells the other replicas which CPFs changed.
+type Broadcaster struct {
+	Publisher *amqp.Publisher
+	ReplicaID string
+	Logger    *slog.Logger
+}
+
+// ProfilesChanged publishes one invalidation for cpfs. A failure is
+// logged, not returned: the write itself succeeded; the other replicas'
+// entries expire after the cache TTL, and a replica that lost its
+// broadcast subscription drops its whole cache when it resubscribes.
+func (b *Broadcaster) ProfilesChanged(ctx context.Context, cpfs []string) {
+	body, _ := proto.Marshal(&eventsv1.ProfileCacheInvalidated{Cpfs: cpfs, OriginReplica: b.ReplicaID})
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	err := b.Publisher.Publish(pctx, amqp.Message{ID: uuid.NewString(), Type: eventtypes.ProfileCacheInvalidated, Body: body})
+	if err != nil && b.Logger != nil {
+		b.Logger.WarnContext(ctx, "cache invalidation broadcast failed", "count", len(cpfs), "err", err)
+	}
 }

@@ -28,6 +28,7 @@ import (
 	basebv1 "github.com/strata-bureau/strata/proto/gen/go/baseb/v1"
 	"github.com/strata-bureau/strata/services/base-b/internal/authz"
 	"github.com/strata-bureau/strata/services/base-b/internal/domain"
+	"github.com/strata-bureau/strata/services/base-b/internal/profiles"
 	"github.com/strata-bureau/strata/services/base-b/internal/score"
 	"github.com/strata-bureau/strata/services/base-b/internal/store"
 )
@@ -35,10 +36,12 @@ import (
 // Server implements basebv1.ProfileServiceServer.
 type Server struct {
 	basebv1.UnimplementedProfileServiceServer
-	Store   *store.Store
-	Breaker *breaker.Breaker
-	Logger  *slog.Logger
-	Now     func() time.Time
+	Store *store.Store
+	// Profiles serves reads from the cache and is told of every write.
+	Profiles *profiles.Service
+	Breaker  *breaker.Breaker
+	Logger   *slog.Logger
+	Now      func() time.Time
 
 	// pending holds the latest access per CPF, written to the profiles
 	// once a second in the background: reads never wait for a write, and
@@ -158,8 +161,18 @@ func (s *Server) logAccess(ctx context.Context, c, ip, what string) {
 	s.pending[c] = access{who: who, ip: ip, what: what, at: s.Now().UTC()}
 }
 
-func (s *Server) get(ctx context.Context, c string) (*domain.Profile, error) {
-	return breaker.Do(s.Breaker, func() (*domain.Profile, error) { return s.Store.Get(ctx, c) })
+func (s *Server) get(ctx context.Context, c string) (*domain.Profile, bool, error) {
+	return s.Profiles.Get(ctx, c)
+}
+
+// write runs a store write through the breaker and, when it succeeded,
+// invalidates the CPF in every replica's cache.
+func (s *Server) write(ctx context.Context, c string, fn func() error) error {
+	if err := s.Breaker.Run(fn); err != nil {
+		return err
+	}
+	s.Profiles.Written(ctx, c)
+	return nil
 }
 
 // GetProfile returns a profile.
@@ -168,12 +181,12 @@ func (s *Server) GetProfile(ctx context.Context, req *basebv1.GetProfileRequest)
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.get(ctx, c)
+	p, stale, err := s.get(ctx, c)
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	s.logAccess(ctx, c, clientIP(ctx, req.GetClientIp()), "profile")
-	return &basebv1.GetProfileResponse{Profile: s.profileProto(p)}, nil
+	return &basebv1.GetProfileResponse{Profile: s.profileProto(p), Stale: stale}, nil
 }
 
 // GetScore scores a profile.
@@ -182,7 +195,7 @@ func (s *Server) GetScore(ctx context.Context, req *basebv1.GetScoreRequest) (*b
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.get(ctx, c)
+	p, stale, err := s.get(ctx, c)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -192,7 +205,7 @@ func (s *Server) GetScore(ctx context.Context, req *basebv1.GetScoreRequest) (*b
 	for _, r := range sc.Reasons {
 		out.Reasons = append(out.Reasons, &basebv1.ScoreReason{Code: r.Code, Description: r.Description})
 	}
-	return &basebv1.GetScoreResponse{Score: out}, nil
+	return &basebv1.GetScoreResponse{Score: out, Stale: stale}, nil
 }
 
 var bandProto = map[string]basebv1.Band{"very_low": basebv1.Band_BAND_VERY_LOW, "low": basebv1.Band_BAND_LOW,
@@ -262,6 +275,7 @@ func (s *Server) UpsertProfile(ctx context.Context, req *basebv1.UpsertProfileRe
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	s.Profiles.Written(ctx, c)
 	return &basebv1.UpsertProfileResponse{Profile: s.profileProto(p)}, nil
 }
 
@@ -277,7 +291,7 @@ func (s *Server) AddAsset(ctx context.Context, req *basebv1.AddAssetRequest) (*b
 		return nil, invalid("asset needs a kind, a positive value_cents, a currency and a description of at most 200 characters")
 	}
 	as := domain.Asset{ID: uuid.NewString(), Kind: kind, Description: a.GetDescription(), ValueCents: a.GetValueCents(), Currency: a.GetCurrency()}
-	if err := s.Breaker.Run(func() error { return s.Store.AddAsset(ctx, c, as) }); err != nil {
+	if err := s.write(ctx, c, func() error { return s.Store.AddAsset(ctx, c, as) }); err != nil {
 		return nil, toStatus(err)
 	}
 	return &basebv1.AddAssetResponse{Asset: &basebv1.Asset{Id: as.ID, Kind: a.GetKind(), Description: as.Description, ValueCents: as.ValueCents, Currency: as.Currency}}, nil
@@ -289,7 +303,7 @@ func (s *Server) RemoveAsset(ctx context.Context, req *basebv1.RemoveAssetReques
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Breaker.Run(func() error { return s.Store.RemoveAsset(ctx, c, req.GetAssetId()) }); err != nil {
+	if err := s.write(ctx, c, func() error { return s.Store.RemoveAsset(ctx, c, req.GetAssetId()) }); err != nil {
 		return nil, toStatus(err)
 	}
 	return &basebv1.RemoveAssetResponse{}, nil
@@ -307,7 +321,7 @@ func (s *Server) AddIncomeSource(ctx context.Context, req *basebv1.AddIncomeSour
 		return nil, invalid("income source needs a kind, a positive monthly_amount_cents, a currency and a past since date")
 	}
 	is := domain.IncomeSource{ID: uuid.NewString(), Kind: kind, MonthlyAmountCents: i.GetMonthlyAmountCents(), Currency: i.GetCurrency(), Since: i.GetSince()}
-	if err := s.Breaker.Run(func() error { return s.Store.AddIncome(ctx, c, is) }); err != nil {
+	if err := s.write(ctx, c, func() error { return s.Store.AddIncome(ctx, c, is) }); err != nil {
 		return nil, toStatus(err)
 	}
 	return &basebv1.AddIncomeSourceResponse{IncomeSource: &basebv1.IncomeSource{Id: is.ID, Kind: i.GetKind(),
@@ -320,7 +334,7 @@ func (s *Server) RemoveIncomeSource(ctx context.Context, req *basebv1.RemoveInco
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Breaker.Run(func() error { return s.Store.RemoveIncome(ctx, c, req.GetIncomeSourceId()) }); err != nil {
+	if err := s.write(ctx, c, func() error { return s.Store.RemoveIncome(ctx, c, req.GetIncomeSourceId()) }); err != nil {
 		return nil, toStatus(err)
 	}
 	return &basebv1.RemoveIncomeSourceResponse{}, nil

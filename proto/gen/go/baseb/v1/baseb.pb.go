@@ -795,8 +795,11 @@ func (x *GetProfileRequest) GetClientIp() string {
 }
 
 type GetProfileResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Profile       *Profile               `protobuf:"bytes,1,opt,name=profile,proto3" json:"profile,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Profile *Profile               `protobuf:"bytes,1,opt,name=profile,proto3" json:"profile,omitempty"`
+	// True when the profile came from Base B's cache because its store is
+	// unavailable (it may miss a change made during the outage).
+	Stale         bool `protobuf:"varint,2,opt,name=stale,proto3" json:"stale,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -836,6 +839,13 @@ func (x *GetProfileResponse) GetProfile() *Profile {
 		return x.Profile
 	}
 	return nil
+}
+
+func (x *GetProfileResponse) GetStale() bool {
+	if x != nil {
+		return x.Stale
+	}
+	return false
 }
 
 type GetScoreRequest struct {
@@ -891,8 +901,11 @@ func (x *GetScoreRequest) GetClientIp() string {
 }
 
 type GetScoreResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Score         *Score                 `protobuf:"bytes,1,opt,name=score,proto3" json:"score,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Score *Score                 `protobuf:"bytes,1,opt,name=score,proto3" json:"score,omitempty"`
+	// True when scored from Base B's cached profile because its store is
+	// unavailable.
+	Stale         bool `protobuf:"varint,2,opt,name=stale,proto3" json:"stale,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -932,6 +945,13 @@ func (x *GetScoreResponse) GetScore() *Score {
 		return x.Score
 	}
 	return nil
+}
+
+func (x *GetScoreResponse) GetStale() bool {
+	if x != nil {
+		return x.Stale
+	}
+	return false
 }
 
 type UpsertProfileRequest struct {
@@ -1656,14 +1676,16 @@ const file_baseb_v1_baseb_proto_rawDesc = "" +
 	"\rmodel_version\x18\x05 \x01(\tR\fmodelVersion\"B\n" +
 	"\x11GetProfileRequest\x12\x10\n" +
 	"\x03cpf\x18\x01 \x01(\tR\x03cpf\x12\x1b\n" +
-	"\tclient_ip\x18\x02 \x01(\tR\bclientIp\"A\n" +
+	"\tclient_ip\x18\x02 \x01(\tR\bclientIp\"W\n" +
 	"\x12GetProfileResponse\x12+\n" +
-	"\aprofile\x18\x01 \x01(\v2\x11.baseb.v1.ProfileR\aprofile\"@\n" +
+	"\aprofile\x18\x01 \x01(\v2\x11.baseb.v1.ProfileR\aprofile\x12\x14\n" +
+	"\x05stale\x18\x02 \x01(\bR\x05stale\"@\n" +
 	"\x0fGetScoreRequest\x12\x10\n" +
 	"\x03cpf\x18\x01 \x01(\tR\x03cpf\x12\x1b\n" +
-	"\tclient_ip\x18\x02 \x01(\tR\bclientIp\"9\n" +
+	"\tclient_ip\x18\x02 \x01(\tR\bclientIp\"O\n" +
 	"\x10GetScoreResponse\x12%\n" +
-	"\x05score\x18\x01 \x01(\v2\x0f.baseb.v1.ScoreR\x05score\"t\n" +
+	"\x05score\x18\x01 \x01(\v2\x0f.baseb.v1.ScoreR\x05score\x12\x14\n" +
+	"\x05stale\x18\x02 \x01(\bR\x05stale\"t\n" +
 	"\x14UpsertProfileRequest\x12\x10\n" +
 	"\x03cpf\x18\x01 \x01(\tR\x03cpf\x12\x1d\n" +
 	"\n" +

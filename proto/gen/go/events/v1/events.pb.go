@@ -472,6 +472,62 @@ func (x *ActivityCacheInvalidated) GetBatch() []*ActivityCacheInvalidated {
 	return nil
 }
 
+// ProfileCacheInvalidated (routing key "baseb.cache.invalidated"): a Base B
+// replica changed these CPFs' profiles (its own write API, or a
+// debt.summary.changed it applied); every other replica reloads them into
+// its cache.
+type ProfileCacheInvalidated struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Cpfs          []string               `protobuf:"bytes,1,rep,name=cpfs,proto3" json:"cpfs,omitempty"`
+	OriginReplica string                 `protobuf:"bytes,2,opt,name=origin_replica,json=originReplica,proto3" json:"origin_replica,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProfileCacheInvalidated) Reset() {
+	*x = ProfileCacheInvalidated{}
+	mi := &file_events_v1_events_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProfileCacheInvalidated) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProfileCacheInvalidated) ProtoMessage() {}
+
+func (x *ProfileCacheInvalidated) ProtoReflect() protoreflect.Message {
+	mi := &file_events_v1_events_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProfileCacheInvalidated.ProtoReflect.Descriptor instead.
+func (*ProfileCacheInvalidated) Descriptor() ([]byte, []int) {
+	return file_events_v1_events_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ProfileCacheInvalidated) GetCpfs() []string {
+	if x != nil {
+		return x.Cpfs
+	}
+	return nil
+}
+
+func (x *ProfileCacheInvalidated) GetOriginReplica() string {
+	if x != nil {
+		return x.OriginReplica
+	}
+	return ""
+}
+
 // CredentialInvalidated (routing key "basec.credential.invalidated"): a Base C
 // account's password changed or it was disabled; every replica drops its
 // verified-credential cache entries for that user.
@@ -484,7 +540,7 @@ type CredentialInvalidated struct {
 
 func (x *CredentialInvalidated) Reset() {
 	*x = CredentialInvalidated{}
-	mi := &file_events_v1_events_proto_msgTypes[5]
+	mi := &file_events_v1_events_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -496,7 +552,7 @@ func (x *CredentialInvalidated) String() string {
 func (*CredentialInvalidated) ProtoMessage() {}
 
 func (x *CredentialInvalidated) ProtoReflect() protoreflect.Message {
-	mi := &file_events_v1_events_proto_msgTypes[5]
+	mi := &file_events_v1_events_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -509,7 +565,7 @@ func (x *CredentialInvalidated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CredentialInvalidated.ProtoReflect.Descriptor instead.
 func (*CredentialInvalidated) Descriptor() ([]byte, []int) {
-	return file_events_v1_events_proto_rawDescGZIP(), []int{5}
+	return file_events_v1_events_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CredentialInvalidated) GetUsername() string {
@@ -535,7 +591,7 @@ type AuditCheckpointSigned struct {
 
 func (x *AuditCheckpointSigned) Reset() {
 	*x = AuditCheckpointSigned{}
-	mi := &file_events_v1_events_proto_msgTypes[6]
+	mi := &file_events_v1_events_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -547,7 +603,7 @@ func (x *AuditCheckpointSigned) String() string {
 func (*AuditCheckpointSigned) ProtoMessage() {}
 
 func (x *AuditCheckpointSigned) ProtoReflect() protoreflect.Message {
-	mi := &file_events_v1_events_proto_msgTypes[6]
+	mi := &file_events_v1_events_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -560,7 +616,7 @@ func (x *AuditCheckpointSigned) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditCheckpointSigned.ProtoReflect.Descriptor instead.
 func (*AuditCheckpointSigned) Descriptor() ([]byte, []int) {
-	return file_events_v1_events_proto_rawDescGZIP(), []int{6}
+	return file_events_v1_events_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AuditCheckpointSigned) GetSize() int64 {
@@ -640,7 +696,10 @@ const file_events_v1_events_proto_rawDesc = "" +
 	"partner_id\x18\x04 \x01(\tR\tpartnerId\x12\x1b\n" +
 	"\tclient_ip\x18\x05 \x01(\tR\bclientIp\x12\x12\n" +
 	"\x04base\x18\x06 \x01(\tR\x04base\x129\n" +
-	"\x05batch\x18\a \x03(\v2#.events.v1.ActivityCacheInvalidatedR\x05batch\"3\n" +
+	"\x05batch\x18\a \x03(\v2#.events.v1.ActivityCacheInvalidatedR\x05batch\"T\n" +
+	"\x17ProfileCacheInvalidated\x12\x12\n" +
+	"\x04cpfs\x18\x01 \x03(\tR\x04cpfs\x12%\n" +
+	"\x0eorigin_replica\x18\x02 \x01(\tR\roriginReplica\"3\n" +
 	"\x15CredentialInvalidated\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\"\x8c\x01\n" +
 	"\x15AuditCheckpointSigned\x12\x12\n" +
@@ -663,25 +722,26 @@ func file_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_events_v1_events_proto_rawDescData
 }
 
-var file_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_events_v1_events_proto_goTypes = []any{
 	(*CpfQueried)(nil),                // 0: events.v1.CpfQueried
 	(*CardPurchaseRecorded)(nil),      // 1: events.v1.CardPurchaseRecorded
 	(*FinancialMovementRecorded)(nil), // 2: events.v1.FinancialMovementRecorded
 	(*DebtSummaryChanged)(nil),        // 3: events.v1.DebtSummaryChanged
 	(*ActivityCacheInvalidated)(nil),  // 4: events.v1.ActivityCacheInvalidated
-	(*CredentialInvalidated)(nil),     // 5: events.v1.CredentialInvalidated
-	(*AuditCheckpointSigned)(nil),     // 6: events.v1.AuditCheckpointSigned
-	(*timestamppb.Timestamp)(nil),     // 7: google.protobuf.Timestamp
+	(*ProfileCacheInvalidated)(nil),   // 5: events.v1.ProfileCacheInvalidated
+	(*CredentialInvalidated)(nil),     // 6: events.v1.CredentialInvalidated
+	(*AuditCheckpointSigned)(nil),     // 7: events.v1.AuditCheckpointSigned
+	(*timestamppb.Timestamp)(nil),     // 8: google.protobuf.Timestamp
 }
 var file_events_v1_events_proto_depIdxs = []int32{
-	7, // 0: events.v1.CpfQueried.queried_at:type_name -> google.protobuf.Timestamp
-	7, // 1: events.v1.CardPurchaseRecorded.occurred_at:type_name -> google.protobuf.Timestamp
-	7, // 2: events.v1.FinancialMovementRecorded.occurred_at:type_name -> google.protobuf.Timestamp
-	7, // 3: events.v1.DebtSummaryChanged.as_of:type_name -> google.protobuf.Timestamp
-	7, // 4: events.v1.ActivityCacheInvalidated.queried_at:type_name -> google.protobuf.Timestamp
+	8, // 0: events.v1.CpfQueried.queried_at:type_name -> google.protobuf.Timestamp
+	8, // 1: events.v1.CardPurchaseRecorded.occurred_at:type_name -> google.protobuf.Timestamp
+	8, // 2: events.v1.FinancialMovementRecorded.occurred_at:type_name -> google.protobuf.Timestamp
+	8, // 3: events.v1.DebtSummaryChanged.as_of:type_name -> google.protobuf.Timestamp
+	8, // 4: events.v1.ActivityCacheInvalidated.queried_at:type_name -> google.protobuf.Timestamp
 	4, // 5: events.v1.ActivityCacheInvalidated.batch:type_name -> events.v1.ActivityCacheInvalidated
-	7, // 6: events.v1.AuditCheckpointSigned.signed_at:type_name -> google.protobuf.Timestamp
+	8, // 6: events.v1.AuditCheckpointSigned.signed_at:type_name -> google.protobuf.Timestamp
 	7, // [7:7] is the sub-list for method output_type
 	7, // [7:7] is the sub-list for method input_type
 	7, // [7:7] is the sub-list for extension type_name
@@ -700,7 +760,7 @@ func file_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_events_v1_events_proto_rawDesc), len(file_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

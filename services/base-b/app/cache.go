@@ -1,0 +1,103 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/strata-bureau/strata/pkg/amqp"
+	"github.com/strata-bureau/strata/pkg/breaker"
+	"github.com/strata-bureau/strata/pkg/consumer"
+	"github.com/strata-bureau/strata/pkg/platform"
+	"github.com/strata-bureau/strata/services/base-b/internal/events"
+	"github.com/strata-bureau/strata/services/base-b/internal/profiles"
+	"github.com/strata-bureau/strata/services/base-b/internal/store"
+)
+
+// newProfiles is the profile cache behind the Mongo breaker, telling the
+// other replicas of this one's writes.
+func newProfiles(cfg *Config, p *platform.Platform, st *store.Store, br *breaker.Breaker) (*profiles.Service, error) {
+	bc := &events.Broadcaster{Publisher: p.Publisher(0), ReplicaID: cfg.ReplicaID, Logger: p.Logger}
+	profs, err := profiles.New(st, br, profiles.Options{CacheSize: cfg.CacheSize, CacheTTL: cfg.CacheTTL, Broadcast: bc.ProfilesChanged})
+	if err != nil {
+		return nil, err
+	}
+	return profs, observeCache(p.Tel.Meter("base-b"), profs)
+}
+
+// consumers are Base B's AMQP consumers: the debt summaries' queue the
+// replicas share, and this replica's broadcast queue.
+type consumers struct {
+	p          *platform.Platform
+	summaries  *consumer.Consumer
+	profs      *profiles.Service
+	replicaID  string
+	data, cast amqp.Queue
+	opts       amqp.ConsumerOptions
+	// subscribed is closed after the broadcast queue's first subscription.
+	subscribed chan struct{}
+	once       sync.Once
+}
+
+// newConsumers declares the shared queue before serving, so no summary
+// published after this replica reports ready can be unroutable.
+func newConsumers(ctx context.Context, cfg *Config, p *platform.Platform, profs *profiles.Service, dedupe consumer.Dedupe, br *breaker.Breaker) (*consumers, error) {
+	producers, err := amqp.ParseProducers(cfg.AMQPProducers)
+	if err != nil {
+		return nil, fmt.Errorf("config: AMQP_PRODUCERS: %w", err)
+	}
+	summaries, err := events.New(profs, dedupe, br, consumer.Options{Retention: cfg.ProcessedRetention, Meter: p.Tel.Meter("base-b"), Logger: p.Logger})
+	if err != nil {
+		return nil, err
+	}
+	c := &consumers{p: p, summaries: summaries, profs: profs, replicaID: cfg.ReplicaID, subscribed: make(chan struct{}),
+		data: events.Queue(cfg.Queue), cast: events.BroadcastQueue(cfg.Queue, cfg.ReplicaID),
+		opts: amqp.ConsumerOptions{Prefetch: 64, Tag: "base-b-" + cfg.ReplicaID, Propagator: p.Tel.Propagator,
+			Producers: producers, OnForeign: summaries.OnForeign}}
+	c.data.Exchange, c.cast.Exchange = cfg.Exchange, cfg.Exchange
+	return c, p.Declare(ctx, c.data)
+}
+
+// RunData applies debt summaries (each invalidates its CPF everywhere).
+func (c *consumers) RunData(ctx context.Context) error {
+	return c.p.MQ.Consume(ctx, c.data, c.opts, c.summaries.Handle)
+}
+
+// RunBroadcast applies the other replicas' invalidations.
+func (c *consumers) RunBroadcast(ctx context.Context) error {
+	opts := c.opts
+	opts.Tag, opts.OnSubscribe = "", func() {
+		// Invalidations sent while this replica was disconnected are gone
+		// with its transient queue: start clean.
+		c.profs.InvalidateAll()
+		c.once.Do(func() { close(c.subscribed) })
+	}
+	return c.p.MQ.Consume(ctx, c.cast, opts, events.HandleInvalidation(c.profs, c.replicaID))
+}
+
+// observeCache exports the profile cache's hits and misses
+// (strata_baseb_cache_lookups_total by result) and its size
+// (strata_baseb_cache_entries).
+func observeCache(m metric.Meter, profs *profiles.Service) error {
+	lookups, err := m.Int64ObservableCounter("strata_baseb_cache_lookups_total",
+		metric.WithDescription("Profile reads answered from the in-process cache (result=hit) or loaded from the store (result=miss)."))
+	if err != nil {
+		return err
+	}
+	size, err := m.Int64ObservableGauge("strata_baseb_cache_entries", metric.WithDescription("CPFs in the profile cache now."))
+	if err != nil {
+		return err
+	}
+	hit, miss := metric.WithAttributes(attribute.String("result", "hit")), metric.WithAttributes(attribute.String("result", "miss"))
+	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		h, ms := profs.CacheStats()
+		o.ObserveInt64(lookups, h, hit)
+		o.ObserveInt64(lookups, ms, miss)
+		o.ObserveInt64(size, int64(profs.CacheLen()))
+		return nil
+	}, lookups, size)
+	return err
+}
