@@ -63,10 +63,84 @@ func TestFerretFindByIDUsesIndex(t *testing.T) {
 		if err != nil || res.ModifiedCount != 1 {
 			t.Fatalf("%s: update by _id: %+v %v", name, res, err)
 		}
-		// A filter on another field is not pushed down by FerretDB v1: it
-		// scans, which is why the services look documents up by _id only.
+		// A filter on another field that is not a string is not pushed
+		// down: it scans.
 		if plan := explainFind(ctx, t, db, name, bson.D{{Key: "v", Value: 3}}); !strings.Contains(plan, "SCAN") {
-			t.Fatalf("%s: expected a scan for a non-_id filter, got %s", name, plan)
+			t.Fatalf("%s: expected a scan for a non-string filter, got %s", name, plan)
+		}
+	}
+}
+
+// TestFerretStringFieldFilterUsesIndex proves the second part of the patch:
+// a filter whose top-level condition is {field: "string"} reads only the
+// rows the field's index points at (SQLite SEARCH, no SCAN), other
+// conditions beside it included, and still answers exactly what MongoDB
+// would: a document whose field is an array holding the string matches,
+// and strings the pushdown leaves alone (quotes, non-ASCII) still match
+// through the full scan.
+func TestFerretStringFieldFilterUsesIndex(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	f, err := StartFerret(ctx, t.TempDir(), "127.0.0.1:0", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Stop()
+	client, err := mongo.Connect(options.Client().ApplyURI(f.URI))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = client.Disconnect(context.Background()) }()
+	db := client.Database("plan")
+	c := db.Collection("movements")
+	if _, err := c.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "cpf", Value: 1}, {Key: "at", Value: -1}}}); err != nil {
+		t.Fatal(err)
+	}
+	var docs []any
+	for i := range 2000 {
+		docs = append(docs, bson.M{"_id": fmt.Sprintf("m%05d", i), "cpf": fmt.Sprintf("%011d", i%200), "at": i})
+	}
+	docs = append(docs,
+		bson.M{"_id": "array", "cpf": bson.A{"x", "00000000007"}, "at": 1},
+		bson.M{"_id": "quoted", "cpf": `a"b`, "at": 1},
+		bson.M{"_id": "accented", "cpf": "joão", "at": 1},
+		bson.M{"_id": "nested", "cpf": bson.M{"v": "00000000007"}, "at": 1},
+	)
+	if _, err := c.InsertMany(ctx, docs); err != nil {
+		t.Fatal(err)
+	}
+	filter := bson.D{{Key: "cpf", Value: "00000000007"}, {Key: "at", Value: bson.M{"$gte": 500}}}
+	if plan := explainFind(ctx, t, db, "movements", filter); !strings.Contains(plan, "SEARCH") || strings.Contains(plan, "SCAN") {
+		t.Fatalf("find by a string field is not an index search: %s", plan)
+	}
+	ids := func(filter bson.D) []string {
+		t.Helper()
+		cur, err := c.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []struct {
+			ID string `bson:"_id"`
+		}
+		if err := cur.All(ctx, &got); err != nil {
+			t.Fatal(err)
+		}
+		out := make([]string, len(got))
+		for i, g := range got {
+			out[i] = g.ID
+		}
+		return out
+	}
+	// cpf 7 is m00007, m00207, … m01807; those with at >= 500 are seven.
+	if got, want := fmt.Sprint(ids(filter)), "[m00607 m00807 m01007 m01207 m01407 m01607 m01807]"; got != want {
+		t.Fatalf("cpf and at filter: %s, want %s", got, want)
+	}
+	if got := ids(bson.D{{Key: "cpf", Value: "00000000007"}}); len(got) != 11 || got[0] != "array" {
+		t.Fatalf("cpf filter must match the 10 documents and the array holding it: %v", got)
+	}
+	for _, v := range []string{`a"b`, "joão"} {
+		if got := ids(bson.D{{Key: "cpf", Value: v}}); len(got) != 1 {
+			t.Fatalf("cpf %q: %v", v, got)
 		}
 	}
 }

@@ -211,10 +211,14 @@ func (s *Store) ListMovements(ctx context.Context, f domain.MovementFilter) ([]d
 	}
 	if f.After != nil {
 		// Strictly after the cursor in (occurred_at desc, _id desc) order.
-		filter = bson.M{"$and": bson.A{filter, bson.M{"$or": bson.A{
+		// The cpf condition stays at the top level: the local FerretDB
+		// pushes a top-level {field: string} down to the field's index
+		// (deploy/local/third_party/ferretdb/PATCHES.md), so a page reads
+		// one CPF's movements, not the collection.
+		filter["$or"] = bson.A{
 			bson.M{"occurred_at": bson.M{"$lt": f.After.OccurredAt}},
 			bson.M{"occurred_at": f.After.OccurredAt, "_id": bson.M{"$lt": f.After.ID}},
-		}}}}
+		}
 	}
 	opts := options.Find().
 		SetSort(bson.D{{Key: "occurred_at", Value: -1}, {Key: "_id", Value: -1}}).

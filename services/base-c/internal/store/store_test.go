@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -69,6 +70,12 @@ func (c *commands) take() []string {
 
 func open(t *testing.T) (*store.Store, *commands) {
 	t.Helper()
+	st, cmds, _ := openDB(t)
+	return st, cmds
+}
+
+func openDB(t *testing.T) (*store.Store, *commands, *mongo.Database) {
+	t.Helper()
 	cmds := &commands{}
 	client, err := mongo.Connect(options.Client().ApplyURI(testenv.MongoURI(t)).SetMonitor(cmds.monitor()))
 	if err != nil {
@@ -82,7 +89,7 @@ func open(t *testing.T) (*store.Store, *commands) {
 		t.Fatal(err)
 	}
 	cmds.take()
-	return st, cmds
+	return st, cmds, db
 }
 
 // FerretDB v1 pushes a filter down to SQLite (and so to the _id index)
@@ -189,6 +196,67 @@ func TestLargeBatchOfExistingCPFs(t *testing.T) {
 	for range 2 {
 		if err := st.SetLastQueries(ctx, qs); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// Paging through one CPF's history reads that CPF's movements through the
+// cpf_occurred_at index, not the collection: the local FerretDB pushes a
+// top-level {cpf: <string>} down (deploy/local/third_party/ferretdb), so
+// every find ListMovements sends — first page, window, cursor — must keep
+// cpf at its top level, and SQLite's plan for it (FerretDB's explain runs
+// EXPLAIN QUERY PLAN on the same SQL) must be an index search.
+func TestListMovementsSearchesOneCPFByIndex(t *testing.T) {
+	t.Parallel()
+	st, cmds, db := openDB(t)
+	ctx := testenv.Context(t)
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for i := range 40 {
+		cpf := []string{"52998224725", "11144477735"}[i%2]
+		m := domain.Movement{ID: fmt.Sprintf("m%02d", i), CPF: cpf, AmountCents: int64(i + 1), Currency: "BRL",
+			Direction: domain.Credit, OccurredAt: t0.Add(time.Duration(i/4) * time.Minute)}
+		if err := st.AddMovement(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmds.take()
+	f := domain.MovementFilter{CPF: "52998224725", From: t0.Add(time.Minute), Limit: 3}
+	var seen []string
+	for {
+		page, err := st.ListMovements(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range page {
+			seen = append(seen, m.ID)
+		}
+		if len(page) < f.Limit {
+			break
+		}
+		last := page[len(page)-1]
+		f.After = &domain.Cursor{OccurredAt: last.OccurredAt, ID: last.ID}
+	}
+	// Even ids from minute 1 on (m04 … m38), newest first, each once.
+	if got, want := fmt.Sprint(seen), "[m38 m36 m34 m32 m30 m28 m26 m24 m22 m20 m18 m16 m14 m12 m10 m08 m06 m04]"; got != want {
+		t.Fatalf("pages: %s, want %s", got, want)
+	}
+	filters := cmds.take()
+	if len(filters) < 2 {
+		t.Fatalf("finds seen: %v", filters)
+	}
+	for _, cmd := range filters {
+		_, raw, _ := cut(cmd)
+		var filter bson.D
+		if err := bson.UnmarshalExtJSON([]byte(raw), false, &filter); err != nil {
+			t.Fatal(err)
+		}
+		var out bson.M
+		if err := db.RunCommand(ctx, bson.D{{Key: "explain", Value: bson.D{{Key: "find", Value: "movements"}, {Key: "filter", Value: filter}}}}).Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+		plan := fmt.Sprint(out["queryPlanner"])
+		if !strings.Contains(plan, "SEARCH") || strings.Contains(plan, "SCAN") {
+			t.Fatalf("filter %s is not an index search: %s", raw, plan)
 		}
 	}
 }

@@ -67,19 +67,7 @@ func (c *collection) Query(ctx context.Context, params *backends.QueryParams) (*
 
 	q := prepareSelectClause(meta.TableName, params.Comment, meta.Capped(), params.OnlyRecordIDs)
 
-	var whereClause string
-	var args []any
-
-	// that logic should exist in one place
-	// TODO https://github.com/FerretDB/FerretDB/issues/3235
-	if params.Filter.Len() == 1 {
-		v, _ := params.Filter.Get("_id")
-		switch v.(type) {
-		case string, types.ObjectID:
-			whereClause = fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn)
-			args = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}
-		}
-	}
+	whereClause, args := prepareWhereClause(params.Filter) // strata patch: see PATCHES.md
 
 	q += whereClause
 	q += prepareOrderByClause(params.Sort)
@@ -269,21 +257,10 @@ func (c *collection) Explain(ctx context.Context, params *backends.ExplainParams
 
 	selectClause := prepareSelectClause(meta.TableName, "", meta.Capped(), false)
 
-	var filterPushdown bool
-	var whereClause string
-	var args []any
-
-	// that logic should exist in one place
-	// TODO https://github.com/FerretDB/FerretDB/issues/3235
-	if params.Filter.Len() == 1 {
-		v, _ := params.Filter.Get("_id")
-		switch v.(type) {
-		case string, types.ObjectID:
-			filterPushdown = true
-			whereClause = fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn)
-			args = []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}
-		}
-	}
+	whereClause, args := prepareWhereClause(params.Filter) // strata patch: see PATCHES.md
+	// Only the _id lookup applies the whole filter; the field lookup of
+	// prepareWhereClause narrows it to a superset.
+	filterPushdown := whereClause != "" && params.Filter.Len() == 1 && params.Filter.Has("_id")
 
 	orderByClause := prepareOrderByClause(params.Sort)
 	sortPushdown := orderByClause != ""
@@ -535,3 +512,71 @@ func (c *collection) DropIndexes(ctx context.Context, params *backends.DropIndex
 var (
 	_ backends.Collection = (*collection)(nil)
 )
+
+// prepareWhereClause is the filter pushed down to SQLite (strata patch, see
+// PATCHES.md). As released, only a filter that is exactly {_id: <string or
+// ObjectID>} was pushed down. The patch also pushes down, for any other
+// filter, the first top-level condition {<field>: <string>} whose field is
+// a plain name and whose string is plain printable ASCII: SQLite then
+// reads only the rows whose field is that string or an array (which may
+// hold it; arrays' JSON text starts with '['), through an index on the
+// field when the collection has one (the expression is the one
+// createIndexes uses). That is a superset of the documents the filter
+// matches, which the handler still filters in full, as the backend
+// contract allows ("Filter may be ignored, or safely applied partially").
+// The string is limited to characters SQLite and FerretDB's JSON encoder
+// render alike, so the comparison of JSON texts cannot miss a match.
+func prepareWhereClause(filter *types.Document) (string, []any) {
+	if filter.Len() == 1 {
+		v, _ := filter.Get("_id")
+		switch v.(type) {
+		case string, types.ObjectID:
+			return fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn), []any{string(must.NotFail(sjson.MarshalSingleValue(v)))}
+		}
+	}
+
+	for _, k := range filter.Keys() {
+		if !plainName(k) {
+			continue
+		}
+
+		s, ok := must.NotFail(filter.Get(k)).(string)
+		if !ok || !plainString(s) {
+			continue
+		}
+
+		col := fmt.Sprintf("%s->%q", metadata.DefaultColumn, k)
+
+		return fmt.Sprintf(` WHERE (%s = ? OR (%s >= '[' AND %s < '\'))`, col, col, col), []any{`"` + s + `"`}
+	}
+
+	return "", nil
+}
+
+// plainName is a top-level field name of letters, digits and underscores
+// (not an operator, not a dotted path, not _id).
+func plainName(k string) bool {
+	if k == "" || k == "_id" {
+		return false
+	}
+
+	for _, r := range k {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+
+	return true
+}
+
+// plainString is printable ASCII that JSON encoders leave as it is.
+func plainString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+
+	return true
+}
