@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
@@ -38,9 +39,22 @@ type entry struct {
 	id      uuid.UUID // the entry id (new when zero)
 }
 
-// audit inserts one audit row inside tx. Its failure fails the transaction:
-// no audit row, no data.
-func (s *Store) audit(ctx context.Context, tx pgx.Tx, e entry) error {
+// execer runs a statement: a transaction, or the pool for a statement
+// that is a transaction of its own.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// audit inserts one audit row (inside tx, or as a statement of its own).
+// Its failure fails the transaction: no audit row, no data.
+func (s *Store) audit(ctx context.Context, tx execer, e entry) error {
+	_, err := s.auditWhere(ctx, tx, e, "")
+	return err
+}
+
+// auditWhere inserts e's audit row only when cond (SQL that may use $14
+// and after, given in args) holds, and reports whether it did.
+func (s *Store) auditWhere(ctx context.Context, tx execer, e entry, cond string, args ...any) (bool, error) {
 	var idx, enc []byte
 	if e.cpf != "" {
 		idx = s.cpfIndex(e.cpf)
@@ -52,15 +66,21 @@ func (s *Store) audit(ctx context.Context, tx pgx.Tx, e entry) error {
 	if e.id == uuid.Nil {
 		e.id = uuid.New()
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO audit_log (entry_id, at, partner_id, caller, cpf_index, cpf_enc, purpose, reason,
+	q := `INSERT INTO audit_log (entry_id, at, partner_id, caller, cpf_index, cpf_enc, purpose, reason,
 			fields, outcome, client_ip, trace_id, grant_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-		e.id, s.now().UTC(), e.caller.PartnerID, e.caller.Identity, idx, enc, e.purpose, e.reason,
-		e.fields, e.outcome, e.caller.ClientIP, e.caller.TraceID, e.grantID)
-	if err != nil {
-		return fmt.Errorf("%w: %w", domain.ErrAuditFailed, err)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
+	if cond != "" {
+		q = `INSERT INTO audit_log (entry_id, at, partner_id, caller, cpf_index, cpf_enc, purpose, reason,
+			fields, outcome, client_ip, trace_id, grant_id)
+		SELECT $1::uuid, $2::timestamptz, $3::text, $4::text, $5::bytea, $6::bytea, $7::text, $8::text, $9::text[],
+			$10::text, $11::text, $12::text, $13::uuid WHERE ` + cond
 	}
-	return nil
+	tag, err := tx.Exec(ctx, q, append([]any{e.id, s.now().UTC(), e.caller.PartnerID, e.caller.Identity, idx, enc, e.purpose, e.reason,
+		e.fields, e.outcome, e.caller.ClientIP, e.caller.TraceID, e.grantID}, args...)...)
+	if err != nil {
+		return false, fmt.Errorf("%w: %w", domain.ErrAuditFailed, err)
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 // RecordAuditRead writes an audit entry for a read of the audit log itself:
@@ -70,8 +90,9 @@ func (s *Store) RecordAuditRead(ctx context.Context, c domain.Caller, cpf, what 
 	if len(what) > 500 {
 		what = what[:500]
 	}
-	return s.tx(ctx, func(tx pgx.Tx) error {
-		return s.audit(ctx, tx, entry{caller: c, cpf: cpf, reason: what, outcome: domain.OutcomeAuditRead})
+	// One statement, one implicit transaction: committed when it returns.
+	return s.run(func() error {
+		return s.audit(ctx, s.pool, entry{caller: c, cpf: cpf, reason: what, outcome: domain.OutcomeAuditRead})
 	})
 }
 
@@ -225,16 +246,37 @@ func (s *Store) readWithGrant(ctx context.Context, span trace.Span, c domain.Cal
 			span.SetAttributes(attribute.String("strata.basea.read_path", "grant_audit_statement"))
 			return p, err
 		}
-		// Refused (or raced): the careful path finds out why and audits it.
+		// Refused (or raced). A token no grant has — what a guesser
+		// sends — is recorded in one statement; a grant that exists goes
+		// the careful path, which finds out why and audits it.
+		recorded := false
+		err = s.run(func() error {
+			var err error
+			recorded, err = s.auditWhere(ctx, s.pool, entry{caller: c, cpf: cpf, fields: want, outcome: domain.OutcomeDeniedUnknown},
+				`NOT EXISTS (SELECT 1 FROM grants WHERE token_hash = $14)`, hash)
+			return err
+		})
+		if err != nil || recorded {
+			span.SetAttributes(attribute.String("strata.basea.read_path", "unknown_grant_statement"))
+			if err != nil {
+				return nil, err
+			}
+			return nil, domain.ErrGrantUnknown
+		}
+	} else {
+		span.SetAttributes(attribute.String("strata.basea.read_path", "unparsable_grant_statement"))
+		err := s.run(func() error {
+			return s.audit(ctx, s.pool, entry{caller: c, cpf: cpf, fields: want, outcome: domain.OutcomeDeniedUnknown})
+		})
+		if err != nil {
+			return nil, err
+		}
+		return nil, domain.ErrGrantUnknown
 	}
 	span.SetAttributes(attribute.String("strata.basea.read_path", "careful_transaction"))
 	var person *domain.Person
 	var refusal error
 	err := s.tx(ctx, func(tx pgx.Tx) error {
-		if perr != nil {
-			refusal = domain.ErrGrantUnknown
-			return s.audit(ctx, tx, entry{caller: c, cpf: cpf, fields: want, outcome: domain.OutcomeDeniedUnknown})
-		}
 		var g grantRow
 		err := tx.QueryRow(ctx, `SELECT id, partner_id, purpose, reason, cpf_index, fields, expires_at, max_uses, uses, revoked_at
 			FROM grants WHERE token_hash = $1 FOR UPDATE`, hash).
