@@ -154,7 +154,7 @@ func (p *profiler) sessions(label string, d time.Duration) {
 	samples, waiting := 0, 0
 	for ctx.Err() == nil {
 		rows, err := conn.Query(ctx, `SELECT state || ' | ' || coalesce(wait_event_type || ':' || wait_event, 'cpu') || ' | ' ||
-				regexp_replace(left(query, 90), '\s+', ' ', 'g')
+				regexp_replace(left(query, 50) || ' … ' || coalesce(substring(query from 'FROM.{0,110}'), ''), '\s+', ' ', 'g')
 			FROM pg_stat_activity WHERE datname LIKE 'strata_basea%' AND state <> 'idle' AND pid <> pg_backend_pid()`)
 		if err != nil {
 			break

@@ -121,12 +121,39 @@ type ChainOptions struct {
 	// HMACOnly skips the Merkle tree and its heads: only for the benchmark
 	// that prices the tree against the chain alone.
 	HMACOnly bool
+	// SweepEvery is how often a pass looks for unchained entries over the
+	// whole low-water window instead of the newest chainWindow ids
+	// (default 5s; well within Grace).
+	SweepEvery time.Duration
 }
 
 // lowWaterWindow bounds the scan for unchained entries: an entry whose id
 // is this far below the newest chained one would have to have stayed
 // uncommitted for far longer than the statement timeout allows.
 const lowWaterWindow = 100000
+
+// chainWindow bounds the scan of a regular pass: entries that commit later
+// than this many newer ones are found by the next sweep. Scanning the
+// whole low-water window every pass cost the database an anti-join over
+// up to 100,000 entries four times a second, growing with the log (make
+// abuse's session samples: the chainer's scan became Base A's busiest
+// statement as the log grew).
+const chainWindow = 5000
+
+// sweepDue reports whether this pass should scan the whole low-water
+// window, and if so starts the next period.
+func (s *Store) sweepDue(every time.Duration) bool {
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	s.sweepMu.Lock()
+	defer s.sweepMu.Unlock()
+	if now := s.now(); s.lastSweep.IsZero() || now.Sub(s.lastSweep) >= every {
+		s.lastSweep = now
+		return true
+	}
+	return false
+}
 
 // ChainPending links every committed, unchained entry into the chain (in id
 // order) and signs a checkpoint when due. Concurrent callers (replicas)
@@ -147,9 +174,13 @@ func (s *Store) ChainPending(ctx context.Context, o ChainOptions) (int, error) {
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
+		window := int64(chainWindow)
+		if s.sweepDue(o.SweepEvery) {
+			window = lowWaterWindow
+		}
 		rows, err := tx.Query(ctx, `SELECT `+auditColumns+` FROM audit_log a
 			LEFT JOIN audit_chain c ON c.audit_id = a.id
-			WHERE c.audit_id IS NULL AND a.id > $1 ORDER BY a.id LIMIT 5000`, max(0, maxAudit-lowWaterWindow))
+			WHERE c.audit_id IS NULL AND a.id > $1 ORDER BY a.id LIMIT 5000`, max(0, maxAudit-window))
 		if err != nil {
 			return err
 		}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -97,6 +98,9 @@ type Store struct {
 	keys    *crypto.Keyring
 	breaker *breaker.Breaker
 	now     func() time.Time
+
+	sweepMu   sync.Mutex
+	lastSweep time.Time // the chainer's last scan of the whole low-water window
 }
 
 // New returns a store. b guards every database call.
