@@ -88,8 +88,11 @@ abuse: build ## Abuse suite: a hostile partner and a well-behaved one share the 
 	STRATA_REQUIRE_INTEGRATION=1 STRATA_E2E_BIN_DIR=$(abspath $(BIN)) $(BIN)/strata-local test-env -- \
 		bash -c 'cd deploy/local && go test -tags abuse -count=1 -timeout 10m -v ./abuse 2>&1 | grep -E "^(=== RUN|--- |PASS|FAIL|ok|panic)|ABUSE|_test.go"; exit $${PIPESTATUS[0]}'
 
+# Sizes (CPFs seeded) the platform bench measures in turn, in one run.
+BENCH_CPFS ?= 10000,100000
+
 .PHONY: bench
-bench: build ## Run the benchmarks against real stores (plus a private Redis baseline) in one run
+bench: build ## Run the benchmarks against real stores (plus a private Redis baseline) in one run (BENCH_CPFS=10000,1000000 for the 1M run)
 	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq redis-server >/dev/null; } || \
 		{ apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; } || echo "redis-server unavailable: Redis baseline skipped"
 	@port=$$(( 20000 + RANDOM % 20000 )); \
@@ -97,7 +100,7 @@ bench: build ## Run the benchmarks against real stores (plus a private Redis bas
 		redis-server --port $$port --bind 127.0.0.1 --save '' --appendonly no --daemonize no >/dev/null & rpid=$$!; \
 		export STRATA_BENCH_REDIS_ADDR=127.0.0.1:$$port; sleep 0.5; \
 	fi; \
-	STRATA_E2E_BIN_DIR=$(abspath $(BIN)) $(BIN)/strata-local test-env -- $(MAKE) --no-print-directory bench-modules; rc=$$?; \
+	STRATA_BENCH_CPFS=$(BENCH_CPFS) STRATA_E2E_BIN_DIR=$(abspath $(BIN)) $(BIN)/strata-local test-env -- $(MAKE) --no-print-directory bench-modules; rc=$$?; \
 	[ -n "$${rpid:-}" ] && kill $$rpid; exit $$rc
 
 .PHONY: soak
@@ -110,7 +113,7 @@ bench-modules:
 	@echo "machine: $$(nproc) cores; figures are comparable only within this run"
 	@for m in $(MODULES); do \
 		$(module_pkgs); \
-		(cd $$m && go test -run '^$$' -bench . -benchmem -count=1 -timeout 20m ./... | grep -E '^(Benchmark|FAIL|---)' || true); \
+		(cd $$m && go test -run '^$$' -bench . -benchmem -count=1 -timeout 90m ./... | grep -E '^(Benchmark|FAIL|---|bench: )' || true); \
 	done
 
 $(TOOLS)/staticcheck:
