@@ -301,12 +301,6 @@ func (s *Store) readPerson(ctx context.Context, tx pgx.Tx, cpf string, fields []
 	return p, nil
 }
 
-func (s *Store) personExists(ctx context.Context, tx pgx.Tx, cpf string) (bool, error) {
-	var ok bool
-	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM people WHERE cpf_index = $1)`, s.cpfIndex(cpf)).Scan(&ok)
-	return ok, err
-}
-
 // Holdings is what Base A holds about a CPF.
 type Holdings struct {
 	Person bool
