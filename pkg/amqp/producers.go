@@ -44,6 +44,18 @@ func ParseProducers(s string) (Producers, error) {
 	return p, nil
 }
 
+// UnmarshalText implements encoding.TextUnmarshaler: configuration
+// (pkg/config) decodes a service's AMQP_PRODUCERS into Producers, so a
+// malformed value stops the service at load, naming the setting.
+func (p *Producers) UnmarshalText(b []byte) error {
+	v, err := ParseProducers(string(b))
+	if err != nil {
+		return err
+	}
+	*p = v
+	return nil
+}
+
 // Admits reports whether user may publish events of type typ.
 func (p Producers) Admits(typ, user string) bool {
 	return user != "" && slices.Contains(p[typ], user)

@@ -11,6 +11,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/strata-bureau/strata/pkg/amqp"
+	"github.com/strata-bureau/strata/pkg/config"
 	"github.com/strata-bureau/strata/pkg/testenv"
 )
 
@@ -24,6 +25,23 @@ func TestParseProducers(t *testing.T) {
 		if _, err := amqp.ParseProducers(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// A service's AMQP_PRODUCERS is decoded by its configuration: a malformed
+// value stops the load, naming the variable.
+func TestProducersAreDecodedByTheConfiguration(t *testing.T) {
+	t.Parallel()
+	type cfg struct {
+		Producers amqp.Producers `env:"AMQP_PRODUCERS, default=a.b=x|y"`
+	}
+	var c cfg
+	if err := config.Load(context.Background(), "SVC_", &c, config.Map(nil)); err != nil || !c.Producers.Admits("a.b", "y") {
+		t.Fatalf("default: %v %v", c.Producers, err)
+	}
+	err := config.Load(context.Background(), "SVC_", &cfg{}, config.Map(map[string]string{"SVC_AMQP_PRODUCERS": "a.b=x;c.d"}))
+	if want := `config (SVC_*): SVC_AMQP_PRODUCERS: producers: "c.d" is not type=user|user`; err == nil || err.Error() != want {
+		t.Fatalf("want %q, got %v", want, err)
 	}
 }
 

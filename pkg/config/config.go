@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
+	"strings"
 
 	"github.com/sethvargo/go-envconfig"
 )
@@ -49,7 +51,7 @@ func Load(ctx context.Context, prefix string, cfg any, l Lookuper) error {
 		Lookuper: overlay{values: files, l: pl},
 	})
 	if err != nil {
-		return fmt.Errorf("config (%s*): %w", prefix, err)
+		return fmt.Errorf("config (%s*): %w", prefix, named(reflect.TypeOf(cfg), prefix, err))
 	}
 	if v, ok := cfg.(Validator); ok {
 		if err := v.Validate(); err != nil {
@@ -57,6 +59,32 @@ func Load(ctx context.Context, prefix string, cfg any, l Lookuper) error {
 		}
 	}
 	return nil
+}
+
+// named turns envconfig's "Field: cause" into "PREFIX_VARIABLE: cause"
+// (through untagged embedded structs such as Service), so an error names
+// the setting an operator wrote, as Validate's errors do.
+func named(t reflect.Type, prefix string, err error) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	inner := errors.Unwrap(err)
+	if t.Kind() != reflect.Struct || inner == nil {
+		return err
+	}
+	field, ok := strings.CutSuffix(err.Error(), ": "+inner.Error())
+	if !ok {
+		return err
+	}
+	f, ok := t.FieldByName(field)
+	if !ok {
+		return err
+	}
+	key, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+	if key = strings.TrimSpace(key); key == "" {
+		return named(f.Type, prefix, inner)
+	}
+	return fmt.Errorf("%s%s: %w", prefix, key, inner)
 }
 
 // Secret holds a credential read from configuration. It never prints its

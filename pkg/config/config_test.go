@@ -63,7 +63,7 @@ func TestLoadUsesPrefixDefaultsAndValidation(t *testing.T) {
 		{
 			name:    "bad duration",
 			env:     map[string]string{"SVC_PASSWORD": "x", "SVC_TIMEOUT": "soon"},
-			wantErr: "Timeout",
+			wantErr: "SVC_TIMEOUT: ",
 		},
 	}
 	for _, tc := range tests {
@@ -192,5 +192,63 @@ func TestEmbeddedServiceAndLists(t *testing.T) {
 	c, err = load(map[string]string{"SVC_AMQP_URL_FILE": file})
 	if err != nil || c.AMQPURL.Reveal() != "amqp://from-file" {
 		t.Fatalf("embedded secret from a file: %v %q", err, c.AMQPURL.Reveal())
+	}
+}
+
+// pair is a setting with a grammar of its own ("a=b"), decoded by the
+// library through encoding.TextUnmarshaler, as amqp.Producers and the
+// gateway's trusted proxies are.
+type pair []string
+
+func (p *pair) UnmarshalText(b []byte) error {
+	k, v, ok := strings.Cut(string(b), "=")
+	if !ok || k == "" {
+		return fmt.Errorf("%q is not key=value", b)
+	}
+	*p = pair{k, v}
+	return nil
+}
+
+// A malformed value of a decoded setting stops the load with an error that
+// names the variable (not the Go field) and says what is wrong, in the
+// service's own fields and in the embedded Service alike.
+func TestDecodedSettingsNameTheVariable(t *testing.T) {
+	t.Parallel()
+	type cfg struct {
+		config.Service
+		Pair    pair          `env:"PAIR, default=a=b"`
+		Timeout time.Duration `env:"TIMEOUT, default=1s"`
+	}
+	load := func(extra map[string]string) (*cfg, error) {
+		m := map[string]string{"SVC_TLS_CERT": "c", "SVC_TLS_KEY": "k", "SVC_TLS_CA": "ca", "SVC_AMQP_URL": "amqp://x"}
+		for k, v := range extra {
+			m[k] = v
+			if v == "" {
+				delete(m, k)
+			}
+		}
+		c := &cfg{Service: config.Service{OpsAddr: "127.0.0.1:9999"}}
+		return c, config.Load(context.Background(), "SVC_", c, config.Map(m))
+	}
+	c, err := load(nil)
+	if err != nil || strings.Join(c.Pair, "|") != "a|b" {
+		t.Fatalf("default: %+v %v", c, err)
+	}
+	if c, err = load(map[string]string{"SVC_PAIR": "x=y"}); err != nil || strings.Join(c.Pair, "|") != "x|y" {
+		t.Fatalf("set: %+v %v", c, err)
+	}
+	for env, want := range map[string]string{
+		"SVC_PAIR":    `config (SVC_*): SVC_PAIR: "nonsense" is not key=value`,
+		"SVC_TIMEOUT": `config (SVC_*): SVC_TIMEOUT: `,
+	} {
+		_, err := load(map[string]string{env: "nonsense"})
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%s=nonsense: want %q, got %v", env, want, err)
+		}
+	}
+	// Through the embedded Service: its variables keep the prefix (unset).
+	_, err = load(map[string]string{"SVC_TLS_CERT": ""})
+	if err == nil || !strings.Contains(err.Error(), "SVC_TLS_CERT: missing required value") {
+		t.Fatalf("embedded required: %v", err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/strata-bureau/strata/pkg/amqp"
 	"github.com/strata-bureau/strata/pkg/breaker"
 	"github.com/strata-bureau/strata/pkg/config"
 	"github.com/strata-bureau/strata/pkg/grpcserver"
@@ -67,7 +68,7 @@ type Config struct {
 	OIDCScopeClaims config.List `env:"OIDC_SCOPE_CLAIMS, default=scope,scp"`
 	// OIDCClientScopes gives scopes to clients whose tokens carry none:
 	// "client=scope scope;client2=scope".
-	OIDCClientScopes string `env:"OIDC_CLIENT_SCOPES"`
+	OIDCClientScopes authz.ClientScopes `env:"OIDC_CLIENT_SCOPES"`
 	// OIDCClientClaim lists the claims naming the token's client, in order.
 	OIDCClientClaim config.List `env:"OIDC_CLIENT_CLAIM, default=client_id,azp,sub"`
 	// OIDCTokenTypes are the JWT typ headers accepted (when present).
@@ -101,7 +102,7 @@ type Config struct {
 	// AMQPProducers names the broker user that owns each event type this
 	// service consumes ("type=user|user;..."); events of a type from any
 	// other user are dead-lettered and counted.
-	AMQPProducers string `env:"AMQP_PRODUCERS, default=debt.summary.changed=base-a;baseb.cache.invalidated=base-b"`
+	AMQPProducers amqp.Producers `env:"AMQP_PRODUCERS, default=debt.summary.changed=base-a;baseb.cache.invalidated=base-b"`
 }
 
 // Validate checks the configuration.
@@ -118,9 +119,6 @@ func (c *Config) Validate() error {
 	}
 	if len(c.OIDCAudience) == 0 {
 		errs = append(errs, errors.New("OIDC_AUDIENCE must name at least one audience"))
-	}
-	if _, err := authz.ParseClientScopes(c.OIDCClientScopes); err != nil {
-		errs = append(errs, errors.New("OIDC_CLIENT_SCOPES: "+err.Error()))
 	}
 	switch c.OIDCIntrospection {
 	case authz.IntrospectAuto, authz.IntrospectOn, authz.IntrospectOff:
@@ -256,9 +254,8 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 
 // newVerifier checks OAuth2 access tokens as configured.
 func newVerifier(ctx context.Context, cfg *Config, br *breaker.Breaker) (*authz.Verifier, error) {
-	clientScopes, _ := authz.ParseClientScopes(cfg.OIDCClientScopes) // validated in Load
 	return authz.NewVerifier(ctx, authz.Options{Issuer: cfg.OIDCIssuer, Audiences: cfg.OIDCAudience, Leeway: cfg.TokenLeeway,
-		Mapping: authz.Mapping{ScopeClaims: cfg.OIDCScopeClaims, ClientScopes: clientScopes,
+		Mapping: authz.Mapping{ScopeClaims: cfg.OIDCScopeClaims, ClientScopes: cfg.OIDCClientScopes,
 			ClientClaims: cfg.OIDCClientClaim, TokenTypes: cfg.OIDCTokenTypes},
 		Introspection: cfg.OIDCIntrospection, IntrospectionURL: cfg.OIDCIntrospectionURL,
 		ClientID: cfg.OIDCClientID, ClientSecret: cfg.OIDCClientSecret.Reveal(),

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"fmt"
 	"sync"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -45,10 +44,6 @@ type consumers struct {
 // newConsumers declares the shared queue before serving, so no summary
 // published after this replica reports ready can be unroutable.
 func newConsumers(ctx context.Context, cfg *Config, p *platform.Platform, profs *profiles.Service, dedupe consumer.Dedupe, br *breaker.Breaker) (*consumers, error) {
-	producers, err := amqp.ParseProducers(cfg.AMQPProducers)
-	if err != nil {
-		return nil, fmt.Errorf("config: AMQP_PRODUCERS: %w", err)
-	}
 	summaries, err := events.New(profs, dedupe, br, consumer.Options{Retention: cfg.ProcessedRetention, Meter: p.Tel.Meter("base-b"), Logger: p.Logger})
 	if err != nil {
 		return nil, err
@@ -56,7 +51,7 @@ func newConsumers(ctx context.Context, cfg *Config, p *platform.Platform, profs 
 	c := &consumers{p: p, summaries: summaries, profs: profs, replicaID: cfg.ReplicaID, subscribed: make(chan struct{}),
 		data: events.Queue(cfg.Queue), cast: events.BroadcastQueue(cfg.Queue, cfg.ReplicaID),
 		opts: amqp.ConsumerOptions{Prefetch: 64, Tag: "base-b-" + cfg.ReplicaID, Propagator: p.Tel.Propagator,
-			Producers: producers, OnForeign: summaries.OnForeign}}
+			Producers: cfg.AMQPProducers, OnForeign: summaries.OnForeign}}
 	c.data.Exchange, c.cast.Exchange = cfg.Exchange, cfg.Exchange
 	return c, p.Declare(ctx, c.data)
 }

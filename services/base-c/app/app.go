@@ -94,7 +94,7 @@ type Config struct {
 	// AMQPProducers names the broker user that owns each event type this
 	// service consumes ("type=user|user;..."); events of a type from any
 	// other user are dead-lettered and counted.
-	AMQPProducers string `env:"AMQP_PRODUCERS, default=cpf.queried=gateway;card.purchase.recorded=strata-ingest;financial.movement.recorded=strata-ingest;basec.cache.invalidated=base-c;basec.credential.invalidated=base-c"`
+	AMQPProducers amqp.Producers `env:"AMQP_PRODUCERS, default=cpf.queried=gateway;card.purchase.recorded=strata-ingest;financial.movement.recorded=strata-ingest;basec.cache.invalidated=base-c;basec.credential.invalidated=base-c"`
 }
 
 // Access is Base C's allow-list of mTLS caller identities: the gateway
@@ -248,13 +248,9 @@ func newConsumers(ctx context.Context, cfg *Config, p *platform.Platform, dedupe
 	if err != nil {
 		return nil, err
 	}
-	producers, err := amqp.ParseProducers(cfg.AMQPProducers)
-	if err != nil {
-		return nil, fmt.Errorf("config: AMQP_PRODUCERS: %w", err)
-	}
 	subscribed, once := make(chan struct{}), sync.Once{}
 	c := &consumers{Consumer: evs, p: p, subscribed: subscribed,
-		opts: amqp.ConsumerOptions{Prefetch: 256, Tag: "base-c-" + cfg.ReplicaID, Propagator: p.Tel.Propagator, Producers: producers, OnForeign: evs.Data.OnForeign},
+		opts: amqp.ConsumerOptions{Prefetch: 256, Tag: "base-c-" + cfg.ReplicaID, Propagator: p.Tel.Propagator, Producers: cfg.AMQPProducers, OnForeign: evs.Data.OnForeign},
 		onSubscribe: func() {
 			// Invalidations sent while this replica was disconnected are
 			// gone with its transient queue: start clean.

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/strata-bureau/strata/pkg/amqp"
 	"github.com/strata-bureau/strata/pkg/config"
 	"github.com/strata-bureau/strata/pkg/httpserver"
 	"github.com/strata-bureau/strata/pkg/outbox"
@@ -72,7 +73,7 @@ type Config struct {
 	ProcessingRecordsFile string `env:"PROCESSING_RECORDS_FILE"`
 	// AMQPProducers names the broker user that owns each event type the
 	// gateway consumes (the witness: audit.checkpoint.signed from Base A).
-	AMQPProducers string `env:"AMQP_PRODUCERS, default=audit.checkpoint.signed=base-a"`
+	AMQPProducers amqp.Producers `env:"AMQP_PRODUCERS, default=audit.checkpoint.signed=base-a"`
 
 	RatePerSec  float64       `env:"RATE_PER_SECOND, default=50"`
 	Burst       int           `env:"BURST, default=100"`
@@ -80,7 +81,7 @@ type Config struct {
 	KeyCacheTTL time.Duration `env:"KEY_CACHE_TTL, default=5s"`
 	// TrustedProxies (CIDRs or addresses, comma-separated) may tell the
 	// client's address in X-Forwarded-For; from anyone else it is ignored.
-	TrustedProxies string `env:"TRUSTED_PROXIES"`
+	TrustedProxies api.Proxies `env:"TRUSTED_PROXIES"`
 	// AuthFailureBurst failed authentications (API keys, OAuth2 clients)
 	// per client address, refilled at AuthFailuresPerMinute; past them the
 	// address is refused before any database work.
@@ -130,9 +131,6 @@ func (c *Config) Validate() error {
 	}
 	if c.RatePerSec <= 0 || c.Burst < 1 || c.DailyQuota < 1 {
 		errs = append(errs, errors.New("RATE_PER_SECOND, BURST and DAILY_QUOTA must be positive"))
-	}
-	if _, err := api.ParseProxies(c.TrustedProxies); err != nil {
-		errs = append(errs, fmt.Errorf("TRUSTED_PROXIES: %w", err))
 	}
 	if c.AuthFailureBurst < 1 || c.AuthFailuresPerMinute <= 0 {
 		errs = append(errs, errors.New("AUTH_FAILURE_BURST and AUTH_FAILURES_PER_MINUTE must be positive"))

@@ -97,7 +97,7 @@ func (w *web) partnerHandler() (http.Handler, error) {
 	cfg, st := w.cfg, w.st
 	mux := http.NewServeMux()
 	hapi := api.NewAPI(mux)
-	proxies, _ := api.ParseProxies(cfg.TrustedProxies) // checked by Validate
+	proxies := cfg.TrustedProxies
 	failures := limits.NewFailures(cfg.AuthFailureBurst, cfg.AuthFailuresPerMinute)
 	refusals, err := w.p.Tel.Meter("gateway").Int64Counter("strata_gateway_limit_refusals_total",
 		metric.WithDescription("Requests refused with 429 by a partner's rate limit or daily quota, by partner and reason."))
@@ -244,10 +244,6 @@ func newWitness(cfg *Config, p *platform.Platform, st *store.Store, baseA *backe
 			}
 			return proof, nil
 		}}
-	producers, err := amqp.ParseProducers(cfg.AMQPProducers)
-	if err != nil {
-		return nil, fmt.Errorf("config: AMQP_PRODUCERS: %w", err)
-	}
 	onForeign := func(typ, user string) {
 		p.Logger.Error("AUDIT WITNESS: a signed head from a broker user that does not own audit.checkpoint.signed was dead-lettered", "type", typ, "user", user)
 	}
@@ -260,7 +256,7 @@ func newWitness(cfg *Config, p *platform.Platform, st *store.Store, baseA *backe
 		})
 		g.Go(func() error {
 			return p.MQ.Consume(gctx, q, amqp.ConsumerOptions{Prefetch: 16, Tag: "gateway-witness", Propagator: p.Tel.Propagator,
-				Producers: producers, OnForeign: onForeign}, w.Handle)
+				Producers: cfg.AMQPProducers, OnForeign: onForeign}, w.Handle)
 		})
 		return g.Wait()
 	}, nil

@@ -50,9 +50,24 @@ func (m *Mapping) defaults() {
 	}
 }
 
+// ClientScopes gives scopes to clients whose tokens carry none
+// (BASEB_OIDC_CLIENT_SCOPES, "client=scope scope;client2=scope").
+type ClientScopes map[string][]string
+
+// UnmarshalText implements encoding.TextUnmarshaler, so configuration
+// (pkg/config) decodes BASEB_OIDC_CLIENT_SCOPES into ClientScopes.
+func (c *ClientScopes) UnmarshalText(b []byte) error {
+	v, err := ParseClientScopes(string(b))
+	if err != nil {
+		return err
+	}
+	*c = v
+	return nil
+}
+
 // ParseClientScopes reads "client=scope scope;client2=scope".
-func ParseClientScopes(s string) (map[string][]string, error) {
-	out := map[string][]string{}
+func ParseClientScopes(s string) (ClientScopes, error) {
+	out := ClientScopes{}
 	for _, part := range strings.Split(s, ";") {
 		if part = strings.TrimSpace(part); part == "" {
 			continue

@@ -47,6 +47,17 @@ func ParseProxies(s string) (Proxies, error) {
 	return out, nil
 }
 
+// UnmarshalText implements encoding.TextUnmarshaler, so configuration
+// (pkg/config) decodes GATEWAY_TRUSTED_PROXIES into Proxies.
+func (p *Proxies) UnmarshalText(b []byte) error {
+	v, err := ParseProxies(string(b))
+	if err != nil {
+		return err
+	}
+	*p = v
+	return nil
+}
+
 func (p Proxies) trusted(a netip.Addr) bool {
 	a = a.Unmap()
 	for _, n := range p {
