@@ -67,3 +67,17 @@ func IP(s string) error {
 	}
 	return nil
 }
+
+// UpperASCII upper-cases the ASCII letters of s and leaves every other
+// byte as it is: "outcome=granted" finds the enum OUTCOME_GRANTED, while
+// no non-ASCII letter can fold into an ASCII name (strings.ToUpper maps
+// "ſ" to "S").
+func UpperASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'a' && c <= 'z' {
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return string(b)
+}

@@ -61,6 +61,15 @@ func TestIP(t *testing.T) {
 	}
 }
 
+func TestUpperASCII(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{"granted": "GRANTED", "Mixed_Case-1": "MIXED_CASE-1", "ſuccess": "ſUCCESS", "": ""} {
+		if got := input.UpperASCII(in); got != want {
+			t.Errorf("UpperASCII(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func FuzzText(f *testing.F) {
 	f.Add("reason text", 500)
 	f.Fuzz(func(t *testing.T, s string, n int) {

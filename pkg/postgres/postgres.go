@@ -5,10 +5,13 @@ package postgres
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
+	"path"
 	"strings"
 	"time"
 
@@ -131,4 +134,17 @@ func IsUnavailable(err error) bool {
 	var ce *pgconn.ConnectError
 	var ne net.Error
 	return errors.As(err, &ce) || errors.As(err, &ne) || pgconn.SafeToRetry(err)
+}
+
+// MigrationsVersion is a short hash of every file in dir of fsys (a
+// service's embedded migrations): it changes whenever a migration does, so
+// test template databases built from an older set are not reused.
+func MigrationsVersion(fsys fs.FS, dir string) string {
+	h := sha256.New()
+	entries, _ := fs.ReadDir(fsys, dir)
+	for _, e := range entries {
+		b, _ := fs.ReadFile(fsys, path.Join(dir, e.Name()))
+		h.Write(b)
+	}
+	return fmt.Sprintf("%x", h.Sum(nil))[:12]
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -46,5 +47,18 @@ func TestIsUnavailableOnlyForRetryLaterFailures(t *testing.T) {
 	_, err = pgx.Connect(ctx, "postgres://x:y@"+addr+"/db?sslmode=disable")
 	if err == nil || !postgres.IsUnavailable(err) {
 		t.Errorf("connection refused: IsUnavailable(%v) = false", err)
+	}
+}
+
+func TestMigrationsVersionFollowsTheFiles(t *testing.T) {
+	t.Parallel()
+	a := fstest.MapFS{"m/001.sql": {Data: []byte("CREATE TABLE a ();")}, "m/002.sql": {Data: []byte("CREATE TABLE b ();")}}
+	v := postgres.MigrationsVersion(a, "m")
+	if len(v) != 12 || v != postgres.MigrationsVersion(a, "m") {
+		t.Fatalf("version %q is not a stable 12-character hash", v)
+	}
+	a["m/002.sql"] = &fstest.MapFile{Data: []byte("CREATE TABLE c ();")}
+	if postgres.MigrationsVersion(a, "m") == v {
+		t.Fatal("a changed migration kept the version")
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/strata-bureau/strata/pkg/config"
 	"github.com/strata-bureau/strata/pkg/grpcclient"
+	"github.com/strata-bureau/strata/pkg/input"
 	"github.com/strata-bureau/strata/pkg/pki"
 	baseav1 "github.com/strata-bureau/strata/proto/gen/go/basea/v1"
 )
@@ -123,16 +124,6 @@ func RunAuditCLI(ctx context.Context, l config.Lookuper, args []string, stdout, 
 	return fail(errors.New(auditUsage))
 }
 
-func upper(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c >= 'a' && c <= 'z' {
-			b[i] = c - 32
-		}
-	}
-	return string(b)
-}
-
 // exportLog writes every page of the verifiable log as JSON lines to file
 // (stdout when empty).
 func exportLog(ctx context.Context, client baseav1.AuditServiceClient, file string, stdout io.Writer) error {
@@ -169,14 +160,14 @@ func exportLog(ctx context.Context, client baseav1.AuditServiceClient, file stri
 func listRequest(cpf, partner, purpose, outcome, from, to string, limit int) (*baseav1.ListAccessLogsRequest, error) {
 	req := &baseav1.ListAccessLogsRequest{Cpf: cpf, PartnerId: partner, PageSize: int32(min(limit, 500))}
 	if purpose != "" {
-		v, ok := baseav1.Purpose_value["PURPOSE_"+upper(purpose)]
+		v, ok := baseav1.Purpose_value["PURPOSE_"+input.UpperASCII(purpose)]
 		if !ok {
 			return nil, fmt.Errorf("unknown purpose %q", purpose)
 		}
 		req.Purpose = baseav1.Purpose(v)
 	}
 	if outcome != "" {
-		v, ok := baseav1.Outcome_value["OUTCOME_"+upper(outcome)]
+		v, ok := baseav1.Outcome_value["OUTCOME_"+input.UpperASCII(outcome)]
 		if !ok {
 			return nil, fmt.Errorf("unknown outcome %q", outcome)
 		}

@@ -5,7 +5,6 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -36,15 +35,7 @@ import (
 var migrations embed.FS
 
 // MigrationsVersion changes whenever the migrations do (for test templates).
-func MigrationsVersion() string {
-	h := sha256.New()
-	entries, _ := migrations.ReadDir("migrations")
-	for _, e := range entries {
-		b, _ := migrations.ReadFile("migrations/" + e.Name())
-		h.Write(b)
-	}
-	return fmt.Sprintf("%x", h.Sum(nil))[:12]
-}
+func MigrationsVersion() string { return postgres.MigrationsVersion(migrations, "migrations") }
 
 // AppRole is the least-privileged role the service runs as.
 const AppRole = "strata_basea_app"

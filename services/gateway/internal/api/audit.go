@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/strata-bureau/strata/pkg/input"
 	baseav1 "github.com/strata-bureau/strata/proto/gen/go/basea/v1"
 	"github.com/strata-bureau/strata/services/gateway/internal/apikey"
 )
@@ -131,7 +132,7 @@ func (h *Handlers) accessLogs(ctx context.Context, in *AccessLogsRequest) (*Acce
 		req.Cpf = c
 	}
 	if in.Outcome != "" {
-		v, ok := baseav1.Outcome_value["OUTCOME_"+upper(in.Outcome)]
+		v, ok := baseav1.Outcome_value["OUTCOME_"+input.UpperASCII(in.Outcome)]
 		if !ok {
 			return nil, invalid("unknown outcome " + in.Outcome)
 		}
@@ -152,16 +153,6 @@ func (h *Handlers) accessLogs(ctx context.Context, in *AccessLogsRequest) (*Acce
 	out := &AccessLogsResponse{}
 	out.Body.Entries, out.Body.NextPageToken = entries(resp.GetEntries()), resp.GetNextPageToken()
 	return out, nil
-}
-
-func upper(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c >= 'a' && c <= 'z' {
-			b[i] = c - 32
-		}
-	}
-	return string(b)
 }
 
 // HistoryRequest names a CPF.

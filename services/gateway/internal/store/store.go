@@ -4,7 +4,6 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
 	"embed"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"github.com/jackc/tern/v2/migrate"
 
 	"github.com/strata-bureau/strata/pkg/outbox"
+	"github.com/strata-bureau/strata/pkg/postgres"
 )
 
 //go:embed migrations/*.sql
@@ -29,15 +29,7 @@ var (
 )
 
 // MigrationsVersion changes whenever the migrations do.
-func MigrationsVersion() string {
-	h := sha256.New()
-	entries, _ := migrations.ReadDir("migrations")
-	for _, e := range entries {
-		b, _ := migrations.ReadFile("migrations/" + e.Name())
-		h.Write(b)
-	}
-	return fmt.Sprintf("%x", h.Sum(nil))[:12]
-}
+func MigrationsVersion() string { return postgres.MigrationsVersion(migrations, "migrations") }
 
 // Migrate applies the migrations.
 func Migrate(ctx context.Context, url string) error {
