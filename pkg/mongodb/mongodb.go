@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -145,4 +146,20 @@ func traceCommands(mon *event.CommandMonitor, app string) {
 	}
 	mon.Succeeded = func(_ context.Context, e *event.CommandSucceededEvent) { end(e.RequestID, "") }
 	mon.Failed = func(_ context.Context, e *event.CommandFailedEvent) { end(e.RequestID, "command failed") }
+}
+
+// During adds to filter the condition that field lies in [from, to): from
+// inclusive, to exclusive, a zero time leaving that side open, both zero
+// adding nothing.
+func During(filter bson.M, field string, from, to time.Time) {
+	r := bson.M{}
+	if !from.IsZero() {
+		r["$gte"] = from
+	}
+	if !to.IsZero() {
+		r["$lt"] = to
+	}
+	if len(r) > 0 {
+		filter[field] = r
+	}
 }

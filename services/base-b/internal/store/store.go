@@ -14,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/strata-bureau/strata/pkg/mongodb"
 	"github.com/strata-bureau/strata/services/base-b/internal/domain"
 )
 
@@ -253,15 +254,6 @@ func (s *Store) Count(ctx context.Context, f Filter) (int64, error) {
 
 func (f Filter) query() bson.M {
 	q := bson.M{"_id": bson.M{"$gt": f.AfterCPF}}
-	upd := bson.M{}
-	if !f.UpdatedFrom.IsZero() {
-		upd["$gte"] = f.UpdatedFrom
-	}
-	if !f.UpdatedTo.IsZero() {
-		upd["$lt"] = f.UpdatedTo
-	}
-	if len(upd) > 0 {
-		q["updated_at"] = upd
-	}
+	mongodb.During(q, "updated_at", f.UpdatedFrom, f.UpdatedTo)
 	return q
 }

@@ -15,6 +15,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/strata-bureau/strata/pkg/mongodb"
 	"github.com/strata-bureau/strata/services/base-c/internal/domain"
 )
 
@@ -199,16 +200,7 @@ func newestFirst(a, b movementDoc) int {
 // ListMovements returns movements newest first.
 func (s *Store) ListMovements(ctx context.Context, f domain.MovementFilter) ([]domain.Movement, error) {
 	filter := bson.M{"cpf": f.CPF}
-	occurred := bson.M{}
-	if !f.From.IsZero() {
-		occurred["$gte"] = f.From
-	}
-	if !f.To.IsZero() {
-		occurred["$lt"] = f.To
-	}
-	if len(occurred) > 0 {
-		filter["occurred_at"] = occurred
-	}
+	mongodb.During(filter, "occurred_at", f.From, f.To)
 	if f.After != nil {
 		// Strictly after the cursor in (occurred_at desc, _id desc) order.
 		// The cpf condition stays at the top level: the local FerretDB
