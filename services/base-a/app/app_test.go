@@ -72,8 +72,7 @@ func wantRefusal(t *testing.T, err error, reason string) {
 
 func TestGrantsAllowExactlyWhatTheyScope(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	addr, _, gw := e.startSeeded()
+	e, addr, _, gw := seeded(t)
 	ctx := testenv.Context(t)
 
 	g := grant(t, gw, "bank-a", cpf.CPF(maria).Formatted(), 2, 0, baseav1.Field_FIELD_NAME, baseav1.Field_FIELD_DEBTS)
@@ -203,8 +202,7 @@ func TestOnlyAllowedIdentitiesGetIn(t *testing.T) {
 
 func TestNoAuditRowNoData(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	_, _, gw := e.startSeeded()
+	e, _, _, gw := seeded(t)
 	ctx := testenv.Context(t)
 	g := grant(t, gw, "bank-a", maria, 1, 0, baseav1.Field_FIELD_NAME)
 
@@ -248,8 +246,7 @@ func countGrants(e *env) int64 {
 
 func TestAppRoleCannotAlterAuditRows(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	addr, _, _ := e.startSeeded()
+	e, addr, _, _ := seeded(t)
 	grant(t, e.people(addr, "gateway"), "bank-a", maria, 1, 0, baseav1.Field_FIELD_NAME)
 	ctx := testenv.Context(t)
 	conn, err := pgx.Connect(ctx, e.appURL)
@@ -278,8 +275,7 @@ func TestAppRoleCannotAlterAuditRows(t *testing.T) {
 
 func TestDumpRevealsNoCPFNameOrAddress(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	addr, _, _ := e.startSeeded()
+	e, addr, _, _ := seeded(t)
 	g := grant(t, e.people(addr, "gateway"), "bank-a", maria, 1, 0, baseav1.Field_FIELD_NAME)
 	ctx := testenv.Context(t)
 	if _, err := e.people(addr, "gateway").GetPerson(ctx, &baseav1.GetPersonRequest{Context: ctxFor("bank-a"), Cpf: maria, GrantToken: g.GetToken()}); err != nil {
@@ -333,8 +329,7 @@ func TestDumpRevealsNoCPFNameOrAddress(t *testing.T) {
 
 func TestKeyRotationAndReencryption(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	_, stop, _ := e.startSeeded()
+	e, _, stop, _ := seeded(t)
 	stop()
 
 	k1 := e.vars["BASEA_DATA_KEYS"]

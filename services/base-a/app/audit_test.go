@@ -48,8 +48,7 @@ func (e *env) verify(addr string) (int, verdict) {
 
 func TestStrataAuditCatchesEditsDeletionsAndTruncation(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	addr, _, gw := e.startSeeded()
+	e, addr, _, gw := seeded(t)
 	for range 10 {
 		grant(t, gw, "bank-a", maria, 1, 0, baseav1.Field_FIELD_NAME)
 	}

@@ -21,8 +21,7 @@ import (
 // of the log is itself in the log.
 func TestAuditOwnNeverSeesAnotherPartner(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	addr, _, gw := e.startSeeded()
+	e, addr, _, gw := seeded(t)
 	grant(t, gw, "bank-a", maria, 1, 0, baseav1.Field_FIELD_NAME)
 	grant(t, gw, "bank-b", maria, 1, 0, baseav1.Field_FIELD_NAME)
 	grant(t, gw, "bank-b", joao, 1, 0, baseav1.Field_FIELD_NAME)
@@ -109,8 +108,7 @@ func TestAuditOwnNeverSeesAnotherPartner(t *testing.T) {
 // back before the partner check and told it the entry existed).
 func TestProofsAreAuditedAndRevealNothingOfOthers(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	addr, _, gw := e.startSeeded()
+	e, addr, _, gw := seeded(t)
 	grant(t, gw, "bank-a", maria, 1, 0, baseav1.Field_FIELD_NAME)
 	waitForHead(t, e, 1)
 	for range 3 {

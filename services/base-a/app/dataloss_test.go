@@ -49,8 +49,7 @@ func waitForHead(t *testing.T, e *env, n int64) {
 // "unavailable".
 func TestMissingTreeHashesAreDataLossNotUnavailable(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	addr, _, gw := e.startSeeded()
+	e, addr, _, gw := seeded(t)
 	const entries = 8
 	for range entries {
 		grant(t, gw, "bank-a", maria, 1, 0, baseav1.Field_FIELD_NAME)

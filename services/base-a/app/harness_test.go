@@ -203,6 +203,15 @@ func (e *env) startSeeded() (addr string, stop func(), gw baseav1.PeopleServiceC
 	return addr, stop, e.people(addr, "gateway")
 }
 
+// seeded is how most tests begin: t's own Base A (newEnv), started with
+// the people seeded (startSeeded).
+func seeded(t *testing.T) (e *env, addr string, stop func(), gw baseav1.PeopleServiceClient) {
+	t.Helper()
+	e = newEnv(t)
+	addr, stop, gw = e.startSeeded()
+	return e, addr, stop, gw
+}
+
 // toolVars is the environment of a Base A command-line tool (reencrypt,
 // seed): this test's settings, connecting as the application role.
 func (e *env) toolVars() map[string]string {

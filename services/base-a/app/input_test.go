@@ -21,8 +21,7 @@ import (
 // mapped from the store's refusal; either way the breaker never moves.
 func TestInputTheStoreCannotHoldIsInvalidArgument(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	addr, _, gw := e.startSeeded()
+	e, addr, _, gw := seeded(t)
 	ctx := testenv.Context(t)
 	for range 8 {
 		_, err := gw.RequestGrant(ctx, &baseav1.RequestGrantRequest{Context: ctxFor("bank-a"), Cpf: maria,

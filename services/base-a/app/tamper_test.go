@@ -102,8 +102,7 @@ func TestTamperingIsCaughtOnlineAndOffline(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t)
-			addr, stop, gw := e.startSeeded()
+			e, addr, stop, gw := seeded(t)
 			for range entries {
 				grant(t, gw, "bank-a", maria, 1, 0, baseav1.Field_FIELD_NAME)
 			}

@@ -19,8 +19,7 @@ import (
 // the newest head already verified is one.
 func TestVerifyAgainBetweenCheckpointsIsNotARollback(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	addr, stop, gw := e.startSeeded()
+	e, addr, stop, gw := seeded(t)
 	grant(t, gw, "bank-a", maria, 1, 0, baseav1.Field_FIELD_NAME)
 	ctx := testenv.Context(t)
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
@@ -55,8 +54,7 @@ func TestVerifyAgainBetweenCheckpointsIsNotARollback(t *testing.T) {
 // not "ok" either.
 func TestIncrementalVerifyCatchesACutBelowTheVerifiedSize(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	addr, stop, gw := e.startSeeded()
+	e, addr, stop, gw := seeded(t)
 	for range 3 {
 		grant(t, gw, "bank-a", maria, 1, 0, baseav1.Field_FIELD_NAME)
 	}
