@@ -252,3 +252,34 @@ func TestDecodedSettingsNameTheVariable(t *testing.T) {
 		t.Fatalf("embedded required: %v", err)
 	}
 }
+
+// The gRPC and Mongo parts keep the default a service sets before Load
+// unless the variable is set, and a bad GRPC_ADDR is refused.
+func TestEmbeddedGRPCAndMongo(t *testing.T) {
+	t.Parallel()
+	type cfg struct {
+		config.GRPC
+		config.Mongo
+	}
+	load := func(m map[string]string) (*cfg, error) {
+		c := &cfg{GRPC: config.GRPC{GRPCAddr: "127.0.0.1:7000"}, Mongo: config.Mongo{MongoDatabase: "strata_x"}}
+		return c, config.Load(context.Background(), "SVC_", c, config.Map(m))
+	}
+	c, err := load(map[string]string{"SVC_MONGODB_URI": "mongodb://x"})
+	if err != nil || c.GRPCAddr != "127.0.0.1:7000" || c.MongoDatabase != "strata_x" || c.GRPCReflection || c.MongoURI.Reveal() != "mongodb://x" {
+		t.Fatalf("defaults: %+v %v", c, err)
+	}
+	c, err = load(map[string]string{"SVC_MONGODB_URI": "mongodb://x", "SVC_GRPC_ADDR": "0.0.0.0:1", "SVC_MONGODB_DATABASE": "other", "SVC_GRPC_REFLECTION": "true"})
+	if err != nil || c.GRPCAddr != "0.0.0.0:1" || c.MongoDatabase != "other" || !c.GRPCReflection {
+		t.Fatalf("set: %+v %v", c, err)
+	}
+	if err := c.GRPC.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := load(map[string]string{}); err == nil || !strings.Contains(err.Error(), "SVC_MONGODB_URI: missing required value") {
+		t.Fatalf("no MONGODB_URI: %v", err)
+	}
+	if err := (&config.GRPC{GRPCAddr: "nope"}).Validate(); err == nil || err.Error() != "GRPC_ADDR must be host:port" {
+		t.Fatalf("bad GRPC_ADDR: %v", err)
+	}
+}

@@ -57,3 +57,28 @@ func (l *List) EnvDecode(v string) error {
 	}
 	return nil
 }
+
+// GRPC is what every base's gRPC server is configured with. Each base sets
+// its default GRPCAddr in the Config it hands to Load (as OpsAddr); the
+// variable, when set, overwrites it.
+type GRPC struct {
+	GRPCAddr string `env:"GRPC_ADDR, overwrite"`
+	// GRPCReflection lists the API by gRPC reflection (off in production).
+	GRPCReflection bool `env:"GRPC_REFLECTION, default=false"`
+}
+
+// Validate checks the gRPC address; each base's Validate calls it.
+func (g *GRPC) Validate() error {
+	if _, _, err := net.SplitHostPort(g.GRPCAddr); err != nil {
+		return errors.New("GRPC_ADDR must be host:port")
+	}
+	return nil
+}
+
+// Mongo is the store of a service on the Mongo wire protocol (Base B and
+// C, and their tools). Each sets its default MongoDatabase in the Config
+// it hands to Load; the variable, when set, overwrites it.
+type Mongo struct {
+	MongoURI      Secret `env:"MONGODB_URI, required"`
+	MongoDatabase string `env:"MONGODB_DATABASE, overwrite"`
+}

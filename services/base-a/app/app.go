@@ -39,7 +39,8 @@ type Config struct {
 	// (the server certificate and the CA callers chain to), broker,
 	// logging, telemetry.
 	config.Service
-	GRPCAddr string `env:"GRPC_ADDR, default=127.0.0.1:7101"`
+	// GRPC: address (default 127.0.0.1:7101) and reflection.
+	config.GRPC
 	// DatabaseURL connects as the least-privileged application role.
 	DatabaseURL config.Secret `env:"DATABASE_URL, required"`
 
@@ -55,8 +56,6 @@ type Config struct {
 	// API key and must name it (x-partner-id); any other audit client is
 	// bureau staff, who read every partner's entries.
 	ClientsAuditOnBehalf config.List `env:"CLIENTS_AUDIT_ON_BEHALF, default=gateway"`
-	// GRPCReflection lists the API by gRPC reflection (off in production).
-	GRPCReflection bool `env:"GRPC_REFLECTION, default=false"`
 
 	HistoryWindow      time.Duration `env:"HISTORY_WINDOW, default=4380h"`
 	CheckpointInterval time.Duration `env:"CHECKPOINT_INTERVAL, default=10s"`
@@ -79,10 +78,10 @@ type Config struct {
 // Validate checks the configuration (key formats are checked at start).
 func (c *Config) Validate() error {
 	var errs []error
-	if _, _, err := net.SplitHostPort(c.GRPCAddr); err != nil {
-		errs = append(errs, errors.New("GRPC_ADDR must be host:port"))
-	}
 	if err := c.Service.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.GRPC.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.HistoryWindow < 24*time.Hour {
@@ -102,7 +101,7 @@ func (c *Config) Validate() error {
 
 // Load reads the configuration.
 func Load(ctx context.Context, l config.Lookuper) (*Config, error) {
-	c := Config{Service: config.Service{OpsAddr: "127.0.0.1:9101"}}
+	c := Config{Service: config.Service{OpsAddr: "127.0.0.1:9101"}, GRPC: config.GRPC{GRPCAddr: "127.0.0.1:7101"}}
 	if err := config.Load(ctx, Prefix, &c, l); err != nil {
 		return nil, err
 	}

@@ -41,7 +41,10 @@ type Config struct {
 	// (the server certificate and the CA callers chain to), broker,
 	// logging, telemetry.
 	config.Service
-	GRPCAddr string `env:"GRPC_ADDR, default=127.0.0.1:7201"`
+	// GRPC: address (default 127.0.0.1:7201) and reflection; Mongo: the
+	// store (database default strata_baseb).
+	config.GRPC
+	config.Mongo
 	// Queue is the debt summaries' queue the replicas share; each
 	// replica's broadcast queue is named after it (Queue.broadcast.ID).
 	Queue string `env:"AMQP_QUEUE, default=baseb.debt-summaries"`
@@ -51,10 +54,8 @@ type Config struct {
 	// CacheSize bounds the profile cache (CPFs); CacheTTL reloads an
 	// entry that long after it was cached, a bound on staleness should a
 	// cross-replica invalidation be lost (0: never).
-	CacheSize     int           `env:"PROFILE_CACHE_SIZE, default=100000"`
-	CacheTTL      time.Duration `env:"PROFILE_CACHE_TTL, default=10m"`
-	MongoURI      config.Secret `env:"MONGODB_URI, required"`
-	MongoDatabase string        `env:"MONGODB_DATABASE, default=strata_baseb"`
+	CacheSize int           `env:"PROFILE_CACHE_SIZE, default=100000"`
+	CacheTTL  time.Duration `env:"PROFILE_CACHE_TTL, default=10m"`
 	// ProcessedRetention is how long applied message IDs are kept for
 	// dedupe (as Base C): pruned hourly, so the collection is bounded by
 	// the redelivery window, not by uptime.
@@ -98,7 +99,6 @@ type Config struct {
 	ClientsWrite   config.List `env:"CLIENTS_WRITE, default=baseb-loader"`
 	// ClientsTrusted may pass the partner's address and id in metadata.
 	ClientsTrusted config.List `env:"CLIENTS_TRUSTED, default=gateway"`
-	GRPCReflection bool        `env:"GRPC_REFLECTION, default=false"`
 	// AMQPProducers names the broker user that owns each event type this
 	// service consumes ("type=user|user;..."); events of a type from any
 	// other user are dead-lettered and counted.
@@ -108,10 +108,10 @@ type Config struct {
 // Validate checks the configuration.
 func (c *Config) Validate() error {
 	var errs []error
-	if _, _, err := net.SplitHostPort(c.GRPCAddr); err != nil {
-		errs = append(errs, errors.New("GRPC_ADDR must be host:port"))
-	}
 	if err := c.Service.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.GRPC.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.TokenLeeway < 0 || c.TokenLeeway > 5*time.Minute {
@@ -145,7 +145,8 @@ func (c *Config) Validate() error {
 
 // Load reads the configuration.
 func Load(ctx context.Context, l config.Lookuper) (*Config, error) {
-	c := Config{Service: config.Service{OpsAddr: "127.0.0.1:9201"}}
+	c := Config{Service: config.Service{OpsAddr: "127.0.0.1:9201"}, GRPC: config.GRPC{GRPCAddr: "127.0.0.1:7201"},
+		Mongo: config.Mongo{MongoDatabase: "strata_baseb"}}
 	if err := config.Load(ctx, Prefix, &c, l); err != nil {
 		return nil, err
 	}

@@ -19,15 +19,23 @@ import (
 	"github.com/strata-bureau/strata/services/base-c/internal/store"
 )
 
-// CLIConfig is what basec-accounts needs (same BASEC_ variables).
-type CLIConfig struct {
-	MongoURI      config.Secret `env:"MONGODB_URI, required"`
-	MongoDatabase string        `env:"MONGODB_DATABASE, default=strata_basec"`
-	AMQPURL       config.Secret `env:"AMQP_URL, required"`
-	// AMQPCA is the CA bundle of the broker's certificate (amqps://).
-	AMQPCA         string `env:"AMQP_CA"`
+// Store is what Base C and basec-accounts share: the Mongo store and the
+// Argon2id cost of account passwords.
+type Store struct {
+	config.Mongo
+	// Argon2id memory in KiB; OWASP's minimum (19 MiB) is the floor.
 	ArgonMemoryKiB uint32 `env:"ARGON2_MEMORY_KIB, default=19456"`
 	ArgonTime      uint32 `env:"ARGON2_TIME, default=2"`
+}
+
+func defaultStore() Store { return Store{Mongo: config.Mongo{MongoDatabase: "strata_basec"}} }
+
+// CLIConfig is what basec-accounts needs (same BASEC_ variables).
+type CLIConfig struct {
+	Store
+	AMQPURL config.Secret `env:"AMQP_URL, required"`
+	// AMQPCA is the CA bundle of the broker's certificate (amqps://).
+	AMQPCA string `env:"AMQP_CA"`
 }
 
 const accountsUsage = "usage: basec-accounts create [-admin] USER | rotate USER | disable USER " +
@@ -47,7 +55,7 @@ func RunAccounts(ctx context.Context, l config.Lookuper, args []string, stdin io
 		return errors.New(accountsUsage)
 	}
 	user := fs.Arg(0)
-	var cfg CLIConfig
+	cfg := CLIConfig{Store: defaultStore()}
 	if err := config.Load(ctx, Prefix, &cfg, l); err != nil {
 		return err
 	}

@@ -47,10 +47,11 @@ type Config struct {
 	// (the server certificate and the CA callers chain to), broker,
 	// logging, telemetry.
 	config.Service
-	GRPCAddr      string        `env:"GRPC_ADDR, default=127.0.0.1:7301"`
-	MongoURI      config.Secret `env:"MONGODB_URI, required"`
-	MongoDatabase string        `env:"MONGODB_DATABASE, default=strata_basec"`
-	ReplicaID     string        `env:"REPLICA_ID"`
+	// GRPC: address (default 127.0.0.1:7301) and reflection; Store: Mongo
+	// (database default strata_basec) and the Argon2id cost of passwords.
+	config.GRPC
+	Store
+	ReplicaID string `env:"REPLICA_ID"`
 	// DataQueue is the shared AMQP queue (override only in tests).
 	DataQueue string `env:"AMQP_DATA_QUEUE, default=basec.events"`
 	// OTel is the standard OpenTelemetry environment (OTEL_*, no prefix),
@@ -72,9 +73,6 @@ type Config struct {
 	CacheSize          int           `env:"ACTIVITY_CACHE_SIZE, default=100000"`
 	LatestMovements    int           `env:"LATEST_MOVEMENTS, default=10"`
 	ProcessedRetention time.Duration `env:"PROCESSED_RETENTION, default=168h"`
-	// Argon2id memory in KiB; OWASP's minimum (19 MiB) is the floor.
-	ArgonMemoryKiB uint32 `env:"ARGON2_MEMORY_KIB, default=19456"`
-	ArgonTime      uint32 `env:"ARGON2_TIME, default=2"`
 
 	// BootstrapUser and BootstrapPassword, when set, create this account at
 	// start if it does not exist (the local stack's demo account); it is an
@@ -90,7 +88,6 @@ type Config struct {
 	ClientsSubject config.List `env:"CLIENTS_SUBJECT, default=gateway"`
 	// ClientsTrusted may pass the partner's address and id in metadata.
 	ClientsTrusted config.List `env:"CLIENTS_TRUSTED, default=gateway"`
-	GRPCReflection bool        `env:"GRPC_REFLECTION, default=false"`
 	// AMQPProducers names the broker user that owns each event type this
 	// service consumes ("type=user|user;..."); events of a type from any
 	// other user are dead-lettered and counted.
@@ -109,10 +106,10 @@ func Access(cfg *Config) grpcserver.Access {
 // Validate checks the configuration.
 func (c *Config) Validate() error {
 	var errs []error
-	if _, _, err := net.SplitHostPort(c.GRPCAddr); err != nil {
-		errs = append(errs, errors.New("GRPC_ADDR must be host:port"))
-	}
 	if err := c.Service.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.GRPC.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.ArgonMemoryKiB < 19456 || c.ArgonTime < 2 && c.ArgonMemoryKiB < 46*1024 {
@@ -132,7 +129,7 @@ func (c *Config) Validate() error {
 
 // Load reads the configuration.
 func Load(ctx context.Context, l config.Lookuper) (*Config, error) {
-	c := Config{Service: config.Service{OpsAddr: "127.0.0.1:9301"}}
+	c := Config{Service: config.Service{OpsAddr: "127.0.0.1:9301"}, GRPC: config.GRPC{GRPCAddr: "127.0.0.1:7301"}, Store: defaultStore()}
 	if err := config.Load(ctx, Prefix, &c, l); err != nil {
 		return nil, err
 	}
