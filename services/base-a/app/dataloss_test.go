@@ -22,8 +22,9 @@ func (e *env) queryRow(sql string, args []any, dest ...any) {
 	}
 }
 
-// waitForHead waits until a signed head covers n entries.
-func waitForHead(t *testing.T, e *env, n int64) {
+// waitForHead waits until a signed head covers n entries and returns the
+// newest head's size.
+func waitForHead(t *testing.T, e *env, n int64) int64 {
 	t.Helper()
 	ctx := testenv.Context(t)
 	conn := e.adminConn(ctx)
@@ -32,7 +33,7 @@ func waitForHead(t *testing.T, e *env, n int64) {
 		var got int64
 		_ = conn.QueryRow(ctx, `SELECT coalesce(max(size), 0) FROM audit_heads`).Scan(&got)
 		if got >= n {
-			return
+			return got
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no signed head covers %d entries (%d)", n, got)

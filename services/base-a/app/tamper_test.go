@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/strata-bureau/strata/pkg/config"
 	"github.com/strata-bureau/strata/pkg/testenv"
@@ -109,15 +108,8 @@ func TestTamperingIsCaughtOnlineAndOffline(t *testing.T) {
 			ctx := testenv.Context(t)
 			conn := e.adminConn(ctx)
 			defer conn.Close(ctx)
-			for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-				var n int64
-				_ = conn.QueryRow(ctx, `SELECT coalesce(max(size), 0) FROM audit_heads`).Scan(&n)
-				if n == entries {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("no signed head covers the %d entries (%d)", entries, n)
-				}
+			if n := waitForHead(t, e, entries); n != entries {
+				t.Fatalf("the newest signed head covers %d entries, not the %d written", n, entries)
 			}
 			dir := t.TempDir()
 			state := filepath.Join(dir, "verified-head.json")

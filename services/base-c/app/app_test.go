@@ -343,18 +343,27 @@ func TestBasicAuthOnEveryReplica(t *testing.T) {
 		}
 	}
 
+	// refusedEverywhere waits until both replicas refuse user's password pw
+	// (what names it in the failure).
+	refusedEverywhere := func(pw, what string) {
+		t.Helper()
+		for i, r := range []basecClient{r1, r2} {
+			eventually(t, 3*time.Second, func() error {
+				if _, err := r.act.GetActivity(as(base, user, pw), req); code(err) != codes.Unauthenticated {
+					return fmt.Errorf("replica %d still accepts %s: %v", i+1, what, err)
+				}
+				return nil
+			})
+		}
+	}
+
 	// Rotation on replica 1: replica 2 had the old password cached and must
 	// refuse it as soon as the invalidation arrives.
 	if _, err := r1.acc.RotatePassword(admin, &basecv1.RotatePasswordRequest{Username: user, NewPassword: pw2}); err != nil {
 		t.Fatal(err)
 	}
+	refusedEverywhere(pw1, "the rotated password")
 	for i, r := range []basecClient{r1, r2} {
-		eventually(t, 3*time.Second, func() error {
-			if _, err := r.act.GetActivity(as(base, user, pw1), req); code(err) != codes.Unauthenticated {
-				return fmt.Errorf("replica %d still accepts the rotated password: %v", i+1, err)
-			}
-			return nil
-		})
 		if _, err := r.act.GetActivity(as(base, user, pw2), req); !authorised(err) {
 			t.Fatalf("replica %d refused the new password: %v", i+1, err)
 		}
@@ -364,14 +373,7 @@ func TestBasicAuthOnEveryReplica(t *testing.T) {
 	if _, err := r2.acc.DisableAccount(admin, &basecv1.DisableAccountRequest{Username: user}); err != nil {
 		t.Fatal(err)
 	}
-	for i, r := range []basecClient{r1, r2} {
-		eventually(t, 3*time.Second, func() error {
-			if _, err := r.act.GetActivity(as(base, user, pw2), req); code(err) != codes.Unauthenticated {
-				return fmt.Errorf("replica %d still accepts a disabled account: %v", i+1, err)
-			}
-			return nil
-		})
-	}
+	refusedEverywhere(pw2, "a disabled account")
 
 	// No third-party lockout: another partner's wrong passwords, from the
 	// same address, slow down only that partner; the account's own partner

@@ -51,12 +51,7 @@ func TestDNSTargetsFollowScaling(t *testing.T) {
 		}
 		return append([]string(nil), answer...), nil
 	}
-	set, _ := breaker.NewSet(telemetry.Noop().Meter("t"), logging.Discard())
-	p, err := backend.New("base-c", []string{"base-c.strata.svc:" + port}, set, backend.Options{Lookup: lookup, Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p, set := newPool(t, "base-c", []string{"base-c.strata.svc:" + port}, backend.Options{Lookup: lookup, Timeout: time.Second})
 	served := func() map[string]bool {
 		seen := map[string]bool{}
 		for range 6 {
@@ -117,13 +112,8 @@ func TestDNSTargetsFollowScaling(t *testing.T) {
 func TestLocalRefusalsNeverOpenABreaker(t *testing.T) {
 	t.Parallel()
 	addr := replica(t, "127.0.0.1", "0")
-	set, _ := breaker.NewSet(telemetry.Noop().Meter("t"), logging.Discard())
-	p, err := backend.New("base-b", []string{addr}, set, backend.Options{Timeout: time.Second,
+	p, set := newPool(t, "base-b", []string{addr}, backend.Options{Timeout: time.Second,
 		Breaker: breaker.Config{ConsecutiveFailures: 3, OpenFor: time.Minute}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
 	attacks := map[string]func(ctx context.Context, conn *grpc.ClientConn) error{
 		"control character in a header": func(ctx context.Context, conn *grpc.ClientConn) error {
 			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer a\x01b")
@@ -148,10 +138,7 @@ func TestLocalRefusalsNeverOpenABreaker(t *testing.T) {
 		}
 	}
 	// The replica itself still serves.
-	if err := p.Call(context.Background(), true, func(ctx context.Context, conn *grpc.ClientConn) error {
-		_, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
-		return err
-	}); err != nil {
+	if err := p.Call(context.Background(), true, healthCheck); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -165,18 +152,10 @@ func TestUnreachableReplicaStillOpensItsBreaker(t *testing.T) {
 	}
 	addr := lis.Addr().String()
 	_ = lis.Close()
-	set, _ := breaker.NewSet(telemetry.Noop().Meter("t"), logging.Discard())
-	p, err := backend.New("base-c", []string{addr}, set, backend.Options{Timeout: time.Second,
+	p, set := newPool(t, "base-c", []string{addr}, backend.Options{Timeout: time.Second,
 		Breaker: breaker.Config{ConsecutiveFailures: 3, OpenFor: time.Minute}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
 	for range 4 {
-		_ = p.Call(context.Background(), true, func(ctx context.Context, conn *grpc.ClientConn) error {
-			_, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
-			return err
-		})
+		_ = p.Call(context.Background(), true, healthCheck)
 	}
 	for b, s := range set.States() {
 		if s != breaker.Open {
@@ -191,19 +170,11 @@ func TestUnreachableReplicaStillOpensItsBreaker(t *testing.T) {
 func TestPerPartnerShareOfTheBulkhead(t *testing.T) {
 	t.Parallel()
 	addr := replica(t, "127.0.0.1", "0")
-	set, _ := breaker.NewSet(telemetry.Noop().Meter("t"), logging.Discard())
-	p, err := backend.New("base-c", []string{addr}, set, backend.Options{Timeout: 5 * time.Second, MaxInFlight: 8, PerPartner: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p, set := newPool(t, "base-c", []string{addr}, backend.Options{Timeout: 5 * time.Second, MaxInFlight: 8, PerPartner: 2})
 	as := func(partner string) context.Context {
 		return origin.Outgoing(context.Background(), origin.Origin{PartnerID: partner, ClientIP: "127.0.0.1"})
 	}
-	check := func(ctx context.Context, conn *grpc.ClientConn) error {
-		_, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
-		return err
-	}
+	check := healthCheck
 	release := make(chan struct{})
 	var started, done sync.WaitGroup
 	for range 2 {
@@ -232,4 +203,23 @@ func TestPerPartnerShareOfTheBulkhead(t *testing.T) {
 			t.Fatalf("breaker %s is %s", b, s)
 		}
 	}
+}
+
+// newPool is a pool named name over targets with a breaker set of its own,
+// closed when the test ends.
+func newPool(t *testing.T, name string, targets []string, o backend.Options) (*backend.Pool, *breaker.Set) {
+	t.Helper()
+	set, _ := breaker.NewSet(telemetry.Noop().Meter("t"), logging.Discard())
+	p, err := backend.New(name, targets, set, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p, set
+}
+
+// healthCheck is a call every live replica answers.
+func healthCheck(ctx context.Context, conn *grpc.ClientConn) error {
+	_, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	return err
 }

@@ -15,8 +15,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-bureau/strata/pkg/breaker"
-	"github.com/strata-bureau/strata/pkg/logging"
-	"github.com/strata-bureau/strata/pkg/telemetry"
 	"github.com/strata-bureau/strata/services/gateway/internal/backend"
 )
 
@@ -72,13 +70,8 @@ func probeReplicasWith(t *testing.T, n int, timeout time.Duration) ([]*probeServ
 		servers = append(servers, ps)
 		addrs = append(addrs, lis.Addr().String())
 	}
-	set, _ := breaker.NewSet(telemetry.Noop().Meter("t"), logging.Discard())
-	p, err := backend.New("base-b", addrs, set, backend.Options{Timeout: timeout,
+	p, _ := newPool(t, "base-b", addrs, backend.Options{Timeout: timeout,
 		Breaker: breaker.Config{ConsecutiveFailures: 3, OpenFor: time.Minute}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	// 150 ms: a probe gets 120 ms, far above a loaded machine's loopback
