@@ -32,6 +32,19 @@ type Validator interface {
 	Validate() error
 }
 
+// Errors runs the Validate of each shared part a configuration embeds
+// (Service, GRPC) and returns their errors, to which a service's Validate
+// adds its own before joining them.
+func Errors(parts ...Validator) []error {
+	var errs []error
+	for _, p := range parts {
+		if err := p.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
 // Load fills cfg (a pointer to a struct tagged with `env:"NAME"`) from the
 // variables named prefix+NAME and validates it when it implements Validator.
 // Every Secret field may instead come from the file named by

@@ -273,13 +273,14 @@ func TestEmbeddedGRPCAndMongo(t *testing.T) {
 	if err != nil || c.GRPCAddr != "0.0.0.0:1" || c.MongoDatabase != "other" || !c.GRPCReflection {
 		t.Fatalf("set: %+v %v", c, err)
 	}
-	if err := c.GRPC.Validate(); err != nil {
-		t.Fatal(err)
+	if errs := config.Errors(&c.GRPC); errs != nil {
+		t.Fatal(errs)
 	}
 	if _, err := load(map[string]string{}); err == nil || !strings.Contains(err.Error(), "SVC_MONGODB_URI: missing required value") {
 		t.Fatalf("no MONGODB_URI: %v", err)
 	}
-	if err := (&config.GRPC{GRPCAddr: "nope"}).Validate(); err == nil || err.Error() != "GRPC_ADDR must be host:port" {
-		t.Fatalf("bad GRPC_ADDR: %v", err)
+	errs := config.Errors(&config.Service{OpsAddr: "x"}, &config.GRPC{GRPCAddr: "127.0.0.1:1"}, &config.GRPC{GRPCAddr: "nope"})
+	if len(errs) != 2 || errs[0].Error() != "OPS_ADDR must be host:port" || errs[1].Error() != "GRPC_ADDR must be host:port" {
+		t.Fatalf("bad OPS_ADDR and GRPC_ADDR: %v", errs)
 	}
 }

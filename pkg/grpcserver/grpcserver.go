@@ -261,3 +261,14 @@ func Listen(grpcAddr, httpAddr string) (grpcLis, httpLis net.Listener, err error
 	}
 	return grpcLis, httpLis, nil
 }
+
+// ListenAndServe listens as Listen does and hands both listeners to serve,
+// which owns them from then on: a base's Run, over the Serve its tests call
+// with listeners of their own.
+func ListenAndServe(grpcAddr, httpAddr string, serve func(grpcLis, httpLis net.Listener) error) error {
+	grpcLis, httpLis, err := Listen(grpcAddr, httpAddr)
+	if err != nil {
+		return err
+	}
+	return serve(grpcLis, httpLis)
+}

@@ -77,13 +77,7 @@ type Config struct {
 
 // Validate checks the configuration (key formats are checked at start).
 func (c *Config) Validate() error {
-	var errs []error
-	if err := c.Service.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	if err := c.GRPC.Validate(); err != nil {
-		errs = append(errs, err)
-	}
+	errs := config.Errors(&c.Service, &c.GRPC)
 	if c.HistoryWindow < 24*time.Hour {
 		errs = append(errs, errors.New("HISTORY_WINDOW must be at least 24h (the law asks for six months)"))
 	}
@@ -133,11 +127,9 @@ func RunMigrate(ctx context.Context, l config.Lookuper) error {
 
 // Run listens on the configured addresses and serves until ctx ends.
 func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
-	glis, hlis, err := grpcserver.Listen(cfg.GRPCAddr, cfg.OpsAddr)
-	if err != nil {
-		return err
-	}
-	return Serve(ctx, cfg, logger, glis, hlis)
+	return grpcserver.ListenAndServe(cfg.GRPCAddr, cfg.OpsAddr, func(glis, hlis net.Listener) error {
+		return Serve(ctx, cfg, logger, glis, hlis)
+	})
 }
 
 // Serve serves Base A on the given listeners until ctx ends.

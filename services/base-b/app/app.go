@@ -107,13 +107,7 @@ type Config struct {
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
-	var errs []error
-	if err := c.Service.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	if err := c.GRPC.Validate(); err != nil {
-		errs = append(errs, err)
-	}
+	errs := config.Errors(&c.Service, &c.GRPC)
 	if c.TokenLeeway < 0 || c.TokenLeeway > 5*time.Minute {
 		errs = append(errs, errors.New("TOKEN_LEEWAY must be 0 to 5m"))
 	}
@@ -178,11 +172,9 @@ func Access(cfg *Config) grpcserver.Access {
 
 // Run listens on the configured addresses and serves until ctx ends.
 func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
-	glis, hlis, err := grpcserver.Listen(cfg.GRPCAddr, cfg.OpsAddr)
-	if err != nil {
-		return err
-	}
-	return Serve(ctx, cfg, logger, glis, hlis)
+	return grpcserver.ListenAndServe(cfg.GRPCAddr, cfg.OpsAddr, func(glis, hlis net.Listener) error {
+		return Serve(ctx, cfg, logger, glis, hlis)
+	})
 }
 
 // Serve serves Base B on the given listeners until ctx ends.

@@ -105,13 +105,7 @@ func Access(cfg *Config) grpcserver.Access {
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
-	var errs []error
-	if err := c.Service.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	if err := c.GRPC.Validate(); err != nil {
-		errs = append(errs, err)
-	}
+	errs := config.Errors(&c.Service, &c.GRPC)
 	if c.ArgonMemoryKiB < 19456 || c.ArgonTime < 2 && c.ArgonMemoryKiB < 46*1024 {
 		errs = append(errs, errors.New("ARGON2_MEMORY_KIB/ARGON2_TIME below OWASP's minimum (19456 KiB, t=2)"))
 	}
@@ -142,11 +136,9 @@ func Load(ctx context.Context, l config.Lookuper) (*Config, error) {
 
 // Run listens on the configured addresses and serves Base C until ctx ends.
 func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
-	glis, hlis, err := grpcserver.Listen(cfg.GRPCAddr, cfg.OpsAddr)
-	if err != nil {
-		return err
-	}
-	return Serve(ctx, cfg, logger, glis, hlis)
+	return grpcserver.ListenAndServe(cfg.GRPCAddr, cfg.OpsAddr, func(glis, hlis net.Listener) error {
+		return Serve(ctx, cfg, logger, glis, hlis)
+	})
 }
 
 // Serve serves Base C on the given gRPC and HTTP (health, metrics)
