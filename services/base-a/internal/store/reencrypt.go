@@ -38,70 +38,76 @@ func (s *Store) Reencrypt(ctx context.Context, progress func(table string, done,
 
 func (s *Store) reencryptBatch(ctx context.Context, table string, cur int) (int, error) {
 	n := 0
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) (err error) {
 		if table == "people" {
-			rows, err := tx.Query(ctx, `SELECT cpf_index, cpf_enc, name_enc, address_enc FROM people WHERE key_version <> $1 LIMIT 200 FOR UPDATE`, cur)
-			if err != nil {
-				return err
-			}
-			type rec struct{ idx, c, nm, a []byte }
-			var recs []rec
-			for rows.Next() {
-				var r rec
-				if err := rows.Scan(&r.idx, &r.c, &r.nm, &r.a); err != nil {
-					rows.Close()
-					return err
-				}
-				recs = append(recs, r)
-			}
-			rows.Close()
-			for _, r := range recs {
-				var out [3][]byte
-				for i, pair := range [][2][]byte{{r.c, aad("people.cpf|", r.idx)}, {r.nm, aad("people.name|", r.idx)}, {r.a, aad("people.address|", r.idx)}} {
-					pt, _, err := s.keys.Decrypt(pair[0], pair[1])
-					if err != nil {
-						return err
-					}
-					out[i] = s.keys.Encrypt(pt, pair[1])
-				}
-				if _, err := tx.Exec(ctx, `UPDATE people SET cpf_enc = $2, name_enc = $3, address_enc = $4, key_version = $5 WHERE cpf_index = $1`,
-					r.idx, out[0], out[1], out[2], cur); err != nil {
-					return err
-				}
-			}
-			n = len(recs)
-			return nil
+			n, err = s.reencryptPeople(ctx, tx, cur)
+		} else {
+			n, err = s.reencryptDebts(ctx, tx, cur)
 		}
-		rows, err := tx.Query(ctx, `SELECT id, cpf_index, contract_index, details_enc FROM debts WHERE key_version <> $1 LIMIT 200 FOR UPDATE`, cur)
-		if err != nil {
-			return err
-		}
-		type rec struct {
-			id            [16]byte
-			idx, cidx, de []byte
-		}
-		var recs []rec
-		for rows.Next() {
-			var r rec
-			if err := rows.Scan(&r.id, &r.idx, &r.cidx, &r.de); err != nil {
-				rows.Close()
-				return err
-			}
-			recs = append(recs, r)
-		}
-		rows.Close()
-		for _, r := range recs {
-			a := aad("debts.details|", r.idx, "|", r.cidx)
-			pt, _, err := s.keys.Decrypt(r.de, a)
-			if err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, `UPDATE debts SET details_enc = $2, key_version = $3 WHERE id = $1`, r.id, s.keys.Encrypt(pt, a), cur); err != nil {
-				return err
-			}
-		}
-		n = len(recs)
-		return nil
+		return err
 	})
 	return n, err
+}
+
+// reencryptPeople re-encrypts up to 200 people rows not under key cur.
+func (s *Store) reencryptPeople(ctx context.Context, tx pgx.Tx, cur int) (int, error) {
+	rows, err := tx.Query(ctx, `SELECT cpf_index, cpf_enc, name_enc, address_enc FROM people WHERE key_version <> $1 LIMIT 200 FOR UPDATE`, cur)
+	if err != nil {
+		return 0, err
+	}
+	type rec struct{ idx, c, nm, a []byte }
+	recs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (rec, error) {
+		var r rec
+		err := row.Scan(&r.idx, &r.c, &r.nm, &r.a)
+		return r, err
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, r := range recs {
+		var out [3][]byte
+		for i, pair := range [][2][]byte{{r.c, aad("people.cpf|", r.idx)}, {r.nm, aad("people.name|", r.idx)}, {r.a, aad("people.address|", r.idx)}} {
+			pt, _, err := s.keys.Decrypt(pair[0], pair[1])
+			if err != nil {
+				return 0, err
+			}
+			out[i] = s.keys.Encrypt(pt, pair[1])
+		}
+		if _, err := tx.Exec(ctx, `UPDATE people SET cpf_enc = $2, name_enc = $3, address_enc = $4, key_version = $5 WHERE cpf_index = $1`,
+			r.idx, out[0], out[1], out[2], cur); err != nil {
+			return 0, err
+		}
+	}
+	return len(recs), nil
+}
+
+// reencryptDebts re-encrypts up to 200 debts rows not under key cur.
+func (s *Store) reencryptDebts(ctx context.Context, tx pgx.Tx, cur int) (int, error) {
+	rows, err := tx.Query(ctx, `SELECT id, cpf_index, contract_index, details_enc FROM debts WHERE key_version <> $1 LIMIT 200 FOR UPDATE`, cur)
+	if err != nil {
+		return 0, err
+	}
+	type rec struct {
+		id            [16]byte
+		idx, cidx, de []byte
+	}
+	recs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (rec, error) {
+		var r rec
+		err := row.Scan(&r.id, &r.idx, &r.cidx, &r.de)
+		return r, err
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, r := range recs {
+		a := aad("debts.details|", r.idx, "|", r.cidx)
+		pt, _, err := s.keys.Decrypt(r.de, a)
+		if err != nil {
+			return 0, err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE debts SET details_enc = $2, key_version = $3 WHERE id = $1`, r.id, s.keys.Encrypt(pt, a), cur); err != nil {
+			return 0, err
+		}
+	}
+	return len(recs), nil
 }
