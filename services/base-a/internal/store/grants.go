@@ -274,6 +274,13 @@ func (s *Store) readWithGrant(ctx context.Context, span trace.Span, c domain.Cal
 		return nil, domain.ErrGrantUnknown
 	}
 	span.SetAttributes(attribute.String("strata.basea.read_path", "careful_transaction"))
+	return s.readCareful(ctx, c, cpf, hash, want)
+}
+
+// readCareful uses an existing grant in a transaction that locks it: it
+// finds why a grant refuses the read, or reads when a concurrent use made
+// the one-statement read miss, and audits either outcome.
+func (s *Store) readCareful(ctx context.Context, c domain.Caller, cpf string, hash []byte, want []string) (*domain.Person, error) {
 	var person *domain.Person
 	var refusal error
 	err := s.tx(ctx, func(tx pgx.Tx) error {
