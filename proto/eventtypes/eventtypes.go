@@ -19,6 +19,8 @@ const (
 	ProfileCacheInvalidated = "baseb.cache.invalidated"
 	// CredentialInvalidated carries events.v1.CredentialInvalidated (base-c → base-c replicas).
 	CredentialInvalidated = "basec.credential.invalidated"
+	// CredentialFailed carries events.v1.CredentialFailures (base-c → base-c replicas).
+	CredentialFailed = "basec.credential.failed"
 	// AuditCheckpointSigned carries events.v1.AuditCheckpointSigned (base-a → witnesses).
 	AuditCheckpointSigned = "audit.checkpoint.signed"
 )

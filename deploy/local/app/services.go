@@ -155,7 +155,7 @@ func basecSpec(cfg Config, stores *Stores, b *broker, password string, cert pki.
 				"BASEC_AMQP_CA=" + stores.AMQPCA,
 				"BASEC_AMQP_PRODUCERS=" + b.producers(map[string]string{"cpf.queried": "gateway",
 					"card.purchase.recorded": "strata-ingest", "financial.movement.recorded": "strata-ingest",
-					"basec.cache.invalidated": "base-c", "basec.credential.invalidated": "base-c"}),
+					"basec.cache.invalidated": "base-c", "basec.credential.invalidated": "base-c", "basec.credential.failed": "base-c"}),
 				"BASEC_BOOTSTRAP_USER=demo-partner",
 				"BASEC_BOOTSTRAP_PASSWORD=" + password,
 				"BASEC_TLS_CERT=" + cert.Cert,

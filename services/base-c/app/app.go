@@ -91,7 +91,7 @@ type Config struct {
 	// AMQPProducers names the broker user that owns each event type this
 	// service consumes ("type=user|user;..."); events of a type from any
 	// other user are dead-lettered and counted.
-	AMQPProducers amqp.Producers `env:"AMQP_PRODUCERS, default=cpf.queried=gateway;card.purchase.recorded=strata-ingest;financial.movement.recorded=strata-ingest;basec.cache.invalidated=base-c;basec.credential.invalidated=base-c"`
+	AMQPProducers amqp.Producers `env:"AMQP_PRODUCERS, default=cpf.queried=gateway;card.purchase.recorded=strata-ingest;financial.movement.recorded=strata-ingest;basec.cache.invalidated=base-c;basec.credential.invalidated=base-c;basec.credential.failed=base-c"`
 }
 
 // Access is Base C's allow-list of mTLS caller identities: the gateway
@@ -165,7 +165,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 		return err
 	}
 	bc := &events.Broadcaster{Publisher: p.Publisher(0), ReplicaID: cfg.ReplicaID, Logger: logger}
-	authn, err := newAuth(cfg, st, logger)
+	authn, err := newAuth(cfg, st, bc, logger)
 	if err != nil {
 		return err
 	}
@@ -214,6 +214,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	g.Go(func() error { p.Health.Drive(gctx, nil, time.Second); return nil })
 	g.Go(func() error { return evs.RunData(gctx) })
 	g.Go(func() error { return evs.RunBroadcast(gctx) })
+	g.Go(func() error { return bc.RunCredentialFailures(gctx, 100*time.Millisecond) })
 	g.Go(func() error { return evs.Data.Run(gctx) })
 	return g.Wait()
 }
@@ -267,8 +268,10 @@ func (c *consumers) RunBroadcast(ctx context.Context) error {
 	return c.p.MQ.Consume(ctx, c.cast, opts, c.HandleInvalidation)
 }
 
-func newAuth(cfg *Config, st *store.Store, logger *slog.Logger) (*auth.Authenticator, error) {
-	return auth.New(st, auth.Options{
+// newAuth is the authenticator; the wrong passwords it counts are shared
+// with the other replicas through bc.
+func newAuth(cfg *Config, st *store.Store, bc *events.Broadcaster, logger *slog.Logger) (*auth.Authenticator, error) {
+	return auth.New(st, auth.Options{OnFailure: bc.CredentialFailed,
 		CacheTTL: cfg.AuthCacheTTL, MaxCold: cfg.AuthMaxCold, FreeFailures: cfg.ThrottleFree,
 		ThrottleBase: cfg.ThrottleBase, ThrottleMax: cfg.ThrottleMax, ThrottleHalfLife: cfg.ThrottleHalfLife,
 		SourceFailureLimit: cfg.SourceFailureLimit, Params: argonParams(cfg),

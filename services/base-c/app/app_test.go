@@ -82,7 +82,7 @@ func newCluster(t testing.TB, mongoURI string) *cluster {
 		"BASEC_CLIENTS_TRUSTED": "gateway," + tester,
 		// The tests (and the replicas) publish as the test broker's administrator.
 		"BASEC_AMQP_PRODUCERS": "cpf.queried=" + admin + ";card.purchase.recorded=" + admin + ";financial.movement.recorded=" + admin +
-			";basec.cache.invalidated=" + admin + ";basec.credential.invalidated=" + admin,
+			";basec.cache.invalidated=" + admin + ";basec.credential.invalidated=" + admin + ";basec.credential.failed=" + admin,
 	}
 	mq, err := amqp.Dial(testenv.Context(t), amqp.Config{URL: amqpURL, Exchange: c.exchange})
 	if err != nil {
@@ -496,4 +496,56 @@ func TestStaleAnswersWhileMongoIsDownAndNoWriteLost(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A guesser spreading wrong passwords over the replicas gets no more tries
+// than against one: each replica counts the failures the others saw
+// (basec.credential.failed), and its own broadcasts only once.
+func TestWrongPasswordsSpreadOverReplicasAreThrottledAsOnOne(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, "")
+	c.env["BASEC_THROTTLE_BASE"] = "30s" // the throttle outlasts any broker lag
+	r1, r2 := c.start("r1"), c.start("r2")
+	base := testenv.Context(t)
+	admin := as(base, adminUser, adminPass)
+	for _, u := range []string{"bank-four", "bank-five"} {
+		if _, err := r1.acc.CreateAccount(admin, &basecv1.CreateAccountRequest{Username: u, Password: "the-right-password-1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hostile := from(base, "bank-evil", "203.0.113.9")
+	req := &basecv1.GetActivityRequest{Cpf: newCPF(7)}
+	guess := func(r basecClient, user string, i int) codes.Code {
+		_, err := r.act.GetActivity(as(hostile, user, fmt.Sprintf("wrong-guess-%d", i)), req)
+		return code(err)
+	}
+	// Three free failures on one replica, then the fourth: not throttled
+	// (its own broadcasts are not counted twice), and throttled after.
+	for i := range 4 {
+		if got := guess(r1, "bank-four", i); got != codes.Unauthenticated {
+			t.Fatalf("bank-four guess %d on r1: %v, want Unauthenticated", i+1, got)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if got := guess(r1, "bank-four", 5); got != codes.ResourceExhausted {
+		t.Fatalf("bank-four's fifth guess: %v, want ResourceExhausted", got)
+	}
+	// Four failures spread over both replicas: the fifth is throttled on
+	// either, though neither saw more than two itself.
+	for i := range 4 {
+		if got := guess([]basecClient{r1, r2}[i%2], "bank-five", i); got != codes.Unauthenticated {
+			t.Fatalf("bank-five guess %d: %v, want Unauthenticated", i+1, got)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	for i, r := range []basecClient{r1, r2} {
+		if got := guess(r, "bank-five", 10+i); got != codes.ResourceExhausted {
+			t.Fatalf("replica %d let a fifth guess spread over replicas through: %v, want ResourceExhausted", i+1, got)
+		}
+	}
+	// The owner is not locked out by any of it.
+	owner := from(base, "bank-five", "198.51.100.1")
+	if _, err := r2.act.GetActivity(as(owner, "bank-five", "the-right-password-1"), req); !authorised(err) {
+		t.Fatalf("the owner was locked out: %v", err)
+	}
 }

@@ -62,6 +62,37 @@ type Options struct {
 	SourceFailureLimit int
 	SourceWindow       time.Duration
 	Params             Params
+	// OnFailure, when set, is told of every wrong password this replica
+	// counts (after counting it), to share it with the other replicas,
+	// which count it through RecordFailure. It must not block.
+	OnFailure func(Failure)
+}
+
+// Failure is one wrong password as the throttles count it: the account,
+// the partner the caller spoke for, the client address's key
+// (origin.SourceKey) and when.
+type Failure struct {
+	Username, PartnerID, Source string
+	At                          time.Time
+}
+
+// keys are the throttles' keys of a failure: the source (partner and
+// client address) and the (account, source) pair.
+func (f Failure) keys() (source, who string) {
+	source = f.PartnerID + "\x00" + f.Source
+	return source, f.Username + "\x00" + source
+}
+
+// RecordFailure counts a wrong password another replica saw, so a guesser
+// spreading attempts over the replicas gets no more than from one.
+func (a *Authenticator) RecordFailure(f Failure) {
+	at := f.At
+	if now := a.now(); at.IsZero() || at.After(now) {
+		at = now
+	}
+	source, who := f.keys()
+	a.sources.fail(source, at)
+	a.throttle.fail(who, at)
 }
 
 // Authenticator verifies basic-auth credentials.
@@ -195,8 +226,8 @@ func (a *Authenticator) Authenticate(ctx context.Context, user, password string,
 	now := a.now()
 	// An IPv6 client counts as its /64: rotating addresses within it
 	// buys no fresh budget (origin.SourceKey).
-	source := src.PartnerID + "\x00" + origin.SourceKey(src.ClientIP)
-	who := user + "\x00" + source
+	failure := Failure{Username: user, PartnerID: src.PartnerID, Source: origin.SourceKey(src.ClientIP)}
+	source, who := failure.keys()
 	if a.sources.blocked(source, now) || a.throttle.waiting(who, now) {
 		return Principal{}, domain.ErrThrottled
 	}
@@ -209,7 +240,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, user, password string,
 		a.busy.give(source)
 		return Principal{}, domain.ErrOverloaded
 	}
-	res := a.checkCold(ctx, user, password, source, who)
+	res := a.checkCold(ctx, password, failure)
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
@@ -302,15 +333,20 @@ type coldResult struct {
 // failure, frees the source, and sends the result on the returned channel.
 // The check outlives the call if it must (bounded: one per source, at
 // most MaxCold running, each waiting for a slot at most ColdWait).
-func (a *Authenticator) checkCold(ctx context.Context, user, password, source, who string) <-chan coldResult {
+func (a *Authenticator) checkCold(ctx context.Context, password string, f Failure) <-chan coldResult {
 	res := make(chan coldResult, 1)
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), checkTimeout)
+	source, who := f.keys()
 	go func() {
 		defer cancel()
-		p, err := a.verifyCold(cctx, user, password)
+		p, err := a.verifyCold(cctx, f.Username, password)
 		if errors.Is(err, domain.ErrUnauthorized) {
-			a.sources.fail(source, a.now())
-			a.throttle.fail(who, a.now())
+			f.At = a.now()
+			a.sources.fail(source, f.At)
+			a.throttle.fail(who, f.At)
+			if a.opts.OnFailure != nil {
+				a.opts.OnFailure(f)
+			}
 		}
 		a.busy.give(source)
 		res <- coldResult{p, err}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -24,13 +25,16 @@ import (
 	"github.com/strata-bureau/strata/proto/eventtypes"
 	eventsv1 "github.com/strata-bureau/strata/proto/gen/go/events/v1"
 	"github.com/strata-bureau/strata/services/base-c/internal/activity"
+	"github.com/strata-bureau/strata/services/base-c/internal/auth"
 	"github.com/strata-bureau/strata/services/base-c/internal/domain"
 )
 
-// Credentials is what invalidations act on.
+// Credentials is what invalidations and other replicas' failed
+// passwords act on.
 type Credentials interface {
 	Invalidate(user string)
 	InvalidateAll()
+	RecordFailure(auth.Failure)
 }
 
 // Consumer applies events.
@@ -256,6 +260,17 @@ func (c *Consumer) HandleInvalidation(ctx context.Context, d amqp.Delivery) erro
 			return amqp.Permanent(err)
 		}
 		c.Credentials.Invalidate(ev.GetUsername())
+	case eventtypes.CredentialFailed:
+		var ev eventsv1.CredentialFailures
+		if err := proto.Unmarshal(d.Body, &ev); err != nil {
+			return amqp.Permanent(err)
+		}
+		if ev.GetOriginReplica() == c.ReplicaID {
+			return nil // counted when it happened
+		}
+		for _, f := range ev.GetFailures() {
+			c.Credentials.RecordFailure(auth.Failure{Username: f.GetUsername(), PartnerID: f.GetPartnerId(), Source: f.GetSource(), At: f.GetAt().AsTime()})
+		}
 	}
 	return nil
 }
@@ -265,6 +280,68 @@ type Broadcaster struct {
 	Publisher *amqp.Publisher
 	ReplicaID string
 	Logger    *slog.Logger
+
+	failuresOnce sync.Once
+	failures     chan auth.Failure
+}
+
+// maxFailureBatch bounds one CredentialFailures message; failures waiting
+// beyond failureBacklog are dropped (counted locally all the same).
+const (
+	maxFailureBatch = 500
+	failureBacklog  = 10_000
+)
+
+func (b *Broadcaster) failureQueue() chan auth.Failure {
+	b.failuresOnce.Do(func() { b.failures = make(chan auth.Failure, failureBacklog) })
+	return b.failures
+}
+
+// CredentialFailed queues a wrong password this replica counted, for the
+// other replicas (auth.Options.OnFailure). It never blocks: with the
+// backlog full (the broker away under a flood), the failure stays counted
+// here only.
+func (b *Broadcaster) CredentialFailed(f auth.Failure) {
+	select {
+	case b.failureQueue() <- f:
+	default:
+	}
+}
+
+// RunCredentialFailures publishes the queued failures every every, in
+// batches, until ctx ends.
+func (b *Broadcaster) RunCredentialFailures(ctx context.Context, every time.Duration) error {
+	q := b.failureQueue()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		for batch := drain(q, maxFailureBatch); len(batch) > 0; batch = drain(q, maxFailureBatch) {
+			ev := &eventsv1.CredentialFailures{OriginReplica: b.ReplicaID, Failures: make([]*eventsv1.CredentialFailure, len(batch))}
+			for i, f := range batch {
+				ev.Failures[i] = &eventsv1.CredentialFailure{Username: f.Username, PartnerId: f.PartnerID, Source: f.Source, At: timestamppb.New(f.At)}
+			}
+			body, _ := proto.Marshal(ev)
+			_ = b.publish(ctx, eventtypes.CredentialFailed, body)
+		}
+	}
+}
+
+func drain(q chan auth.Failure, n int) []auth.Failure {
+	var out []auth.Failure
+	for len(out) < n {
+		select {
+		case f := <-q:
+			out = append(out, f)
+		default:
+			return out
+		}
+	}
+	return out
 }
 
 // ActivityChanged tells every replica to refresh cpf. A failure is logged,
@@ -319,7 +396,7 @@ func Queues(dataQueue, replicaID string) (data, broadcast amqp.Queue) {
 		eventtypes.CPFQueried, eventtypes.CardPurchaseRecorded, eventtypes.FinancialMovementRecorded,
 	}}
 	broadcast = amqp.Queue{Name: dataQueue + ".broadcast." + replicaID, Transient: true, Bindings: []string{
-		eventtypes.ActivityCacheInvalidated, eventtypes.CredentialInvalidated,
+		eventtypes.ActivityCacheInvalidated, eventtypes.CredentialInvalidated, eventtypes.CredentialFailed,
 	}}
 	return data, broadcast
 }

@@ -575,6 +575,134 @@ func (x *CredentialInvalidated) GetUsername() string {
 	return ""
 }
 
+// CredentialFailures (routing key "basec.credential.failed"): wrong
+// passwords one Base C replica counted, sent to the others so the
+// per-(account, partner, client address) throttle and the per-source block
+// hold across replicas (a guesser spreading attempts over N replicas gets
+// no N-fold budget). Sent in batches, at most a few per second.
+type CredentialFailures struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OriginReplica string                 `protobuf:"bytes,1,opt,name=origin_replica,json=originReplica,proto3" json:"origin_replica,omitempty"`
+	Failures      []*CredentialFailure   `protobuf:"bytes,2,rep,name=failures,proto3" json:"failures,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CredentialFailures) Reset() {
+	*x = CredentialFailures{}
+	mi := &file_events_v1_events_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CredentialFailures) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CredentialFailures) ProtoMessage() {}
+
+func (x *CredentialFailures) ProtoReflect() protoreflect.Message {
+	mi := &file_events_v1_events_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CredentialFailures.ProtoReflect.Descriptor instead.
+func (*CredentialFailures) Descriptor() ([]byte, []int) {
+	return file_events_v1_events_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *CredentialFailures) GetOriginReplica() string {
+	if x != nil {
+		return x.OriginReplica
+	}
+	return ""
+}
+
+func (x *CredentialFailures) GetFailures() []*CredentialFailure {
+	if x != nil {
+		return x.Failures
+	}
+	return nil
+}
+
+// CredentialFailure is one failed password: the account tried, the
+// partner the gateway vouched for, and the client address as the throttle
+// keys it (an IPv6 address as its /64).
+type CredentialFailure struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Username      string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	PartnerId     string                 `protobuf:"bytes,2,opt,name=partner_id,json=partnerId,proto3" json:"partner_id,omitempty"`
+	Source        string                 `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CredentialFailure) Reset() {
+	*x = CredentialFailure{}
+	mi := &file_events_v1_events_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CredentialFailure) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CredentialFailure) ProtoMessage() {}
+
+func (x *CredentialFailure) ProtoReflect() protoreflect.Message {
+	mi := &file_events_v1_events_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CredentialFailure.ProtoReflect.Descriptor instead.
+func (*CredentialFailure) Descriptor() ([]byte, []int) {
+	return file_events_v1_events_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *CredentialFailure) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *CredentialFailure) GetPartnerId() string {
+	if x != nil {
+		return x.PartnerId
+	}
+	return ""
+}
+
+func (x *CredentialFailure) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *CredentialFailure) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
 // AuditCheckpointSigned is a signed tree head of Base A's verifiable audit
 // log (base-a → witnesses), published as it is made so copies live outside
 // Base A's database. note is the signed note (origin, size, base64 root,
@@ -591,7 +719,7 @@ type AuditCheckpointSigned struct {
 
 func (x *AuditCheckpointSigned) Reset() {
 	*x = AuditCheckpointSigned{}
-	mi := &file_events_v1_events_proto_msgTypes[7]
+	mi := &file_events_v1_events_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -603,7 +731,7 @@ func (x *AuditCheckpointSigned) String() string {
 func (*AuditCheckpointSigned) ProtoMessage() {}
 
 func (x *AuditCheckpointSigned) ProtoReflect() protoreflect.Message {
-	mi := &file_events_v1_events_proto_msgTypes[7]
+	mi := &file_events_v1_events_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -616,7 +744,7 @@ func (x *AuditCheckpointSigned) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditCheckpointSigned.ProtoReflect.Descriptor instead.
 func (*AuditCheckpointSigned) Descriptor() ([]byte, []int) {
-	return file_events_v1_events_proto_rawDescGZIP(), []int{7}
+	return file_events_v1_events_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AuditCheckpointSigned) GetSize() int64 {
@@ -701,7 +829,16 @@ const file_events_v1_events_proto_rawDesc = "" +
 	"\x04cpfs\x18\x01 \x03(\tR\x04cpfs\x12%\n" +
 	"\x0eorigin_replica\x18\x02 \x01(\tR\roriginReplica\"3\n" +
 	"\x15CredentialInvalidated\x12\x1a\n" +
-	"\busername\x18\x01 \x01(\tR\busername\"\x8c\x01\n" +
+	"\busername\x18\x01 \x01(\tR\busername\"u\n" +
+	"\x12CredentialFailures\x12%\n" +
+	"\x0eorigin_replica\x18\x01 \x01(\tR\roriginReplica\x128\n" +
+	"\bfailures\x18\x02 \x03(\v2\x1c.events.v1.CredentialFailureR\bfailures\"\x92\x01\n" +
+	"\x11CredentialFailure\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\x12\x1d\n" +
+	"\n" +
+	"partner_id\x18\x02 \x01(\tR\tpartnerId\x12\x16\n" +
+	"\x06source\x18\x03 \x01(\tR\x06source\x12*\n" +
+	"\x02at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\x8c\x01\n" +
 	"\x15AuditCheckpointSigned\x12\x12\n" +
 	"\x04size\x18\x01 \x01(\x03R\x04size\x12\x12\n" +
 	"\x04root\x18\x02 \x01(\fR\x04root\x12\x12\n" +
@@ -722,7 +859,7 @@ func file_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_events_v1_events_proto_rawDescData
 }
 
-var file_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_events_v1_events_proto_goTypes = []any{
 	(*CpfQueried)(nil),                // 0: events.v1.CpfQueried
 	(*CardPurchaseRecorded)(nil),      // 1: events.v1.CardPurchaseRecorded
@@ -731,22 +868,26 @@ var file_events_v1_events_proto_goTypes = []any{
 	(*ActivityCacheInvalidated)(nil),  // 4: events.v1.ActivityCacheInvalidated
 	(*ProfileCacheInvalidated)(nil),   // 5: events.v1.ProfileCacheInvalidated
 	(*CredentialInvalidated)(nil),     // 6: events.v1.CredentialInvalidated
-	(*AuditCheckpointSigned)(nil),     // 7: events.v1.AuditCheckpointSigned
-	(*timestamppb.Timestamp)(nil),     // 8: google.protobuf.Timestamp
+	(*CredentialFailures)(nil),        // 7: events.v1.CredentialFailures
+	(*CredentialFailure)(nil),         // 8: events.v1.CredentialFailure
+	(*AuditCheckpointSigned)(nil),     // 9: events.v1.AuditCheckpointSigned
+	(*timestamppb.Timestamp)(nil),     // 10: google.protobuf.Timestamp
 }
 var file_events_v1_events_proto_depIdxs = []int32{
-	8, // 0: events.v1.CpfQueried.queried_at:type_name -> google.protobuf.Timestamp
-	8, // 1: events.v1.CardPurchaseRecorded.occurred_at:type_name -> google.protobuf.Timestamp
-	8, // 2: events.v1.FinancialMovementRecorded.occurred_at:type_name -> google.protobuf.Timestamp
-	8, // 3: events.v1.DebtSummaryChanged.as_of:type_name -> google.protobuf.Timestamp
-	8, // 4: events.v1.ActivityCacheInvalidated.queried_at:type_name -> google.protobuf.Timestamp
-	4, // 5: events.v1.ActivityCacheInvalidated.batch:type_name -> events.v1.ActivityCacheInvalidated
-	8, // 6: events.v1.AuditCheckpointSigned.signed_at:type_name -> google.protobuf.Timestamp
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	10, // 0: events.v1.CpfQueried.queried_at:type_name -> google.protobuf.Timestamp
+	10, // 1: events.v1.CardPurchaseRecorded.occurred_at:type_name -> google.protobuf.Timestamp
+	10, // 2: events.v1.FinancialMovementRecorded.occurred_at:type_name -> google.protobuf.Timestamp
+	10, // 3: events.v1.DebtSummaryChanged.as_of:type_name -> google.protobuf.Timestamp
+	10, // 4: events.v1.ActivityCacheInvalidated.queried_at:type_name -> google.protobuf.Timestamp
+	4,  // 5: events.v1.ActivityCacheInvalidated.batch:type_name -> events.v1.ActivityCacheInvalidated
+	8,  // 6: events.v1.CredentialFailures.failures:type_name -> events.v1.CredentialFailure
+	10, // 7: events.v1.CredentialFailure.at:type_name -> google.protobuf.Timestamp
+	10, // 8: events.v1.AuditCheckpointSigned.signed_at:type_name -> google.protobuf.Timestamp
+	9,  // [9:9] is the sub-list for method output_type
+	9,  // [9:9] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_events_v1_events_proto_init() }
@@ -760,7 +901,7 @@ func file_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_events_v1_events_proto_rawDesc), len(file_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
