@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
@@ -20,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	amqp091 "github.com/rabbitmq/amqp091-go"
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
@@ -102,13 +104,13 @@ func BenchmarkReadPaths(b *testing.B) {
 		bearer := "Bearer " + h.token(b, env["STRATA_OAUTH_CLIENT_ID"], env["STRATA_OAUTH_CLIENT_SECRET"])
 		cpfOf := func() string { return app.SyntheticCPF(rand.IntN(n)) }
 		paths := []benchPath{
-			{name: "base_c_activity", hops: 1, health: hC, op: func() ([]byte, error) {
+			{name: "base_c_activity", hops: 1, health: hC, ops: 9301, op: func() ([]byte, error) {
 				return h.get("/v1/activity/"+cpfOf(), key, basic, "")
 			}},
-			{name: "base_b_profile", hops: 1, health: hB, op: func() ([]byte, error) {
+			{name: "base_b_profile", hops: 1, health: hB, ops: 9201, op: func() ([]byte, error) {
 				return h.get("/v1/profiles/"+cpfOf(), key, bearer, "")
 			}},
-			{name: "base_a_grant_read", hops: 2, health: hA, op: func() ([]byte, error) {
+			{name: "base_a_grant_read", hops: 2, health: hA, ops: 9101, op: func() ([]byte, error) {
 				c := cpfOf()
 				g, err := h.do("POST", "/v1/grants", key, "", "",
 					`{"cpf":"`+c+`","purpose":"credit_analysis","reason":"benchmark of the audited read","fields":["name"],"max_uses":1}`, 201)
@@ -123,6 +125,10 @@ func BenchmarkReadPaths(b *testing.B) {
 			}},
 		}
 		for _, p := range paths {
+			p.gatewayOps, p.offset = env["STRATA_OPS_URL"], cfg.PortOffset
+			// Like for like: the previous path's side effects (events
+			// still queued for Base C and B) are drained first.
+			waitDrained(b, stores.AMQPURL)
 			p.measure(b, pl, n)
 		}
 	}
@@ -149,6 +155,44 @@ type benchPath struct {
 	hops   int
 	op     func() ([]byte, error)
 	health func() error
+	// ops is the base's (first replica's) operator port before the
+	// platform's offset; gatewayOps the gateway's operator URL: with
+	// STRATA_BENCH_PROFILE set to a directory, CPU profiles of both are
+	// taken during the 8-caller run.
+	ops        int
+	offset     int
+	gatewayOps string
+}
+
+// profile records, when STRATA_BENCH_PROFILE names a directory, a CPU
+// profile of the gateway and of the path's base over the next d, in the
+// background; wait returns once both are written.
+func (p benchPath) profile(b *testing.B, prefix string, d time.Duration) (wait func()) {
+	dir := os.Getenv("STRATA_BENCH_PROFILE")
+	if dir == "" {
+		return func() {}
+	}
+	var wg sync.WaitGroup
+	for name, base := range map[string]string{"gateway": p.gatewayOps, "base": fmt.Sprintf("http://127.0.0.1:%d", p.ops+p.offset)} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, int(d.Seconds())))
+			if err != nil {
+				b.Logf("profile %s: %v", name, err)
+				return
+			}
+			defer resp.Body.Close()
+			out, err := os.Create(filepath.Join(dir, prefix+"-"+name+".pprof"))
+			if err != nil {
+				b.Logf("profile %s: %v", name, err)
+				return
+			}
+			defer out.Close()
+			_, _ = io.Copy(out, resp.Body)
+		}()
+	}
+	return wg.Wait
 }
 
 func (p benchPath) measure(b *testing.B, pl *app.Platform, cpfs int) {
@@ -181,9 +225,11 @@ func (p benchPath) measure(b *testing.B, pl *app.Platform, cpfs int) {
 	b.Run(prefix+"/floor_http_echo", func(b *testing.B) { echo1 = measureLatency(b, echoOp) })
 	b.Run(prefix+"/floor_grpc_health", func(b *testing.B) { health1 = measureLatency(b, p.health) })
 
+	profiled := p.profile(b, prefix, 4*time.Second)
 	before := stackCPU(pl)
 	run := closedLoop(8, 5*time.Second, op)
 	cpu := stackCPU(pl).minus(before)
+	profiled()
 	echo8 := closedLoop(8, 3*time.Second, echoOp)
 	health8 := closedLoop(8, 3*time.Second, p.health)
 	floorRate := min(echo8.rate(), health8.rate()) / float64(p.hops)
@@ -348,4 +394,34 @@ func (h *benchHTTP) token(b *testing.B, id, secret string) string {
 		b.Fatalf("token: %d %v", resp.StatusCode, err)
 	}
 	return tok.AccessToken
+}
+
+// waitDrained waits (up to a minute) until the bases' event queues are
+// empty, so one measurement does not pay for the previous one's events.
+func waitDrained(b *testing.B, amqpURL string) {
+	b.Helper()
+	conn, err := amqp091.Dial(amqpURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	for time.Since(start) < time.Minute {
+		waiting := 0
+		for _, q := range []string{"basec.events", "baseb.debt-summaries"} {
+			ch, err := conn.Channel()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if st, err := ch.QueueDeclarePassive(q, true, false, false, false, nil); err == nil {
+				waiting += st.Messages
+			}
+			_ = ch.Close()
+		}
+		if waiting == 0 {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	fmt.Printf("bench: event queues not drained after a minute; the next figures include their backlog\n")
 }
