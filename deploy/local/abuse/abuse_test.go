@@ -7,9 +7,11 @@
 // Base C account, made-up API keys and OAuth clients and bursts of
 // expensive calls, while the well-behaved partner reads from all three
 // bases. Asserted: the well-behaved partner sees 100 % success and a p99
-// within 1.5× of its quiet baseline (measured before and after, on the
-// same stack); no breaker anywhere leaves closed; the hostile partner gets
-// no 5xx (its malformed calls 4xx).
+// within 1.5× of its quiet baseline (quiet and attack windows alternate;
+// the median over attack windows of p99 against the quiet windows either
+// side); no breaker anywhere leaves closed; the hostile partner gets no
+// 5xx (its malformed calls 4xx). The hostile partner runs in a child
+// process (hostile_test.go).
 package abuse
 
 import (
