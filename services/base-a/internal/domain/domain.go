@@ -73,23 +73,27 @@ const (
 	OutcomeAuditRead = "audit_read"
 )
 
+// refusalOutcomes pairs each grant refusal with its audit outcome, in the
+// order OutcomeOf tries them.
+var refusalOutcomes = []struct {
+	err     error
+	outcome string
+}{
+	{ErrGrantExpired, OutcomeDeniedExpired},
+	{ErrGrantUsedUp, OutcomeDeniedUsedUp},
+	{ErrGrantRevoked, OutcomeDeniedRevoked},
+	{ErrGrantWrongCPF, OutcomeDeniedWrongCPF},
+	{ErrGrantWrongField, OutcomeDeniedWrongField},
+	{ErrGrantWrongPartner, OutcomeDeniedWrongPartner},
+	{ErrNotFound, OutcomeNotFound},
+}
+
 // OutcomeOf maps a grant refusal to its audit outcome.
 func OutcomeOf(err error) string {
-	switch {
-	case errors.Is(err, ErrGrantExpired):
-		return OutcomeDeniedExpired
-	case errors.Is(err, ErrGrantUsedUp):
-		return OutcomeDeniedUsedUp
-	case errors.Is(err, ErrGrantRevoked):
-		return OutcomeDeniedRevoked
-	case errors.Is(err, ErrGrantWrongCPF):
-		return OutcomeDeniedWrongCPF
-	case errors.Is(err, ErrGrantWrongField):
-		return OutcomeDeniedWrongField
-	case errors.Is(err, ErrGrantWrongPartner):
-		return OutcomeDeniedWrongPartner
-	case errors.Is(err, ErrNotFound):
-		return OutcomeNotFound
+	for _, r := range refusalOutcomes {
+		if errors.Is(err, r.err) {
+			return r.outcome
+		}
 	}
 	return OutcomeDeniedUnknown
 }

@@ -120,10 +120,7 @@ func (s *Store) CreatePartner(ctx context.Context, id, name string) (Partner, er
 	var p Partner
 	err := s.pool.QueryRow(ctx, `INSERT INTO partners (id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING id, name, created_at`, id, name).
 		Scan(&p.ID, &p.Name, &p.CreatedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return p, ErrConflict
-	}
-	return p, err
+	return p, noRow(err, ErrConflict)
 }
 
 // ListPartners lists partners by id.
@@ -141,14 +138,19 @@ func (s *Store) ListPartners(ctx context.Context) ([]Partner, error) {
 
 const keyColumns = `id, partner_id, lineage_id, secret_hash, scopes, rate_per_sec, burst, daily_quota, expires_at, revoked_at, last_used_at, created_at`
 
+// noRow is as when err says a single-row read found no row, else err.
+func noRow(err, as error) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return as
+	}
+	return err
+}
+
 func scanKey(r pgx.Row) (Key, error) {
 	var k Key
 	err := r.Scan(&k.ID, &k.PartnerID, &k.LineageID, &k.SecretHash, &k.Scopes, &k.RatePerSec, &k.Burst, &k.DailyQuota,
 		&k.ExpiresAt, &k.RevokedAt, &k.LastUsedAt, &k.CreatedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return k, ErrNotFound
-	}
-	return k, err
+	return k, noRow(err, ErrNotFound)
 }
 
 // CreateKey stores a key; the partner must exist.
@@ -237,10 +239,7 @@ func (s *Store) UpsertOAuthClient(ctx context.Context, c OAuthClient) error {
 func (s *Store) GetOAuthClient(ctx context.Context, id string) (OAuthClient, error) {
 	var c OAuthClient
 	err := s.pool.QueryRow(ctx, `SELECT id, secret_hash, scopes FROM oauth_clients WHERE id = $1`, id).Scan(&c.ID, &c.SecretHash, &c.Scopes)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return c, ErrNotFound
-	}
-	return c, err
+	return c, noRow(err, ErrNotFound)
 }
 
 // OAuthBinding binds an OAuth2 client id to a partner.

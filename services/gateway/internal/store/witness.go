@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -17,22 +16,18 @@ type WitnessedHead struct {
 
 // LastWitnessedHead returns the largest head kept (ErrNotFound: none).
 func (s *Store) LastWitnessedHead(ctx context.Context) (WitnessedHead, error) {
-	var h WitnessedHead
-	err := s.pool.QueryRow(ctx, `SELECT size, root, note FROM audit_witness_heads ORDER BY size DESC LIMIT 1`).Scan(&h.Size, &h.Root, &h.Note)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return h, ErrNotFound
-	}
-	return h, err
+	return scanHead(s.pool.QueryRow(ctx, `SELECT size, root, note FROM audit_witness_heads ORDER BY size DESC LIMIT 1`))
 }
 
 // WitnessedHeadAt returns the head of that size (ErrNotFound: none).
 func (s *Store) WitnessedHeadAt(ctx context.Context, size int64) (WitnessedHead, error) {
+	return scanHead(s.pool.QueryRow(ctx, `SELECT size, root, note FROM audit_witness_heads WHERE size = $1`, size))
+}
+
+func scanHead(r pgx.Row) (WitnessedHead, error) {
 	var h WitnessedHead
-	err := s.pool.QueryRow(ctx, `SELECT size, root, note FROM audit_witness_heads WHERE size = $1`, size).Scan(&h.Size, &h.Root, &h.Note)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return h, ErrNotFound
-	}
-	return h, err
+	err := r.Scan(&h.Size, &h.Root, &h.Note)
+	return h, noRow(err, ErrNotFound)
 }
 
 // KeepWitnessedHead stores a head proven consistent (idempotent).
