@@ -137,31 +137,9 @@ type Principal struct {
 	Admin    bool
 }
 
-// positiveOr is v when it is positive, else d (an option's default).
-func positiveOr[T int | time.Duration](v, d T) T {
-	if v <= 0 {
-		return d
-	}
-	return v
-}
-
 // New returns an authenticator.
 func New(store AccountStore, opts Options, logger *slog.Logger) (*Authenticator, error) {
-	opts.CacheTTL = positiveOr(opts.CacheTTL, 60*time.Second)
-	if opts.RefreshAfter <= 0 || opts.RefreshAfter > opts.CacheTTL {
-		opts.RefreshAfter = opts.CacheTTL / 2
-	}
-	opts.MaxCold = positiveOr(opts.MaxCold, 2)
-	opts.ColdWait = positiveOr(opts.ColdWait, 2*time.Second)
-	opts.FreeFailures = positiveOr(opts.FreeFailures, 3)
-	opts.ThrottleBase = positiveOr(opts.ThrottleBase, time.Second)
-	opts.ThrottleMax = positiveOr(opts.ThrottleMax, time.Minute)
-	opts.ThrottleHalfLife = positiveOr(opts.ThrottleHalfLife, 5*time.Minute)
-	opts.SourceFailureLimit = positiveOr(opts.SourceFailureLimit, 20)
-	opts.SourceWindow = positiveOr(opts.SourceWindow, time.Minute)
-	if opts.Params == (Params{}) {
-		opts.Params = DefaultParams
-	}
+	opts = opts.withDefaults()
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		return nil, err
