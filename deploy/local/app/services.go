@@ -13,6 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
 	"github.com/strata-bureau/strata/deploy/local/internal/stack"
 	"github.com/strata-bureau/strata/pkg/pki"
 )
@@ -229,6 +232,9 @@ func (p *platform) afterStart(ctx context.Context, cfg Config) error {
 	if err := waitLive(ctx, "http://"+cfg.GatewayAddr+"/livez", 60*time.Second); err != nil {
 		return fmt.Errorf("gateway not live: %w (see %s)", err, filepath.Join(cfg.DataDir, "logs", "gateway.log"))
 	}
+	if err := p.waitBasesServing(ctx); err != nil {
+		return err
+	}
 	// Every base replica healthy in the gateway's eyes (its operator
 	// readiness), so the first partner call does not race the gateway's
 	// first mTLS connections.
@@ -290,6 +296,75 @@ func (p *platform) startOne(ctx context.Context, name string, watch bool) error 
 		return fmt.Errorf("%s did not start: %w (see %s)", name, err, filepath.Join(p.cfg.DataDir, "logs", name+".log"))
 	}
 	return nil
+}
+
+// waitBasesServing waits until every base replica says SERVING: a base
+// opens its port before it is ready (Base B and C say SERVING once they
+// hear the other replicas' invalidations, and Base B needs the gateway's
+// issuer), and a partner call before then finds no replica in the gateway.
+func (p *platform) waitBasesServing(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for name, rs := range p.specOf {
+		if !strings.HasPrefix(rs.spec.name, "base-") {
+			continue
+		}
+		var proc *stack.Proc
+		for _, pr := range p.procs {
+			if pr.Name == name {
+				proc = pr
+			}
+		}
+		if err := waitServing(ctx, p.cfg.DataDir, rs.spec.name, rs.spec.grpcAddr(rs.replica), proc); err != nil {
+			return fmt.Errorf("%s did not become ready: %w (see %s)", name, err, filepath.Join(p.cfg.DataDir, "logs", name+".log"))
+		}
+	}
+	return nil
+}
+
+// waitServing polls the base at addr (over mTLS, as the gateway) until its
+// grpc.health.v1 status is SERVING. Each try dials afresh: a connection
+// whose first handshake failed would wait out gRPC's reconnect backoff.
+func waitServing(ctx context.Context, dataDir, serverName, addr string, proc *stack.Proc) error {
+	last := "no answer"
+	check := func() bool {
+		conn, err := DialAs(dataDir, "gateway", serverName, addr)
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		defer conn.Close()
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		r, err := healthpb.NewHealthClient(conn).Check(cctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
+		switch {
+		case err != nil:
+			last = err.Error()
+		case r.GetStatus() != healthpb.HealthCheckResponse_SERVING:
+			last = r.GetStatus().String()
+		default:
+			return true
+		}
+		return false
+	}
+	for !check() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not serving: %s", last)
+		case <-procDone(proc):
+			return errors.New("exited before it was ready")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// procDone is p's done channel (nil, which never fires, without p).
+func procDone(p *stack.Proc) <-chan struct{} {
+	if p == nil {
+		return nil
+	}
+	return p.Done()
 }
 
 // runMigrate runs `bin migrate` with env (the owner's credentials, which
