@@ -169,7 +169,7 @@ func (fakeB) GetProfile(_ context.Context, req *basebv1.GetProfileRequest) (*bas
 
 func (fakeB) GetScore(_ context.Context, req *basebv1.GetScoreRequest) (*basebv1.GetScoreResponse, error) {
 	return &basebv1.GetScoreResponse{Score: &basebv1.Score{Cpf: req.GetCpf(), Score: 712, Band: basebv1.Band_BAND_HIGH,
-		Reasons: []*basebv1.ScoreReason{{Code: "R01", Description: "stable income"}}, ModelVersion: "v3"}}, nil
+		Reasons: []*basebv1.ScoreReason{{Code: "R01", Description: "stable income"}}, ModelVersion: "v3"}, Stale: true}, nil
 }
 
 func (fakeB) GetSubjectData(context.Context, *subjectv1.GetSubjectDataRequest) (*subjectv1.GetSubjectDataResponse, error) {

@@ -62,6 +62,7 @@ type ProfileResponse struct {
 		Assets        []Asset        `json:"assets"`
 		IncomeSources []IncomeSource `json:"income_sources"`
 		UpdatedAt     *time.Time     `json:"updated_at"`
+		Stale         bool           `json:"stale" doc:"true when served from Base B's cache while its store is down (it may miss a change made during the outage)"`
 	}
 }
 
@@ -94,6 +95,7 @@ type ScoreResponse struct {
 		Band         string   `json:"band" enum:"very_low,low,medium,high,very_high"`
 		Reasons      []Reason `json:"reasons"`
 		ModelVersion string   `json:"model_version"`
+		Stale        bool     `json:"stale" doc:"true when scored from Base B's cached profile while its store is down"`
 	}
 }
 
@@ -154,7 +156,9 @@ func (h *Handlers) getProfile(ctx context.Context, in *BearerRequest) (*ProfileR
 	if err != nil {
 		return nil, err
 	}
-	return profileResponse(resp.GetProfile()), nil
+	out := profileResponse(resp.GetProfile())
+	out.Body.Stale = resp.GetStale()
+	return out, nil
 }
 
 func (h *Handlers) getScore(ctx context.Context, in *BearerRequest) (*ScoreResponse, error) {
@@ -164,5 +168,7 @@ func (h *Handlers) getScore(ctx context.Context, in *BearerRequest) (*ScoreRespo
 	if err != nil {
 		return nil, err
 	}
-	return scoreResponse(resp.GetScore()), nil
+	out := scoreResponse(resp.GetScore())
+	out.Body.Stale = resp.GetStale()
+	return out, nil
 }
