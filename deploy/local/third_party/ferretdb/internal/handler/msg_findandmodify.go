@@ -117,6 +117,10 @@ func (h *Handler) findAndModifyDocument(ctx context.Context, params *common.Find
 		return nil, lazyerrors.Error(err)
 	}
 
+	// strata patch (see PATCHES.md): find and modify atomically against
+	// other updates of the collection.
+	defer lockCollection(params.DB, params.Collection)()
+
 	cancel := func() {}
 	if params.MaxTimeMS != 0 {
 		// TODO https://github.com/FerretDB/FerretDB/issues/2168

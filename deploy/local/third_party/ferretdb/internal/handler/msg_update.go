@@ -17,6 +17,7 @@ package handler
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/FerretDB/wire"
 
@@ -112,23 +113,29 @@ func (h *Handler) updateDocument(ctx context.Context, params *common.UpdateParam
 			qp.Filter = u.Filter
 		}
 
-		res, err := c.Query(ctx, &qp)
-		if err != nil {
-			return 0, 0, nil, lazyerrors.Error(err)
-		}
-
 		closer := iterator.NewMultiCloser()
 		defer closer.Close()
 
-		closer.Add(res.Iter)
+		// strata patch (see PATCHES.md): the read and the write of one
+		// statement are atomic against other updates of the collection.
+		result, err := func() (*common.UpdateResult, error) {
+			defer lockCollection(params.DB, params.Collection)()
 
-		iter := common.FilterIterator(res.Iter, closer, u.Filter)
+			res, err := c.Query(ctx, &qp)
+			if err != nil {
+				return nil, err
+			}
 
-		if !u.Multi {
-			iter = common.LimitIterator(iter, closer, 1)
-		}
+			closer.Add(res.Iter)
 
-		result, err := common.UpdateDocument(ctx, c, "update", iter, &u)
+			iter := common.FilterIterator(res.Iter, closer, u.Filter)
+
+			if !u.Multi {
+				iter = common.LimitIterator(iter, closer, 1)
+			}
+
+			return common.UpdateDocument(ctx, c, "update", iter, &u)
+		}()
 		if err != nil {
 			return 0, 0, nil, lazyerrors.Error(err)
 		}
@@ -149,4 +156,21 @@ func (h *Handler) updateDocument(ctx context.Context, params *common.UpdateParam
 	}
 
 	return matched, modified, &upserted, nil
+}
+
+// collectionLocks serialises, per database and collection, the
+// read-modify-write of update and findAndModify (strata patch, see
+// PATCHES.md). The backend reads a document and writes it back in two
+// steps, so two concurrent updates of one document could both read the
+// old version and the second write would undo the first; MongoDB applies
+// each to the latest version.
+var collectionLocks sync.Map // "db\x00collection" -> *sync.Mutex
+
+// lockCollection locks db.collection's updates and returns the unlock.
+func lockCollection(db, collection string) func() {
+	m, _ := collectionLocks.LoadOrStore(db+"\x00"+collection, new(sync.Mutex))
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+
+	return mu.Unlock
 }
