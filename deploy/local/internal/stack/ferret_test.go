@@ -23,16 +23,7 @@ import (
 func TestFerretFindByIDUsesIndex(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	f, err := StartFerret(ctx, t.TempDir(), "127.0.0.1:0", slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Stop()
-	client, err := mongo.Connect(options.Client().ApplyURI(f.URI))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = client.Disconnect(context.Background()) }()
+	client := startFerret(ctx, t)
 	db := client.Database("plan")
 	docs := make([]any, 1000)
 	for i := range docs {
@@ -81,16 +72,7 @@ func TestFerretFindByIDUsesIndex(t *testing.T) {
 func TestFerretStringFieldFilterUsesIndex(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	f, err := StartFerret(ctx, t.TempDir(), "127.0.0.1:0", slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Stop()
-	client, err := mongo.Connect(options.Client().ApplyURI(f.URI))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = client.Disconnect(context.Background()) }()
+	client := startFerret(ctx, t)
 	db := client.Database("plan")
 	c := db.Collection("movements")
 	if _, err := c.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "cpf", Value: 1}, {Key: "at", Value: -1}}}); err != nil {
@@ -160,16 +142,7 @@ func explainFind(ctx context.Context, t *testing.T, db *mongo.Database, coll str
 // the match, so low ids alone would hide one).
 func BenchmarkFerretFindByID(b *testing.B) {
 	ctx := context.Background()
-	f, err := StartFerret(ctx, b.TempDir(), "127.0.0.1:0", slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Stop()
-	client, err := mongo.Connect(options.Client().ApplyURI(f.URI))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = client.Disconnect(context.Background()) }()
+	client := startFerret(ctx, b)
 	c := client.Database("bench").Collection("docs")
 	docs := make([]any, 10000)
 	for i := range docs {
@@ -195,16 +168,7 @@ func BenchmarkFerretFindByID(b *testing.B) {
 func TestFerretConcurrentUpdatesOfOneDocumentAreAllApplied(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	f, err := StartFerret(ctx, t.TempDir(), "127.0.0.1:0", slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Stop()
-	client, err := mongo.Connect(options.Client().ApplyURI(f.URI))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = client.Disconnect(context.Background()) }()
+	client := startFerret(ctx, t)
 	c := client.Database("race").Collection("docs")
 	if _, err := c.InsertOne(ctx, bson.M{"_id": "one", "n": 0, "items": bson.A{}}); err != nil {
 		t.Fatal(err)
@@ -244,4 +208,21 @@ func TestFerretConcurrentUpdatesOfOneDocumentAreAllApplied(t *testing.T) {
 	if got.N != writers*each || len(got.Items) != writers*each {
 		t.Fatalf("%d increments and %d items kept of %d: concurrent updates were lost", got.N, len(got.Items), writers*each)
 	}
+}
+
+// startFerret starts this FerretDB in a temporary directory for the test
+// and returns a client connected to it; both end with the test.
+func startFerret(ctx context.Context, tb testing.TB) *mongo.Client {
+	tb.Helper()
+	f, err := StartFerret(ctx, tb.TempDir(), "127.0.0.1:0", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(f.Stop)
+	client, err := mongo.Connect(options.Client().ApplyURI(f.URI))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+	return client
 }
