@@ -22,6 +22,7 @@ import (
 	"github.com/strata-bureau/strata/pkg/breaker"
 	"github.com/strata-bureau/strata/pkg/consumer"
 	"github.com/strata-bureau/strata/pkg/cpf"
+	"github.com/strata-bureau/strata/pkg/platform"
 	"github.com/strata-bureau/strata/proto/eventtypes"
 	eventsv1 "github.com/strata-bureau/strata/proto/gen/go/events/v1"
 	"github.com/strata-bureau/strata/services/base-c/internal/activity"
@@ -311,23 +312,19 @@ func (b *Broadcaster) CredentialFailed(f auth.Failure) {
 // RunCredentialFailures publishes the queued failures every every, in
 // batches, until ctx ends.
 func (b *Broadcaster) RunCredentialFailures(ctx context.Context, every time.Duration) error {
+	return platform.Every(ctx, every, b.publishFailures)
+}
+
+// publishFailures sends every failure queued so far, in batches.
+func (b *Broadcaster) publishFailures(ctx context.Context) {
 	q := b.failureQueue()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
+	for batch := drain(q, maxFailureBatch); len(batch) > 0; batch = drain(q, maxFailureBatch) {
+		ev := &eventsv1.CredentialFailures{OriginReplica: b.ReplicaID, Failures: make([]*eventsv1.CredentialFailure, len(batch))}
+		for i, f := range batch {
+			ev.Failures[i] = &eventsv1.CredentialFailure{Username: f.Username, PartnerId: f.PartnerID, Source: f.Source, At: timestamppb.New(f.At)}
 		}
-		for batch := drain(q, maxFailureBatch); len(batch) > 0; batch = drain(q, maxFailureBatch) {
-			ev := &eventsv1.CredentialFailures{OriginReplica: b.ReplicaID, Failures: make([]*eventsv1.CredentialFailure, len(batch))}
-			for i, f := range batch {
-				ev.Failures[i] = &eventsv1.CredentialFailure{Username: f.Username, PartnerId: f.PartnerID, Source: f.Source, At: timestamppb.New(f.At)}
-			}
-			body, _ := proto.Marshal(ev)
-			_ = b.publish(ctx, eventtypes.CredentialFailed, body)
-		}
+		body, _ := proto.Marshal(ev)
+		_ = b.publish(ctx, eventtypes.CredentialFailed, body)
 	}
 }
 
