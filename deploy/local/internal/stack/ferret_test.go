@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -142,21 +143,70 @@ func explainFind(ctx context.Context, t *testing.T, db *mongo.Database, coll str
 // the match, so low ids alone would hide one).
 func BenchmarkFerretFindByID(b *testing.B) {
 	ctx := context.Background()
-	client := startFerret(ctx, b)
-	c := client.Database("bench").Collection("docs")
-	docs := make([]any, 10000)
+	c := benchCollection(ctx, b, 10000)
+	cpu := startCPU()
+	for i := 0; b.Loop(); i++ {
+		if err := c.FindOne(ctx, bson.M{"_id": fmt.Sprintf("%011d", (i*7919)%10000)}).Err(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cpu.report(b, b.N, "find")
+}
+
+// BenchmarkFerretUpsertByID measures the side-effect write Base C's
+// last_query and Base B's last_access make: bulk writes of 100 $max upserts
+// by _id, half of them of new documents, in a 10k-document collection.
+func BenchmarkFerretUpsertByID(b *testing.B) {
+	ctx := context.Background()
+	c := benchCollection(ctx, b, 10000)
+	cpu := startCPU()
+	n := 0
+	for b.Loop() {
+		models := make([]mongo.WriteModel, 0, 100)
+		for range 100 {
+			n++
+			q := bson.D{{Key: "queried_at", Value: time.Now()}, {Key: "partner_id", Value: "p1"}}
+			models = append(models, mongo.NewUpdateOneModel().SetFilter(bson.M{"_id": fmt.Sprintf("%011d", (n*7919)%20000)}).
+				SetUpdate(bson.M{"$max": bson.M{"last_query": q, "updated_at": time.Now()}}).SetUpsert(true))
+		}
+		if _, err := c.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(n), "µs/upsert")
+	cpu.report(b, n, "upsert")
+}
+
+// benchCollection starts FerretDB and fills a collection with n documents
+// of about the size of a Strata record.
+func benchCollection(ctx context.Context, b *testing.B, n int) *mongo.Collection {
+	c := startFerret(ctx, b).Database("bench").Collection("docs")
+	docs := make([]any, n)
 	for i := range docs {
 		docs[i] = bson.M{"_id": fmt.Sprintf("%011d", i), "v": i, "pad": strings.Repeat("x", 500)}
 	}
 	if _, err := c.InsertMany(ctx, docs); err != nil {
 		b.Fatal(err)
 	}
-	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
-		if err := c.FindOne(ctx, bson.M{"_id": fmt.Sprintf("%011d", (i*7919)%len(docs))}).Err(); err != nil {
-			b.Fatal(err)
-		}
+	return c
+}
+
+// processCPU is this process's CPU time (FerretDB and the client both run
+// in it) at the start of a measurement.
+type processCPU time.Duration
+
+func startCPU() processCPU { return processCPU(cpuTime()) }
+
+func (p processCPU) report(b *testing.B, ops int, unit string) {
+	b.ReportMetric(float64((cpuTime()-time.Duration(p)).Microseconds())/float64(max(ops, 1)), "cpu-µs/"+unit)
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
 	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // TestFerretConcurrentUpdatesOfOneDocumentAreAllApplied proves the third
