@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 	"google.golang.org/grpc/codes"
@@ -20,6 +22,7 @@ import (
 	"github.com/strata-bureau/strata/pkg/logging"
 	"github.com/strata-bureau/strata/pkg/testenv"
 	"github.com/strata-bureau/strata/services/gateway/internal/backend"
+	"github.com/strata-bureau/strata/services/gateway/internal/store"
 	"github.com/strata-bureau/strata/services/gateway/internal/store/storetest"
 	"github.com/strata-bureau/strata/services/gateway/internal/witness"
 )
@@ -85,56 +88,97 @@ func head(t *testing.T, s note.Signer, m *memLog, size int64) []byte {
 	return msg
 }
 
+// fixture is one witness test's world: a store on a fresh gateway
+// database, the log's signing key and its verifier, and an honest log of
+// 20 entries. The witness's proofs come from served (the honest log unless
+// a test serves another) or fail with proveErr when it is set.
+type fixture struct {
+	ctx      context.Context
+	st       *store.Store
+	pool     *pgxpool.Pool
+	signer   note.Signer
+	verifier note.Verifier
+	log      *memLog
+	served   *memLog
+	proveErr error
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{ctx: testenv.Context(t), log: build(t, 20, -1)}
+	f.st, f.pool = storetest.New(t)
+	f.signer, f.verifier = keys(t)
+	f.served = f.log
+	return f
+}
+
+// witness is a witness on the fixture's store and verifier.
+func (f *fixture) witness() *witness.Witness {
+	return &witness.Witness{Store: f.st, Verifier: f.verifier, Logger: logging.Discard(),
+		Prove: func(_ context.Context, o, n int64) (tlog.TreeProof, error) {
+			if f.proveErr != nil {
+				return nil, f.proveErr
+			}
+			return tlog.ProveTree(n, o, f.served)
+		}}
+}
+
+// alarms is the number of alarms the witness has recorded.
+func (f *fixture) alarms(t *testing.T) int64 {
+	t.Helper()
+	n, err := f.st.WitnessAlarms(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// head is the honest log's head of size, signed with the log's key.
+func (f *fixture) head(t *testing.T, size int64) []byte {
+	return head(t, f.signer, f.log, size)
+}
+
+// observe hands w a signed head and fails the test if w returns an error.
+func (f *fixture) observe(t *testing.T, w *witness.Witness, msg []byte) {
+	t.Helper()
+	if err := w.Observe(f.ctx, msg); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // The witness keeps every head proven consistent with the last one kept,
 // in the database and in its append-only file, and raises an alarm —
 // keeping nothing — for a forked, rewritten, older-inconsistent or forged
 // head.
 func TestWitnessKeepsConsistentHeadsAndAlarmsOnRewrites(t *testing.T) {
 	t.Parallel()
-	ctx := testenv.Context(t)
-	st, _ := storetest.New(t)
-	signer, verifier := keys(t)
-	honest := build(t, 20, -1)
+	f := newFixture(t)
 	forked := build(t, 20, 4) // a database administrator rewrote entries 5..
-	served := honest
 	file := filepath.Join(t.TempDir(), "witness", "audit-heads.log")
-	w := &witness.Witness{Store: st, Verifier: verifier, File: file, Logger: logging.Discard(),
-		Prove: func(_ context.Context, o, n int64) (tlog.TreeProof, error) { return tlog.ProveTree(n, o, served) }}
-	alarms := func() int64 {
-		n, err := st.WitnessAlarms(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	observe := func(msg []byte) {
-		t.Helper()
-		if err := w.Observe(ctx, msg); err != nil {
-			t.Fatal(err)
-		}
-	}
-	observe(head(t, signer, honest, 3))
-	observe(head(t, signer, honest, 7))
-	observe(head(t, signer, honest, 7)) // redelivered
-	observe(head(t, signer, honest, 5)) // late, consistent
-	if n := alarms(); n != 0 {
+	w := f.witness()
+	w.File = file
+	f.observe(t, w, f.head(t, 3))
+	f.observe(t, w, f.head(t, 7))
+	f.observe(t, w, f.head(t, 7)) // redelivered
+	f.observe(t, w, f.head(t, 5)) // late, consistent
+	if n := f.alarms(t); n != 0 {
 		t.Fatalf("%d alarms for honest heads", n)
 	}
 	// Rewritten entries re-signed: a head of a larger tree that does not extend the last.
-	served = forked
-	observe(head(t, signer, forked, 9))
+	f.served = forked
+	f.observe(t, w, head(t, f.signer, forked, 9))
 	// The same size with another root; an older head that does not match.
-	observe(head(t, signer, forked, 7))
-	observe(head(t, signer, forked, 6))
+	f.observe(t, w, head(t, f.signer, forked, 7))
+	f.observe(t, w, head(t, f.signer, forked, 6))
 	// A head signed with another key.
 	forger, _ := keys(t)
-	observe(head(t, forger, honest, 12))
-	if n := alarms(); n != 4 {
+	f.observe(t, w, head(t, forger, f.log, 12))
+	if n := f.alarms(t); n != 4 {
 		t.Fatalf("%d alarms, want 4 (rewrite, fork, older inconsistent, forged)", n)
 	}
-	served = honest
-	observe(head(t, signer, honest, 12))
-	last, err := st.LastWitnessedHead(ctx)
+	f.served = f.log
+	f.observe(t, w, f.head(t, 12))
+	last, err := f.st.LastWitnessedHead(f.ctx)
 	if err != nil || last.Size != 12 {
 		t.Fatalf("last witnessed head: %+v %v", last, err)
 	}
@@ -147,7 +191,7 @@ func TestWitnessKeepsConsistentHeadsAndAlarmsOnRewrites(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := witness.Open(raw, verifier); err != nil {
+		if _, err := witness.Open(raw, f.verifier); err != nil {
 			t.Fatalf("a kept head does not verify: %v", err)
 		}
 	}
@@ -170,61 +214,40 @@ func readLines(t *testing.T, path string) []string {
 // an alarm.
 func TestRefusedProofIsAnAlarmPassingFaultsAreRetried(t *testing.T) {
 	t.Parallel()
-	ctx := testenv.Context(t)
-	st, _ := storetest.New(t)
-	signer, verifier := keys(t)
-	log := build(t, 20, -1)
-	var proveErr error
+	f := newFixture(t)
 	var kinds []string
-	w := &witness.Witness{Store: st, Verifier: verifier, Logger: logging.Discard(),
-		OnAlarm: func(kind string) { kinds = append(kinds, kind) },
-		Prove: func(_ context.Context, o, n int64) (tlog.TreeProof, error) {
-			if proveErr != nil {
-				return nil, proveErr
-			}
-			return tlog.ProveTree(n, o, log)
-		}}
-	alarms := func() int64 {
-		n, err := st.WitnessAlarms(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	if err := w.Observe(ctx, head(t, signer, log, 3)); err != nil {
-		t.Fatal(err)
-	}
+	w := f.witness()
+	w.OnAlarm = func(kind string) { kinds = append(kinds, kind) }
+	f.observe(t, w, f.head(t, 3))
 	for _, transient := range []error{
 		backend.ErrUnavailable, backend.ErrBusy, fmt.Errorf("gateway->base-a: %w", breaker.ErrOpen),
 		status.Error(codes.Unavailable, "base A unavailable"), status.Error(codes.DeadlineExceeded, "deadline exceeded"),
 		context.DeadlineExceeded,
 	} {
-		proveErr = transient
-		if err := w.Observe(ctx, head(t, signer, log, 7)); err == nil {
+		f.proveErr = transient
+		if err := w.Observe(f.ctx, f.head(t, 7)); err == nil {
 			t.Fatalf("%v: not retried", transient)
 		}
 	}
-	if n := alarms(); n != 0 || len(kinds) != 0 {
+	if n := f.alarms(t); n != 0 || len(kinds) != 0 {
 		t.Fatalf("passing faults raised %d alarms (%v)", n, kinds)
 	}
 	for i, refusal := range []error{
 		status.Error(codes.DataLoss, "audit data missing: tree hash 4 is missing"),
 		status.Error(codes.NotFound, "no signed head covers size 9"),
 	} {
-		proveErr = refusal
-		if err := w.Observe(ctx, head(t, signer, log, int64(8+i))); err != nil {
+		f.proveErr = refusal
+		if err := w.Observe(f.ctx, f.head(t, int64(8+i))); err != nil {
 			t.Fatalf("%v: requeued (%v) instead of an alarm", refusal, err)
 		}
 	}
-	if n := alarms(); n != 2 || len(kinds) != 2 || kinds[0] != "proof_refused" {
+	if n := f.alarms(t); n != 2 || len(kinds) != 2 || kinds[0] != "proof_refused" {
 		t.Fatalf("want 2 proof_refused alarms, got %d recorded, kinds %v", n, kinds)
 	}
 	// Nothing unproven was kept; once Base A proves again, heads are kept.
-	proveErr = nil
-	if err := w.Observe(ctx, head(t, signer, log, 12)); err != nil {
-		t.Fatal(err)
-	}
-	if last, err := st.LastWitnessedHead(ctx); err != nil || last.Size != 12 {
+	f.proveErr = nil
+	f.observe(t, w, f.head(t, 12))
+	if last, err := f.st.LastWitnessedHead(f.ctx); err != nil || last.Size != 12 {
 		t.Fatalf("last witnessed head: %+v %v", last, err)
 	}
 }
@@ -234,16 +257,11 @@ func TestRefusedProofIsAnAlarmPassingFaultsAreRetried(t *testing.T) {
 // thinned away is still checked (against the newest) without an alarm.
 func TestThinKeepsTheLastHeadOfEachOldDayAndTheNewest(t *testing.T) {
 	t.Parallel()
-	ctx := testenv.Context(t)
-	st, pool := storetest.New(t)
-	signer, verifier := keys(t)
-	log := build(t, 20, -1)
-	w := &witness.Witness{Store: st, Verifier: verifier, Logger: logging.Discard(),
-		Prove: func(_ context.Context, o, n int64) (tlog.TreeProof, error) { return tlog.ProveTree(n, o, log) }}
+	f := newFixture(t)
+	ctx, pool := f.ctx, f.pool
+	w := f.witness()
 	for size := int64(1); size <= 10; size++ {
-		if err := w.Observe(ctx, head(t, signer, log, size)); err != nil {
-			t.Fatal(err)
-		}
+		f.observe(t, w, f.head(t, size))
 	}
 	// Sizes 1–4 arrived ten days ago, 5–7 nine days ago (each at a different
 	// hour of the day), 8–10 now.
@@ -258,13 +276,9 @@ func TestThinKeepsTheLastHeadOfEachOldDayAndTheNewest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var out []int64
-		for rows.Next() {
-			var s int64
-			if err := rows.Scan(&s); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, s)
+		out, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			t.Fatal(err)
 		}
 		return out
 	}
@@ -280,13 +294,9 @@ func TestThinKeepsTheLastHeadOfEachOldDayAndTheNewest(t *testing.T) {
 	if got, want := fmt.Sprint(kept()), "[10]"; got != want {
 		t.Fatalf("kept heads %s, want %s", got, want)
 	}
-	if err := w.Observe(ctx, head(t, signer, log, 2)); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Observe(ctx, head(t, signer, log, 12)); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := st.WitnessAlarms(ctx); err != nil || n != 0 {
-		t.Fatalf("alarms after thinning: %d %v", n, err)
+	f.observe(t, w, f.head(t, 2))
+	f.observe(t, w, f.head(t, 12))
+	if n := f.alarms(t); n != 0 {
+		t.Fatalf("%d alarms after thinning", n)
 	}
 }
