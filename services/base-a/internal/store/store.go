@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 	"sync"
 	"time"
@@ -18,7 +17,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/tern/v2/migrate"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -48,23 +46,8 @@ func Migrate(ctx context.Context, ownerURL, appPassword string) error {
 		return fmt.Errorf("migrate: cannot connect as owner: %w", redact(err))
 	}
 	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
-	// One migrator at a time across replicas.
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(4242001)"); err != nil {
+	if err := postgres.Migrate(ctx, conn, migrations, "migrations", "basea_schema_version", 4242001); err != nil {
 		return err
-	}
-	m, err := migrate.NewMigrator(ctx, conn, "basea_schema_version")
-	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return err
-	}
-	if err := m.LoadMigrations(sub); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	if err := m.Migrate(ctx); err != nil {
-		return fmt.Errorf("migrate: %w", err)
 	}
 	if appPassword != "" {
 		q := "ALTER ROLE " + AppRole + " LOGIN PASSWORD '" + strings.ReplaceAll(appPassword, "'", "''") + "'"

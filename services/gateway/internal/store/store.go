@@ -7,13 +7,12 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/tern/v2/migrate"
 
 	"github.com/strata-bureau/strata/pkg/outbox"
 	"github.com/strata-bureau/strata/pkg/postgres"
@@ -38,21 +37,7 @@ func Migrate(ctx context.Context, url string) error {
 		return errors.New("migrate: cannot connect to the gateway database")
 	}
 	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(4242101)"); err != nil {
-		return err
-	}
-	m, err := migrate.NewMigrator(ctx, conn, "gateway_schema_version")
-	if err != nil {
-		return err
-	}
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return err
-	}
-	if err := m.LoadMigrations(sub); err != nil {
-		return err
-	}
-	return m.Migrate(ctx)
+	return postgres.Migrate(ctx, conn, migrations, "migrations", "gateway_schema_version", 4242101)
 }
 
 // MigrateAndGrant applies the migrations as the owner at url, then gives
@@ -129,14 +114,18 @@ func (s *Store) ListPartners(ctx context.Context) ([]Partner, error) {
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Partner, error) {
-		var p Partner
-		err := r.Scan(&p.ID, &p.Name, &p.CreatedAt)
-		return p, err
-	})
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[Partner])
 }
 
 const keyColumns = `id, partner_id, lineage_id, secret_hash, scopes, rate_per_sec, burst, daily_quota, expires_at, revoked_at, last_used_at, created_at`
+
+// someRow is err, or ErrNotFound when the statement changed no row.
+func someRow(tag pgconn.CommandTag, err error) error {
+	if err == nil && tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return err
+}
 
 // noRow is as when err says a single-row read found no row, else err.
 func noRow(err, as error) error {
@@ -175,40 +164,17 @@ func (s *Store) ListKeys(ctx context.Context, partnerID string) ([]Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []Key
-	for rows.Next() {
-		k, err := scanKey(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, k)
-	}
-	return out, rows.Err()
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Key, error) { return scanKey(r) })
 }
 
 // SetKeyExpiry shortens a key's life (the old key of a rotation).
 func (s *Store) SetKeyExpiry(ctx context.Context, partnerID, id string, at time.Time) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE api_keys SET expires_at = LEAST(coalesce(expires_at, $3), $3) WHERE id = $1 AND partner_id = $2 AND revoked_at IS NULL`, id, partnerID, at)
-	if err != nil {
-		return err
-	}
-	if tag.RowsAffected() == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return someRow(s.pool.Exec(ctx, `UPDATE api_keys SET expires_at = LEAST(coalesce(expires_at, $3), $3) WHERE id = $1 AND partner_id = $2 AND revoked_at IS NULL`, id, partnerID, at))
 }
 
 // RevokeKey revokes a key at once.
 func (s *Store) RevokeKey(ctx context.Context, partnerID, id string) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 AND partner_id = $2`, id, partnerID)
-	if err != nil {
-		return err
-	}
-	if tag.RowsAffected() == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return someRow(s.pool.Exec(ctx, `UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 AND partner_id = $2`, id, partnerID))
 }
 
 // TouchKeys sets last_used_at for keys used since the last flush.
@@ -279,23 +245,12 @@ func (s *Store) OAuthClients(ctx context.Context, partnerID string) ([]OAuthBind
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (OAuthBinding, error) {
-		var b OAuthBinding
-		err := r.Scan(&b.ClientID, &b.PartnerID, &b.CreatedAt)
-		return b, err
-	})
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[OAuthBinding])
 }
 
 // UnbindOAuthClient removes a partner's binding; ErrNotFound if it has none.
 func (s *Store) UnbindOAuthClient(ctx context.Context, partnerID, clientID string) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM oauth_client_bindings WHERE client_id = $1 AND partner_id = $2`, clientID, partnerID)
-	if err != nil {
-		return err
-	}
-	if tag.RowsAffected() == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return someRow(s.pool.Exec(ctx, `DELETE FROM oauth_client_bindings WHERE client_id = $1 AND partner_id = $2`, clientID, partnerID))
 }
 
 // Enqueue stores events in the outbox (relayed with pkg/outbox).
