@@ -21,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	amqp091 "github.com/rabbitmq/amqp091-go"
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
@@ -87,6 +86,12 @@ func BenchmarkReadPaths(b *testing.B) {
 		return healthCheck(conn)
 	}
 	hA, hB, hC := health(7101, "base-a"), health(7201, "base-b"), health(7301, "base-c")
+	cconn, err := app.DialAs(cfg.DataDir, "gateway", "base-c", fmt.Sprintf("127.0.0.1:%d", 7301+cfg.PortOffset))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cconn.Close() })
+	probe := newEventProbe(cconn, basic, func(c string) error { _, err := h.get("/v1/activity/"+c, key, basic, ""); return err })
 	fmt.Printf("bench: machine: %d cores; every figure below is from this run only\n", runtime.NumCPU())
 
 	seeded := 0
@@ -126,6 +131,7 @@ func BenchmarkReadPaths(b *testing.B) {
 		}
 		for _, p := range paths {
 			p.gatewayOps, p.offset = env["STRATA_OPS_URL"], cfg.PortOffset
+			p.probe, p.cpfOf = probe, cpfOf
 			// Like for like: the previous path's side effects (events
 			// still queued for Base C and B) are drained first.
 			waitDrained(b, stores.AMQPURL)
@@ -162,6 +168,9 @@ type benchPath struct {
 	ops        int
 	offset     int
 	gatewayOps string
+	// probe measures the cpf.queried lag on CPFs from cpfOf.
+	probe eventProbe
+	cpfOf func() string
 }
 
 // profile records, when STRATA_BENCH_PROFILE names a directory, a CPU
@@ -173,7 +182,13 @@ func (p benchPath) profile(b *testing.B, prefix string, d time.Duration) (wait f
 		return func() {}
 	}
 	var wg sync.WaitGroup
-	for name, base := range map[string]string{"gateway": p.gatewayOps, "base": fmt.Sprintf("http://127.0.0.1:%d", p.ops+p.offset)} {
+	targets := map[string]string{"gateway": p.gatewayOps, "base": fmt.Sprintf("http://127.0.0.1:%d", p.ops+p.offset)}
+	// FerretDB runs inside the test environment's process; it serves a
+	// profile when started with STRATA_TEST_PPROF.
+	if u := os.Getenv("STRATA_TEST_PPROF_URL"); u != "" {
+		targets["ferretdb"] = u
+	}
+	for name, base := range targets {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -228,15 +243,28 @@ func (p benchPath) measure(b *testing.B, pl *app.Platform, cpfs int) {
 	profiled := p.profile(b, prefix, 4*time.Second)
 	before := stackCPU(pl)
 	run := closedLoop(8, 5*time.Second, op)
+	// The CPU is read once the run's events are applied, so it includes
+	// every side effect of the run's reads.
+	events := measureEventThroughput(p.probe, run, p.cpfOf())
 	cpu := stackCPU(pl).minus(before)
 	profiled()
 	echo8 := closedLoop(8, 3*time.Second, echoOp)
 	health8 := closedLoop(8, 3*time.Second, p.health)
 	floorRate := min(echo8.rate(), health8.rate()) / float64(p.hops)
 
+	// Open loop at half the 8-caller rate, with cpf.queried lag probes
+	// (Base C lookups through the gateway) alongside.
+	var lags []time.Duration
+	var lw sync.WaitGroup
+	lw.Add(1)
+	go func() {
+		defer lw.Done()
+		lags = p.probe.lags(4500*time.Millisecond, func(int) string { return p.cpfOf() })
+	}()
 	prev := runtime.GOMAXPROCS(1)
 	open := testenv.OpenLoop(run.rate()/2, 5*time.Second, 128, op)
 	runtime.GOMAXPROCS(prev)
+	lw.Wait()
 
 	floor := time.Duration(p.hops) * (echo1.p50 + health1.p50)
 	fmt.Printf("bench: %-28s p50 %6dµs p99 %6dµs = %.2f× its floor %dµs (HTTP echo %dµs + gRPC health %dµs, ×%d calls)\n",
@@ -247,6 +275,8 @@ func (p benchPath) measure(b *testing.B, pl *app.Platform, cpfs int) {
 	fmt.Printf("bench: %-28s CPU per op %dµs: %s\n", "", cpu.per(run.ok).Microseconds(), cpu.breakdown(run.ok))
 	fmt.Printf("bench: %-28s open loop at %.0f/s (half of 8 callers): p50 %dµs p99 %dµs, failed %d, generator CPU %.0f%% of a core\n",
 		"", run.rate()/2, open.P50.Microseconds(), open.P99.Microseconds(), open.Failed, 100*open.GeneratorCPU.Seconds()/open.Elapsed.Seconds())
+	fmt.Printf("bench: %-28s event lag at half load (a lookup until Base C answers with it; aim p99 ≤ 250ms): %s\n", "", lagSummary(lags))
+	fmt.Printf("bench: %-28s %s\n", "", events)
 	if run.failed > 0 || open.Failed > 0 {
 		b.Errorf("%s: %d closed-loop and %d open-loop ops failed (first: %v)", prefix, run.failed, open.Failed, run.firstErr)
 	}
@@ -394,34 +424,4 @@ func (h *benchHTTP) token(b *testing.B, id, secret string) string {
 		b.Fatalf("token: %d %v", resp.StatusCode, err)
 	}
 	return tok.AccessToken
-}
-
-// waitDrained waits (up to a minute) until the bases' event queues are
-// empty, so one measurement does not pay for the previous one's events.
-func waitDrained(b *testing.B, amqpURL string) {
-	b.Helper()
-	conn, err := amqp091.Dial(amqpURL)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
-	start := time.Now()
-	for time.Since(start) < time.Minute {
-		waiting := 0
-		for _, q := range []string{"basec.events", "baseb.debt-summaries"} {
-			ch, err := conn.Channel()
-			if err != nil {
-				b.Fatal(err)
-			}
-			if st, err := ch.QueueDeclarePassive(q, true, false, false, false, nil); err == nil {
-				waiting += st.Messages
-			}
-			_ = ch.Close()
-		}
-		if waiting == 0 {
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	fmt.Printf("bench: event queues not drained after a minute; the next figures include their backlog\n")
 }

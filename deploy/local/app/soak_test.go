@@ -21,23 +21,23 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
-	"google.golang.org/grpc/metadata"
 
 	"github.com/strata-bureau/strata/deploy/local/app"
 	"github.com/strata-bureau/strata/deploy/local/internal/platformtest"
 	"github.com/strata-bureau/strata/pkg/testenv"
-	basecv1 "github.com/strata-bureau/strata/proto/gen/go/basec/v1"
 )
 
 // BenchmarkSoak is `make soak`: the whole platform, each service its own
 // process, under an open-loop load of Base C reads through the gateway at
 // half the maximum rate measured first, for STRATA_SOAK_DURATION (30m in
 // make soak; it does nothing without it). Every window (a thirtieth of the
-// run, at least 10 s) prints latency, the CPU per read of every service
-// process, resident memory, the event lag (a lookup until its last query
-// shows in Base C's answer), the queues' depths and the size of every
-// collection and table the reads grow; at the end the last window is
-// compared with the first.
+// run, at least 10 s) prints latency, the CPU per read of every process
+// (services and stores), resident memory, the event lag (lookups through
+// the gateway until their last query shows in Base C's answer, probed all
+// through the window), the queues' depths and the size of every
+// collection and table the reads grow; at the end the last 5 minutes are
+// compared with the first 5 (a short soak: the last window with the
+// first) and the event lag of the whole run is summarised.
 func BenchmarkSoak(b *testing.B) {
 	d, _ := time.ParseDuration(os.Getenv("STRATA_SOAK_DURATION"))
 	bin := os.Getenv("STRATA_E2E_BIN_DIR")
@@ -110,28 +110,17 @@ func BenchmarkSoak(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer conn.Close()
-	direct := basecv1.NewActivityServiceClient(conn)
-	dctx := metadata.AppendToOutgoingContext(ctx, "authorization", basic)
-	// lag is how long a lookup's last query takes to show in Base C's answer.
-	lag := func(i int) time.Duration {
-		c := app.SyntheticCPF(cpfs + i%1000) // not in the read mix
-		start := time.Now()
+	probe := newEventProbe(conn, basic, func(c string) error {
 		r, _ := http.NewRequest("GET", base+"/v1/activity/"+c, nil)
 		r.Header.Set("X-Api-Key", key)
 		r.Header.Set("Authorization", basic)
-		if resp, err := hc.Do(r); err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
+		resp, err := hc.Do(r)
+		if err != nil {
+			return err
 		}
-		for time.Since(start) < 10*time.Second {
-			a, err := direct.GetActivity(dctx, &basecv1.GetActivityRequest{Cpf: c})
-			if err == nil && !a.GetActivity().GetLastQuery().GetQueriedAt().AsTime().Before(start) {
-				return time.Since(start)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		return 10 * time.Second
-	}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.Body.Close()
+	})
 
 	// The maximum rate: 8 callers, closed loop, 5 s.
 	var done atomic.Int64
@@ -155,61 +144,85 @@ func BenchmarkSoak(b *testing.B) {
 	fmt.Printf("soak: max %.0f reads/s (8 callers); open loop at %.0f/s for %s\n", maxRate, rate, d)
 
 	window := max(d/30, 10*time.Second)
-	type sample struct {
-		p50, p99 time.Duration
-		failed   int
-		cpuPer   time.Duration
-		rss      int64
-		lag      []time.Duration
-	}
-	var first, last sample
+	var windows []soakWindow
 	prev := runtime.GOMAXPROCS(1)
 	defer runtime.GOMAXPROCS(prev)
 	for w, start := 0, time.Now(); time.Since(start) < d; w++ {
-		cpu0 := pl.CPU()
-		// Three lag probes per window, alongside the load.
+		cpu0 := stackCPU(pl)
+		// cpf.queried lag probes all through the window, alongside the
+		// load, on CPFs outside the read mix.
 		var lags []time.Duration
 		var lw sync.WaitGroup
 		lw.Add(1)
 		go func() {
 			defer lw.Done()
-			for k := range 3 {
-				time.Sleep(window / 4)
-				lags = append(lags, lag(w*3+k))
-			}
+			lags = probe.lags(window-window/10, func(i int) string { return app.SyntheticCPF(cpfs + (w*997+i)%1000) })
 		}()
 		r := testenv.OpenLoop(rate, window, 128, get)
 		lw.Wait()
-		cpu1 := pl.CPU()
-		var cpu time.Duration
-		var parts []string
-		names := make([]string, 0, len(cpu1))
-		for n := range cpu1 {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			dc := cpu1[n] - cpu0[n]
-			cpu += dc
-			parts = append(parts, fmt.Sprintf("%s %d", n, (dc/time.Duration(max(r.Sent, 1))).Microseconds()))
-		}
+		// Every process of the stack (services and stores), the
+		// generator apart.
+		used := stackCPU(pl).minus(cpu0)
+		cpu := used.per(1)
+		delete(used, "generator")
 		var rss int64
 		for _, v := range pl.RSS() {
 			rss += v
 		}
-		sort.Slice(lags, func(i, j int) bool { return lags[i] < lags[j] })
-		s := sample{p50: r.P50, p99: r.P99, failed: r.Failed, cpuPer: cpu / time.Duration(max(r.Sent, 1)), rss: rss, lag: lags}
-		if w == 0 {
-			first = s
-		}
-		last = s
-		fmt.Printf("soak %3s: p50 %s p99 %s failed %d %s | CPU µs/read %d (%s) | RSS %d MiB | lag %v | queues %s | sizes %s\n",
+		windows = append(windows, soakWindow{p50: r.P50, p99: r.P99, sent: int64(r.Sent), cpu: cpu, rss: rss, lags: lags})
+		fmt.Printf("soak %3s: p50 %s p99 %s failed %d %s | CPU µs/read %d (%s) | RSS %d MiB | event lag %s | queues %s | sizes %s\n",
 			time.Since(start).Round(time.Second), r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Failed, takeErrs(),
-			s.cpuPer.Microseconds(), strings.Join(parts, ", "), rss>>20, lags, queueDepths(b, stores.AMQPURL), sizes(b, stores, cfg))
+			(cpu / time.Duration(max(r.Sent, 1))).Microseconds(), used.breakdown(int64(r.Sent)), rss>>20, lagSummary(lags),
+			queueDepths(b, stores.AMQPURL), sizes(b, stores, cfg))
 	}
+	// The last 5 minutes against the first 5 (or the last window against
+	// the first, in a short soak).
+	k := max(1, min(int(5*time.Minute/window), len(windows)/2))
+	first, last := summarise(windows[:k]), summarise(windows[len(windows)-k:])
 	ratio := func(a, b time.Duration) float64 { return float64(b) / float64(max(a, 1)) }
-	fmt.Printf("soak: last window / first: p50 %.2f×, p99 %.2f×, CPU per read %.2f×, RSS %d → %d MiB\n",
-		ratio(first.p50, last.p50), ratio(first.p99, last.p99), ratio(first.cpuPer, last.cpuPer), first.rss>>20, last.rss>>20)
+	fmt.Printf("soak: last %s / first %s: p50 %.2f×, p99 %.2f×, CPU per read %.2f× (%dµs → %dµs), RSS of the services %d → %d MiB\n",
+		time.Duration(k)*window, time.Duration(k)*window, ratio(first.p50, last.p50), ratio(first.p99, last.p99),
+		ratio(first.cpuPer, last.cpuPer), first.cpuPer.Microseconds(), last.cpuPer.Microseconds(), first.rss>>20, last.rss>>20)
+	all := summarise(windows)
+	worst := time.Duration(0)
+	for _, w := range windows {
+		worst = max(worst, pct(w.lags, 0.99))
+	}
+	fmt.Printf("soak: event lag over the whole run %s; worst window p99 %dms (aim ≤ 250ms throughout)\n", lagSummary(all.lags), worst.Milliseconds())
+}
+
+// soakWindow is one window's figures.
+type soakWindow struct {
+	p50, p99 time.Duration
+	sent     int64
+	cpu      time.Duration // summed over the service processes
+	rss      int64         // summed over the service processes, at the end
+	lags     []time.Duration
+}
+
+type soakSummary struct {
+	p50, p99, cpuPer time.Duration
+	rss              int64
+	lags             []time.Duration
+}
+
+// summarise averages consecutive windows: mean p50 and p99, CPU per read
+// over all of them, the last window's memory, every lag probe.
+func summarise(ws []soakWindow) soakSummary {
+	var s soakSummary
+	var cpu time.Duration
+	var sent int64
+	for _, w := range ws {
+		s.p50 += w.p50 / time.Duration(len(ws))
+		s.p99 += w.p99 / time.Duration(len(ws))
+		cpu += w.cpu
+		sent += w.sent
+		s.lags = append(s.lags, w.lags...)
+	}
+	s.cpuPer = cpu / time.Duration(max(sent, 1))
+	s.rss = ws[len(ws)-1].rss
+	sort.Slice(s.lags, func(i, j int) bool { return s.lags[i] < s.lags[j] })
+	return s
 }
 
 // queueDepths reports the messages waiting in the data queues.

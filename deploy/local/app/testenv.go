@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +29,10 @@ type TestEnvConfig struct {
 	// Dir holds the private instances; removed afterwards unless Keep.
 	Dir  string
 	Keep bool
+	// PprofAddr, when set, serves a CPU profile of this process (where
+	// FerretDB runs) at /debug/pprof/profile on that address; the command
+	// gets its URL in STRATA_TEST_PPROF_URL (for make bench's profiles).
+	PprofAddr string
 }
 
 // Stores are the running dependencies.
@@ -91,6 +97,14 @@ func TestEnv(ctx context.Context, cfg TestEnvConfig, argv []string, out io.Write
 		"STRATA_TEST_AMQP_URL="+stores.AMQPURL,
 		"STRATA_TEST_STORES_DIR="+cfg.Dir,
 	)
+	if cfg.PprofAddr != "" {
+		url, stop, err := servePprof(cfg.PprofAddr)
+		if err != nil {
+			return 1, err
+		}
+		defer stop()
+		cmd.Env = append(cmd.Env, "STRATA_TEST_PPROF_URL="+url)
+	}
 	if stores.Rabbit != nil {
 		// Tests create broker users of their own (least-privilege tests).
 		cmd.Env = append(cmd.Env, "STRATA_TEST_RABBITMQCTL="+strings.Join(stores.Rabbit.CtlCommand(), " "))
@@ -105,6 +119,19 @@ func TestEnv(ctx context.Context, cfg TestEnvConfig, argv []string, out io.Write
 		return 1, err
 	}
 	return 0, nil
+}
+
+// servePprof serves this process's CPU profile on addr.
+func servePprof(addr string) (url string, stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("test-env pprof: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	srv := &http.Server{Handler: mux}
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
 }
 
 func startTestStores(ctx context.Context, cfg TestEnvConfig, out io.Writer, logger *slog.Logger) (*Stores, error) {

@@ -75,6 +75,7 @@ func run(ctx context.Context, args []string) int {
 			MongoURI:    os.Getenv("STRATA_TEST_MONGODB_URI"),
 			AMQPURL:     os.Getenv("STRATA_TEST_AMQP_URL"),
 			Keep:        os.Getenv("STRATA_TEST_KEEP") == "1",
+			PprofAddr:   os.Getenv("STRATA_TEST_PPROF"),
 		}
 		code, err := app.TestEnv(ctx, cfg, args, os.Stderr)
 		if err != nil {
