@@ -35,21 +35,44 @@ func (a *Admin) storeDown(ctx context.Context, err error) error {
 	return logMasked(ctx, a.Logger, unavailable("the key store"), fmt.Errorf("key store: %w", err))
 }
 
-// Register declares the admin operations.
+// storeErr maps a key store error: ErrNotFound to a 404 saying ifNotFound
+// and ErrConflict to a 409 saying ifConflict, where the caller expects them
+// (the message is not empty); anything else is storeDown.
+func (a *Admin) storeErr(ctx context.Context, err error, ifNotFound, ifConflict string) error {
+	switch {
+	case ifNotFound != "" && errors.Is(err, store.ErrNotFound):
+		return notFound(ifNotFound)
+	case ifConflict != "" && errors.Is(err, store.ErrConflict):
+		return problem(http.StatusConflict, "conflict", ifConflict)
+	}
+	return a.storeDown(ctx, err)
+}
+
+// adminOnly lets h run only for a caller whose key has the admin scope.
+func adminOnly[I, O any](h func(context.Context, *I) (*O, error)) func(context.Context, *I) (*O, error) {
+	return func(ctx context.Context, in *I) (*O, error) {
+		if _, err := requireScope(ctx, apikey.ScopeAdmin); err != nil {
+			return nil, err
+		}
+		return h(ctx, in)
+	}
+}
+
+// Register declares the admin operations, each for the admin scope only.
 func (a *Admin) Register(api huma.API) {
 	op := func(id, method, path, summary string, status int) huma.Operation {
 		return huma.Operation{OperationID: id, Method: method, Path: path, Summary: summary, Tags: []string{"Admin"}, DefaultStatus: status,
 			Errors: []int{400, 401, 403, 404, 409, 429, 503}, MaxBodyBytes: 16 << 10, Security: []map[string][]string{{"apiKey": {}}}}
 	}
-	register(api, a.Logger, op("create-partner", http.MethodPost, "/v1/admin/partners", "Create a partner", http.StatusCreated), a.createPartner)
-	register(api, a.Logger, op("list-partners", http.MethodGet, "/v1/admin/partners", "List partners and their keys", http.StatusOK), a.listPartners)
-	register(api, a.Logger, op("create-key", http.MethodPost, "/v1/admin/partners/{id}/keys", "Create an API key (its secret is shown once)", http.StatusCreated), a.createKey)
-	register(api, a.Logger, op("rotate-key", http.MethodPost, "/v1/admin/partners/{id}/keys/{key_id}/rotate", "Rotate a key: a new key now, the old one valid for the overlap", http.StatusCreated), a.rotateKey)
-	register(api, a.Logger, op("revoke-key", http.MethodDelete, "/v1/admin/partners/{id}/keys/{key_id}", "Revoke a key at once", http.StatusNoContent), a.revokeKey)
+	register(api, a.Logger, op("create-partner", http.MethodPost, "/v1/admin/partners", "Create a partner", http.StatusCreated), adminOnly(a.createPartner))
+	register(api, a.Logger, op("list-partners", http.MethodGet, "/v1/admin/partners", "List partners and their keys", http.StatusOK), adminOnly(a.listPartners))
+	register(api, a.Logger, op("create-key", http.MethodPost, "/v1/admin/partners/{id}/keys", "Create an API key (its secret is shown once)", http.StatusCreated), adminOnly(a.createKey))
+	register(api, a.Logger, op("rotate-key", http.MethodPost, "/v1/admin/partners/{id}/keys/{key_id}/rotate", "Rotate a key: a new key now, the old one valid for the overlap", http.StatusCreated), adminOnly(a.rotateKey))
+	register(api, a.Logger, op("revoke-key", http.MethodDelete, "/v1/admin/partners/{id}/keys/{key_id}", "Revoke a key at once", http.StatusNoContent), adminOnly(a.revokeKey))
 	register(api, a.Logger, op("bind-oauth-client", http.MethodPost, "/v1/admin/partners/{id}/oauth-clients",
-		"Bind an OAuth2 client id (built-in or external provider) to the partner: its tokens are honoured only with this partner's keys", http.StatusCreated), a.bindClient)
-	register(api, a.Logger, op("list-oauth-clients", http.MethodGet, "/v1/admin/partners/{id}/oauth-clients", "List the OAuth2 client ids bound to the partner", http.StatusOK), a.listClients)
-	register(api, a.Logger, op("unbind-oauth-client", http.MethodDelete, "/v1/admin/partners/{id}/oauth-clients/{client_id}", "Unbind an OAuth2 client id", http.StatusNoContent), a.unbindClient)
+		"Bind an OAuth2 client id (built-in or external provider) to the partner: its tokens are honoured only with this partner's keys", http.StatusCreated), adminOnly(a.bindClient))
+	register(api, a.Logger, op("list-oauth-clients", http.MethodGet, "/v1/admin/partners/{id}/oauth-clients", "List the OAuth2 client ids bound to the partner", http.StatusOK), adminOnly(a.listClients))
+	register(api, a.Logger, op("unbind-oauth-client", http.MethodDelete, "/v1/admin/partners/{id}/oauth-clients/{client_id}", "Unbind an OAuth2 client id", http.StatusNoContent), adminOnly(a.unbindClient))
 }
 
 // OAuthClientBody is a client id bound to a partner.
@@ -74,9 +97,6 @@ type OAuthClientResponse struct{ Body OAuthClientBody }
 const maxClientsPerPartner = 50
 
 func (a *Admin) bindClient(ctx context.Context, in *BindClientRequest) (*OAuthClientResponse, error) {
-	if _, err := requireScope(ctx, apikey.ScopeAdmin); err != nil {
-		return nil, err
-	}
 	existing, err := a.Store.OAuthClients(ctx, in.ID)
 	if err != nil {
 		return nil, a.storeDown(ctx, err)
@@ -85,13 +105,8 @@ func (a *Admin) bindClient(ctx context.Context, in *BindClientRequest) (*OAuthCl
 		return nil, problem(http.StatusConflict, "conflict", "a partner may have at most 50 OAuth2 clients")
 	}
 	b, err := a.Store.BindOAuthClient(ctx, in.ID, in.Body.ClientID)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return nil, notFound("no such partner")
-	case errors.Is(err, store.ErrConflict):
-		return nil, problem(http.StatusConflict, "conflict", "this client id is bound to another partner; unbind it there first")
-	case err != nil:
-		return nil, a.storeDown(ctx, err)
+	if err != nil {
+		return nil, a.storeErr(ctx, err, "no such partner", "this client id is bound to another partner; unbind it there first")
 	}
 	a.Bindings.Forget(in.ID)
 	return &OAuthClientResponse{Body: OAuthClientBody(b)}, nil
@@ -110,9 +125,6 @@ type OAuthClientsResponse struct {
 }
 
 func (a *Admin) listClients(ctx context.Context, in *PartnerRef) (*OAuthClientsResponse, error) {
-	if _, err := requireScope(ctx, apikey.ScopeAdmin); err != nil {
-		return nil, err
-	}
 	bs, err := a.Store.OAuthClients(ctx, in.ID)
 	if err != nil {
 		return nil, a.storeDown(ctx, err)
@@ -132,15 +144,8 @@ type UnbindClientRequest struct {
 }
 
 func (a *Admin) unbindClient(ctx context.Context, in *UnbindClientRequest) (*struct{}, error) {
-	if _, err := requireScope(ctx, apikey.ScopeAdmin); err != nil {
-		return nil, err
-	}
-	err := a.Store.UnbindOAuthClient(ctx, in.ID, in.ClientID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, notFound("this client id is not bound to this partner")
-	}
-	if err != nil {
-		return nil, a.storeDown(ctx, err)
+	if err := a.Store.UnbindOAuthClient(ctx, in.ID, in.ClientID); err != nil {
+		return nil, a.storeErr(ctx, err, "this client id is not bound to this partner", "")
 	}
 	a.Bindings.Forget(in.ID)
 	return nil, nil
@@ -165,18 +170,12 @@ type PartnerRequest struct {
 type PartnerResponse struct{ Body PartnerBody }
 
 func (a *Admin) createPartner(ctx context.Context, in *PartnerRequest) (*PartnerResponse, error) {
-	if _, err := requireScope(ctx, apikey.ScopeAdmin); err != nil {
-		return nil, err
-	}
 	if err := checkText("name", in.Body.Name, 200); err != nil {
 		return nil, err
 	}
 	p, err := a.Store.CreatePartner(ctx, in.Body.ID, in.Body.Name)
-	if errors.Is(err, store.ErrConflict) {
-		return nil, problem(http.StatusConflict, "conflict", "a partner with this id exists")
-	}
 	if err != nil {
-		return nil, a.storeDown(ctx, err)
+		return nil, a.storeErr(ctx, err, "", "a partner with this id exists")
 	}
 	return &PartnerResponse{Body: PartnerBody{ID: p.ID, Name: p.Name, CreatedAt: p.CreatedAt}}, nil
 }
@@ -210,9 +209,6 @@ func keyInfo(k store.Key) KeyInfo {
 }
 
 func (a *Admin) listPartners(ctx context.Context, _ *struct{}) (*PartnersResponse, error) {
-	if _, err := requireScope(ctx, apikey.ScopeAdmin); err != nil {
-		return nil, err
-	}
 	ps, err := a.Store.ListPartners(ctx)
 	if err != nil {
 		return nil, a.storeDown(ctx, err)
@@ -276,11 +272,8 @@ func (a *Admin) issue(ctx context.Context, partner, lineage string, scopes []str
 		return nil, a.storeDown(ctx, err)
 	}
 	created, err := a.Store.GetKey(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, notFound("no such partner")
-	}
 	if err != nil {
-		return nil, a.storeDown(ctx, err)
+		return nil, a.storeErr(ctx, err, "no such partner", "")
 	}
 	out := &NewKeyResponse{}
 	out.Body.KeyInfo, out.Body.Key = keyInfo(created), full
@@ -288,9 +281,6 @@ func (a *Admin) issue(ctx context.Context, partner, lineage string, scopes []str
 }
 
 func (a *Admin) createKey(ctx context.Context, in *KeyRequest) (*NewKeyResponse, error) {
-	if _, err := requireScope(ctx, apikey.ScopeAdmin); err != nil {
-		return nil, err
-	}
 	scopes := make([]string, len(in.Body.Scopes))
 	for i, s := range in.Body.Scopes {
 		if !apikey.Scope(s).Known() {
@@ -326,9 +316,6 @@ type RotateRequest struct {
 }
 
 func (a *Admin) rotateKey(ctx context.Context, in *RotateRequest) (*NewKeyResponse, error) {
-	if _, err := requireScope(ctx, apikey.ScopeAdmin); err != nil {
-		return nil, err
-	}
 	old, err := a.Store.GetKey(ctx, in.KeyID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && (old.PartnerID != in.ID || old.RevokedAt != nil)) {
 		return nil, notFound("no such active key for this partner")
@@ -358,15 +345,8 @@ type RevokeKeyRequest struct {
 }
 
 func (a *Admin) revokeKey(ctx context.Context, in *RevokeKeyRequest) (*struct{}, error) {
-	if _, err := requireScope(ctx, apikey.ScopeAdmin); err != nil {
-		return nil, err
-	}
-	err := a.Store.RevokeKey(ctx, in.ID, in.KeyID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, notFound("no such key for this partner")
-	}
-	if err != nil {
-		return nil, a.storeDown(ctx, err)
+	if err := a.Store.RevokeKey(ctx, in.ID, in.KeyID); err != nil {
+		return nil, a.storeErr(ctx, err, "no such key for this partner", "")
 	}
 	a.Keys.Forget(in.KeyID)
 	return nil, nil

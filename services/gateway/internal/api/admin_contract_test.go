@@ -24,11 +24,12 @@ import (
 
 var template = testenv.Template{Name: "gateway", Version: store.MigrationsVersion(), Migrate: store.Migrate}
 
-// adminContract serves the admin API behind KeyAuth, with an admin key
-// and a partner key that holds every partner scope.
+// adminContract serves the admin API behind KeyAuth, with an admin key,
+// a partner key that holds every partner scope (one call a while), and a
+// staff key that holds every scope but admin.
 type adminContract struct {
 	*contract
-	admin, partner string
+	admin, partner, staff string
 }
 
 func newAdminContract(t *testing.T) *adminContract {
@@ -57,6 +58,7 @@ func newAdminContract(t *testing.T) *adminContract {
 	}
 	c.admin = newKey("strata-admin", 1000, 1000, apikey.ScopeAdmin)
 	c.partner = newKey("demo-bank", 0.01, 1, apikey.PartnerScopes()...)
+	c.staff = newKey("strata-staff", 1000, 1000, slices.DeleteFunc(apikey.Scopes(), func(s apikey.Scope) bool { return s == apikey.ScopeAdmin })...)
 	mux := http.NewServeMux()
 	api := NewAPI(mux)
 	keys := &KeyAuth{Store: st, Pepper: pepper, Limiter: limits.New(), Logger: logger, CacheTTL: time.Second}
@@ -105,15 +107,18 @@ func stable(v any) any {
 }
 
 // Every admin operation answers the shape committed in
-// testdata/admin.golden.json, and the served document lists no admin
-// operation this test does not call.
+// testdata/admin.golden.json, refuses a key without the admin scope, and
+// the served document lists no admin operation this test does not call.
 func TestAdminRouteShapes(t *testing.T) {
 	t.Parallel()
 	c := newAdminContract(t)
 	got := map[string]answer{}
 	keyID := ""
 	for _, r := range adminRoutes {
-		a := c.do(t, r.method, strings.ReplaceAll(r.path, "{key_id}", keyID), r.body, "X-Api-Key", c.admin)
+		path := strings.ReplaceAll(r.path, "{key_id}", keyID)
+		wantProblem(t, r.id+" without the admin scope", c.do(t, r.method, path, r.body, "X-Api-Key", c.staff),
+			403, "insufficient-scope", "this API key lacks the scope admin", "")
+		a := c.do(t, r.method, path, r.body, "X-Api-Key", c.admin)
 		if a.Status >= 300 {
 			t.Fatalf("%s: %d %s", r.id, a.Status, a.Body)
 		}
