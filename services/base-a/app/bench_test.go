@@ -6,14 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/strata-bureau/strata/pkg/breaker"
 	"github.com/strata-bureau/strata/pkg/testenv"
 	baseav1 "github.com/strata-bureau/strata/proto/gen/go/basea/v1"
-	"github.com/strata-bureau/strata/services/base-a/internal/audit"
-	"github.com/strata-bureau/strata/services/base-a/internal/crypto"
 	"github.com/strata-bureau/strata/services/base-a/internal/domain"
 	"github.com/strata-bureau/strata/services/base-a/internal/store"
 )
@@ -73,16 +69,7 @@ func BenchmarkBaseA(b *testing.B) {
 		b.ReportMetric(float64(reads.Load())/b.Elapsed().Seconds(), "audited-reads/s")
 	})
 	b.Run("store_read_audited", func(b *testing.B) {
-		pool, err := pgxpool.New(ctx, e.appURL)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer pool.Close()
-		keys, err := crypto.ParseKeys(e.vars["BASEA_DATA_KEYS"], e.vars["BASEA_BLIND_INDEX_KEY"])
-		if err != nil {
-			b.Fatal(err)
-		}
-		st := store.New(pool, keys, breaker.Standalone(breaker.Config{Name: "bench"}))
+		st, _ := e.openStore(b, "bench")
 		caller := domain.Caller{PartnerID: "bank-a", Identity: "gateway", ClientIP: "203.0.113.7"}
 		nextToken := tenUses(b, newGrant)
 		testenv.MeasureLatency(b, func() error {
@@ -101,11 +88,7 @@ func BenchmarkBaseA(b *testing.B) {
 		})
 	})
 	b.Run("baseline_pgx_pk_select", func(b *testing.B) {
-		pool, err := pgxpool.New(ctx, e.appURL)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer pool.Close()
+		pool := e.appPool(b)
 		var idx []byte
 		if err := pool.QueryRow(ctx, "SELECT cpf_index FROM people LIMIT 1").Scan(&idx); err != nil {
 			b.Fatal(err)
@@ -127,25 +110,13 @@ func BenchmarkAuditLog(b *testing.B) {
 	const n = 100_000
 	setup := func(b *testing.B) (*env, *store.Store, store.ChainOptions) {
 		e := newEnv(b)
-		pool, err := pgxpool.New(ctx, e.appURL)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(pool.Close)
-		keys, err := crypto.ParseKeys(e.vars["BASEA_DATA_KEYS"], e.vars["BASEA_BLIND_INDEX_KEY"])
-		if err != nil {
-			b.Fatal(err)
-		}
-		akeys, err := audit.ParseKeys(e.vars["BASEA_AUDIT_CHAIN_KEY"], e.vars["BASEA_AUDIT_SIGNING_KEY"])
-		if err != nil {
-			b.Fatal(err)
-		}
+		st, akeys := e.openStore(b, "bench")
 		e.admin(`INSERT INTO audit_log (entry_id, at, partner_id, caller, cpf_index, cpf_enc, purpose, reason, fields, outcome, client_ip, trace_id, grant_id)
 			SELECT gen_random_uuid(), now(), 'bank-a', 'gateway', sha256(g::text::bytea), sha256(sha256(g::text::bytea)) || sha256(g::text::bytea),
 				'credit_analysis', 'loan application number ' || g, ARRAY['name','address'], 'allowed', '203.0.113.7',
 				'4bf92f3577b34da6a3ce929d0e0e4736', gen_random_uuid()
 			FROM generate_series(1, $1) g`, n)
-		return e, store.New(pool, keys, breaker.Standalone(breaker.Config{Name: "bench"})), store.ChainOptions{Keys: akeys, CheckpointInterval: time.Millisecond}
+		return e, st, store.ChainOptions{Keys: akeys, CheckpointInterval: time.Millisecond}
 	}
 	chain := func(b *testing.B, st *store.Store, o store.ChainOptions) {
 		done := 0

@@ -4,12 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/strata-bureau/strata/pkg/breaker"
 	"github.com/strata-bureau/strata/pkg/testenv"
-	"github.com/strata-bureau/strata/services/base-a/internal/audit"
-	"github.com/strata-bureau/strata/services/base-a/internal/crypto"
 	"github.com/strata-bureau/strata/services/base-a/internal/store"
 )
 
@@ -21,20 +16,8 @@ func TestAnEntryCommittedLateFarBelowIsStillChained(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := testenv.Context(t)
-	pool, err := pgxpool.New(ctx, e.appURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	keys, err := crypto.ParseKeys(e.vars["BASEA_DATA_KEYS"], e.vars["BASEA_BLIND_INDEX_KEY"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	akeys, err := audit.ParseKeys(e.vars["BASEA_AUDIT_CHAIN_KEY"], e.vars["BASEA_AUDIT_SIGNING_KEY"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := store.New(pool, keys, breaker.Standalone(breaker.Config{Name: "chainer-test"}))
+	st, akeys := e.openStore(t, "chainer-test")
+	pool := st.Pool()
 	o := store.ChainOptions{Keys: akeys, CheckpointInterval: time.Millisecond, SweepEvery: 300 * time.Millisecond}
 	const insert = `INSERT INTO audit_log (entry_id, at, partner_id, caller, cpf_index, cpf_enc, purpose, reason, fields, outcome, client_ip, trace_id, grant_id)
 		SELECT gen_random_uuid(), now(), 'bank-a', 'gateway', NULL, NULL, 'credit_analysis', 'loan application ' || g, ARRAY['name'],

@@ -12,8 +12,10 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc"
 
+	"github.com/strata-bureau/strata/pkg/breaker"
 	"github.com/strata-bureau/strata/pkg/config"
 	"github.com/strata-bureau/strata/pkg/grpcclient"
 	"github.com/strata-bureau/strata/pkg/logging"
@@ -221,4 +223,31 @@ func (e *env) toolVars() map[string]string {
 	}
 	vars["BASEA_DATABASE_URL"] = e.appURL
 	return vars
+}
+
+// appPool is a pool on this test's database as the application role,
+// closed when tb ends (tb: the test or sub-benchmark that uses it).
+func (e *env) appPool(tb testing.TB) *pgxpool.Pool {
+	tb.Helper()
+	pool, err := pgxpool.New(testenv.Context(tb), e.appURL)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(pool.Close)
+	return pool
+}
+
+// openStore is a store on appPool with this test's data keys and its own
+// breaker (name), and the audit log's keys, as Base A's tools open them.
+func (e *env) openStore(tb testing.TB, name string) (*store.Store, *audit.Keys) {
+	tb.Helper()
+	keys, err := crypto.ParseKeys(e.vars["BASEA_DATA_KEYS"], e.vars["BASEA_BLIND_INDEX_KEY"])
+	if err != nil {
+		tb.Fatal(err)
+	}
+	akeys, err := audit.ParseKeys(e.vars["BASEA_AUDIT_CHAIN_KEY"], e.vars["BASEA_AUDIT_SIGNING_KEY"])
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return store.New(e.appPool(tb), keys, breaker.Standalone(breaker.Config{Name: name})), akeys
 }
