@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/pprof"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -260,11 +262,70 @@ func TestFerretConcurrentUpdatesOfOneDocumentAreAllApplied(t *testing.T) {
 	}
 }
 
+// TestFerretStatementsPayNoDebugCost proves changes 4 and 5 of the patch:
+// as released, every SQL statement formatted its arguments (whole
+// documents) into a logger with debug logging off, and every cursor and
+// transaction was tracked with a stack trace in a pprof profile, together
+// about a fifth of FerretDB's CPU per statement. After finds, inserts and
+// upserts, no statement's arguments may have reached the (non-debug)
+// logger, and no FerretDB resource profile may exist.
+func TestFerretStatementsPayNoDebugCost(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	h := &argsSpotter{Handler: slog.NewTextHandler(io.Discard, nil), formatted: new(atomic.Int64)}
+	c := startFerretLogging(ctx, t, slog.New(h)).Database("debug").Collection("docs")
+	for i := range 20 {
+		id := fmt.Sprintf("%03d", i)
+		if _, err := c.InsertOne(ctx, bson.M{"_id": id, "v": i}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.UpdateOne(ctx, bson.M{"_id": id + "x"}, bson.M{"$max": bson.M{"v": i}}, options.UpdateOne().SetUpsert(true)); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.FindOne(ctx, bson.M{"_id": id}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := h.formatted.Load(); n > 0 {
+		t.Errorf("%d statements formatted their arguments for a disabled debug log", n)
+	}
+	for _, p := range pprof.Profiles() {
+		if strings.HasPrefix(p.Name(), "FerretDB/") {
+			t.Errorf("resource profile %s exists (%d objects): release builds must not track resources", p.Name(), p.Count())
+		}
+	}
+}
+
+// argsSpotter is a logger (debug off) that counts loggers derived with a
+// statement's "args" attribute.
+type argsSpotter struct {
+	slog.Handler
+	formatted *atomic.Int64
+}
+
+func (h *argsSpotter) WithAttrs(as []slog.Attr) slog.Handler {
+	for _, a := range as {
+		if a.Key == "args" {
+			h.formatted.Add(1)
+		}
+	}
+	return &argsSpotter{Handler: h.Handler.WithAttrs(as), formatted: h.formatted}
+}
+
+func (h *argsSpotter) WithGroup(name string) slog.Handler {
+	return &argsSpotter{Handler: h.Handler.WithGroup(name), formatted: h.formatted}
+}
+
 // startFerret starts this FerretDB in a temporary directory for the test
 // and returns a client connected to it; both end with the test.
 func startFerret(ctx context.Context, tb testing.TB) *mongo.Client {
 	tb.Helper()
-	f, err := StartFerret(ctx, tb.TempDir(), "127.0.0.1:0", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return startFerretLogging(ctx, tb, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+func startFerretLogging(ctx context.Context, tb testing.TB, logger *slog.Logger) *mongo.Client {
+	tb.Helper()
+	f, err := StartFerret(ctx, tb.TempDir(), "127.0.0.1:0", logger)
 	if err != nil {
 		tb.Fatal(err)
 	}
