@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -127,22 +128,25 @@ func (d movementDoc) domain() domain.Movement {
 // GetActivity returns the CPF's activity with its latest n movements, or
 // ErrNotFound when nothing is known about it.
 func (s *Store) GetActivity(ctx context.Context, cpf string, n int) (*domain.Activity, error) {
-	var doc activityDoc
-	err := s.activity.FindOne(ctx, bson.D{{Key: "_id", Value: cpf}}).Decode(&doc)
-	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+	// The three finds are independent: run at once, a read waits for the
+	// slowest instead of their sum.
+	var (
+		doc                     activityDoc
+		qd                      queryDoc
+		rd                      recentDoc
+		hasActivity, hasRecent  bool
+		errActivity, errQueries error
+		wg                      sync.WaitGroup
+	)
+	wg.Go(func() { hasActivity, errActivity = findByID(ctx, s.activity, cpf, &doc) })
+	wg.Go(func() { _, errQueries = findByID(ctx, s.queries, cpf, &qd) })
+	hasRecent, err := findByID(ctx, s.recent, cpf, &rd)
+	wg.Wait()
+	for _, e := range []error{errActivity, errQueries, err} {
+		if e != nil {
+			return nil, e
+		}
 	}
-	hasActivity := err == nil
-	var qd queryDoc
-	if err := s.queries.FindOne(ctx, bson.D{{Key: "_id", Value: cpf}}).Decode(&qd); err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
-	}
-	var rd recentDoc
-	err = s.recent.FindOne(ctx, bson.D{{Key: "_id", Value: cpf}}).Decode(&rd)
-	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
-	}
-	hasRecent := err == nil
 	a := &domain.Activity{CPF: cpf}
 	// A last query stored with the activity itself predates last_queries.
 	q := qd.LastQuery
@@ -172,6 +176,19 @@ func (s *Store) GetActivity(ctx context.Context, cpf string, n int) (*domain.Act
 		return nil, domain.ErrNotFound
 	}
 	return a, nil
+}
+
+// findByID decodes the document with _id id into out and says whether
+// there was one.
+func findByID(ctx context.Context, c *mongo.Collection, id string, out any) (bool, error) {
+	err := c.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(out)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+	}
+	return true, nil
 }
 
 // latest returns the n newest of docs, newest first (by occurred_at, then

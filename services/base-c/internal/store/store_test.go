@@ -68,13 +68,13 @@ func (c *commands) take() []string {
 	return out
 }
 
-func open(t *testing.T) (*store.Store, *commands) {
+func open(t testing.TB) (*store.Store, *commands) {
 	t.Helper()
 	st, cmds, _ := openDB(t)
 	return st, cmds
 }
 
-func openDB(t *testing.T) (*store.Store, *commands, *mongo.Database) {
+func openDB(t testing.TB) (*store.Store, *commands, *mongo.Database) {
 	t.Helper()
 	cmds := &commands{}
 	client, err := mongo.Connect(options.Client().ApplyURI(testenv.MongoURI(t)).SetMonitor(cmds.monitor()))
