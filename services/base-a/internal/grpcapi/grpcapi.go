@@ -2,10 +2,11 @@
 // validation, and the mapping of domain errors to status codes.
 //
 // One file per concern: identity.go (who may call what; the audit
-// reader), grants.go, reads.go and writes.go (PeopleService), audit.go
-// (AuditService: access logs, history, verification), tlog.go (signed
-// heads, proofs, export), subject.go (SubjectService). This file holds the
-// request checks and conversions they share, and the error mapping.
+// reader), people.go (PeopleService: grants, audited reads, loader
+// writes), audit.go (AuditService: access logs, history, verification),
+// tlog.go (signed heads, proofs, export), subject.go (SubjectService).
+// This file holds the request checks and conversions they share, and the
+// error mapping.
 package grpcapi
 
 import (
