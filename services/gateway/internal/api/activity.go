@@ -108,19 +108,29 @@ func toBaseC(ctx context.Context, in *BasicRequest) (context.Context, Caller, st
 	return withCredential(ctx, in.Authorization), c, person, nil
 }
 
+// fromC is one call to Base C's ActivityService with the caller's
+// credentials in cred (reads: retried on another replica), its answer
+// converted.
+func fromC[T, O any](cred context.Context, h *Handlers, convert func(T) O,
+	fn func(context.Context, basecv1.ActivityServiceClient) (T, error)) (O, error) {
+	resp, err := call(cred, h, h.Backends.C, "base C", true, func(ctx context.Context, conn *grpc.ClientConn) (T, error) {
+		return fn(ctx, basecv1.NewActivityServiceClient(conn))
+	})
+	return converted(resp, err, convert)
+}
+
 func (h *Handlers) getActivity(ctx context.Context, in *BasicRequest) (*ActivityResponse, error) {
 	cred, c, person, err := toBaseC(ctx, in)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := call(cred, h, h.Backends.C, "base C", true, func(ctx context.Context, conn *grpc.ClientConn) (*basecv1.GetActivityResponse, error) {
-		return basecv1.NewActivityServiceClient(conn).GetActivity(ctx, &basecv1.GetActivityRequest{Cpf: person})
+	out, err := fromC(cred, h, activityResponse, func(ctx context.Context, a basecv1.ActivityServiceClient) (*basecv1.GetActivityResponse, error) {
+		return a.GetActivity(ctx, &basecv1.GetActivityRequest{Cpf: person})
 	})
-	if err != nil {
-		return nil, err
+	if err == nil {
+		h.Events.Queried(ctx, person, c.PartnerID, c.ClientIP, "base-c")
 	}
-	h.Events.Queried(ctx, person, c.PartnerID, c.ClientIP, "base-c")
-	return activityResponse(resp), nil
+	return out, err
 }
 
 // MovementsRequest pages through movements.
@@ -168,11 +178,7 @@ func (h *Handlers) listMovements(ctx context.Context, in *MovementsRequest) (*Mo
 		return nil, err
 	}
 	req := movementsRequest(person, in)
-	resp, err := call(cred, h, h.Backends.C, "base C", true, func(ctx context.Context, conn *grpc.ClientConn) (*basecv1.ListMovementsResponse, error) {
-		return basecv1.NewActivityServiceClient(conn).ListMovements(ctx, req)
+	return fromC(cred, h, movementsResponse, func(ctx context.Context, a basecv1.ActivityServiceClient) (*basecv1.ListMovementsResponse, error) {
+		return a.ListMovements(ctx, req)
 	})
-	if err != nil {
-		return nil, err
-	}
-	return movementsResponse(resp), nil
 }

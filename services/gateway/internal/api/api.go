@@ -165,6 +165,15 @@ func call[T any](ctx context.Context, h *Handlers, pool *backend.Pool, base stri
 	return resp, h.fromBackend(ctx, err, base)
 }
 
+// converted is convert(resp), or err when the call failed.
+func converted[T, O any](resp T, err error, convert func(T) O) (O, error) {
+	if err != nil {
+		var none O
+		return none, err
+	}
+	return convert(resp), nil
+}
+
 // withCredential adds the base's credential, when set, to a call's
 // metadata; the caller's origin (pkg/origin) is there already, set once by
 // KeyAuth for every call to every base.

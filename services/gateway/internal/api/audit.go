@@ -111,6 +111,23 @@ func (h *Handlers) expensiveAudit(ctx context.Context, own bool) (context.Contex
 	return ctx, c, all, release, err
 }
 
+// fromAudit is one call to Base A's AuditService (reads: retried on
+// another replica), its answer converted.
+func fromAudit[T, O any](ctx context.Context, h *Handlers, convert func(T) O,
+	fn func(context.Context, baseav1.AuditServiceClient) (T, error)) (O, error) {
+	resp, err := call(ctx, h, h.Backends.A, "base A", true, func(ctx context.Context, conn *grpc.ClientConn) (T, error) {
+		return fn(ctx, baseav1.NewAuditServiceClient(conn))
+	})
+	return converted(resp, err, convert)
+}
+
+// accessLogsResponse converts a page of the access log.
+func accessLogsResponse(resp *baseav1.ListAccessLogsResponse) *AccessLogsResponse {
+	out := &AccessLogsResponse{}
+	out.Body.Entries, out.Body.NextPageToken = entries(resp.GetEntries()), resp.GetNextPageToken()
+	return out
+}
+
 func (h *Handlers) accessLogs(ctx context.Context, in *AccessLogsRequest) (*AccessLogsResponse, error) {
 	ctx, c, all, release, err := h.expensiveAudit(ctx, true)
 	if err != nil {
@@ -144,15 +161,9 @@ func (h *Handlers) accessLogs(ctx context.Context, in *AccessLogsRequest) (*Acce
 	if !in.To.IsZero() {
 		req.To = timestamppb.New(in.To)
 	}
-	resp, err := call(ctx, h, h.Backends.A, "base A", true, func(ctx context.Context, conn *grpc.ClientConn) (*baseav1.ListAccessLogsResponse, error) {
-		return baseav1.NewAuditServiceClient(conn).ListAccessLogs(ctx, req)
+	return fromAudit(ctx, h, accessLogsResponse, func(ctx context.Context, a baseav1.AuditServiceClient) (*baseav1.ListAccessLogsResponse, error) {
+		return a.ListAccessLogs(ctx, req)
 	})
-	if err != nil {
-		return nil, err
-	}
-	out := &AccessLogsResponse{}
-	out.Body.Entries, out.Body.NextPageToken = entries(resp.GetEntries()), resp.GetNextPageToken()
-	return out, nil
 }
 
 // HistoryRequest names a CPF.
@@ -169,6 +180,13 @@ type HistoryResponse struct {
 	}
 }
 
+// historyResponse converts a CPF's access history.
+func historyResponse(resp *baseav1.GetAccessHistoryResponse) *HistoryResponse {
+	out := &HistoryResponse{}
+	out.Body.CPF, out.Body.Since, out.Body.Entries = resp.GetCpf(), ts(resp.GetSince()), entries(resp.GetEntries())
+	return out
+}
+
 func (h *Handlers) accessHistory(ctx context.Context, in *HistoryRequest) (*HistoryResponse, error) {
 	ctx, _, _, release, err := h.expensiveAudit(ctx, false)
 	if err != nil {
@@ -179,15 +197,9 @@ func (h *Handlers) accessHistory(ctx context.Context, in *HistoryRequest) (*Hist
 	if err != nil {
 		return nil, err
 	}
-	resp, err := call(ctx, h, h.Backends.A, "base A", true, func(ctx context.Context, conn *grpc.ClientConn) (*baseav1.GetAccessHistoryResponse, error) {
-		return baseav1.NewAuditServiceClient(conn).GetAccessHistory(ctx, &baseav1.GetAccessHistoryRequest{Cpf: c})
+	return fromAudit(ctx, h, historyResponse, func(ctx context.Context, a baseav1.AuditServiceClient) (*baseav1.GetAccessHistoryResponse, error) {
+		return a.GetAccessHistory(ctx, &baseav1.GetAccessHistoryRequest{Cpf: c})
 	})
-	if err != nil {
-		return nil, err
-	}
-	out := &HistoryResponse{}
-	out.Body.CPF, out.Body.Since, out.Body.Entries = resp.GetCpf(), ts(resp.GetSince()), entries(resp.GetEntries())
-	return out, nil
 }
 
 // VerifyResponse is the chain check.
@@ -202,23 +214,24 @@ type VerifyResponse struct {
 	}
 }
 
+// verifyResponse converts a chain check.
+func verifyResponse(resp *baseav1.VerifyChainResponse) *VerifyResponse {
+	out := &VerifyResponse{}
+	out.Body.OK, out.Body.CheckedEntries, out.Body.FirstBadEntry = resp.GetOk(), resp.GetCheckedEntries(), resp.GetFirstBadEntry()
+	out.Body.Problem, out.Body.CheckpointsVerified = resp.GetProblem(), resp.GetCheckpointsVerified()
+	out.Body.PurgedThrough = resp.GetPurgedThrough()
+	return out
+}
+
 func (h *Handlers) verify(ctx context.Context, _ *struct{}) (*VerifyResponse, error) {
 	ctx, _, _, release, err := h.expensiveAudit(ctx, false)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	resp, err := call(ctx, h, h.Backends.A, "base A", true, func(ctx context.Context, conn *grpc.ClientConn) (*baseav1.VerifyChainResponse, error) {
-		return baseav1.NewAuditServiceClient(conn).VerifyChain(ctx, &baseav1.VerifyChainRequest{})
+	return fromAudit(ctx, h, verifyResponse, func(ctx context.Context, a baseav1.AuditServiceClient) (*baseav1.VerifyChainResponse, error) {
+		return a.VerifyChain(ctx, &baseav1.VerifyChainRequest{})
 	})
-	if err != nil {
-		return nil, err
-	}
-	out := &VerifyResponse{}
-	out.Body.OK, out.Body.CheckedEntries, out.Body.FirstBadEntry = resp.GetOk(), resp.GetCheckedEntries(), resp.GetFirstBadEntry()
-	out.Body.Problem, out.Body.CheckpointsVerified = resp.GetProblem(), resp.GetCheckpointsVerified()
-	out.Body.PurgedThrough = resp.GetPurgedThrough()
-	return out, nil
 }
 
 // Head is a signed tree head of Base A's verifiable log.
@@ -239,18 +252,19 @@ type HeadResponse struct {
 	Body Head
 }
 
+// headResponse converts the latest signed head.
+func headResponse(resp *baseav1.GetHeadResponse) *HeadResponse {
+	return &HeadResponse{Body: headOf(resp)}
+}
+
 func (h *Handlers) auditHead(ctx context.Context, _ *struct{}) (*HeadResponse, error) {
 	ctx, _, _, err := auditReader(ctx, true)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := call(ctx, h, h.Backends.A, "base A", true, func(ctx context.Context, conn *grpc.ClientConn) (*baseav1.GetHeadResponse, error) {
-		return baseav1.NewAuditServiceClient(conn).GetHead(ctx, &baseav1.GetHeadRequest{})
+	return fromAudit(ctx, h, headResponse, func(ctx context.Context, a baseav1.AuditServiceClient) (*baseav1.GetHeadResponse, error) {
+		return a.GetHead(ctx, &baseav1.GetHeadRequest{})
 	})
-	if err != nil {
-		return nil, err
-	}
-	return &HeadResponse{Body: headOf(resp)}, nil
 }
 
 // ProofRequest names an entry and optionally a tree size.
@@ -272,17 +286,8 @@ type ProofResponse struct {
 	}
 }
 
-func (h *Handlers) auditProof(ctx context.Context, in *ProofRequest) (*ProofResponse, error) {
-	ctx, _, _, err := auditReader(ctx, true)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := call(ctx, h, h.Backends.A, "base A", true, func(ctx context.Context, conn *grpc.ClientConn) (*baseav1.GetProofResponse, error) {
-		return baseav1.NewAuditServiceClient(conn).GetProof(ctx, &baseav1.GetProofRequest{EntryId: in.ID, TreeSize: in.TreeSize})
-	})
-	if err != nil {
-		return nil, err
-	}
+// proofResponse converts an inclusion proof (never a null proof).
+func proofResponse(resp *baseav1.GetProofResponse) *ProofResponse {
 	out := &ProofResponse{}
 	b := &out.Body
 	b.EntryID, b.Seq, b.LeafIndex, b.LeafHash, b.LeafData = resp.GetEntryId(), resp.GetSeq(), resp.GetLeafIndex(), resp.GetLeafHash(), resp.GetLeafData()
@@ -290,5 +295,15 @@ func (h *Handlers) auditProof(ctx context.Context, in *ProofRequest) (*ProofResp
 	if b.Proof == nil {
 		b.Proof = [][]byte{}
 	}
-	return out, nil
+	return out
+}
+
+func (h *Handlers) auditProof(ctx context.Context, in *ProofRequest) (*ProofResponse, error) {
+	ctx, _, _, err := auditReader(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	return fromAudit(ctx, h, proofResponse, func(ctx context.Context, a baseav1.AuditServiceClient) (*baseav1.GetProofResponse, error) {
+		return a.GetProof(ctx, &baseav1.GetProofRequest{EntryId: in.ID, TreeSize: in.TreeSize})
+	})
 }

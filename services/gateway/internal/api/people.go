@@ -195,7 +195,8 @@ type PersonResponse struct {
 }
 
 // personResponse converts a person read with its audit receipt.
-func personResponse(p *baseav1.Person, md metadata.MD) *PersonResponse {
+func personResponse(resp *baseav1.GetPersonResponse, md metadata.MD) *PersonResponse {
+	p := resp.GetPerson()
 	out := &PersonResponse{AuditEntry: receipt(md)}
 	out.Body.CPF, out.Body.Name = p.GetCpf(), p.GetName()
 	if a := p.GetAddress(); a != nil {
@@ -220,35 +221,32 @@ func receipt(md metadata.MD) string {
 
 // grantedRead runs one read with a grant: it checks the read's scope,
 // CPF and grant header, calls Base A once (never retried: every attempt
-// uses the grant and is audited) and records the query. md is Base A's
-// answer header, with the read's receipt.
-func grantedRead[T any](h *Handlers, ctx context.Context, in *PersonRequest,
-	read func(context.Context, baseav1.PeopleServiceClient, *baseav1.AccessContext, string, ...grpc.CallOption) (T, error)) (resp T, md metadata.MD, err error) {
+// uses the grant and is audited), records the query and converts the
+// answer with Base A's answer header, which holds the read's receipt.
+func grantedRead[T, O any](h *Handlers, ctx context.Context, in *PersonRequest, convert func(T, metadata.MD) O,
+	read func(context.Context, baseav1.PeopleServiceClient, *baseav1.AccessContext, string, ...grpc.CallOption) (T, error)) (out O, err error) {
 	c, person, err := callerFor(ctx, apikey.ScopeBaseARead, in.CPF)
 	if err != nil {
-		return resp, nil, err
+		return out, err
 	}
 	if in.Grant == "" {
-		return resp, nil, missingCredential("a grant token in X-Strata-Grant")
+		return out, missingCredential("a grant token in X-Strata-Grant")
 	}
-	resp, err = call(ctx, h, h.Backends.A, "base A", false, func(ctx context.Context, conn *grpc.ClientConn) (T, error) {
+	var md metadata.MD
+	resp, err := call(ctx, h, h.Backends.A, "base A", false, func(ctx context.Context, conn *grpc.ClientConn) (T, error) {
 		return read(ctx, baseav1.NewPeopleServiceClient(conn), accessCtx(c), person, grpc.Header(&md))
 	})
 	if err == nil {
 		h.Events.Queried(ctx, person, c.PartnerID, c.ClientIP, "base-a")
 	}
-	return resp, md, err
+	return converted(resp, err, func(resp T) O { return convert(resp, md) })
 }
 
 func (h *Handlers) getPerson(ctx context.Context, in *PersonRequest) (*PersonResponse, error) {
-	resp, md, err := grantedRead(h, ctx, in, func(ctx context.Context, a baseav1.PeopleServiceClient, ac *baseav1.AccessContext, person string,
+	return grantedRead(h, ctx, in, personResponse, func(ctx context.Context, a baseav1.PeopleServiceClient, ac *baseav1.AccessContext, person string,
 		opts ...grpc.CallOption) (*baseav1.GetPersonResponse, error) {
 		return a.GetPerson(ctx, &baseav1.GetPersonRequest{Context: ac, Cpf: person, GrantToken: in.Grant}, opts...)
 	})
-	if err != nil {
-		return nil, err
-	}
-	return personResponse(resp.GetPerson(), md), nil
 }
 
 // DebtsResponse lists debts.
@@ -268,12 +266,8 @@ func debtsResponse(resp *baseav1.ListDebtsResponse, md metadata.MD) *DebtsRespon
 }
 
 func (h *Handlers) listDebts(ctx context.Context, in *PersonRequest) (*DebtsResponse, error) {
-	resp, md, err := grantedRead(h, ctx, in, func(ctx context.Context, a baseav1.PeopleServiceClient, ac *baseav1.AccessContext, person string,
+	return grantedRead(h, ctx, in, debtsResponse, func(ctx context.Context, a baseav1.PeopleServiceClient, ac *baseav1.AccessContext, person string,
 		opts ...grpc.CallOption) (*baseav1.ListDebtsResponse, error) {
 		return a.ListDebts(ctx, &baseav1.ListDebtsRequest{Context: ac, Cpf: person, GrantToken: in.Grant}, opts...)
 	})
-	if err != nil {
-		return nil, err
-	}
-	return debtsResponse(resp, md), nil
 }

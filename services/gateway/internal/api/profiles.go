@@ -66,10 +66,11 @@ type ProfileResponse struct {
 	}
 }
 
-// profileResponse converts a profile (lists never nil).
-func profileResponse(p *basebv1.Profile) *ProfileResponse {
+// profileResponse converts a profile read (lists never nil).
+func profileResponse(resp *basebv1.GetProfileResponse) *ProfileResponse {
+	p := resp.GetProfile()
 	out := &ProfileResponse{}
-	out.Body.CPF, out.Body.Age, out.Body.UpdatedAt = p.GetCpf(), p.GetAge(), ts(p.GetUpdatedAt())
+	out.Body.CPF, out.Body.Age, out.Body.UpdatedAt, out.Body.Stale = p.GetCpf(), p.GetAge(), ts(p.GetUpdatedAt()), resp.GetStale()
 	out.Body.Address = address(p.GetAddress())
 	out.Body.Assets, out.Body.IncomeSources = []Asset{}, []IncomeSource{}
 	for _, x := range p.GetAssets() {
@@ -102,9 +103,11 @@ type ScoreResponse struct {
 var bands = map[basebv1.Band]string{basebv1.Band_BAND_VERY_LOW: "very_low", basebv1.Band_BAND_LOW: "low", basebv1.Band_BAND_MEDIUM: "medium",
 	basebv1.Band_BAND_HIGH: "high", basebv1.Band_BAND_VERY_HIGH: "very_high"}
 
-// scoreResponse converts a score (reasons never nil).
-func scoreResponse(s *basebv1.Score) *ScoreResponse {
+// scoreResponse converts a score read (reasons never nil).
+func scoreResponse(resp *basebv1.GetScoreResponse) *ScoreResponse {
+	s := resp.GetScore()
 	out := &ScoreResponse{}
+	out.Body.Stale = resp.GetStale()
 	out.Body.CPF, out.Body.Score, out.Body.Band, out.Body.ModelVersion = s.GetCpf(), s.GetScore(), bands[s.GetBand()], s.GetModelVersion()
 	out.Body.Reasons = []Reason{}
 	for _, r := range s.GetReasons() {
@@ -133,42 +136,30 @@ func (h *Handlers) toBaseB(ctx context.Context, in *BearerRequest) (context.Cont
 }
 
 // readB runs one Base B read (retried on another replica: reads are
-// idempotent) and records the query.
-func readB[T any](h *Handlers, ctx context.Context, in *BearerRequest,
-	read func(ctx context.Context, b basebv1.ProfileServiceClient, cpf, clientIP string) (T, error)) (resp T, err error) {
+// idempotent), records the query and converts the answer.
+func readB[T, O any](h *Handlers, ctx context.Context, in *BearerRequest, convert func(T) O,
+	read func(ctx context.Context, b basebv1.ProfileServiceClient, cpf, clientIP string) (T, error)) (out O, err error) {
 	bound, c, person, err := h.toBaseB(ctx, in)
 	if err != nil {
-		return resp, err
+		return out, err
 	}
-	resp, err = call(bound, h, h.Backends.B, "base B", true, func(ctx context.Context, conn *grpc.ClientConn) (T, error) {
+	resp, err := call(bound, h, h.Backends.B, "base B", true, func(ctx context.Context, conn *grpc.ClientConn) (T, error) {
 		return read(ctx, basebv1.NewProfileServiceClient(conn), person, c.ClientIP)
 	})
 	if err == nil {
 		h.Events.Queried(ctx, person, c.PartnerID, c.ClientIP, "base-b")
 	}
-	return resp, err
+	return converted(resp, err, convert)
 }
 
 func (h *Handlers) getProfile(ctx context.Context, in *BearerRequest) (*ProfileResponse, error) {
-	resp, err := readB(h, ctx, in, func(ctx context.Context, b basebv1.ProfileServiceClient, cpf, ip string) (*basebv1.GetProfileResponse, error) {
+	return readB(h, ctx, in, profileResponse, func(ctx context.Context, b basebv1.ProfileServiceClient, cpf, ip string) (*basebv1.GetProfileResponse, error) {
 		return b.GetProfile(ctx, &basebv1.GetProfileRequest{Cpf: cpf, ClientIp: ip})
 	})
-	if err != nil {
-		return nil, err
-	}
-	out := profileResponse(resp.GetProfile())
-	out.Body.Stale = resp.GetStale()
-	return out, nil
 }
 
 func (h *Handlers) getScore(ctx context.Context, in *BearerRequest) (*ScoreResponse, error) {
-	resp, err := readB(h, ctx, in, func(ctx context.Context, b basebv1.ProfileServiceClient, cpf, ip string) (*basebv1.GetScoreResponse, error) {
+	return readB(h, ctx, in, scoreResponse, func(ctx context.Context, b basebv1.ProfileServiceClient, cpf, ip string) (*basebv1.GetScoreResponse, error) {
 		return b.GetScore(ctx, &basebv1.GetScoreRequest{Cpf: cpf, ClientIp: ip})
 	})
-	if err != nil {
-		return nil, err
-	}
-	out := scoreResponse(resp.GetScore())
-	out.Body.Stale = resp.GetStale()
-	return out, nil
 }
