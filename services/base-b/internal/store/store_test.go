@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -9,74 +8,21 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/event"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/strata-bureau/strata/pkg/testenv"
 	"github.com/strata-bureau/strata/services/base-b/internal/domain"
 	"github.com/strata-bureau/strata/services/base-b/internal/store"
 )
 
-// filters records the filter of every find, update and delete statement.
-type filters struct {
-	mu  sync.Mutex
-	all []bson.Raw
-}
-
-func (f *filters) monitor() *event.CommandMonitor {
-	return &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		switch e.CommandName {
-		case "find":
-			f.all = append(f.all, e.Command.Lookup("filter").Document())
-		case "findAndModify":
-			f.all = append(f.all, e.Command.Lookup("query").Document())
-		case "update", "delete":
-			key := map[string]string{"update": "updates", "delete": "deletes"}[e.CommandName]
-			vals, _ := e.Command.Lookup(key).Array().Values()
-			for _, v := range vals {
-				f.all = append(f.all, v.Document().Lookup("q").Document())
-			}
-		}
-	}}
-}
-
-// byIDOnly fails unless every filter seen since the last call is
-// {_id: <string>} alone: FerretDB v1 scans the collection for any other.
-func (f *filters) byIDOnly(t *testing.T, what string) {
-	t.Helper()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.all) == 0 {
-		t.Fatalf("%s: no statement seen", what)
-	}
-	for _, raw := range f.all {
-		elems, _ := raw.Elements()
-		if len(elems) != 1 || elems[0].Key() != "_id" || elems[0].Value().Type != bson.TypeString {
-			t.Fatalf("%s: filter %s is not {_id: string} alone", what, raw)
-		}
-	}
-	f.all = nil
-}
-
 func TestWritesFilterByIDOnlyAndNewestSummaryWins(t *testing.T) {
 	t.Parallel()
 	ctx := testenv.Context(t)
-	fs := &filters{}
-	client, err := mongo.Connect(options.Client().ApplyURI(testenv.MongoURI(t)).SetMonitor(fs.monitor()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = client.Disconnect(context.Background()) }()
-	db := client.Database(testenv.UniqueName(t, "baseb"))
-	defer func() { _ = db.Drop(context.Background()) }()
+	db, fs := testenv.MongoDBWithFilters(t, "baseb")
 	st := store.New(db)
 	if err := st.EnsureIndexes(ctx); err != nil {
 		t.Fatal(err)
 	}
-	fs.all = nil
+	fs.Take()
 	const cpf = "52998224725"
 	at := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	for _, v := range []int64{2, 3, 1} {
@@ -84,7 +30,7 @@ func TestWritesFilterByIDOnlyAndNewestSummaryWins(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	fs.byIDOnly(t, "ApplyDebtSummary")
+	fs.ByIDOnly(t, "ApplyDebtSummary")
 	if _, err := st.Upsert(ctx, cpf, "1990-01-01", domain.Address{City: "Recife"}); err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +53,7 @@ func TestWritesFilterByIDOnlyAndNewestSummaryWins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs.byIDOnly(t, "profile writes and reads")
+	fs.ByIDOnly(t, "profile writes and reads")
 	if p.DebtSummary == nil || p.DebtSummary.Version != 3 || p.DebtSummary.OpenCount != 3 {
 		t.Fatalf("highest version did not win: %+v", p.DebtSummary)
 	}
