@@ -19,6 +19,7 @@ import (
 
 	"github.com/maypok86/otter/v2"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/strata-bureau/strata/pkg/breaker"
@@ -200,4 +201,19 @@ func (c *Cache[V]) Stats() (hits, misses int64) { return c.hits.Load(), c.misses
 func (c *Cache[V]) Len() int {
 	c.cache.CleanUp()
 	return c.cache.EstimatedSize()
+}
+
+// ObserveLookups exports stats (a cache's Stats) as the counter name by
+// result: reads answered from the cache (result=hit) and loaded from the
+// store (result=miss); the hit ratio is hit / (hit + miss).
+func ObserveLookups(m metric.Meter, name, description string, stats func() (hits, misses int64)) error {
+	hit, miss := metric.WithAttributes(attribute.String("result", "hit")), metric.WithAttributes(attribute.String("result", "miss"))
+	_, err := m.Int64ObservableCounter(name, metric.WithDescription(description),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			h, ms := stats()
+			o.Observe(h, hit)
+			o.Observe(ms, miss)
+			return nil
+		}))
+	return err
 }

@@ -143,6 +143,16 @@ func (c *cluster) startSeeded(n int) (replica, string) {
 	return r, person
 }
 
+// startPair starts two replicas and seeds the profile of newCPF(n)
+// through the first.
+func (c *cluster) startPair(n int) (r1, r2 replica, person string) {
+	c.t.Helper()
+	r1, r2 = c.start(), c.start()
+	person = newCPF(n)
+	c.seedProfile(r1, person)
+	return r1, r2, person
+}
+
 func (c *cluster) seedProfile(r replica, person string) {
 	c.t.Helper()
 	ctx := c.as("base-b:write")
@@ -163,9 +173,7 @@ func (c *cluster) seedProfile(r replica, person string) {
 func TestReplicasAnswerIdenticallyAndSurviveAStop(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
-	r1, r2 := c.start(), c.start()
-	person := newCPF(1)
-	c.seedProfile(r1, person)
+	r1, r2, person := c.startPair(1)
 	read := c.as("base-b:read")
 	p1, err := r1.client.GetProfile(read, &basebv1.GetProfileRequest{Cpf: person})
 	if err != nil {

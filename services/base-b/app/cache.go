@@ -4,13 +4,13 @@ import (
 	"context"
 	"sync"
 
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/strata-bureau/strata/pkg/amqp"
 	"github.com/strata-bureau/strata/pkg/breaker"
 	"github.com/strata-bureau/strata/pkg/consumer"
 	"github.com/strata-bureau/strata/pkg/platform"
+	"github.com/strata-bureau/strata/pkg/readcache"
 	"github.com/strata-bureau/strata/services/base-b/internal/events"
 	"github.com/strata-bureau/strata/services/base-b/internal/profiles"
 	"github.com/strata-bureau/strata/services/base-b/internal/store"
@@ -77,22 +77,14 @@ func (c *consumers) RunBroadcast(ctx context.Context) error {
 // (strata_baseb_cache_lookups_total by result) and its size
 // (strata_baseb_cache_entries).
 func observeCache(m metric.Meter, profs *profiles.Service) error {
-	lookups, err := m.Int64ObservableCounter("strata_baseb_cache_lookups_total",
-		metric.WithDescription("Profile reads answered from the in-process cache (result=hit) or loaded from the store (result=miss)."))
+	_, err := m.Int64ObservableGauge("strata_baseb_cache_entries", metric.WithDescription("CPFs in the profile cache now."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(int64(profs.CacheLen()))
+			return nil
+		}))
 	if err != nil {
 		return err
 	}
-	size, err := m.Int64ObservableGauge("strata_baseb_cache_entries", metric.WithDescription("CPFs in the profile cache now."))
-	if err != nil {
-		return err
-	}
-	hit, miss := metric.WithAttributes(attribute.String("result", "hit")), metric.WithAttributes(attribute.String("result", "miss"))
-	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		h, ms := profs.CacheStats()
-		o.ObserveInt64(lookups, h, hit)
-		o.ObserveInt64(lookups, ms, miss)
-		o.ObserveInt64(size, int64(profs.CacheLen()))
-		return nil
-	}, lookups, size)
-	return err
+	return readcache.ObserveLookups(m, "strata_baseb_cache_lookups_total",
+		"Profile reads answered from the in-process cache (result=hit) or loaded from the store (result=miss).", profs.CacheStats)
 }

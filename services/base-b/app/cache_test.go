@@ -68,9 +68,7 @@ func waitFor[T any](t *testing.T, what string, get func() (T, error), ok func(T)
 func TestWriteOnOneReplicaIsSeenOnTheOther(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
-	r1, r2 := c.start(), c.start()
-	person := newCPF(10)
-	c.seedProfile(r1, person)
+	r1, r2, person := c.startPair(10)
 	read := c.as("base-b:read")
 	get := func() (*basebv1.GetProfileResponse, error) {
 		return r2.client.GetProfile(read, &basebv1.GetProfileRequest{Cpf: person})
@@ -104,9 +102,7 @@ func TestWriteOnOneReplicaIsSeenOnTheOther(t *testing.T) {
 func TestDebtSummaryInvalidatesEveryReplica(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
-	r1, r2 := c.start(), c.start()
-	person := newCPF(11)
-	c.seedProfile(r1, person)
+	r1, r2, person := c.startPair(11)
 	read := c.as("base-b:read")
 	for _, r := range []replica{r1, r2} {
 		waitFor(t, "seeded score", func() (*basebv1.GetScoreResponse, error) {

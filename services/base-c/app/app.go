@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
@@ -25,6 +24,7 @@ import (
 	"github.com/strata-bureau/strata/pkg/mongodb"
 	"github.com/strata-bureau/strata/pkg/pki"
 	"github.com/strata-bureau/strata/pkg/platform"
+	"github.com/strata-bureau/strata/pkg/readcache"
 	"github.com/strata-bureau/strata/pkg/retry"
 	"github.com/strata-bureau/strata/pkg/telemetry"
 	basecv1 "github.com/strata-bureau/strata/proto/gen/go/basec/v1"
@@ -345,23 +345,15 @@ func newServer(cfg *Config, p *platform.Platform, authn *auth.Authenticator, act
 // hit / (hit + miss)) and the Argon2id checks running now
 // (strata_basec_argon2_cold_checks_in_flight).
 func observeBaseC(m metric.Meter, acts *activity.Service, authn *auth.Authenticator) error {
-	lookups, err := m.Int64ObservableCounter("strata_basec_cache_lookups_total",
-		metric.WithDescription("Activity reads answered from the in-process cache (result=hit) or loaded from the store (result=miss)."))
+	_, err := m.Int64ObservableGauge("strata_basec_argon2_cold_checks_in_flight",
+		metric.WithDescription("Argon2id password checks (credentials not in the verified cache) running now."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(int64(authn.ColdInFlight()))
+			return nil
+		}))
 	if err != nil {
 		return err
 	}
-	cold, err := m.Int64ObservableGauge("strata_basec_argon2_cold_checks_in_flight",
-		metric.WithDescription("Argon2id password checks (credentials not in the verified cache) running now."))
-	if err != nil {
-		return err
-	}
-	hit, miss := metric.WithAttributes(attribute.String("result", "hit")), metric.WithAttributes(attribute.String("result", "miss"))
-	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		h, ms := acts.CacheStats()
-		o.ObserveInt64(lookups, h, hit)
-		o.ObserveInt64(lookups, ms, miss)
-		o.ObserveInt64(cold, int64(authn.ColdInFlight()))
-		return nil
-	}, lookups, cold)
-	return err
+	return readcache.ObserveLookups(m, "strata_basec_cache_lookups_total",
+		"Activity reads answered from the in-process cache (result=hit) or loaded from the store (result=miss).", acts.CacheStats)
 }

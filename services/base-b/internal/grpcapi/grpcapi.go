@@ -161,15 +161,31 @@ func (s *Server) logAccess(ctx context.Context, c, ip, what string) {
 	s.pending[c] = access{who: who, ip: ip, what: what, at: s.Now().UTC()}
 }
 
-func (s *Server) get(ctx context.Context, c string) (*domain.Profile, bool, error) {
-	return s.Profiles.Get(ctx, c)
+// read parses the request's CPF, reads its profile (from the cache when
+// it is there) and records the access as what.
+func (s *Server) read(ctx context.Context, reqCPF, reqIP, what string) (string, *domain.Profile, bool, error) {
+	c, err := grpcserver.CPF(reqCPF)
+	if err != nil {
+		return "", nil, false, err
+	}
+	p, stale, err := s.Profiles.Get(ctx, c)
+	if err != nil {
+		return "", nil, false, toStatus(err)
+	}
+	s.logAccess(ctx, c, clientIP(ctx, reqIP), what)
+	return c, p, stale, nil
 }
 
-// write runs a store write through the breaker and, when it succeeded,
-// invalidates the CPF in every replica's cache.
-func (s *Server) write(ctx context.Context, c string, fn func() error) error {
-	if err := s.Breaker.Run(fn); err != nil {
+// write parses the request's CPF, runs the store write fn on it through
+// the breaker and, when it succeeded, invalidates the CPF in every
+// replica's cache.
+func (s *Server) write(ctx context.Context, reqCPF string, fn func(c string) error) error {
+	c, err := grpcserver.CPF(reqCPF)
+	if err != nil {
 		return err
+	}
+	if err := s.Breaker.Run(func() error { return fn(c) }); err != nil {
+		return toStatus(err)
 	}
 	s.Profiles.Written(ctx, c)
 	return nil
@@ -177,29 +193,19 @@ func (s *Server) write(ctx context.Context, c string, fn func() error) error {
 
 // GetProfile returns a profile.
 func (s *Server) GetProfile(ctx context.Context, req *basebv1.GetProfileRequest) (*basebv1.GetProfileResponse, error) {
-	c, err := grpcserver.CPF(req.GetCpf())
+	_, p, stale, err := s.read(ctx, req.GetCpf(), req.GetClientIp(), "profile")
 	if err != nil {
 		return nil, err
 	}
-	p, stale, err := s.get(ctx, c)
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	s.logAccess(ctx, c, clientIP(ctx, req.GetClientIp()), "profile")
 	return &basebv1.GetProfileResponse{Profile: s.profileProto(p), Stale: stale}, nil
 }
 
 // GetScore scores a profile.
 func (s *Server) GetScore(ctx context.Context, req *basebv1.GetScoreRequest) (*basebv1.GetScoreResponse, error) {
-	c, err := grpcserver.CPF(req.GetCpf())
+	c, p, stale, err := s.read(ctx, req.GetCpf(), req.GetClientIp(), "score")
 	if err != nil {
 		return nil, err
 	}
-	p, stale, err := s.get(ctx, c)
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	s.logAccess(ctx, c, clientIP(ctx, req.GetClientIp()), "score")
 	sc := score.Compute(p, s.Now())
 	out := &basebv1.Score{Cpf: c, Score: int32(sc.Score), Band: bandProto[sc.Band], ModelVersion: sc.ModelVersion}
 	for _, r := range sc.Reasons {
@@ -235,16 +241,23 @@ func (s *Server) profileProto(p *domain.Profile) *basebv1.Profile {
 		Address: &basebv1.Address{Street: p.Address.Street, Number: p.Address.Number, Complement: p.Address.Complement,
 			District: p.Address.District, City: p.Address.City, State: p.Address.State, PostalCode: p.Address.PostalCode}}
 	for _, a := range p.Assets {
-		out.Assets = append(out.Assets, &basebv1.Asset{Id: a.ID, Kind: reverse(assetKinds, a.Kind), Description: a.Description, ValueCents: a.ValueCents, Currency: a.Currency})
+		out.Assets = append(out.Assets, assetProto(a))
 	}
 	for _, i := range p.IncomeSources {
-		out.IncomeSources = append(out.IncomeSources, &basebv1.IncomeSource{Id: i.ID, Kind: reverse(incomeKinds, i.Kind),
-			MonthlyAmountCents: i.MonthlyAmountCents, Currency: i.Currency, Since: i.Since})
+		out.IncomeSources = append(out.IncomeSources, incomeProto(i))
 	}
 	if d := p.DebtSummary; d != nil {
 		out.DebtSummary = &basebv1.DebtSummary{OpenCount: d.OpenCount, OpenAmountCents: d.OpenAmountCents, Currency: d.Currency, AsOf: timestamppb.New(d.AsOf)}
 	}
 	return out
+}
+
+func assetProto(a domain.Asset) *basebv1.Asset {
+	return &basebv1.Asset{Id: a.ID, Kind: reverse(assetKinds, a.Kind), Description: a.Description, ValueCents: a.ValueCents, Currency: a.Currency}
+}
+
+func incomeProto(i domain.IncomeSource) *basebv1.IncomeSource {
+	return &basebv1.IncomeSource{Id: i.ID, Kind: reverse(incomeKinds, i.Kind), MonthlyAmountCents: i.MonthlyAmountCents, Currency: i.Currency, Since: i.Since}
 }
 
 func validDate(s string) bool {
@@ -281,61 +294,44 @@ func (s *Server) UpsertProfile(ctx context.Context, req *basebv1.UpsertProfileRe
 
 // AddAsset adds an asset.
 func (s *Server) AddAsset(ctx context.Context, req *basebv1.AddAssetRequest) (*basebv1.AddAssetResponse, error) {
-	c, err := grpcserver.CPF(req.GetCpf())
-	if err != nil {
-		return nil, err
-	}
 	a := req.GetAsset()
 	kind, ok := assetKinds[a.GetKind()]
 	if !ok || a.GetValueCents() <= 0 || !validCurrency(a.GetCurrency()) || len(a.GetDescription()) > 200 {
 		return nil, invalid("asset needs a kind, a positive value_cents, a currency and a description of at most 200 characters")
 	}
 	as := domain.Asset{ID: uuid.NewString(), Kind: kind, Description: a.GetDescription(), ValueCents: a.GetValueCents(), Currency: a.GetCurrency()}
-	if err := s.write(ctx, c, func() error { return s.Store.AddAsset(ctx, c, as) }); err != nil {
-		return nil, toStatus(err)
+	if err := s.write(ctx, req.GetCpf(), func(c string) error { return s.Store.AddAsset(ctx, c, as) }); err != nil {
+		return nil, err
 	}
-	return &basebv1.AddAssetResponse{Asset: &basebv1.Asset{Id: as.ID, Kind: a.GetKind(), Description: as.Description, ValueCents: as.ValueCents, Currency: as.Currency}}, nil
+	return &basebv1.AddAssetResponse{Asset: assetProto(as)}, nil
 }
 
 // RemoveAsset removes an asset.
 func (s *Server) RemoveAsset(ctx context.Context, req *basebv1.RemoveAssetRequest) (*basebv1.RemoveAssetResponse, error) {
-	c, err := grpcserver.CPF(req.GetCpf())
-	if err != nil {
+	if err := s.write(ctx, req.GetCpf(), func(c string) error { return s.Store.RemoveAsset(ctx, c, req.GetAssetId()) }); err != nil {
 		return nil, err
-	}
-	if err := s.write(ctx, c, func() error { return s.Store.RemoveAsset(ctx, c, req.GetAssetId()) }); err != nil {
-		return nil, toStatus(err)
 	}
 	return &basebv1.RemoveAssetResponse{}, nil
 }
 
 // AddIncomeSource adds an income source.
 func (s *Server) AddIncomeSource(ctx context.Context, req *basebv1.AddIncomeSourceRequest) (*basebv1.AddIncomeSourceResponse, error) {
-	c, err := grpcserver.CPF(req.GetCpf())
-	if err != nil {
-		return nil, err
-	}
 	i := req.GetIncomeSource()
 	kind, ok := incomeKinds[i.GetKind()]
 	if !ok || i.GetMonthlyAmountCents() <= 0 || !validCurrency(i.GetCurrency()) || !validDate(i.GetSince()) {
 		return nil, invalid("income source needs a kind, a positive monthly_amount_cents, a currency and a past since date")
 	}
 	is := domain.IncomeSource{ID: uuid.NewString(), Kind: kind, MonthlyAmountCents: i.GetMonthlyAmountCents(), Currency: i.GetCurrency(), Since: i.GetSince()}
-	if err := s.write(ctx, c, func() error { return s.Store.AddIncome(ctx, c, is) }); err != nil {
-		return nil, toStatus(err)
+	if err := s.write(ctx, req.GetCpf(), func(c string) error { return s.Store.AddIncome(ctx, c, is) }); err != nil {
+		return nil, err
 	}
-	return &basebv1.AddIncomeSourceResponse{IncomeSource: &basebv1.IncomeSource{Id: is.ID, Kind: i.GetKind(),
-		MonthlyAmountCents: is.MonthlyAmountCents, Currency: is.Currency, Since: is.Since}}, nil
+	return &basebv1.AddIncomeSourceResponse{IncomeSource: incomeProto(is)}, nil
 }
 
 // RemoveIncomeSource removes an income source.
 func (s *Server) RemoveIncomeSource(ctx context.Context, req *basebv1.RemoveIncomeSourceRequest) (*basebv1.RemoveIncomeSourceResponse, error) {
-	c, err := grpcserver.CPF(req.GetCpf())
-	if err != nil {
+	if err := s.write(ctx, req.GetCpf(), func(c string) error { return s.Store.RemoveIncome(ctx, c, req.GetIncomeSourceId()) }); err != nil {
 		return nil, err
-	}
-	if err := s.write(ctx, c, func() error { return s.Store.RemoveIncome(ctx, c, req.GetIncomeSourceId()) }); err != nil {
-		return nil, toStatus(err)
 	}
 	return &basebv1.RemoveIncomeSourceResponse{}, nil
 }

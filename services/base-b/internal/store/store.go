@@ -138,15 +138,7 @@ func (s *Store) removeFrom(ctx context.Context, cpf, field, id string) error {
 	if match == nil {
 		return domain.ErrNotFound
 	}
-	res, err := s.profiles.UpdateOne(ctx, bson.D{{Key: "_id", Value: cpf}},
-		bson.M{"$pullAll": bson.M{field: bson.A{match}}, "$set": bson.M{"updated_at": time.Now().UTC()}})
-	if err != nil {
-		return unavailable(err)
-	}
-	if res.ModifiedCount == 0 {
-		return domain.ErrNotFound
-	}
-	return nil
+	return s.modify(ctx, cpf, bson.M{"$pullAll": bson.M{field: bson.A{match}}})
 }
 
 // ApplyDebtSummary stores a debt summary unless a newer version is there;

@@ -83,14 +83,9 @@ func (c *Consumer) HandleDataBatch(ctx context.Context, ds []amqp.Delivery) []er
 			errs[i] = c.HandleData(ctx, d)
 			continue
 		}
-		var ev eventsv1.CpfQueried
-		if err := proto.Unmarshal(d.Body, &ev); err != nil {
-			errs[i] = amqp.Permanent(fmt.Errorf("decode %s: %w", d.Type, err))
-			continue
-		}
-		q, cp, err := DecodeQueried(&ev)
+		q, cp, err := decode(d, DecodeQueried)
 		if err != nil {
-			errs[i] = amqp.Permanent(err)
+			errs[i] = err
 			continue
 		}
 		if old, ok := newest[cp]; !ok || q.QueriedAt.After(old.QueriedAt) {
@@ -121,29 +116,13 @@ func retryable(err error) bool {
 func (c *Consumer) apply(ctx context.Context, d amqp.Delivery) error {
 	switch d.Type {
 	case eventtypes.CPFQueried:
-		var ev eventsv1.CpfQueried
-		if err := proto.Unmarshal(d.Body, &ev); err != nil {
-			return amqp.Permanent(fmt.Errorf("decode %s: %w", d.Type, err))
-		}
-		q, cp, err := DecodeQueried(&ev)
-		if err != nil {
-			return amqp.Permanent(err)
-		}
-		return c.Activity.RecordQuery(ctx, cp, q)
+		return record(ctx, d, DecodeQueried, c.Activity.RecordQuery)
 	case eventtypes.CardPurchaseRecorded:
-		var ev eventsv1.CardPurchaseRecorded
-		if err := proto.Unmarshal(d.Body, &ev); err != nil {
-			return amqp.Permanent(fmt.Errorf("decode %s: %w", d.Type, err))
-		}
-		p, cp, err := DecodePurchase(&ev)
-		if err != nil {
-			return amqp.Permanent(err)
-		}
-		return c.Activity.RecordPurchase(ctx, cp, p)
+		return record(ctx, d, DecodePurchase, c.Activity.RecordPurchase)
 	case eventtypes.FinancialMovementRecorded:
 		var ev eventsv1.FinancialMovementRecorded
-		if err := proto.Unmarshal(d.Body, &ev); err != nil {
-			return amqp.Permanent(fmt.Errorf("decode %s: %w", d.Type, err))
+		if err := unmarshal(d, &ev); err != nil {
+			return err
 		}
 		m, err := DecodeMovement(&ev, d.ID)
 		if err != nil {
@@ -153,6 +132,45 @@ func (c *Consumer) apply(ctx context.Context, d amqp.Delivery) error {
 	default:
 		return amqp.Permanent(fmt.Errorf("unexpected event type %q", d.Type))
 	}
+}
+
+// unmarshal decodes d's body into ev; a body that does not decode is
+// permanent (redelivering it cannot help).
+func unmarshal(d amqp.Delivery, ev proto.Message) error {
+	if err := proto.Unmarshal(d.Body, ev); err != nil {
+		return amqp.Permanent(fmt.Errorf("decode %s: %w", d.Type, err))
+	}
+	return nil
+}
+
+// decode unmarshals d's body and converts it with conv (to a value and
+// its CPF); a delivery that fails either is permanent.
+func decode[E any, PE interface {
+	*E
+	proto.Message
+}, V any](d amqp.Delivery, conv func(PE) (V, string, error)) (V, string, error) {
+	ev := PE(new(E))
+	if err := unmarshal(d, ev); err != nil {
+		var zero V
+		return zero, "", err
+	}
+	v, cp, err := conv(ev)
+	if err != nil {
+		return v, cp, amqp.Permanent(err)
+	}
+	return v, cp, nil
+}
+
+// record decodes d with conv and records the value for its CPF with rec.
+func record[E any, PE interface {
+	*E
+	proto.Message
+}, V any](ctx context.Context, d amqp.Delivery, conv func(PE) (V, string, error), rec func(context.Context, string, V) error) error {
+	v, cp, err := decode(d, conv)
+	if err != nil {
+		return err
+	}
+	return rec(ctx, cp, v)
 }
 
 func parseCPF(s string) (string, error) {
@@ -237,8 +255,8 @@ func (c *Consumer) HandleInvalidation(ctx context.Context, d amqp.Delivery) erro
 	switch d.Type {
 	case eventtypes.ActivityCacheInvalidated:
 		var ev eventsv1.ActivityCacheInvalidated
-		if err := proto.Unmarshal(d.Body, &ev); err != nil {
-			return amqp.Permanent(err)
+		if err := unmarshal(d, &ev); err != nil {
+			return err
 		}
 		for _, item := range ev.GetBatch() {
 			if ev.GetOriginReplica() != c.ReplicaID && item.GetQueriedAt() != nil {
@@ -257,14 +275,14 @@ func (c *Consumer) HandleInvalidation(ctx context.Context, d amqp.Delivery) erro
 		}
 	case eventtypes.CredentialInvalidated:
 		var ev eventsv1.CredentialInvalidated
-		if err := proto.Unmarshal(d.Body, &ev); err != nil {
-			return amqp.Permanent(err)
+		if err := unmarshal(d, &ev); err != nil {
+			return err
 		}
 		c.Credentials.Invalidate(ev.GetUsername())
 	case eventtypes.CredentialFailed:
 		var ev eventsv1.CredentialFailures
-		if err := proto.Unmarshal(d.Body, &ev); err != nil {
-			return amqp.Permanent(err)
+		if err := unmarshal(d, &ev); err != nil {
+			return err
 		}
 		if ev.GetOriginReplica() == c.ReplicaID {
 			return nil // counted when it happened
