@@ -33,6 +33,21 @@ func MongoDBWithFilters(t testing.TB, prefix string) (*mongo.Database, *Filters)
 	return db, fs
 }
 
+// MongoStore opens a store (newStore) on a MongoDBWithFilters database,
+// with its indexes, and forgets the statements that took.
+func MongoStore[S interface {
+	EnsureIndexes(ctx context.Context) error
+}](t testing.TB, prefix string, newStore func(*mongo.Database) S) (S, *Filters, *mongo.Database) {
+	t.Helper()
+	db, fs := MongoDBWithFilters(t, prefix)
+	st := newStore(db)
+	if err := st.EnsureIndexes(Context(t)); err != nil {
+		t.Fatal(err)
+	}
+	fs.Take()
+	return st, fs, db
+}
+
 func (f *Filters) monitor() *event.CommandMonitor {
 	return &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
 		var seen []bson.Raw

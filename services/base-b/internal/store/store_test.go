@@ -16,13 +16,8 @@ import (
 
 func TestWritesFilterByIDOnlyAndNewestSummaryWins(t *testing.T) {
 	t.Parallel()
+	st, fs, _ := testenv.MongoStore(t, "baseb", store.New)
 	ctx := testenv.Context(t)
-	db, fs := testenv.MongoDBWithFilters(t, "baseb")
-	st := store.New(db)
-	if err := st.EnsureIndexes(ctx); err != nil {
-		t.Fatal(err)
-	}
-	fs.Take()
 	const cpf = "52998224725"
 	at := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	for _, v := range []int64{2, 3, 1} {

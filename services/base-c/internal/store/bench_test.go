@@ -7,13 +7,14 @@ import (
 
 	"github.com/strata-bureau/strata/pkg/testenv"
 	"github.com/strata-bureau/strata/services/base-c/internal/domain"
+	"github.com/strata-bureau/strata/services/base-c/internal/store"
 )
 
 // BenchmarkGetActivityMiss is the read behind a Base C cache miss: a CPF
 // with a last query, a last purchase and recent movements, read from the
 // store (three finds by _id), beside one find by _id as the floor.
 func BenchmarkGetActivityMiss(b *testing.B) {
-	st, _, db := openDB(b)
+	st, _, db := testenv.MongoStore(b, "basec", store.New)
 	ctx := testenv.Context(b)
 	const cpfs = 200
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)

@@ -8,33 +8,15 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/strata-bureau/strata/pkg/testenv"
 	"github.com/strata-bureau/strata/services/base-c/internal/domain"
 	"github.com/strata-bureau/strata/services/base-c/internal/store"
 )
 
-func open(t testing.TB) (*store.Store, *testenv.Filters) {
-	t.Helper()
-	st, cmds, _ := openDB(t)
-	return st, cmds
-}
-
-func openDB(t testing.TB) (*store.Store, *testenv.Filters, *mongo.Database) {
-	t.Helper()
-	db, fs := testenv.MongoDBWithFilters(t, "basec")
-	st := store.New(db)
-	if err := st.EnsureIndexes(testenv.Context(t)); err != nil {
-		t.Fatal(err)
-	}
-	fs.Take()
-	return st, fs, db
-}
-
 func TestReadAndEventPathsLookUpByIDOnly(t *testing.T) {
 	t.Parallel()
-	st, cmds := open(t)
+	st, cmds, _ := testenv.MongoStore(t, "basec", store.New)
 	ctx := testenv.Context(t)
 	const cpf = "52998224725"
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -96,7 +78,7 @@ func TestReadAndEventPathsLookUpByIDOnly(t *testing.T) {
 // exist already is written in chunks: as one command it would hang.
 func TestLargeBatchOfExistingCPFs(t *testing.T) {
 	t.Parallel()
-	st, _ := open(t)
+	st, _, _ := testenv.MongoStore(t, "basec", store.New)
 	ctx, cancel := context.WithTimeout(testenv.Context(t), 60*time.Second)
 	defer cancel()
 	qs := map[string]domain.LastQuery{}
@@ -118,7 +100,7 @@ func TestLargeBatchOfExistingCPFs(t *testing.T) {
 // EXPLAIN QUERY PLAN on the same SQL) must be an index search.
 func TestListMovementsSearchesOneCPFByIndex(t *testing.T) {
 	t.Parallel()
-	st, cmds, db := openDB(t)
+	st, cmds, db := testenv.MongoStore(t, "basec", store.New)
 	ctx := testenv.Context(t)
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	for i := range 40 {
