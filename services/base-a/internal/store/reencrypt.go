@@ -55,18 +55,14 @@ func (s *Store) reencryptPeople(ctx context.Context, tx pgx.Tx, cur int) (int, e
 	if err != nil {
 		return 0, err
 	}
-	type rec struct{ idx, c, nm, a []byte }
-	recs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (rec, error) {
-		var r rec
-		err := row.Scan(&r.idx, &r.c, &r.nm, &r.a)
-		return r, err
-	})
+	type rec struct{ Idx, CPF, Name, Address []byte } // the columns, in order
+	recs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[rec])
 	if err != nil {
 		return 0, err
 	}
 	for _, r := range recs {
 		var out [3][]byte
-		for i, pair := range [][2][]byte{{r.c, aad("people.cpf|", r.idx)}, {r.nm, aad("people.name|", r.idx)}, {r.a, aad("people.address|", r.idx)}} {
+		for i, pair := range [][2][]byte{{r.CPF, aad("people.cpf|", r.Idx)}, {r.Name, aad("people.name|", r.Idx)}, {r.Address, aad("people.address|", r.Idx)}} {
 			pt, _, err := s.keys.Decrypt(pair[0], pair[1])
 			if err != nil {
 				return 0, err
@@ -74,7 +70,7 @@ func (s *Store) reencryptPeople(ctx context.Context, tx pgx.Tx, cur int) (int, e
 			out[i] = s.keys.Encrypt(pt, pair[1])
 		}
 		if _, err := tx.Exec(ctx, `UPDATE people SET cpf_enc = $2, name_enc = $3, address_enc = $4, key_version = $5 WHERE cpf_index = $1`,
-			r.idx, out[0], out[1], out[2], cur); err != nil {
+			r.Idx, out[0], out[1], out[2], cur); err != nil {
 			return 0, err
 		}
 	}
@@ -87,25 +83,21 @@ func (s *Store) reencryptDebts(ctx context.Context, tx pgx.Tx, cur int) (int, er
 	if err != nil {
 		return 0, err
 	}
-	type rec struct {
-		id            [16]byte
-		idx, cidx, de []byte
+	type rec struct { // the columns, in order
+		ID                    [16]byte
+		Idx, Contract, Detail []byte
 	}
-	recs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (rec, error) {
-		var r rec
-		err := row.Scan(&r.id, &r.idx, &r.cidx, &r.de)
-		return r, err
-	})
+	recs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[rec])
 	if err != nil {
 		return 0, err
 	}
 	for _, r := range recs {
-		a := aad("debts.details|", r.idx, "|", r.cidx)
-		pt, _, err := s.keys.Decrypt(r.de, a)
+		a := aad("debts.details|", r.Idx, "|", r.Contract)
+		pt, _, err := s.keys.Decrypt(r.Detail, a)
 		if err != nil {
 			return 0, err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE debts SET details_enc = $2, key_version = $3 WHERE id = $1`, r.id, s.keys.Encrypt(pt, a), cur); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE debts SET details_enc = $2, key_version = $3 WHERE id = $1`, r.ID, s.keys.Encrypt(pt, a), cur); err != nil {
 			return 0, err
 		}
 	}
