@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/strata-bureau/strata/services/base-a/internal/domain"
 )
 
 // Keys are the chain key and the checkpoint signing key.
@@ -50,13 +52,7 @@ type Row struct {
 	PartnerID string
 	Caller    string
 	CPFIndex  []byte
-	Purpose   string
-	Reason    string
-	Fields    []string
-	Outcome   string
-	ClientIP  string
-	TraceID   string
-	GrantID   string
+	domain.AccessDetail
 }
 
 // Digest is SHA-256 over a length-prefixed encoding of every field, so no

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/strata-bureau/strata/services/base-a/internal/audit"
+	"github.com/strata-bureau/strata/services/base-a/internal/domain"
 )
 
 func entries(t testing.TB, n int) ([]audit.LogEntry, *audit.Tree) {
@@ -17,8 +18,8 @@ func entries(t testing.TB, n int) ([]audit.LogEntry, *audit.Tree) {
 	for i := range n {
 		e := audit.LogEntry{Seq: int64(i + 1), CPFEnc: []byte(fmt.Sprintf("ciphertext-%d", i)), Row: audit.Row{AuditID: int64(i + 1),
 			EntryID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), At: time.Unix(1_700_000_000+int64(i), 0), PartnerID: "bank-a",
-			Caller: "gateway", CPFIndex: []byte{byte(i)}, Purpose: "credit_analysis", Reason: "loan application", Fields: []string{"name"},
-			Outcome: "allowed", ClientIP: "203.0.113.7", TraceID: "t"}}
+			Caller: "gateway", CPFIndex: []byte{byte(i)}, AccessDetail: domain.AccessDetail{Purpose: "credit_analysis", Reason: "loan application",
+				Fields: []string{"name"}, Outcome: "allowed", ClientIP: "203.0.113.7", TraceID: "t"}}}
 		hs, err := tree.Append(audit.LeafData(e.Seq, e.Row, e.CPFEnc))
 		if err != nil {
 			t.Fatal(err)

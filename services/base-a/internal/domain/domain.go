@@ -189,13 +189,20 @@ type AuditEntry struct {
 	PartnerID string
 	Caller    string
 	CPF       string
-	Purpose   string
-	Reason    string
-	Fields    []string
-	Outcome   string
-	ClientIP  string
-	TraceID   string
-	GrantID   string
+	AccessDetail
+}
+
+// AccessDetail is what an audited access was for and how it ended: the
+// part of an audit entry that its readers (AuditEntry) and the log's digest
+// input (audit.Row) hold alike.
+type AccessDetail struct {
+	Purpose  string
+	Reason   string
+	Fields   []string
+	Outcome  string
+	ClientIP string
+	TraceID  string
+	GrantID  string
 }
 
 // AuditFilter selects entries.

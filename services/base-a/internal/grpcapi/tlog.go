@@ -140,8 +140,8 @@ func LogEntryProto(e audit.LogEntry) *baseav1.LogEntry {
 func LogEntryFrom(le *baseav1.LogEntry) audit.LogEntry {
 	e := audit.LogEntry{Seq: le.GetSeq(), Deleted: le.GetDeleted(), CPFEnc: le.GetCpfEnc(), Row: audit.Row{AuditID: le.GetAuditId(),
 		EntryID: le.GetEntryId(), PartnerID: le.GetPartnerId(), Caller: le.GetCaller(), CPFIndex: le.GetCpfIndex(),
-		Purpose: le.GetPurpose(), Reason: le.GetReason(), Fields: le.GetFields(), Outcome: le.GetOutcome(), ClientIP: le.GetClientIp(),
-		TraceID: le.GetTraceId(), GrantID: le.GetGrantId()}}
+		AccessDetail: domain.AccessDetail{Purpose: le.GetPurpose(), Reason: le.GetReason(), Fields: le.GetFields(), Outcome: le.GetOutcome(),
+			ClientIP: le.GetClientIp(), TraceID: le.GetTraceId(), GrantID: le.GetGrantId()}}}
 	if e.Row.Fields == nil {
 		e.Row.Fields = []string{}
 	}

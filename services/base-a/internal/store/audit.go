@@ -35,8 +35,7 @@ func (s *Store) scanEntry(row pgx.Row, seq *int64) (domain.AuditEntry, audit.Row
 	if grantID != nil {
 		r.GrantID = grantID.String()
 	}
-	e = domain.AuditEntry{ID: r.EntryID, At: r.At, PartnerID: r.PartnerID, Caller: r.Caller, Purpose: r.Purpose,
-		Reason: r.Reason, Fields: r.Fields, Outcome: r.Outcome, ClientIP: r.ClientIP, TraceID: r.TraceID, GrantID: r.GrantID}
+	e = domain.AuditEntry{ID: r.EntryID, At: r.At, PartnerID: r.PartnerID, Caller: r.Caller, AccessDetail: r.AccessDetail}
 	if cpfEnc != nil {
 		if pt, _, err := s.keys.Decrypt(cpfEnc, aad("audit.cpf|", r.CPFIndex)); err == nil {
 			e.CPF = string(pt)
