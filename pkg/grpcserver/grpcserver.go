@@ -246,29 +246,3 @@ func deadlineUnary(d time.Duration) grpc.UnaryServerInterceptor {
 		return handler(ctx, req)
 	}
 }
-
-// Listen opens a service's two listeners: gRPC and the HTTP operations
-// port (health, metrics). It closes the first if the second fails.
-func Listen(grpcAddr, httpAddr string) (grpcLis, httpLis net.Listener, err error) {
-	grpcLis, err = net.Listen("tcp", grpcAddr)
-	if err != nil {
-		return nil, nil, fmt.Errorf("listen %s: %w", grpcAddr, err)
-	}
-	httpLis, err = net.Listen("tcp", httpAddr)
-	if err != nil {
-		_ = grpcLis.Close()
-		return nil, nil, fmt.Errorf("listen %s: %w", httpAddr, err)
-	}
-	return grpcLis, httpLis, nil
-}
-
-// ListenAndServe listens as Listen does and hands both listeners to serve,
-// which owns them from then on: a base's Run, over the Serve its tests call
-// with listeners of their own.
-func ListenAndServe(grpcAddr, httpAddr string, serve func(grpcLis, httpLis net.Listener) error) error {
-	grpcLis, httpLis, err := Listen(grpcAddr, httpAddr)
-	if err != nil {
-		return err
-	}
-	return serve(grpcLis, httpLis)
-}

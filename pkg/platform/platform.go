@@ -7,6 +7,7 @@ package platform
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"time"
@@ -93,6 +94,24 @@ func (p *Platform) Declare(ctx context.Context, q amqp.Queue) error {
 // breakers, /metrics, pprof) on lis until ctx ends.
 func (p *Platform) ServeOps(ctx context.Context, lis net.Listener) error {
 	return httpserver.Serve(ctx, httpserver.New(p.Health.Mux(p.Tel.MetricsHandler())), lis, 5*time.Second)
+}
+
+// ListenAndServe opens a service's two listeners, its own (gRPC, or the
+// gateway's partners' HTTP) on addr and the operator address on opsAddr,
+// and hands both to serve, which owns them from then on: a service's Run,
+// over the Serve its tests call with listeners of their own. It closes
+// the first if the second fails.
+func ListenAndServe(addr, opsAddr string, serve func(lis, opsLis net.Listener) error) error {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	opsLis, err := net.Listen("tcp", opsAddr)
+	if err != nil {
+		_ = lis.Close()
+		return fmt.Errorf("listen %s: %w", opsAddr, err)
+	}
+	return serve(lis, opsLis)
 }
 
 // Every calls f every d until ctx ends; it is the body of a background

@@ -172,7 +172,7 @@ func Access(cfg *Config) grpcserver.Access {
 
 // Run listens on the configured addresses and serves until ctx ends.
 func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
-	return grpcserver.ListenAndServe(cfg.GRPCAddr, cfg.OpsAddr, func(glis, hlis net.Listener) error {
+	return platform.ListenAndServe(cfg.GRPCAddr, cfg.OpsAddr, func(glis, hlis net.Listener) error {
 		return Serve(ctx, cfg, logger, glis, hlis)
 	})
 }

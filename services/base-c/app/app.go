@@ -136,7 +136,7 @@ func Load(ctx context.Context, l config.Lookuper) (*Config, error) {
 
 // Run listens on the configured addresses and serves Base C until ctx ends.
 func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
-	return grpcserver.ListenAndServe(cfg.GRPCAddr, cfg.OpsAddr, func(glis, hlis net.Listener) error {
+	return platform.ListenAndServe(cfg.GRPCAddr, cfg.OpsAddr, func(glis, hlis net.Listener) error {
 		return Serve(ctx, cfg, logger, glis, hlis)
 	})
 }

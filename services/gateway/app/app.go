@@ -189,16 +189,9 @@ func RunMigrate(ctx context.Context, l config.Lookuper) error {
 
 // Run listens on the configured addresses and serves until ctx ends.
 func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
-	lis, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
-	}
-	opsLis, err := net.Listen("tcp", cfg.OpsAddr)
-	if err != nil {
-		_ = lis.Close()
-		return fmt.Errorf("listen %s: %w", cfg.OpsAddr, err)
-	}
-	return Serve(ctx, cfg, logger, lis, opsLis)
+	return platform.ListenAndServe(cfg.HTTPAddr, cfg.OpsAddr, func(lis, opsLis net.Listener) error {
+		return Serve(ctx, cfg, logger, lis, opsLis)
+	})
 }
 
 // Serve serves the gateway on lis (partners) and opsLis (operators) until
