@@ -25,7 +25,6 @@ import (
 	"github.com/strata-bureau/strata/pkg/pki"
 	"github.com/strata-bureau/strata/pkg/platform"
 	"github.com/strata-bureau/strata/pkg/readcache"
-	"github.com/strata-bureau/strata/pkg/retry"
 	"github.com/strata-bureau/strata/pkg/telemetry"
 	basecv1 "github.com/strata-bureau/strata/proto/gen/go/basec/v1"
 	subjectv1 "github.com/strata-bureau/strata/proto/gen/go/subject/v1"
@@ -151,17 +150,13 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	}
 	defer p.Close(ctx)
 
-	client, err := mongodb.Connect(ctx, cfg.MongoURI.Reveal(), mongodb.Options{AppName: "base-c", WaitFor: 30 * time.Second, Tracing: true,
-		Timeout: 3 * time.Second, Meter: p.Tel.Meter("base-c")})
+	mdb, err := mongodb.OpenService(ctx, cfg.MongoURI.Reveal(), cfg.MongoDatabase, "base-c", p.Tel.Meter("base-c"))
 	if err != nil {
 		return err
 	}
-	defer func() { _ = client.Disconnect(context.WithoutCancel(ctx)) }()
-	st, dedupe := store.New(client.Database(cfg.MongoDatabase)), mongodb.NewDedupe(client.Database(cfg.MongoDatabase), "processed_messages")
-	if err := retry.Do(ctx, 5, st.EnsureIndexes); err != nil {
-		return err
-	}
-	if err := retry.Do(ctx, 5, dedupe.EnsureIndexes); err != nil {
+	defer mdb.Close(ctx)
+	st, dedupe := store.New(mdb.DB), mdb.Dedupe
+	if err := mdb.EnsureIndexes(ctx, st); err != nil {
 		return err
 	}
 	bc := &events.Broadcaster{Publisher: p.Publisher(0), ReplicaID: cfg.ReplicaID, Logger: logger}
