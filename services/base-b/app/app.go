@@ -227,15 +227,10 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	g.Go(func() error { return srv.Serve(gctx, glis, 10*time.Second) })
 	g.Go(func() error { return p.ServeOps(gctx, hlis) })
 	g.Go(func() error {
-		select {
-		case <-evs.subscribed:
-			p.Health.Drive(gctx, srv.Health, time.Second)
-		case <-gctx.Done():
-		}
-		return nil
+		return evs.cast.WhenSubscribed(gctx, func() { p.Health.Drive(gctx, srv.Health, time.Second) })
 	})
 	g.Go(func() error { return evs.RunData(gctx) })
-	g.Go(func() error { return evs.RunBroadcast(gctx) })
+	g.Go(func() error { return evs.cast.Run(gctx) })
 	g.Go(func() error { return evs.summaries.Run(gctx) })
 	return g.Wait()
 }

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"sync"
 
 	"go.opentelemetry.io/otel/metric"
 
@@ -30,15 +29,13 @@ func newProfiles(cfg *Config, p *platform.Platform, st *store.Store, br *breaker
 // consumers are Base B's AMQP consumers: the debt summaries' queue the
 // replicas share, and this replica's broadcast queue.
 type consumers struct {
-	p          *platform.Platform
-	summaries  *consumer.Consumer
-	profs      *profiles.Service
-	replicaID  string
-	data, cast amqp.Queue
-	opts       amqp.ConsumerOptions
-	// subscribed is closed after the broadcast queue's first subscription.
-	subscribed chan struct{}
-	once       sync.Once
+	p         *platform.Platform
+	summaries *consumer.Consumer
+	data      amqp.Queue
+	opts      amqp.ConsumerOptions
+	// cast applies the other replicas' invalidations; every subscription
+	// drops the profile cache.
+	cast *platform.Broadcast
 }
 
 // newConsumers declares the shared queue before serving, so no summary
@@ -48,29 +45,18 @@ func newConsumers(ctx context.Context, cfg *Config, p *platform.Platform, profs 
 	if err != nil {
 		return nil, err
 	}
-	c := &consumers{p: p, summaries: summaries, profs: profs, replicaID: cfg.ReplicaID, subscribed: make(chan struct{}),
-		data: events.Queue(cfg.Queue), cast: events.BroadcastQueue(cfg.Queue, cfg.ReplicaID),
+	c := &consumers{p: p, summaries: summaries, data: events.Queue(cfg.Queue),
 		opts: amqp.ConsumerOptions{Prefetch: 64, Tag: "base-b-" + cfg.ReplicaID, Propagator: p.Tel.Propagator,
 			Producers: cfg.AMQPProducers, OnForeign: summaries.OnForeign}}
-	c.data.Exchange, c.cast.Exchange = cfg.Exchange, cfg.Exchange
+	cast := events.BroadcastQueue(cfg.Queue, cfg.ReplicaID)
+	c.data.Exchange, cast.Exchange = cfg.Exchange, cfg.Exchange
+	c.cast = p.Broadcast(cast, c.opts, events.HandleInvalidation(profs, cfg.ReplicaID), profs.InvalidateAll)
 	return c, p.Declare(ctx, c.data)
 }
 
 // RunData applies debt summaries (each invalidates its CPF everywhere).
 func (c *consumers) RunData(ctx context.Context) error {
 	return c.p.MQ.Consume(ctx, c.data, c.opts, c.summaries.Handle)
-}
-
-// RunBroadcast applies the other replicas' invalidations.
-func (c *consumers) RunBroadcast(ctx context.Context) error {
-	opts := c.opts
-	opts.Tag, opts.OnSubscribe = "", func() {
-		// Invalidations sent while this replica was disconnected are gone
-		// with its transient queue: start clean.
-		c.profs.InvalidateAll()
-		c.once.Do(func() { close(c.subscribed) })
-	}
-	return c.p.MQ.Consume(ctx, c.cast, opts, events.HandleInvalidation(c.profs, c.replicaID))
 }
 
 // observeCache exports the profile cache's hits and misses

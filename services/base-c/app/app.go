@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
@@ -199,16 +198,11 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	// drops the cache, so answers cached before it would not be there as
 	// the stale fallback during a Mongo outage.
 	g.Go(func() error {
-		select {
-		case <-evs.subscribed:
-			srv.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-		case <-gctx.Done():
-		}
-		return nil
+		return evs.cast.WhenSubscribed(gctx, func() { srv.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING) })
 	})
 	g.Go(func() error { p.Health.Drive(gctx, nil, time.Second); return nil })
 	g.Go(func() error { return evs.RunData(gctx) })
-	g.Go(func() error { return evs.RunBroadcast(gctx) })
+	g.Go(func() error { return evs.cast.Run(gctx) })
 	g.Go(func() error { return bc.RunCredentialFailures(gctx, 100*time.Millisecond) })
 	g.Go(func() error { return evs.Data.Run(gctx) })
 	return g.Wait()
@@ -218,12 +212,12 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 // share and this replica's broadcast queue.
 type consumers struct {
 	*events.Consumer
-	p           *platform.Platform
-	data, cast  amqp.Queue
-	opts        amqp.ConsumerOptions
-	onSubscribe func()
-	// subscribed is closed after the broadcast queue's first subscription.
-	subscribed chan struct{}
+	p    *platform.Platform
+	data amqp.Queue
+	opts amqp.ConsumerOptions
+	// cast applies the other replicas' invalidations; every subscription
+	// drops the activity and credential caches.
+	cast *platform.Broadcast
 }
 
 // newConsumers declares the shared data queue before serving, so no event
@@ -233,18 +227,15 @@ func newConsumers(ctx context.Context, cfg *Config, p *platform.Platform, dedupe
 	if err != nil {
 		return nil, err
 	}
-	subscribed, once := make(chan struct{}), sync.Once{}
-	c := &consumers{Consumer: evs, p: p, subscribed: subscribed,
-		opts: amqp.ConsumerOptions{Prefetch: 256, Tag: "base-c-" + cfg.ReplicaID, Propagator: p.Tel.Propagator, Producers: cfg.AMQPProducers, OnForeign: evs.Data.OnForeign},
-		onSubscribe: func() {
-			// Invalidations sent while this replica was disconnected are
-			// gone with its transient queue: start clean.
-			acts.InvalidateAll()
-			authn.InvalidateAll()
-			once.Do(func() { close(subscribed) })
-		}}
-	c.data, c.cast = events.Queues(cfg.DataQueue, cfg.ReplicaID)
-	c.data.Exchange, c.cast.Exchange = cfg.Exchange, cfg.Exchange
+	c := &consumers{Consumer: evs, p: p,
+		opts: amqp.ConsumerOptions{Prefetch: 256, Tag: "base-c-" + cfg.ReplicaID, Propagator: p.Tel.Propagator, Producers: cfg.AMQPProducers, OnForeign: evs.Data.OnForeign}}
+	data, cast := events.Queues(cfg.DataQueue, cfg.ReplicaID)
+	data.Exchange, cast.Exchange = cfg.Exchange, cfg.Exchange
+	c.data = data
+	c.cast = p.Broadcast(cast, c.opts, evs.HandleInvalidation, func() {
+		acts.InvalidateAll()
+		authn.InvalidateAll()
+	})
 	return c, p.Declare(ctx, c.data)
 }
 
@@ -254,13 +245,6 @@ func newConsumers(ctx context.Context, cfg *Config, p *platform.Platform, dedupe
 // per batch rather than per lookup.
 func (c *consumers) RunData(ctx context.Context) error {
 	return c.p.MQ.ConsumeBatch(ctx, c.data, c.opts, amqp.BatchOptions{Max: 256, Wait: 50 * time.Millisecond}, c.HandleDataBatch)
-}
-
-// RunBroadcast consumes the other replicas' invalidations.
-func (c *consumers) RunBroadcast(ctx context.Context) error {
-	opts := c.opts
-	opts.Tag, opts.OnSubscribe = "", c.onSubscribe
-	return c.p.MQ.Consume(ctx, c.cast, opts, c.HandleInvalidation)
 }
 
 // newAuth is the authenticator; the wrong passwords it counts are shared
