@@ -47,9 +47,8 @@ type Config struct {
 	// Queue is the debt summaries' queue the replicas share; each
 	// replica's broadcast queue is named after it (Queue.broadcast.ID).
 	Queue string `env:"AMQP_QUEUE, default=baseb.debt-summaries"`
-	// ReplicaID names this replica's broadcast queue (default: host name
-	// and process id).
-	ReplicaID string `env:"REPLICA_ID"`
+	// Replica: this replica's id (default: host name and process id).
+	config.Replica
 	// CacheSize bounds the profile cache (CPFs); CacheTTL reloads an
 	// entry that long after it was cached, a bound on staleness should a
 	// cross-replica invalidation be lost (0: never).
@@ -106,7 +105,7 @@ type Config struct {
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
-	errs := config.Errors(&c.Service, &c.GRPC)
+	errs := config.Errors(&c.Service, &c.GRPC, &c.Replica)
 	if c.TokenLeeway < 0 || c.TokenLeeway > 5*time.Minute {
 		errs = append(errs, errors.New("TOKEN_LEEWAY must be 0 to 5m"))
 	}
@@ -123,9 +122,6 @@ func (c *Config) Validate() error {
 	}
 	if c.OIDCIntrospection == authz.IntrospectOn && c.OIDCClientID == "" {
 		errs = append(errs, errors.New("OIDC_INTROSPECTION=on needs OIDC_CLIENT_ID and its secret"))
-	}
-	if c.ReplicaID != "" && !platform.ValidReplicaID(c.ReplicaID) {
-		errs = append(errs, errors.New("REPLICA_ID must be 1-64 letters, digits and . _ @ -"))
 	}
 	if c.CacheSize < 1 || c.CacheTTL < 0 {
 		errs = append(errs, errors.New("PROFILE_CACHE_SIZE must be positive and PROFILE_CACHE_TTL not negative"))
@@ -144,9 +140,7 @@ func Load(ctx context.Context, l config.Lookuper) (*Config, error) {
 		return nil, err
 	}
 	c.OTel = telemetry.LoadEnv(l)
-	if c.ReplicaID == "" {
-		c.ReplicaID = platform.DefaultReplicaID()
-	}
+	c.Replica.Default()
 	if c.OIDCClientSecretFile != "" {
 		b, err := os.ReadFile(c.OIDCClientSecretFile)
 		if err != nil {

@@ -49,7 +49,8 @@ type Config struct {
 	// (database default strata_basec) and the Argon2id cost of passwords.
 	config.GRPC
 	Store
-	ReplicaID string `env:"REPLICA_ID"`
+	// Replica: this replica's id (default: host name and process id).
+	config.Replica
 	// DataQueue is the shared AMQP queue (override only in tests).
 	DataQueue string `env:"AMQP_DATA_QUEUE, default=basec.events"`
 	// OTel is the standard OpenTelemetry environment (OTEL_*, no prefix),
@@ -103,7 +104,7 @@ func Access(cfg *Config) grpcserver.Access {
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
-	errs := config.Errors(&c.Service, &c.GRPC)
+	errs := config.Errors(&c.Service, &c.GRPC, &c.Replica)
 	if c.ArgonMemoryKiB < 19456 || c.ArgonTime < 2 && c.ArgonMemoryKiB < 46*1024 {
 		errs = append(errs, errors.New("ARGON2_MEMORY_KIB/ARGON2_TIME below OWASP's minimum (19456 KiB, t=2)"))
 	}
@@ -112,9 +113,6 @@ func (c *Config) Validate() error {
 	}
 	if (c.BootstrapUser == "") != c.BootstrapPassword.IsZero() {
 		errs = append(errs, errors.New("BOOTSTRAP_USER and BOOTSTRAP_PASSWORD go together"))
-	}
-	if c.ReplicaID != "" && !platform.ValidReplicaID(c.ReplicaID) {
-		errs = append(errs, errors.New("REPLICA_ID must be letters, digits and . _ @ -"))
 	}
 	return errors.Join(errs...)
 }
@@ -126,9 +124,7 @@ func Load(ctx context.Context, l config.Lookuper) (*Config, error) {
 		return nil, err
 	}
 	c.OTel = telemetry.LoadEnv(l)
-	if c.ReplicaID == "" {
-		c.ReplicaID = platform.DefaultReplicaID()
-	}
+	c.Replica.Default()
 	return &c, nil
 }
 
