@@ -15,8 +15,10 @@ import (
 	"github.com/strata-bureau/strata/pkg/amqp"
 	"github.com/strata-bureau/strata/pkg/breaker"
 	"github.com/strata-bureau/strata/pkg/config"
+	"github.com/strata-bureau/strata/pkg/grpcserver"
 	"github.com/strata-bureau/strata/pkg/health"
 	"github.com/strata-bureau/strata/pkg/httpserver"
+	"github.com/strata-bureau/strata/pkg/pki"
 	"github.com/strata-bureau/strata/pkg/retry"
 	"github.com/strata-bureau/strata/pkg/telemetry"
 )
@@ -30,6 +32,7 @@ type Platform struct {
 	// MQ is the broker connection (its check is in Health as "amqp").
 	MQ     *amqp.Client
 	Health *health.Checker
+	svc    *config.Service
 }
 
 // Start sets up telemetry, breakers and the broker for the service name
@@ -40,7 +43,7 @@ func Start(ctx context.Context, name, suffix string, cfg *config.Service, otel t
 	if err != nil {
 		return nil, err
 	}
-	p := &Platform{Name: name, Logger: logger, Tel: tel}
+	p := &Platform{Name: name, Logger: logger, Tel: tel, svc: cfg}
 	if p.Breakers, err = breaker.NewSet(tel.Meter(name), logger); err != nil {
 		p.Close(ctx)
 		return nil, err
@@ -66,6 +69,19 @@ func (p *Platform) Close(ctx context.Context) {
 		_ = p.MQ.Close()
 	}
 	_ = p.Tel.Shutdown(context.WithoutCancel(ctx))
+}
+
+// GRPCServer is a base's gRPC server on the platform's logger and
+// telemetry: mutual TLS with the service's certificate, admitting only
+// callers whose certificates chain to its CA, and reflection as g says.
+// opts adds the base's interceptors.
+func (p *Platform) GRPCServer(g config.GRPC, opts grpcserver.Options) (*grpcserver.Server, error) {
+	tlsCfg, err := pki.ServerConfig(pki.Files{Cert: p.svc.TLSCert, Key: p.svc.TLSKey, CA: p.svc.TLSCA})
+	if err != nil {
+		return nil, err
+	}
+	opts.Logger, opts.Telemetry, opts.TLS, opts.Reflection = p.Logger, p.Tel, tlsCfg, g.GRPCReflection
+	return grpcserver.New(opts), nil
 }
 
 // Publisher returns a publisher guarded by a breaker named name->amqp.

@@ -17,7 +17,6 @@ import (
 	"github.com/strata-bureau/strata/pkg/config"
 	"github.com/strata-bureau/strata/pkg/grpcserver"
 	"github.com/strata-bureau/strata/pkg/outbox"
-	"github.com/strata-bureau/strata/pkg/pki"
 	"github.com/strata-bureau/strata/pkg/platform"
 	"github.com/strata-bureau/strata/pkg/postgres"
 	"github.com/strata-bureau/strata/pkg/telemetry"
@@ -186,20 +185,18 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 
 // newServer is Base A's gRPC server, behind the mTLS identity allow-list.
 func newServer(cfg *Config, p *platform.Platform, st *store.Store, chain store.ChainOptions) (*grpcserver.Server, error) {
-	tlsCfg, err := pki.ServerConfig(pki.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSCA})
-	if err != nil {
-		return nil, err
-	}
 	access := grpcapi.Access{People: cfg.ClientsPeople, Audit: cfg.ClientsAudit, Write: cfg.ClientsWrite,
 		AuditOnBehalf: cfg.ClientsAuditOnBehalf}
 	metrics, err := grpcapi.NewMetrics(p.Tel.Meter("base-a"))
 	if err != nil {
 		return nil, err
 	}
-	srv := grpcserver.New(grpcserver.Options{
-		Logger: p.Logger, Telemetry: p.Tel, TLS: tlsCfg, Reflection: cfg.GRPCReflection,
+	srv, err := p.GRPCServer(cfg.GRPC, grpcserver.Options{
 		UnaryInterceptors: []grpc.UnaryServerInterceptor{grpcapi.IdentityInterceptor(access), metrics.Interceptor()},
 	})
+	if err != nil {
+		return nil, err
+	}
 	baseav1.RegisterPeopleServiceServer(srv, &grpcapi.PeopleServer{Store: st})
 	auditSrv := &grpcapi.AuditServer{Store: st, Chain: chain, History: cfg.HistoryWindow, Metrics: metrics}
 	baseav1.RegisterAuditServiceServer(srv, auditSrv)

@@ -21,7 +21,6 @@ import (
 	"github.com/strata-bureau/strata/pkg/config"
 	"github.com/strata-bureau/strata/pkg/grpcserver"
 	"github.com/strata-bureau/strata/pkg/mongodb"
-	"github.com/strata-bureau/strata/pkg/pki"
 	"github.com/strata-bureau/strata/pkg/platform"
 	"github.com/strata-bureau/strata/pkg/telemetry"
 	basebv1 "github.com/strata-bureau/strata/proto/gen/go/baseb/v1"
@@ -243,16 +242,14 @@ func newVerifier(ctx context.Context, cfg *Config, br *breaker.Breaker) (*authz.
 // newServer is Base B's gRPC server: the caller's certificate is checked
 // before its token.
 func newServer(cfg *Config, p *platform.Platform, verifier *authz.Verifier, api *grpcapi.Server, st *store.Store) (*grpcserver.Server, error) {
-	tlsCfg, err := pki.ServerConfig(pki.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSCA})
-	if err != nil {
-		return nil, err
-	}
 	access := Access(cfg)
-	srv := grpcserver.New(grpcserver.Options{
-		Logger: p.Logger, Telemetry: p.Tel, TLS: tlsCfg, Reflection: cfg.GRPCReflection,
+	srv, err := p.GRPCServer(cfg.GRPC, grpcserver.Options{
 		UnaryInterceptors:  []grpc.UnaryServerInterceptor{access.Unary(), verifier.Unary()},
 		StreamInterceptors: []grpc.StreamServerInterceptor{access.Stream(), verifier.Stream()},
 	})
+	if err != nil {
+		return nil, err
+	}
 	basebv1.RegisterProfileServiceServer(srv, api)
 	subjectv1.RegisterSubjectServiceServer(srv, &grpcapi.SubjectServer{Store: st, Allowed: cfg.ClientsSubject})
 	return srv, nil

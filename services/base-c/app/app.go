@@ -21,7 +21,6 @@ import (
 	"github.com/strata-bureau/strata/pkg/consumer"
 	"github.com/strata-bureau/strata/pkg/grpcserver"
 	"github.com/strata-bureau/strata/pkg/mongodb"
-	"github.com/strata-bureau/strata/pkg/pki"
 	"github.com/strata-bureau/strata/pkg/platform"
 	"github.com/strata-bureau/strata/pkg/readcache"
 	"github.com/strata-bureau/strata/pkg/telemetry"
@@ -301,14 +300,12 @@ func newAccounts(ctx context.Context, cfg *Config, st *store.Store, authn *auth.
 // newServer is Base C's gRPC server: the caller's certificate is checked
 // before any password is hashed.
 func newServer(cfg *Config, p *platform.Platform, authn *auth.Authenticator, acts *activity.Service, mgr *accounts.Manager) (*grpcserver.Server, error) {
-	tlsCfg, err := pki.ServerConfig(pki.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, CA: cfg.TLSCA})
+	srv, err := p.GRPCServer(cfg.GRPC, grpcserver.Options{
+		UnaryInterceptors: []grpc.UnaryServerInterceptor{Access(cfg).Unary(), grpcapi.AuthInterceptor(authn)},
+	})
 	if err != nil {
 		return nil, err
 	}
-	srv := grpcserver.New(grpcserver.Options{
-		Logger: p.Logger, Telemetry: p.Tel, TLS: tlsCfg, Reflection: cfg.GRPCReflection,
-		UnaryInterceptors: []grpc.UnaryServerInterceptor{Access(cfg).Unary(), grpcapi.AuthInterceptor(authn)},
-	})
 	basecv1.RegisterActivityServiceServer(srv, &grpcapi.ActivityServer{Activity: acts, Logger: p.Logger})
 	basecv1.RegisterAccountServiceServer(srv, &grpcapi.AccountServer{Accounts: mgr})
 	subjectv1.RegisterSubjectServiceServer(srv, &grpcapi.SubjectServer{Activity: acts, Allowed: cfg.ClientsSubject})
