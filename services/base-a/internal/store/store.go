@@ -22,6 +22,7 @@ import (
 
 	"github.com/strata-bureau/strata/pkg/amqp"
 	"github.com/strata-bureau/strata/pkg/breaker"
+	"github.com/strata-bureau/strata/pkg/pgmigrate"
 	"github.com/strata-bureau/strata/pkg/postgres"
 	"github.com/strata-bureau/strata/proto/eventtypes"
 	eventsv1 "github.com/strata-bureau/strata/proto/gen/go/events/v1"
@@ -46,7 +47,7 @@ func Migrate(ctx context.Context, ownerURL, appPassword string) error {
 		return fmt.Errorf("migrate: cannot connect as owner: %w", redact(err))
 	}
 	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
-	if err := postgres.Migrate(ctx, conn, migrations, "migrations", "basea_schema_version", 4242001); err != nil {
+	if err := pgmigrate.Apply(ctx, conn, migrations, "migrations", "basea_schema_version", 4242001); err != nil {
 		return err
 	}
 	if appPassword != "" {

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/strata-bureau/strata/pkg/outbox"
+	"github.com/strata-bureau/strata/pkg/pgmigrate"
 	"github.com/strata-bureau/strata/pkg/postgres"
 )
 
@@ -37,7 +38,7 @@ func Migrate(ctx context.Context, url string) error {
 		return errors.New("migrate: cannot connect to the gateway database")
 	}
 	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
-	return postgres.Migrate(ctx, conn, migrations, "migrations", "gateway_schema_version", 4242101)
+	return pgmigrate.Apply(ctx, conn, migrations, "migrations", "gateway_schema_version", 4242101)
 }
 
 // MigrateAndGrant applies the migrations as the owner at url, then gives

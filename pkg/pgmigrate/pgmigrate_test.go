@@ -1,4 +1,4 @@
-package postgres_test
+package pgmigrate_test
 
 import (
 	"context"
@@ -7,13 +7,13 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/strata-bureau/strata/pkg/postgres"
+	"github.com/strata-bureau/strata/pkg/pgmigrate"
 	"github.com/strata-bureau/strata/pkg/testenv"
 )
 
-// Migrate applies what is new and only that: a second run changes nothing,
+// Apply applies what is new and only that: a second run changes nothing,
 // a later migration is applied on top, and the version table follows.
-func TestMigrateAppliesEachMigrationOnce(t *testing.T) {
+func TestApplyAppliesEachMigrationOnce(t *testing.T) {
 	t.Parallel()
 	empty := testenv.Template{Name: "pgmigrate", Version: "v1", Migrate: func(context.Context, string) error { return nil }}
 	ctx := testenv.Context(t)
@@ -34,7 +34,7 @@ func TestMigrateAppliesEachMigrationOnce(t *testing.T) {
 		return v
 	}
 	for range 2 {
-		if err := postgres.Migrate(ctx, conn, fsys, "m", "test_schema_version", 4242999); err != nil {
+		if err := pgmigrate.Apply(ctx, conn, fsys, "m", "test_schema_version", 4242999); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -43,7 +43,7 @@ func TestMigrateAppliesEachMigrationOnce(t *testing.T) {
 		t.Fatalf("after two runs: %d rows (%v), version %d; want 1 row, version 2", n, err, version())
 	}
 	fsys["m/003_more.sql"] = &fstest.MapFile{Data: []byte("INSERT INTO things VALUES (2);")}
-	if err := postgres.Migrate(ctx, conn, fsys, "m", "test_schema_version", 4242999); err != nil {
+	if err := pgmigrate.Apply(ctx, conn, fsys, "m", "test_schema_version", 4242999); err != nil {
 		t.Fatal(err)
 	}
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM things`).Scan(&n); err != nil || n != 2 || version() != 3 {

@@ -1,4 +1,7 @@
-package postgres
+// Package pgmigrate applies a service's embedded tern migrations. It is
+// apart from pkg/postgres so that what only opens pools does not depend on
+// tern.
+package pgmigrate
 
 import (
 	"context"
@@ -9,11 +12,11 @@ import (
 	"github.com/jackc/tern/v2/migrate"
 )
 
-// Migrate applies the tern migrations in dir of fsys (a service's embedded
+// Apply applies the tern migrations in dir of fsys (a service's embedded
 // migrations) over conn, recording the applied version in versionTable.
 // One migrator at a time: it first takes the session advisory lock lockID,
 // so replicas started together do not race (the lock ends with conn).
-func Migrate(ctx context.Context, conn *pgx.Conn, fsys fs.FS, dir, versionTable string, lockID int64) error {
+func Apply(ctx context.Context, conn *pgx.Conn, fsys fs.FS, dir, versionTable string, lockID int64) error {
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", lockID); err != nil {
 		return fmt.Errorf("migrate: lock: %w", err)
 	}
