@@ -113,13 +113,17 @@ func (h *Handler) updateDocument(ctx context.Context, params *common.UpdateParam
 			qp.Filter = u.Filter
 		}
 
-		closer := iterator.NewMultiCloser()
-		defer closer.Close()
-
 		// strata patch (see PATCHES.md): the read and the write of one
-		// statement are atomic against other updates of the collection.
+		// statement are atomic against other updates of the collection,
+		// and the statement's cursor is closed before the lock is released
+		// (as released, every statement's cursor stayed open until the
+		// command ended, so a command waiting for the lock held pooled
+		// connections the lock's holder needed: a deadlock).
 		result, err := func() (*common.UpdateResult, error) {
 			defer lockCollection(params.DB, params.Collection)()
+
+			closer := iterator.NewMultiCloser()
+			defer closer.Close()
 
 			res, err := c.Query(ctx, &qp)
 			if err != nil {
