@@ -17,5 +17,5 @@
 package resource
 
 // tracking is whether Track records objects (a Strata patch: only in
-// ferretdb_debug builds, not in every race build; see Track).
+// ferretdb_debug builds; as released, every build tracked; see Track).
 const tracking = false
