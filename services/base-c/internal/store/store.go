@@ -393,12 +393,9 @@ func (s *Store) addRecent(ctx context.Context, cpf string, docs []movementDoc) e
 // are copied from the history and the activity marked as complete.
 func (s *Store) backfillRecent(ctx context.Context, cpf string, docs []movementDoc) error {
 	var act activityDoc
-	err := s.activity.FindOne(ctx, bson.D{{Key: "_id", Value: cpf}}).Decode(&act)
-	if errors.Is(err, mongo.ErrNoDocuments) || (err == nil && act.Inline) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+	found, err := findByID(ctx, s.activity, cpf, &act)
+	if err != nil || !found || act.Inline {
+		return err
 	}
 	old, err := s.ListMovements(ctx, domain.MovementFilter{CPF: cpf, Limit: recentKeep})
 	if err != nil {
