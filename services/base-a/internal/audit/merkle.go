@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -13,12 +12,15 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/strata-bureau/strata/pkg/checkpoint"
 )
 
 // The verifiable log: certificate-transparency style, built with Go's
 // checksum-database packages. Entry seq n is leaf n-1 of a Merkle tree
-// (RFC 6962 hashing, tlog); tree heads are signed notes (Ed25519), so
-// anyone holding the public verifier key checks them, and inclusion and
+// (RFC 6962 hashing, tlog); tree heads are signed notes (Ed25519) in
+// pkg/checkpoint's format, the one the gateway's witness reads, so anyone
+// holding the public verifier key checks them, and inclusion and
 // consistency proofs come from the stored tree hashes.
 
 // LogName names the log in signed heads and in the verifier key.
@@ -82,53 +84,21 @@ func VerifierKeyOf(pub ed25519.PublicKey) (string, error) {
 	return note.NewEd25519VerifierKey(LogName, pub)
 }
 
-// Head is a signed tree head.
-type Head struct {
-	Size int64
-	Root tlog.Hash
-	At   time.Time
-	Note []byte // the signed note
-}
-
-// headText is the checkpoint body (C2SP tlog-checkpoint layout plus a time
-// line): origin, size, base64 root, "time <unix micros>".
-func headText(size int64, root tlog.Hash, at time.Time) string {
-	return fmt.Sprintf("%s\n%d\n%s\ntime %d\n", LogName, size, base64.StdEncoding.EncodeToString(root[:]), at.UTC().UnixMicro())
-}
+// Head is a signed tree head of Base A's log (pkg/checkpoint's format,
+// origin LogName).
+type Head = checkpoint.Head
 
 // SignHead signs the tree head (size, root) at time at.
 func SignHead(s note.Signer, size int64, root tlog.Hash, at time.Time) (Head, error) {
-	msg, err := note.Sign(&note.Note{Text: headText(size, root, at)}, s)
-	if err != nil {
-		return Head{}, err
-	}
-	return Head{Size: size, Root: root, At: at.UTC(), Note: msg}, nil
+	return checkpoint.Sign(s, LogName, size, root, at)
 }
 
 // OpenHead verifies a signed head with the verifier key and parses it.
 func OpenHead(msg []byte, v note.Verifier) (Head, error) {
-	n, err := note.Open(msg, note.VerifierList(v))
+	h, err := checkpoint.Open(msg, LogName, v)
 	if err != nil {
 		return Head{}, fmt.Errorf("signed head: %w", err)
 	}
-	lines := strings.Split(n.Text, "\n")
-	if len(lines) != 5 || lines[0] != LogName || lines[4] != "" || !strings.HasPrefix(lines[3], "time ") {
-		return Head{}, errors.New("signed head: malformed body")
-	}
-	size, err := strconv.ParseInt(lines[1], 10, 64)
-	if err != nil || size < 0 {
-		return Head{}, errors.New("signed head: bad size")
-	}
-	raw, err := base64.StdEncoding.DecodeString(lines[2])
-	if err != nil || len(raw) != tlog.HashSize {
-		return Head{}, errors.New("signed head: bad root")
-	}
-	us, err := strconv.ParseInt(strings.TrimPrefix(lines[3], "time "), 10, 64)
-	if err != nil {
-		return Head{}, errors.New("signed head: bad time")
-	}
-	h := Head{Size: size, At: time.UnixMicro(us).UTC(), Note: msg}
-	copy(h.Root[:], raw)
 	return h, nil
 }
 

@@ -3,11 +3,11 @@ package audit
 import (
 	"fmt"
 	"sort"
-	"strconv"
-	"strings"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/strata-bureau/strata/pkg/checkpoint"
 )
 
 // LogEntry is one entry of the log as a verifier receives it: the stored
@@ -89,10 +89,8 @@ func (v *LogVerifier) AddHead(msg []byte, source string) (Head, error) {
 	if err != nil {
 		// Name the entry the forged head claims to cover, if it says.
 		at := v.tree.Size() + 1
-		if lines := strings.SplitN(string(msg), "\n", 3); len(lines) == 3 {
-			if n, perr := strconv.ParseInt(lines[1], 10, 64); perr == nil && n > v.tree.Size() {
-				at = n
-			}
+		if n, ok := checkpoint.ClaimedSize(msg); ok && n > v.tree.Size() {
+			at = n
 		}
 		v.bad(at, fmt.Sprintf("a signed head from %s does not verify (forged head): %v", source, err))
 		return h, err

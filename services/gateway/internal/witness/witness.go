@@ -17,7 +17,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -29,41 +28,24 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/strata-bureau/strata/pkg/amqp"
+	"github.com/strata-bureau/strata/pkg/checkpoint"
 	"github.com/strata-bureau/strata/proto/eventtypes"
 	eventsv1 "github.com/strata-bureau/strata/proto/gen/go/events/v1"
 	"github.com/strata-bureau/strata/services/gateway/internal/store"
 )
 
-// LogName is the origin line of Base A's signed heads.
-const LogName = "strata-audit-base-a"
-
-// Head is a verified signed tree head.
-type Head struct {
-	Size int64
-	Root tlog.Hash
-	Note []byte
-}
-
-// Open verifies a signed head and parses it (origin, size, base64 root, time).
-func Open(msg []byte, v note.Verifier) (Head, error) {
-	n, err := note.Open(msg, note.VerifierList(v))
+// Open verifies a signed head with the witness's trusted key v and reads
+// it (pkg/checkpoint, the format Base A signs). The head must be of the
+// log v names (a log's key is named by its origin), and not of the empty
+// tree: there is nothing to witness before the first entry.
+func Open(msg []byte, v note.Verifier) (checkpoint.Head, error) {
+	h, err := checkpoint.Open(msg, v.Name(), v)
 	if err != nil {
-		return Head{}, err
+		return checkpoint.Head{}, err
 	}
-	lines := strings.Split(n.Text, "\n")
-	if len(lines) < 4 || lines[0] != LogName {
-		return Head{}, errors.New("not a head of " + LogName)
+	if h.Size < 1 {
+		return checkpoint.Head{}, errors.New("bad size")
 	}
-	size, err := strconv.ParseInt(lines[1], 10, 64)
-	if err != nil || size < 1 {
-		return Head{}, errors.New("bad size")
-	}
-	raw, err := base64.StdEncoding.DecodeString(lines[2])
-	if err != nil || len(raw) != tlog.HashSize {
-		return Head{}, errors.New("bad root")
-	}
-	h := Head{Size: size, Note: msg}
-	copy(h.Root[:], raw)
 	return h, nil
 }
 
@@ -198,7 +180,7 @@ func (w *Witness) Thin(ctx context.Context, denseFor time.Duration) {
 	}
 }
 
-func (w *Witness) keep(ctx context.Context, h Head) error {
+func (w *Witness) keep(ctx context.Context, h checkpoint.Head) error {
 	if err := w.Store.KeepWitnessedHead(ctx, store.WitnessedHead{Size: h.Size, Root: h.Root[:], Note: h.Note}); err != nil {
 		return err
 	}

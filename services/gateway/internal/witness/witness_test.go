@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-bureau/strata/pkg/breaker"
+	"github.com/strata-bureau/strata/pkg/checkpoint"
 	"github.com/strata-bureau/strata/pkg/logging"
 	"github.com/strata-bureau/strata/pkg/testenv"
 	"github.com/strata-bureau/strata/services/gateway/internal/backend"
@@ -58,10 +59,13 @@ func build(t *testing.T, size int64, forkAt int64) *memLog {
 	return m
 }
 
+// logName is the origin of Base A's heads, the name of its key.
+const logName = "strata-audit-base-a"
+
 // keys makes a fresh signing key for the log and its verifier.
-func keys(t *testing.T) (note.Signer, note.Verifier) {
+func keys(t testing.TB) (note.Signer, note.Verifier) {
 	t.Helper()
-	skey, vkey, err := note.GenerateKey(rand.Reader, witness.LogName)
+	skey, vkey, err := note.GenerateKey(rand.Reader, logName)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,11 +85,11 @@ func head(t *testing.T, s note.Signer, m *memLog, size int64) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, err := note.Sign(&note.Note{Text: fmt.Sprintf("%s\n%d\n%s\ntime 1\n", witness.LogName, size, base64.StdEncoding.EncodeToString(root[:]))}, s)
+	h, err := checkpoint.Sign(s, logName, size, root, time.UnixMicro(1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return msg
+	return h.Note
 }
 
 // fixture is one witness test's world: a store on a fresh gateway
