@@ -61,8 +61,9 @@ func adminOnly[I, O any](h func(context.Context, *I) (*O, error)) func(context.C
 // Register declares the admin operations, each for the admin scope only.
 func (a *Admin) Register(api huma.API) {
 	op := func(id, method, path, summary string, status int) huma.Operation {
-		return huma.Operation{OperationID: id, Method: method, Path: path, Summary: summary, Tags: []string{"Admin"}, DefaultStatus: status,
-			Errors: []int{400, 401, 403, 404, 409, 429, 503}, MaxBodyBytes: 16 << 10, Security: []map[string][]string{{"apiKey": {}}}}
+		o := operation("Admin", id, method, path, summary)
+		o.DefaultStatus, o.Errors = status, []int{400, 401, 403, 404, 409, 429, 503}
+		return o
 	}
 	register(api, a.Logger, op("create-partner", http.MethodPost, "/v1/admin/partners", "Create a partner", http.StatusCreated), adminOnly(a.createPartner))
 	register(api, a.Logger, op("list-partners", http.MethodGet, "/v1/admin/partners", "List partners and their keys", http.StatusOK), adminOnly(a.listPartners))

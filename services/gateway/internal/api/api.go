@@ -92,30 +92,32 @@ func (h *Handlers) expensive(c Caller) (func(), error) {
 
 // Register declares every public operation on api.
 func (h *Handlers) Register(api huma.API) {
-	errs := []int{400, 401, 403, 404, 429, 503}
-	op := func(id, method, path, summary string, tags ...string) huma.Operation {
-		return huma.Operation{OperationID: id, Method: method, Path: path, Summary: summary, Tags: tags,
-			Errors: errs, MaxBodyBytes: 16 << 10, Security: []map[string][]string{{"apiKey": {}}}}
-	}
-	grantOp := op("create-grant", http.MethodPost, "/v1/grants", "Request a short-lived grant to read one CPF in Base A", "Base A")
-	grantOp.DefaultStatus = http.StatusCreated
-	register(api, h.Logger, grantOp, h.createGrant)
-	revoke := op("revoke-grant", http.MethodDelete, "/v1/grants/{grant_id}", "Revoke a grant", "Base A")
+	grant := operation("Base A", "create-grant", http.MethodPost, "/v1/grants", "Request a short-lived grant to read one CPF in Base A")
+	grant.DefaultStatus = http.StatusCreated
+	register(api, h.Logger, grant, h.createGrant)
+	revoke := operation("Base A", "revoke-grant", http.MethodDelete, "/v1/grants/{grant_id}", "Revoke a grant")
 	revoke.DefaultStatus = http.StatusNoContent
 	register(api, h.Logger, revoke, h.revokeGrant)
-	register(api, h.Logger, op("get-person", http.MethodGet, "/v1/people/{cpf}", "Read a person's granted fields (uses the grant once)", "Base A"), h.getPerson)
-	register(api, h.Logger, op("list-debts", http.MethodGet, "/v1/people/{cpf}/debts", "Read a person's debts (grant must cover debts)", "Base A"), h.listDebts)
-	register(api, h.Logger, op("get-profile", http.MethodGet, "/v1/profiles/{cpf}", "Read a profile (OAuth2 bearer with base-b:read)", "Base B"), h.getProfile)
-	register(api, h.Logger, op("get-score", http.MethodGet, "/v1/profiles/{cpf}/score", "Read a credit score with reason codes", "Base B"), h.getScore)
-	register(api, h.Logger, op("get-activity", http.MethodGet, "/v1/activity/{cpf}", "Read last query, last purchase and latest movements (basic auth)", "Base C"), h.getActivity)
-	register(api, h.Logger, op("list-movements", http.MethodGet, "/v1/activity/{cpf}/movements", "Page through movements", "Base C"), h.listMovements)
-	register(api, h.Logger, op("list-access-logs", http.MethodGet, "/v1/audit/access-logs", "Filter Base A's access log", "Audit"), h.accessLogs)
-	register(api, h.Logger, op("access-history", http.MethodGet, "/v1/audit/access-history/{cpf}", "Who accessed this CPF's Base A data in the last six months", "Audit"), h.accessHistory)
-	register(api, h.Logger, op("verify-audit-log", http.MethodPost, "/v1/audit/verify", "Verify the audit log's hash chain and signed checkpoints", "Audit"), h.verify)
-	register(api, h.Logger, op("subject-report", http.MethodGet, "/v1/audit/subject-report/{cpf}", "The data subject's report: what each base holds about a CPF and every access in the last six months", "Audit"), h.subjectReport)
-	register(api, h.Logger, op("processing-records", http.MethodGet, "/v1/audit/processing-records", "Records of processing (LGPD art. 37), generated from configuration", "Audit"), h.processingRecords)
-	register(api, h.Logger, op("audit-head", http.MethodGet, "/v1/audit/head", "The latest signed tree head of the verifiable audit log (public material)", "Audit"), h.auditHead)
-	register(api, h.Logger, op("audit-proof", http.MethodGet, "/v1/audit/entries/{id}/proof", "An inclusion proof of an audit entry in a signed tree head", "Audit"), h.auditProof)
+	register(api, h.Logger, operation("Base A", "get-person", http.MethodGet, "/v1/people/{cpf}", "Read a person's granted fields (uses the grant once)"), h.getPerson)
+	register(api, h.Logger, operation("Base A", "list-debts", http.MethodGet, "/v1/people/{cpf}/debts", "Read a person's debts (grant must cover debts)"), h.listDebts)
+	register(api, h.Logger, operation("Base B", "get-profile", http.MethodGet, "/v1/profiles/{cpf}", "Read a profile (OAuth2 bearer with base-b:read)"), h.getProfile)
+	register(api, h.Logger, operation("Base B", "get-score", http.MethodGet, "/v1/profiles/{cpf}/score", "Read a credit score with reason codes"), h.getScore)
+	register(api, h.Logger, operation("Base C", "get-activity", http.MethodGet, "/v1/activity/{cpf}", "Read last query, last purchase and latest movements (basic auth)"), h.getActivity)
+	register(api, h.Logger, operation("Base C", "list-movements", http.MethodGet, "/v1/activity/{cpf}/movements", "Page through movements"), h.listMovements)
+	register(api, h.Logger, operation("Audit", "list-access-logs", http.MethodGet, "/v1/audit/access-logs", "Filter Base A's access log"), h.accessLogs)
+	register(api, h.Logger, operation("Audit", "access-history", http.MethodGet, "/v1/audit/access-history/{cpf}", "Who accessed this CPF's Base A data in the last six months"), h.accessHistory)
+	register(api, h.Logger, operation("Audit", "verify-audit-log", http.MethodPost, "/v1/audit/verify", "Verify the audit log's hash chain and signed checkpoints"), h.verify)
+	register(api, h.Logger, operation("Audit", "subject-report", http.MethodGet, "/v1/audit/subject-report/{cpf}", "The data subject's report: what each base holds about a CPF and every access in the last six months"), h.subjectReport)
+	register(api, h.Logger, operation("Audit", "processing-records", http.MethodGet, "/v1/audit/processing-records", "Records of processing (LGPD art. 37), generated from configuration"), h.processingRecords)
+	register(api, h.Logger, operation("Audit", "audit-head", http.MethodGet, "/v1/audit/head", "The latest signed tree head of the verifiable audit log (public material)"), h.auditHead)
+	register(api, h.Logger, operation("Audit", "audit-proof", http.MethodGet, "/v1/audit/entries/{id}/proof", "An inclusion proof of an audit entry in a signed tree head"), h.auditProof)
+}
+
+// operation is a public operation under tag: called with an API key, with
+// a body of at most 16 KiB, answering the partner errors. Admin adds 409.
+func operation(tag, id, method, path, summary string) huma.Operation {
+	return huma.Operation{OperationID: id, Method: method, Path: path, Summary: summary, Tags: []string{tag},
+		Errors: []int{400, 401, 403, 404, 429, 503}, MaxBodyBytes: 16 << 10, Security: []map[string][]string{{"apiKey": {}}}}
 }
 
 // missingCredential is the 401 for a call without its base's credential.
