@@ -74,6 +74,20 @@ func Load(ctx context.Context, prefix string, cfg any, l Lookuper) error {
 	return nil
 }
 
+// Defaults gives every field of cfg (a pointer to a struct tagged as for
+// Load) that is still zero the default its tag names, as Load does for a
+// variable left unset; fields already set are kept. A component whose
+// configuration is also built in code (tests, tools) applies its defaults
+// with it, so each default is written once, in its tag. A required field
+// left zero is an error naming its variable.
+func Defaults(ctx context.Context, cfg any) error {
+	err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: cfg, Lookuper: envconfig.MapLookuper(nil)})
+	if err != nil {
+		return named(reflect.TypeOf(cfg), "", err)
+	}
+	return nil
+}
+
 // named turns envconfig's "Field: cause" into "PREFIX_VARIABLE: cause"
 // (through untagged embedded structs such as Service), so an error names
 // the setting an operator wrote, as Validate's errors do.

@@ -284,3 +284,19 @@ func TestEmbeddedGRPCAndMongo(t *testing.T) {
 		t.Fatalf("bad OPS_ADDR and GRPC_ADDR: %v", errs)
 	}
 }
+
+// Defaults fills what is still zero from the tags and keeps what is set;
+// a required field left zero is named.
+func TestDefaultsFillOnlyZeroFields(t *testing.T) {
+	t.Parallel()
+	s := sample{Password: "set", Replicas: 3}
+	if err := config.Defaults(context.Background(), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Addr != "127.0.0.1:9000" || s.Timeout != 2*time.Second || s.Replicas != 3 || s.Password.Reveal() != "set" {
+		t.Fatalf("%+v", s)
+	}
+	if err := config.Defaults(context.Background(), &sample{}); err == nil || !strings.Contains(err.Error(), "PASSWORD") {
+		t.Fatalf("required left zero: %v", err)
+	}
+}

@@ -5,11 +5,8 @@ package app
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -57,33 +54,9 @@ type Config struct {
 	// dedupe (as Base C): pruned hourly, so the collection is bounded by
 	// the redelivery window, not by uptime.
 	ProcessedRetention time.Duration `env:"PROCESSED_RETENTION, default=168h"`
-	OIDCIssuer         string        `env:"OIDC_ISSUER, required"`
-	// OIDCAudience lists, comma-separated, the audiences Base B accepts (a
-	// token must name one); providers that set aud to the client id need
-	// those client ids here.
-	OIDCAudience config.List `env:"OIDC_AUDIENCE, default=strata-base-b"`
-	// OIDCScopeClaims are the claims read, in order, for permissions.
-	OIDCScopeClaims config.List `env:"OIDC_SCOPE_CLAIMS, default=scope,scp"`
-	// OIDCClientScopes gives scopes to clients whose tokens carry none:
-	// "client=scope scope;client2=scope".
-	OIDCClientScopes authz.ClientScopes `env:"OIDC_CLIENT_SCOPES"`
-	// OIDCClientClaim lists the claims naming the token's client, in order.
-	OIDCClientClaim config.List `env:"OIDC_CLIENT_CLAIM, default=client_id,azp,sub"`
-	// OIDCTokenTypes are the JWT typ headers accepted (when present).
-	OIDCTokenTypes config.List `env:"OIDC_TOKEN_TYPES, default=at+jwt"`
-	// OIDCIntrospection: auto (opaque tokens only), on (every token) or off.
-	OIDCIntrospection    string `env:"OIDC_INTROSPECTION, default=auto"`
-	OIDCIntrospectionURL string `env:"OIDC_INTROSPECTION_URL"`
-	// OIDCClientID and its secret authenticate Base B to the introspection
-	// endpoint; the secret may come from a file instead.
-	OIDCClientID         string        `env:"OIDC_CLIENT_ID"`
-	OIDCClientSecret     config.Secret `env:"OIDC_CLIENT_SECRET"`
-	OIDCClientSecretFile string        `env:"OIDC_CLIENT_SECRET_FILE"`
-	OIDCCacheTTL         time.Duration `env:"OIDC_CACHE_TTL, default=2m"`
-	OIDCNegativeCacheTTL time.Duration `env:"OIDC_NEGATIVE_CACHE_TTL, default=30s"`
-	OIDCCacheSize        int           `env:"OIDC_CACHE_SIZE, default=10000"`
-	OIDCTimeout          time.Duration `env:"OIDC_TIMEOUT, default=3s"`
-	TokenLeeway          time.Duration `env:"TOKEN_LEEWAY, default=30s"`
+	// Verifier: the OAuth2 provider Base B trusts (OIDC_ISSUER) and how
+	// its access tokens are checked (OIDC_*, TOKEN_LEEWAY).
+	Verifier authz.Config
 	// OTel is the standard OpenTelemetry environment (OTEL_*, no prefix),
 	// read by Load.
 	OTel telemetry.Env
@@ -104,29 +77,9 @@ type Config struct {
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
-	errs := config.Errors(&c.Service, &c.GRPC, &c.Replica)
-	if c.TokenLeeway < 0 || c.TokenLeeway > 5*time.Minute {
-		errs = append(errs, errors.New("TOKEN_LEEWAY must be 0 to 5m"))
-	}
-	if len(c.OIDCAudience) == 0 {
-		errs = append(errs, errors.New("OIDC_AUDIENCE must name at least one audience"))
-	}
-	switch c.OIDCIntrospection {
-	case authz.IntrospectAuto, authz.IntrospectOn, authz.IntrospectOff:
-	default:
-		errs = append(errs, errors.New("OIDC_INTROSPECTION must be auto, on or off"))
-	}
-	if !c.OIDCClientSecret.IsZero() && c.OIDCClientSecretFile != "" {
-		errs = append(errs, errors.New("set OIDC_CLIENT_SECRET or OIDC_CLIENT_SECRET_FILE, not both"))
-	}
-	if c.OIDCIntrospection == authz.IntrospectOn && c.OIDCClientID == "" {
-		errs = append(errs, errors.New("OIDC_INTROSPECTION=on needs OIDC_CLIENT_ID and its secret"))
-	}
+	errs := config.Errors(&c.Service, &c.GRPC, &c.Replica, &c.Verifier)
 	if c.CacheSize < 1 || c.CacheTTL < 0 {
 		errs = append(errs, errors.New("PROFILE_CACHE_SIZE must be positive and PROFILE_CACHE_TTL not negative"))
-	}
-	if c.OIDCCacheTTL <= 0 || c.OIDCNegativeCacheTTL <= 0 || c.OIDCCacheSize < 1 || c.OIDCTimeout <= 0 {
-		errs = append(errs, errors.New("OIDC_CACHE_TTL, OIDC_NEGATIVE_CACHE_TTL, OIDC_CACHE_SIZE and OIDC_TIMEOUT must be positive"))
 	}
 	return errors.Join(errs...)
 }
@@ -140,13 +93,6 @@ func Load(ctx context.Context, l config.Lookuper) (*Config, error) {
 	}
 	c.OTel = telemetry.LoadEnv(l)
 	c.Replica.Default()
-	if c.OIDCClientSecretFile != "" {
-		b, err := os.ReadFile(c.OIDCClientSecretFile)
-		if err != nil {
-			return nil, fmt.Errorf("config (%sOIDC_CLIENT_SECRET_FILE): %w", Prefix, err)
-		}
-		c.OIDCClientSecret = config.Secret(strings.TrimSpace(string(b)))
-	}
 	return &c, nil
 }
 
@@ -177,7 +123,8 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 		return err
 	}
 	defer p.Close(ctx)
-	verifier, err := newVerifier(ctx, cfg, p.Breakers.New(breaker.Config{Name: "base-b->oidc", OpenFor: 2 * time.Second}))
+	verifier, err := authz.NewVerifier(ctx, authz.Options{Config: cfg.Verifier,
+		Breaker: p.Breakers.New(breaker.Config{Name: "base-b->oidc", OpenFor: 2 * time.Second})})
 	if err != nil {
 		return err
 	}
@@ -208,7 +155,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	if err != nil {
 		return err
 	}
-	logger.Info("base-b serving", "grpc", glis.Addr().String(), "ops", hlis.Addr().String(), "issuer", cfg.OIDCIssuer, "replica", cfg.ReplicaID)
+	logger.Info("base-b serving", "grpc", glis.Addr().String(), "ops", hlis.Addr().String(), "issuer", cfg.Verifier.Issuer, "replica", cfg.ReplicaID)
 
 	// Until its broadcast queue is first subscribed a replica would miss
 	// the others' invalidations (and the subscription drops the cache):
@@ -226,17 +173,6 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	g.Go(func() error { return evs.cast.Run(gctx) })
 	g.Go(func() error { return evs.summaries.Run(gctx) })
 	return g.Wait()
-}
-
-// newVerifier checks OAuth2 access tokens as configured.
-func newVerifier(ctx context.Context, cfg *Config, br *breaker.Breaker) (*authz.Verifier, error) {
-	return authz.NewVerifier(ctx, authz.Options{Issuer: cfg.OIDCIssuer, Audiences: cfg.OIDCAudience, Leeway: cfg.TokenLeeway,
-		Mapping: authz.Mapping{ScopeClaims: cfg.OIDCScopeClaims, ClientScopes: cfg.OIDCClientScopes,
-			ClientClaims: cfg.OIDCClientClaim, TokenTypes: cfg.OIDCTokenTypes},
-		Introspection: cfg.OIDCIntrospection, IntrospectionURL: cfg.OIDCIntrospectionURL,
-		ClientID: cfg.OIDCClientID, ClientSecret: cfg.OIDCClientSecret.Reveal(),
-		CacheTTL: cfg.OIDCCacheTTL, NegativeTTL: cfg.OIDCNegativeCacheTTL, CacheSize: cfg.OIDCCacheSize, Timeout: cfg.OIDCTimeout,
-		Breaker: br})
 }
 
 // newServer is Base B's gRPC server: the caller's certificate is checked

@@ -33,7 +33,7 @@ func BenchmarkBaseB(b *testing.B) {
 		})
 	})
 	b.Run("verify_token", func(b *testing.B) {
-		v, err := authz.NewVerifier(context.Background(), authz.Options{Issuer: c.issuer.URL, Audience: audience})
+		v, err := authz.NewVerifier(context.Background(), authz.Options{Config: authz.Config{Issuer: c.issuer.URL, Mapping: authz.Mapping{Audiences: []string{audience}}}})
 		if err != nil {
 			b.Fatal(err)
 		}

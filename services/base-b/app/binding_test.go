@@ -175,8 +175,8 @@ func TestStructuredSettingsAreDecodedAtLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(cfg.OIDCClientScopes["bank-a-app"], " ") != "base-b:read base-b:export" || !cfg.AMQPProducers.Admits("debt.summary.changed", "base-a") {
-		t.Fatalf("decoded: %v %v", cfg.OIDCClientScopes, cfg.AMQPProducers)
+	if strings.Join(cfg.Verifier.ClientScopes["bank-a-app"], " ") != "base-b:read base-b:export" || !cfg.AMQPProducers.Admits("debt.summary.changed", "base-a") {
+		t.Fatalf("decoded: %v %v", cfg.Verifier.ClientScopes, cfg.AMQPProducers)
 	}
 	for k, v := range map[string]string{
 		"BASEB_OIDC_CLIENT_SCOPES": "BASEB_OIDC_CLIENT_SCOPES: client scopes must be CLIENT=SCOPE SCOPE;CLIENT2=SCOPE",

@@ -70,7 +70,7 @@ func TestEverySettingCheckNamesItsVariable(t *testing.T) {
 	}
 	delete(env, "BASEB_OIDC_CLIENT_SECRET")
 	cfg, err := app.Load(context.Background(), config.Map(env))
-	if err != nil || cfg.OIDCClientSecret.Reveal() != "s3cret" {
+	if err != nil || cfg.Verifier.ClientSecret.Reveal() != "s3cret" {
 		t.Fatalf("secret from a file: %v", err)
 	}
 }

@@ -32,6 +32,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-bureau/strata/pkg/breaker"
+	"github.com/strata-bureau/strata/pkg/config"
 )
 
 // Scopes.
@@ -80,38 +81,15 @@ type Verifier struct {
 	now    func() time.Time
 }
 
-// Options for NewVerifier.
+// Options for NewVerifier: the settings, and what a verifier is given
+// rather than configured with.
 type Options struct {
-	Issuer string
-	// Audience is one audience; Audiences may list more (a token must name
-	// one of them). Providers that set aud to the client id need each
-	// client id listed.
-	Audience  string
-	Audiences []string
-	Mapping   Mapping
-	// Leeway tolerated on expiry (default 30s).
-	Leeway time.Duration
+	Config
 	// Breaker guards every request to the provider (discovery, JWKS,
 	// introspection); only the provider's own failures count.
 	Breaker *breaker.Breaker
 	// HTTPClient for the provider (default: 5s timeout).
 	HTTPClient *http.Client
-	// Timeout is the deadline of one introspection request (default 3s).
-	Timeout time.Duration
-
-	// Introspection: auto (default), on or off.
-	Introspection string
-	// IntrospectionURL overrides the discovered introspection_endpoint.
-	IntrospectionURL string
-	// ClientID and ClientSecret authenticate Base B to the provider's
-	// introspection endpoint (client_secret_basic).
-	ClientID, ClientSecret string
-	// CacheTTL bounds how long an active introspection answer is reused
-	// (never past the token's exp; default 2m). NegativeTTL is how long a
-	// refused token is remembered (default 30s). CacheSize bounds each
-	// cache (default 10,000 entries).
-	CacheTTL, NegativeTTL time.Duration
-	CacheSize             int
 	// Now is the clock (tests).
 	Now func() time.Time
 }
@@ -136,39 +114,26 @@ func (t breakerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // NewVerifier discovers the provider (retrying until ctx ends) and returns
-// a verifier. The context also carries the HTTP client for later JWKS
+// a verifier. Every setting o leaves zero takes its default (Config's
+// tags). The context also carries the HTTP client for later JWKS
 // fetches, so it must live as long as the verifier.
 func NewVerifier(ctx context.Context, o Options) (*Verifier, error) {
-	auds := slices.Clone(o.Audiences)
-	if o.Audience != "" {
-		auds = append(auds, o.Audience)
+	if err := config.Defaults(ctx, &o.Config); err != nil {
+		return nil, fmt.Errorf("authz: %w", err)
 	}
-	if o.Issuer == "" || len(auds) == 0 {
-		return nil, errors.New("authz: issuer and audience are required")
-	}
-	if o.Leeway <= 0 {
-		o.Leeway = 30 * time.Second
+	if err := o.Config.Validate(); err != nil {
+		return nil, fmt.Errorf("authz: %w", err)
 	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	switch o.Introspection {
-	case "":
-		o.Introspection = IntrospectAuto
-	case IntrospectAuto, IntrospectOn, IntrospectOff:
-	default:
-		return nil, errors.New("authz: introspection must be auto, on or off")
-	}
-	m := o.Mapping
-	m.Audiences = auds
-	m.defaults()
 	client := httpClient(o)
 	provider, err := discover(oidc.ClientContext(ctx, client), o.Issuer)
 	if err != nil {
 		return nil, err
 	}
 	leeway, now := o.Leeway, o.Now
-	v := &Verifier{m: m, mode: o.Introspection, leeway: leeway, now: now,
+	v := &Verifier{m: o.Mapping, mode: o.Introspection, leeway: leeway, now: now,
 		v: provider.Verifier(&oidc.Config{
 			SkipClientIDCheck:    true, // audiences are checked against the list in Mapping
 			SupportedSigningAlgs: Algorithms,
@@ -188,8 +153,8 @@ func NewVerifier(ctx context.Context, o Options) (*Verifier, error) {
 		endpoint = meta.Endpoint
 	}
 	switch {
-	case endpoint != "" && o.ClientID != "" && o.ClientSecret != "":
-		v.intro = newIntrospector(introspectorOptions{endpoint: endpoint, clientID: o.ClientID, secret: o.ClientSecret,
+	case endpoint != "" && o.ClientID != "" && !o.ClientSecret.IsZero():
+		v.intro = newIntrospector(introspectorOptions{endpoint: endpoint, clientID: o.ClientID, secret: o.ClientSecret.Reveal(),
 			issuer: o.Issuer, client: client, timeout: o.Timeout, ttl: o.CacheTTL, negativeTTL: o.NegativeTTL, size: o.CacheSize, now: now})
 	case o.Introspection == IntrospectOn:
 		return nil, errors.New("authz: introspection is on but the provider publishes no introspection_endpoint " +

@@ -22,12 +22,18 @@ import (
 
 const aud = "strata-base-b"
 
-func verifier(t *testing.T, is *oidctest.Issuer) *authz.Verifier {
+// newVerifier verifies the tokens of the provider at issuer with o: each
+// setting o leaves zero at its default (audience aud), behind a breaker
+// that opens after three failures unless o brings its own.
+func newVerifier(t *testing.T, issuer string, o authz.Options) *authz.Verifier {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	v, err := authz.NewVerifier(ctx, authz.Options{Issuer: is.URL, Audience: aud,
-		Breaker: breaker.Standalone(breaker.Config{Name: "oidc", ConsecutiveFailures: 3, OpenFor: 200 * time.Millisecond})})
+	o.Issuer = issuer
+	if o.Breaker == nil {
+		o.Breaker = breaker.Standalone(breaker.Config{Name: "oidc", ConsecutiveFailures: 3, OpenFor: time.Hour})
+	}
+	v, err := authz.NewVerifier(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +46,7 @@ func TestTokensAreRejectedForEveryFlaw(t *testing.T) {
 	t.Parallel()
 	is := oidctest.New(t, jose.RS256)
 	other := oidctest.New(t, jose.RS256)
-	v := verifier(t, is)
+	v := newVerifier(t, is.URL, authz.Options{})
 	ctx := context.Background()
 	good := oidctest.Claims{Subject: "bank-a", Audience: aud, Scope: "base-b:read"}
 
@@ -89,7 +95,7 @@ func TestAnyConformingIssuerWorksWhenConfigured(t *testing.T) {
 	t.Parallel()
 	for _, alg := range []jose.SignatureAlgorithm{jose.RS256, jose.ES256} {
 		is := oidctest.New(t, alg)
-		v := verifier(t, is)
+		v := newVerifier(t, is.URL, authz.Options{})
 		if _, err := v.Verify(context.Background(), is.Token(t, oidctest.Claims{Subject: "s", Audience: aud, Scope: "base-b:read"})); err != nil {
 			t.Errorf("%s issuer: %v", alg, err)
 		}
@@ -99,7 +105,7 @@ func TestAnyConformingIssuerWorksWhenConfigured(t *testing.T) {
 func TestProviderOutageKeepsCachedKeys(t *testing.T) {
 	t.Parallel()
 	is := oidctest.New(t, jose.RS256)
-	v := verifier(t, is)
+	v := newVerifier(t, is.URL, authz.Options{Breaker: breaker.Standalone(breaker.Config{Name: "oidc", ConsecutiveFailures: 3, OpenFor: 200 * time.Millisecond})})
 	ctx := context.Background()
 	claims := oidctest.Claims{Subject: "bank-a", Audience: aud, Scope: "base-b:read"}
 	if _, err := v.Verify(ctx, is.Token(t, claims)); err != nil {
@@ -135,21 +141,6 @@ func TestProviderOutageKeepsCachedKeys(t *testing.T) {
 	}
 }
 
-func verifierWith(t *testing.T, is *oidctest.Issuer, o authz.Options) *authz.Verifier {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	o.Issuer = is.URL
-	if o.Audience == "" && o.Audiences == nil {
-		o.Audience = aud
-	}
-	v, err := authz.NewVerifier(ctx, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
 func TestPermissionsComeFromWhateverTheProviderGives(t *testing.T) {
 	t.Parallel()
 	is := oidctest.New(t, jose.RS256)
@@ -179,7 +170,7 @@ func TestPermissionsComeFromWhateverTheProviderGives(t *testing.T) {
 		{"unmapped client without scopes gets nothing", authz.Mapping{ClientScopes: map[string][]string{"other": {"base-b:read"}}},
 			base(map[string]any{"scope": nil}), nil},
 	} {
-		v := verifierWith(t, is, authz.Options{Mapping: tc.mapping})
+		v := newVerifier(t, is.URL, authz.Options{Config: authz.Config{Mapping: tc.mapping}})
 		p, err := v.Verify(ctx, is.Token(t, tc.claims))
 		if err != nil {
 			t.Errorf("%s: %v", tc.name, err)
@@ -195,11 +186,11 @@ func TestClientClaimIsConfigurable(t *testing.T) {
 	t.Parallel()
 	is := oidctest.New(t, jose.RS256)
 	tok := is.Token(t, oidctest.Claims{Subject: "user-7", Audience: aud, Scope: "base-b:read", Extra: map[string]any{"client_id": nil, "azp": "bank-a-app"}})
-	p, err := verifierWith(t, is, authz.Options{}).Verify(context.Background(), tok)
+	p, err := newVerifier(t, is.URL, authz.Options{}).Verify(context.Background(), tok)
 	if err != nil || p.ClientID != "bank-a-app" {
 		t.Fatalf("default client claims: %+v %v", p, err)
 	}
-	p, err = verifierWith(t, is, authz.Options{Mapping: authz.Mapping{ClientClaims: []string{"sub"}}}).Verify(context.Background(), tok)
+	p, err = newVerifier(t, is.URL, authz.Options{Config: authz.Config{Mapping: authz.Mapping{ClientClaims: []string{"sub"}}}}).Verify(context.Background(), tok)
 	if err != nil || p.ClientID != "user-7" {
 		t.Fatalf("client claim sub: %+v %v", p, err)
 	}
@@ -208,7 +199,7 @@ func TestClientClaimIsConfigurable(t *testing.T) {
 func TestAudienceStringOrArray(t *testing.T) {
 	t.Parallel()
 	is := oidctest.New(t, jose.RS256)
-	v := verifierWith(t, is, authz.Options{Audiences: []string{aud, "bank-a-client"}})
+	v := newVerifier(t, is.URL, authz.Options{Config: authz.Config{Mapping: authz.Mapping{Audiences: []string{aud, "bank-a-client"}}}})
 	ctx := context.Background()
 	for name, c := range map[string]oidctest.Claims{
 		"string":               {Subject: "bank-a", Audience: aud, Scope: "base-b:read"},
@@ -240,10 +231,10 @@ func TestIDTokensAndTokensWithoutExpiryAreRefused(t *testing.T) {
 	ctx := context.Background()
 	good := oidctest.Claims{Subject: "bank-a", Audience: aud, Scope: "base-b:read"}
 	with := func(f func(*oidctest.Claims)) oidctest.Claims { c := good; f(&c); return c }
-	strict := verifierWith(t, is, authz.Options{})
+	strict := newVerifier(t, is.URL, authz.Options{})
 	// A provider that labels access tokens with the generic typ JWT, as
 	// ZITADEL and Keycloak do, once allowed.
-	generic := verifierWith(t, is, authz.Options{Mapping: authz.Mapping{TokenTypes: []string{"at+jwt", "JWT"}}})
+	generic := newVerifier(t, is.URL, authz.Options{Config: authz.Config{Mapping: authz.Mapping{TokenTypes: []string{"at+jwt", "JWT"}}}})
 
 	idToken := with(func(c *oidctest.Claims) {
 		c.Type, c.Extra = "JWT", map[string]any{"nonce": "n-0S6_WzA2Mj", "at_hash": "77QmUPtjPfzWtF2AnpK9RQ", "auth_time": 1700000000}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/strata-bureau/strata/pkg/config"
 )
 
 // Mapping turns whatever claims a provider puts in its tokens (or in its
@@ -17,37 +19,26 @@ type Mapping struct {
 	// permission (base-b:…) gives the token's scopes. A claim is a
 	// space-separated string (scope, RFC 9068) or an array of strings
 	// (scp, roles, groups); a dotted name reads a nested object
-	// (realm_access.roles). Default: scope, scp.
-	ScopeClaims []string
+	// (realm_access.roles).
+	ScopeClaims config.List `env:"OIDC_SCOPE_CLAIMS, default=scope,scp"`
 	// ClientScopes are the scopes of a client whose tokens carry no Base B
 	// permission in any ScopeClaims (providers that put none in tokens).
-	ClientScopes map[string][]string
+	ClientScopes ClientScopes `env:"OIDC_CLIENT_SCOPES"`
 	// ClientClaims are read in order for the token's OAuth2 client; the
-	// first non-empty string wins. Default: client_id, azp, sub.
-	ClientClaims []string
+	// first non-empty string wins.
+	ClientClaims config.List `env:"OIDC_CLIENT_CLAIM, default=client_id,azp,sub"`
 	// Audiences: a token must name at least one in aud (string or array);
 	// a token with no aud at all (Cognito) passes only if its client is
-	// listed here.
-	Audiences []string
+	// listed here. Providers that set aud to the client id need each
+	// client id listed.
+	Audiences config.List `env:"OIDC_AUDIENCE, default=strata-base-b"`
 	// TokenTypes are the JWT header typ values accepted when typ is present
-	// (compared without case and without an "application/" prefix).
-	// Default: at+jwt (RFC 9068), so an ID token (typ JWT) is never taken
-	// for an access token. Providers that label access tokens with the
-	// generic "JWT" (ZITADEL, Keycloak) need it added here; such tokens must
-	// then also carry none of an ID token's marks (see idTokenMarks).
-	TokenTypes []string
-}
-
-func (m *Mapping) defaults() {
-	if len(m.ScopeClaims) == 0 {
-		m.ScopeClaims = []string{"scope", "scp"}
-	}
-	if len(m.ClientClaims) == 0 {
-		m.ClientClaims = []string{"client_id", "azp", "sub"}
-	}
-	if len(m.TokenTypes) == 0 {
-		m.TokenTypes = []string{"at+jwt"}
-	}
+	// (compared without case and without an "application/" prefix). The
+	// default, at+jwt (RFC 9068), never takes an ID token (typ JWT) for an
+	// access token. Providers that label access tokens with the generic
+	// "JWT" (ZITADEL, Keycloak) need it added here; such tokens must then
+	// also carry none of an ID token's marks (see idTokenMarks).
+	TokenTypes config.List `env:"OIDC_TOKEN_TYPES, default=at+jwt"`
 }
 
 // ClientScopes gives scopes to clients whose tokens carry none
@@ -83,17 +74,6 @@ func ParseClientScopes(s string) (ClientScopes, error) {
 		out[id] = strings.Fields(scopes)
 	}
 	return out, nil
-}
-
-// List splits a comma-separated setting, dropping empty items.
-func List(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // lookup reads a possibly dotted claim name.

@@ -1,10 +1,13 @@
 package authz
 
 import (
+	"context"
 	"encoding/json"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/strata-bureau/strata/pkg/config"
 )
 
 // Every token and introspection answer is outside input: whatever its
@@ -22,7 +25,9 @@ func FuzzClaimsMapping(f *testing.F) {
 	}
 	m := Mapping{ScopeClaims: []string{"scope", "scp", "realm_access.roles", "roles"}, ClientScopes: map[string][]string{"c": {"base-b:read"}},
 		Audiences: []string{"strata-base-b"}}
-	m.defaults()
+	if err := config.Defaults(context.Background(), &m); err != nil {
+		f.Fatal(err)
+	}
 	in := newIntrospector(introspectorOptions{issuer: "https://idp.example", now: time.Now})
 	f.Fuzz(func(t *testing.T, body, raw string) {
 		_, _ = jwtHeader(raw)

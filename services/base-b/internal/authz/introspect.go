@@ -35,18 +35,6 @@ type introspector struct {
 }
 
 func newIntrospector(o introspectorOptions) *introspector {
-	if o.timeout <= 0 {
-		o.timeout = 3 * time.Second
-	}
-	if o.ttl <= 0 {
-		o.ttl = 2 * time.Minute
-	}
-	if o.negativeTTL <= 0 {
-		o.negativeTTL = 30 * time.Second
-	}
-	if o.size <= 0 {
-		o.size = 10_000
-	}
 	return &introspector{o: o, positive: newTTLCache(o.size, o.now), negative: newTTLCache(o.size, o.now)}
 }
 

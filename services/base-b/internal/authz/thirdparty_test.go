@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strata-bureau/strata/pkg/breaker"
 	"github.com/strata-bureau/strata/services/base-b/internal/authz"
 	"github.com/strata-bureau/strata/services/base-b/internal/oidctest"
 )
@@ -28,21 +27,6 @@ func (c *clock) Add(d time.Duration) {
 
 func newClock() *clock { return &clock{t: time.Now()} }
 
-func opVerifier(t *testing.T, p *oidctest.OP, o authz.Options) *authz.Verifier {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	o.Issuer = p.URL
-	if o.Breaker == nil {
-		o.Breaker = breaker.Standalone(breaker.Config{Name: "oidc", ConsecutiveFailures: 3, OpenFor: time.Hour})
-	}
-	v, err := authz.NewVerifier(ctx, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
 // A provider whose client-credentials JWTs carry no scope, aud = the client
 // id and typ JWT: permissions come from the client map.
 func TestThirdPartyJWTWithoutScopes(t *testing.T) {
@@ -51,8 +35,8 @@ func TestThirdPartyJWTWithoutScopes(t *testing.T) {
 	p.AddClient("bank-a-app", "secret-a")
 	p.AddClient("bank-c-app", "secret-c")
 	clk := newClock()
-	v := opVerifier(t, p, authz.Options{Audiences: []string{"bank-a-app", "bank-c-app"}, Now: clk.Now,
-		Mapping: authz.Mapping{TokenTypes: []string{"at+jwt", "JWT"}, ClientScopes: map[string][]string{"bank-a-app": {"base-b:read"}}}})
+	v := newVerifier(t, p.URL, authz.Options{Now: clk.Now, Config: authz.Config{Mapping: authz.Mapping{Audiences: []string{"bank-a-app", "bank-c-app"},
+		TokenTypes: []string{"at+jwt", "JWT"}, ClientScopes: map[string][]string{"bank-a-app": {"base-b:read"}}}}})
 	ctx := context.Background()
 
 	tok := p.Token(t, "bank-a-app", "secret-a")
@@ -73,7 +57,7 @@ func TestThirdPartyJWTWithoutScopes(t *testing.T) {
 		t.Fatal("ID token accepted as an access token")
 	}
 	// With the strict default typ (at+jwt only) even its access tokens are refused.
-	strict := opVerifier(t, p, authz.Options{Audiences: []string{"bank-a-app"}, Mapping: authz.Mapping{ClientScopes: map[string][]string{"bank-a-app": {"base-b:read"}}}})
+	strict := newVerifier(t, p.URL, authz.Options{Config: authz.Config{Mapping: authz.Mapping{Audiences: []string{"bank-a-app"}, ClientScopes: map[string][]string{"bank-a-app": {"base-b:read"}}}}})
 	if _, err := strict.Verify(ctx, tok); err == nil {
 		t.Fatal("typ JWT accepted although only at+jwt is configured")
 	}
@@ -98,8 +82,8 @@ func TestThirdPartyOpaqueTokensByIntrospection(t *testing.T) {
 	p.AddClient("bank-a-app", "secret-a")
 	p.AddClient("strata-base-b", "introspect-secret") // Base B's own client (a ZITADEL API app)
 	clk := newClock()
-	v := opVerifier(t, p, authz.Options{Audience: "strata-base-b", Now: clk.Now, ClientID: "strata-base-b", ClientSecret: "introspect-secret",
-		CacheTTL: time.Hour, NegativeTTL: 30 * time.Second})
+	v := newVerifier(t, p.URL, authz.Options{Now: clk.Now, Config: authz.Config{ClientID: "strata-base-b", ClientSecret: "introspect-secret",
+		CacheTTL: time.Hour, NegativeTTL: 30 * time.Second}})
 	ctx := context.Background()
 
 	tok := p.Token(t, "bank-a-app", "secret-a", "base-b:read")
@@ -152,7 +136,7 @@ func TestThirdPartyOpaqueTokensByIntrospection(t *testing.T) {
 
 	// Outage: a cached answer works until its token's exp, then fails closed.
 	clk = newClock()
-	v = opVerifier(t, p, authz.Options{Audience: "strata-base-b", Now: clk.Now, ClientID: "strata-base-b", ClientSecret: "introspect-secret", CacheTTL: time.Hour})
+	v = newVerifier(t, p.URL, authz.Options{Now: clk.Now, Config: authz.Config{ClientID: "strata-base-b", ClientSecret: "introspect-secret", CacheTTL: time.Hour}})
 	cached := p.Token(t, "bank-a-app", "secret-a", "base-b:read")
 	uncached := p.Token(t, "bank-a-app", "secret-a", "base-b:read")
 	if _, err := v.Verify(ctx, cached); err != nil {
@@ -188,7 +172,7 @@ func TestThirdPartyExpiredOpaqueToken(t *testing.T) {
 	p := oidctest.StartOP(t, oidctest.OPOptions{Opaque: true, Audience: []string{"strata-base-b"}, Scopes: true, TokenLifetime: 2 * time.Second})
 	p.AddClient("bank-a-app", "secret-a")
 	p.AddClient("strata-base-b", "introspect-secret")
-	v := opVerifier(t, p, authz.Options{Audience: "strata-base-b", ClientID: "strata-base-b", ClientSecret: "introspect-secret"})
+	v := newVerifier(t, p.URL, authz.Options{Config: authz.Config{ClientID: "strata-base-b", ClientSecret: "introspect-secret"}})
 	tok := p.Token(t, "bank-a-app", "secret-a", "base-b:read")
 	time.Sleep(2100 * time.Millisecond)
 	if _, err := v.Verify(context.Background(), tok); !errors.Is(err, authz.ErrInvalidToken) {
@@ -202,12 +186,12 @@ func TestIntrospectionNeedsBaseBsCredentials(t *testing.T) {
 	p := oidctest.StartOP(t, oidctest.OPOptions{Opaque: true, Audience: []string{"strata-base-b"}, Scopes: true})
 	p.AddClient("bank-a-app", "secret-a")
 	p.AddClient("strata-base-b", "introspect-secret")
-	v := opVerifier(t, p, authz.Options{Audience: "strata-base-b", ClientID: "strata-base-b", ClientSecret: "wrong"})
+	v := newVerifier(t, p.URL, authz.Options{Config: authz.Config{ClientID: "strata-base-b", ClientSecret: "wrong"}})
 	if _, err := v.Verify(context.Background(), p.Token(t, "bank-a-app", "secret-a", "base-b:read")); err == nil {
 		t.Fatal("accepted with wrong introspection credentials")
 	}
 	// Introspection off: an opaque token is simply not a JWT.
-	off := opVerifier(t, p, authz.Options{Audience: "strata-base-b", Introspection: authz.IntrospectOff, ClientID: "strata-base-b", ClientSecret: "introspect-secret"})
+	off := newVerifier(t, p.URL, authz.Options{Config: authz.Config{Introspection: authz.IntrospectOff, ClientID: "strata-base-b", ClientSecret: "introspect-secret"}})
 	if _, err := off.Verify(context.Background(), p.Token(t, "bank-a-app", "secret-a", "base-b:read")); !errors.Is(err, authz.ErrInvalidToken) {
 		t.Fatalf("introspection off: %v", err)
 	}
