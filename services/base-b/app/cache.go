@@ -10,6 +10,7 @@ import (
 	"github.com/strata-bureau/strata/pkg/consumer"
 	"github.com/strata-bureau/strata/pkg/platform"
 	"github.com/strata-bureau/strata/pkg/readcache"
+	"github.com/strata-bureau/strata/pkg/telemetry"
 	"github.com/strata-bureau/strata/services/base-b/internal/events"
 	"github.com/strata-bureau/strata/services/base-b/internal/profiles"
 	"github.com/strata-bureau/strata/services/base-b/internal/store"
@@ -63,12 +64,7 @@ func (c *consumers) RunData(ctx context.Context) error {
 // (strata_baseb_cache_lookups_total by result) and its size
 // (strata_baseb_cache_entries).
 func observeCache(m metric.Meter, profs *profiles.Service) error {
-	_, err := m.Int64ObservableGauge("strata_baseb_cache_entries", metric.WithDescription("CPFs in the profile cache now."),
-		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(int64(profs.CacheLen()))
-			return nil
-		}))
-	if err != nil {
+	if err := telemetry.ObserveGauge(m, "strata_baseb_cache_entries", "CPFs in the profile cache now.", profs.CacheLen); err != nil {
 		return err
 	}
 	return readcache.ObserveLookups(m, "strata_baseb_cache_lookups_total",

@@ -317,13 +317,8 @@ func newServer(cfg *Config, p *platform.Platform, authn *auth.Authenticator, act
 // hit / (hit + miss)) and the Argon2id checks running now
 // (strata_basec_argon2_cold_checks_in_flight).
 func observeBaseC(m metric.Meter, acts *activity.Service, authn *auth.Authenticator) error {
-	_, err := m.Int64ObservableGauge("strata_basec_argon2_cold_checks_in_flight",
-		metric.WithDescription("Argon2id password checks (credentials not in the verified cache) running now."),
-		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(int64(authn.ColdInFlight()))
-			return nil
-		}))
-	if err != nil {
+	if err := telemetry.ObserveGauge(m, "strata_basec_argon2_cold_checks_in_flight",
+		"Argon2id password checks (credentials not in the verified cache) running now.", authn.ColdInFlight); err != nil {
 		return err
 	}
 	return readcache.ObserveLookups(m, "strata_basec_cache_lookups_total",
