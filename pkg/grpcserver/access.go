@@ -2,6 +2,7 @@ package grpcserver
 
 import (
 	"context"
+	"net"
 	"slices"
 	"strings"
 
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/strata-bureau/strata/pkg/origin"
 	"github.com/strata-bureau/strata/pkg/pki"
 )
 
@@ -25,7 +27,7 @@ type Access struct {
 	Groups []Group
 	// TrustMetadata lists the identities whose call metadata about the
 	// end user (x-client-ip, x-partner-id) is believed; from anyone else
-	// it is ignored.
+	// it is ignored (Origin).
 	TrustMetadata []string
 }
 
@@ -133,6 +135,32 @@ func Identity(ctx context.Context) string {
 func MetadataTrusted(ctx context.Context) bool {
 	c, _ := ctx.Value(identityKey{}).(callerInfo)
 	return c.trusted
+}
+
+// Origin is whom the call comes from, by one rule for every base: the
+// partner and client address in the call's metadata (pkg/origin), believed
+// only from a caller that may speak for the end user (MetadataTrusted);
+// the client address is otherwise, or when the metadata names none that
+// is well formed, the address of the connection itself.
+func Origin(ctx context.Context) origin.Origin {
+	var o origin.Origin
+	if MetadataTrusted(ctx) {
+		o = origin.FromIncoming(ctx)
+	}
+	if o.ClientIP == "" {
+		o.ClientIP = peerHost(ctx)
+	}
+	return o
+}
+
+// peerHost is the IP address of the call's connection ("" if none).
+func peerHost(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
+			return host
+		}
+	}
+	return ""
 }
 
 // List splits a comma-separated configuration value into identities.

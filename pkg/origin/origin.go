@@ -56,23 +56,33 @@ func Outgoing(ctx context.Context, o Origin) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, kv...)
 }
 
+// One is the value of key in md, by the rule every base reads the
+// gateway's metadata with: a key given more than once must repeat one
+// value (ok is false, and v empty, when the values differ, so that nobody
+// can slip a second value past a check of the first). A key that is
+// absent is "" and ok.
+func One(md metadata.MD, key string) (v string, ok bool) {
+	vs := md.Get(key)
+	if len(vs) == 0 {
+		return "", true
+	}
+	for _, x := range vs[1:] {
+		if x != vs[0] {
+			return "", false
+		}
+	}
+	return vs[0], true
+}
+
 // FromIncoming reads the origin from an incoming call's metadata. A value
 // that is missing, malformed or given twice differently is returned empty.
+// Only a caller authenticated as the gateway may be believed
+// (grpcserver.Origin decides that, and falls back to the connection).
 func FromIncoming(ctx context.Context) Origin {
 	md, _ := metadata.FromIncomingContext(ctx)
-	one := func(k string) string {
-		v := md.Get(k)
-		if len(v) == 0 {
-			return ""
-		}
-		for _, x := range v[1:] {
-			if x != v[0] {
-				return ""
-			}
-		}
-		return v[0]
-	}
-	o := Origin{PartnerID: one(PartnerIDKey), ClientIP: one(ClientIPKey)}
+	var o Origin
+	o.PartnerID, _ = One(md, PartnerIDKey)
+	o.ClientIP, _ = One(md, ClientIPKey)
 	if o.PartnerID != "" && input.Token(o.PartnerID, MaxPartnerID, false) != nil {
 		o.PartnerID = ""
 	}

@@ -51,3 +51,48 @@ func TestSourceKeyGroupsAnIPv6SlashSixtyFour(t *testing.T) {
 		}
 	}
 }
+
+// A key given more than once is believed only when every value is the
+// same; an absent key is empty, not refused.
+func TestOneRefusesDifferingRepeats(t *testing.T) {
+	t.Parallel()
+	md := metadata.MD{"a": {"x"}, "b": {"x", "x"}, "c": {"x", "y"}, "d": {"", "x"}}
+	for k, want := range map[string]struct {
+		v  string
+		ok bool
+	}{"a": {"x", true}, "b": {"x", true}, "c": {"", false}, "d": {"", false}, "absent": {"", true}} {
+		if v, ok := origin.One(md, k); v != want.v || ok != want.ok {
+			t.Errorf("One(%s) = %q, %v; want %q, %v", k, v, ok, want.v, want.ok)
+		}
+	}
+}
+
+// Whatever the metadata holds, FromIncoming returns only well-formed
+// values, each one that every copy of its key agreed on.
+func FuzzFromIncoming(f *testing.F) {
+	f.Add("bank-a", "bank-a", "203.0.113.7", "", true)
+	f.Add("bank-a", "bank-b", "2001:db8::1", "2001:db8::1", false)
+	f.Add("bank a", "", "203.0.113.7\x00", "10.0.0.1", true)
+	f.Fuzz(func(t *testing.T, p1, p2, ip1, ip2 string, twice bool) {
+		md := metadata.MD{}
+		for _, kv := range [][2]string{{origin.PartnerIDKey, p1}, {origin.PartnerIDKey, p2}, {origin.ClientIPKey, ip1}, {origin.ClientIPKey, ip2}} {
+			if kv[1] != "" || twice {
+				md.Append(kv[0], kv[1])
+			}
+		}
+		got := origin.FromIncoming(metadata.NewIncomingContext(context.Background(), md))
+		if !got.Valid() {
+			t.Fatalf("malformed origin returned: %+v", got)
+		}
+		for k, v := range map[string]string{origin.PartnerIDKey: got.PartnerID, origin.ClientIPKey: got.ClientIP} {
+			if v == "" {
+				continue
+			}
+			for _, x := range md.Get(k) {
+				if x != v {
+					t.Fatalf("%s %q returned although %q was given too", k, v, x)
+				}
+			}
+		}
+	})
+}

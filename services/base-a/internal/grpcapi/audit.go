@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/strata-bureau/strata/pkg/grpcserver"
 	baseav1 "github.com/strata-bureau/strata/proto/gen/go/basea/v1"
 	"github.com/strata-bureau/strata/services/base-a/internal/domain"
 	"github.com/strata-bureau/strata/services/base-a/internal/store"
@@ -64,7 +65,7 @@ func (s *AuditServer) ListAccessLogs(ctx context.Context, req *baseav1.ListAcces
 		f.PartnerID = v.PartnerID
 	}
 	if req.GetCpf() != "" {
-		c, err := parseCPF(req.GetCpf())
+		c, err := grpcserver.CPF(req.GetCpf())
 		if err != nil {
 			return nil, err
 		}
@@ -153,7 +154,7 @@ func (s *AuditServer) GetAccessHistory(ctx context.Context, req *baseav1.GetAcce
 	if err := staffOnly(ctx); err != nil {
 		return nil, err
 	}
-	c, err := parseCPF(req.GetCpf())
+	c, err := grpcserver.CPF(req.GetCpf())
 	if err != nil {
 		return nil, err
 	}

@@ -12,15 +12,15 @@ package grpcapi
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/strata-bureau/strata/pkg/breaker"
-	"github.com/strata-bureau/strata/pkg/cpf"
 	"github.com/strata-bureau/strata/pkg/grpcserver"
 	"github.com/strata-bureau/strata/pkg/input"
+	"github.com/strata-bureau/strata/pkg/origin"
 	"github.com/strata-bureau/strata/pkg/postgres"
 	"github.com/strata-bureau/strata/proto/errorreasons"
 	baseav1 "github.com/strata-bureau/strata/proto/gen/go/basea/v1"
@@ -29,7 +29,7 @@ import (
 
 func caller(ctx context.Context, ac *baseav1.AccessContext) (domain.Caller, error) {
 	c := domain.Caller{Identity: grpcserver.Identity(ctx), PartnerID: ac.GetPartnerId(), ClientIP: ac.GetClientIp()}
-	if c.PartnerID == "" || input.Token(c.PartnerID, 128, false) != nil {
+	if c.PartnerID == "" || input.Token(c.PartnerID, origin.MaxPartnerID, false) != nil {
 		return c, status.Error(codes.InvalidArgument, "context.partner_id is required (at most 128 printable ASCII characters)")
 	}
 	if c.ClientIP != "" && input.IP(c.ClientIP) != nil {
@@ -39,14 +39,6 @@ func caller(ctx context.Context, ac *baseav1.AccessContext) (domain.Caller, erro
 		c.TraceID = sc.TraceID().String()
 	}
 	return c, nil
-}
-
-func parseCPF(s string) (string, error) {
-	c, err := cpf.Parse(s)
-	if err != nil {
-		return "", status.Error(codes.InvalidArgument, "invalid CPF: "+err.Error())
-	}
-	return c.String(), nil
 }
 
 // grantReasons are the typed reasons (google.rpc.ErrorInfo, domain
@@ -67,13 +59,14 @@ func grantRefused(err error) error {
 		map[string]string{errorreasons.MetaOutcome: outcome})
 }
 
-// toStatus maps domain errors to codes.
+// storeErrors are the store's failures as every base answers them.
+var storeErrors = grpcserver.StoreErrors{NotFound: domain.ErrNotFound, Invalid: domain.ErrInvalid, Unavailable: domain.ErrUnavailable,
+	NotFoundMessage: "no such CPF", UnavailableMessage: "base A unavailable"}
+
+// toStatus maps domain errors to codes: Base A's own, then the store's
+// (storeErrors).
 func toStatus(err error) error {
 	switch {
-	case errors.Is(err, domain.ErrInvalid):
-		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, domain.ErrNotFound):
-		return status.Error(codes.NotFound, "no such CPF")
 	case errors.Is(err, domain.ErrGrantUnknown), errors.Is(err, domain.ErrGrantExpired), errors.Is(err, domain.ErrGrantUsedUp),
 		errors.Is(err, domain.ErrGrantRevoked), errors.Is(err, domain.ErrGrantWrongCPF), errors.Is(err, domain.ErrGrantWrongField),
 		errors.Is(err, domain.ErrGrantWrongPartner):
@@ -81,18 +74,24 @@ func toStatus(err error) error {
 	case errors.Is(err, domain.ErrAuditFailed):
 		return status.Error(codes.Unavailable, "access could not be audited; no data returned")
 	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+		// The call's deadline passed: grpcserver.Mask answers it
+		// DeadlineExceeded, as in every base. It must not reach the
+		// IsUnavailable test below, which counts it as the database's.
+		return err
 	case errors.Is(err, domain.ErrDataLoss):
 		// The database answered, and audit data that must be there is not:
 		// not a reason to retry, nor to open a breaker.
 		return status.Error(codes.DataLoss, err.Error())
-	case errors.Is(err, breaker.ErrOpen), errors.Is(err, domain.ErrUnavailable), postgres.IsUnavailable(err):
-		return status.Error(codes.Unavailable, "base A unavailable")
+	case postgres.IsUnavailable(err):
+		// The store passes the driver's errors on as they are: these
+		// say the database is unavailable.
+		err = fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
 	}
-	// Anything else nobody expected (a bug, a schema mismatch): the
-	// server's interceptor (grpcserver.Mask) logs it with its cause and
-	// trace id and answers Internal — 503 means only "retry later".
-	return err
+	// Anything else nobody expected (a bug, a schema mismatch) is left to
+	// the server's interceptor (grpcserver.Mask): it logs it with its
+	// cause and trace id and answers Internal — 503 means only "retry
+	// later".
+	return storeErrors.Status(err)
 }
 
 var purposeNames = map[baseav1.Purpose]string{

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-bureau/strata/pkg/grpcserver"
+	"github.com/strata-bureau/strata/pkg/origin"
 )
 
 // Access says which mTLS identities may call which service.
@@ -25,11 +26,11 @@ type Access struct {
 	AuditOnBehalf []string
 }
 
-// Metadata keys the gateway sets on calls it makes for a partner's key.
+// Metadata keys of Base A's own, besides the origin (pkg/origin:
+// x-partner-id, x-client-ip) the gateway sets on calls it makes for a
+// partner's key.
 const (
-	MDPartnerID  = "x-partner-id"
 	MDAuditScope = "x-audit-scope"
-	MDClientIP   = "x-client-ip"
 	// MDAuditEntry (response header) names the audit entry of a read.
 	MDAuditEntry = "strata-audit-entry"
 )
@@ -53,39 +54,25 @@ type Viewer struct {
 }
 
 // viewer derives the audit reader from the verified identity and, for an
-// on-behalf identity, the metadata it sent. It fails closed: a partner
-// named twice differently, or not at all, is refused.
+// on-behalf identity, the metadata it sent (pkg/origin's rules: a client
+// address that is malformed or given twice differently is left out). It
+// fails closed: a partner named twice differently, malformed or not at
+// all, or an audit scope given twice differently, is refused.
 func viewer(ctx context.Context, a Access, id string) (Viewer, error) {
 	v := Viewer{Identity: id, PartnerID: id, All: true}
 	if !slices.Contains(a.AuditOnBehalf, id) {
 		return v, nil
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	one := func(k string) (string, bool) {
-		vs := md.Get(k)
-		for _, x := range vs[min(1, len(vs)):] {
-			if x != vs[0] {
-				return "", false
-			}
-		}
-		if len(vs) == 0 {
-			return "", true
-		}
-		return vs[0], true
-	}
-	partner, ok := one(MDPartnerID)
-	if !ok || partner == "" || len(partner) > 128 {
+	o := origin.FromIncoming(ctx)
+	if o.PartnerID == "" {
 		return v, status.Error(codes.PermissionDenied, "the caller's partner (x-partner-id) is required, once")
 	}
-	scope, ok := one(MDAuditScope)
+	md, _ := metadata.FromIncomingContext(ctx)
+	scope, ok := origin.One(md, MDAuditScope)
 	if !ok {
 		return v, status.Error(codes.PermissionDenied, "x-audit-scope given twice")
 	}
-	ip, _ := one(MDClientIP)
-	if len(ip) > 64 {
-		ip = ip[:64]
-	}
-	v.PartnerID, v.ClientIP, v.All = partner, ip, scope == "all"
+	v.PartnerID, v.ClientIP, v.All = o.PartnerID, o.ClientIP, scope == "all"
 	return v, nil
 }
 

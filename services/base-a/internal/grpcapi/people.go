@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/strata-bureau/strata/pkg/grpcserver"
 	baseav1 "github.com/strata-bureau/strata/proto/gen/go/basea/v1"
 	"github.com/strata-bureau/strata/services/base-a/internal/domain"
 	"github.com/strata-bureau/strata/services/base-a/internal/store"
@@ -29,7 +30,7 @@ func (s *PeopleServer) RequestGrant(ctx context.Context, req *baseav1.RequestGra
 	if err != nil {
 		return nil, err
 	}
-	person, err := parseCPF(req.GetCpf())
+	person, err := grpcserver.CPF(req.GetCpf())
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +68,7 @@ func (s *PeopleServer) read(ctx context.Context, ac *baseav1.AccessContext, rawC
 	if err != nil {
 		return nil, err
 	}
-	person, err := parseCPF(rawCPF)
+	person, err := grpcserver.CPF(rawCPF)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +116,7 @@ func debtsProto(ds []domain.Debt) []*baseav1.Debt {
 
 // UpsertPerson writes a person (internal loaders).
 func (s *PeopleServer) UpsertPerson(ctx context.Context, req *baseav1.UpsertPersonRequest) (*baseav1.UpsertPersonResponse, error) {
-	person, err := parseCPF(req.GetCpf())
+	person, err := grpcserver.CPF(req.GetCpf())
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +135,7 @@ func (s *PeopleServer) UpsertPerson(ctx context.Context, req *baseav1.UpsertPers
 
 // RecordDebt writes a debt (internal loaders).
 func (s *PeopleServer) RecordDebt(ctx context.Context, req *baseav1.RecordDebtRequest) (*baseav1.RecordDebtResponse, error) {
-	person, err := parseCPF(req.GetCpf())
+	person, err := grpcserver.CPF(req.GetCpf())
 	if err != nil {
 		return nil, err
 	}

@@ -1,12 +1,15 @@
 package grpcapi
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"testing"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/strata-bureau/strata/pkg/breaker"
 	"github.com/strata-bureau/strata/proto/errorreasons"
 	"github.com/strata-bureau/strata/services/base-a/internal/domain"
 )
@@ -38,5 +41,24 @@ func TestGrantRefusalsCarryTypedReasons(t *testing.T) {
 		if info := errorreasons.Of(toStatus(other)); info != nil {
 			t.Errorf("%v carries reason %v", other, info)
 		}
+	}
+}
+
+// Base A answers the store's failures as every base does
+// (grpcserver.StoreErrors), the driver's own unavailability included; a
+// passed deadline is left to grpcserver.Mask (DeadlineExceeded) although
+// the driver's test counts it as the database being unavailable.
+func TestStoreFailuresAnswerAsEveryBase(t *testing.T) {
+	t.Parallel()
+	for _, err := range []error{fmt.Errorf("read: %w", io.ErrUnexpectedEOF), fmt.Errorf("base-a->postgres: %w", breaker.ErrOpen)} {
+		if st := status.Convert(toStatus(err)); st.Code() != codes.Unavailable || st.Message() != "base A unavailable" {
+			t.Errorf("%v: %v", err, st)
+		}
+	}
+	if err := toStatus(fmt.Errorf("read: %w", context.DeadlineExceeded)); err.Error() != "read: context deadline exceeded" {
+		t.Errorf("passed deadline: %v", err)
+	}
+	if st := status.Convert(toStatus(fmt.Errorf("%w: tree hash 7", domain.ErrDataLoss))); st.Code() != codes.DataLoss {
+		t.Errorf("data loss: %v", st)
 	}
 }

@@ -40,7 +40,7 @@ func (s *SubjectServer) GetSubjectData(ctx context.Context, req *subjectv1.GetSu
 		return nil, status.Error(codes.PermissionDenied, "this needs every-partner audit access (audit:read)")
 	}
 	ctx = context.WithValue(ctx, viewerKey{}, v)
-	c, err := parseCPF(req.GetCpf())
+	c, err := grpcserver.CPF(req.GetCpf())
 	if err != nil {
 		return nil, err
 	}

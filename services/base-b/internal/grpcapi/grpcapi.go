@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"log/slog"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,13 +16,13 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/strata-bureau/strata/pkg/breaker"
 	"github.com/strata-bureau/strata/pkg/cpf"
 	"github.com/strata-bureau/strata/pkg/grpcserver"
+	"github.com/strata-bureau/strata/pkg/input"
 	"github.com/strata-bureau/strata/pkg/mongodb"
 	basebv1 "github.com/strata-bureau/strata/proto/gen/go/baseb/v1"
 	"github.com/strata-bureau/strata/services/base-b/internal/authz"
@@ -101,40 +100,22 @@ func IsStoreFailure(err error) bool {
 	return errors.Is(err, domain.ErrUnavailable) || errors.Is(err, mongodb.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
 }
 
-func toStatus(err error) error {
-	switch {
-	case errors.Is(err, domain.ErrNotFound):
-		return status.Error(codes.NotFound, "no such profile")
-	case errors.Is(err, domain.ErrInvalid):
-		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, breaker.ErrOpen), errors.Is(err, domain.ErrUnavailable):
-		return status.Error(codes.Unavailable, "profile store unavailable")
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
-	}
-	return err
-}
+// storeErrors are the store's failures as every base answers them.
+var storeErrors = grpcserver.StoreErrors{NotFound: domain.ErrNotFound, Invalid: domain.ErrInvalid, Unavailable: domain.ErrUnavailable,
+	NotFoundMessage: "no such profile", UnavailableMessage: "profile store unavailable"}
 
+// toStatus maps domain errors to codes; Base B has none but the store's.
+func toStatus(err error) error { return storeErrors.Status(err) }
+
+// clientIP is the address an access is recorded under. Only a caller
+// trusted to speak for the partner (the gateway) may name the partner's
+// address, in the request or in metadata (grpcserver.Origin); anyone else
+// is recorded at its own address.
 func clientIP(ctx context.Context, fromReq string) string {
-	// Only a caller trusted to speak for the partner (the gateway) may
-	// name the partner's address, in the request or in metadata; anyone
-	// else is recorded at its own address.
-	if grpcserver.MetadataTrusted(ctx) {
-		if net.ParseIP(fromReq) != nil {
-			return fromReq
-		}
-		if md, ok := metadata.FromIncomingContext(ctx); ok {
-			if v := md.Get("x-client-ip"); len(v) == 1 && net.ParseIP(v[0]) != nil {
-				return v[0]
-			}
-		}
+	if grpcserver.MetadataTrusted(ctx) && input.IP(fromReq) == nil {
+		return fromReq
 	}
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		if h, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
-			return h
-		}
-	}
-	return ""
+	return grpcserver.Origin(ctx).ClientIP
 }
 
 // logAccess records who, when, from where and what: a structured log line

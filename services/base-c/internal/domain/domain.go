@@ -16,7 +16,6 @@ var (
 	ErrUnauthorized = errors.New("invalid credentials")
 	ErrThrottled    = errors.New("too many failed attempts; retry later")
 	ErrOverloaded   = errors.New("too many credential checks in progress; retry later")
-	ErrPermission   = errors.New("permission denied")
 )
 
 // LastQuery is the last credit-bureau query of a CPF.

@@ -8,19 +8,16 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"net"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/strata-bureau/strata/pkg/grpcserver"
-	"github.com/strata-bureau/strata/pkg/origin"
 	basecv1 "github.com/strata-bureau/strata/proto/gen/go/basec/v1"
 	"github.com/strata-bureau/strata/services/base-c/internal/accounts"
 	"github.com/strata-bureau/strata/services/base-c/internal/activity"
@@ -49,13 +46,7 @@ func AuthInterceptor(a *auth.Authenticator) grpc.UnaryServerInterceptor {
 		// Only a caller trusted to speak for the partner (the gateway)
 		// may name the partner and its client's address; anyone else is
 		// throttled at its own connection's address.
-		var o origin.Origin
-		if grpcserver.MetadataTrusted(ctx) {
-			o = origin.FromIncoming(ctx)
-		}
-		if o.ClientIP == "" {
-			o.ClientIP = peerIP(ctx)
-		}
+		o := grpcserver.Origin(ctx)
 		p, err := a.Authenticate(ctx, user, pass, auth.Source{PartnerID: o.PartnerID, ClientIP: o.ClientIP})
 		if err != nil {
 			return nil, toStatus(err)
@@ -64,23 +55,18 @@ func AuthInterceptor(a *auth.Authenticator) grpc.UnaryServerInterceptor {
 	}
 }
 
-// peerIP is the address of the connection (a direct caller).
-func peerIP(ctx context.Context) string {
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
-			return host
-		}
-	}
-	return ""
-}
-
 func principal(ctx context.Context) auth.Principal {
 	p, _ := ctx.Value(principalKey{}).(auth.Principal)
 	return p
 }
 
-// toStatus maps domain errors to gRPC codes; anything else is masked as
-// Internal by the server's interceptor.
+// storeErrors are the store's failures as every base answers them.
+var storeErrors = grpcserver.StoreErrors{NotFound: domain.ErrNotFound, Invalid: domain.ErrInvalid, Unavailable: domain.ErrUnavailable,
+	NotFoundMessage: "no activity for this CPF", UnavailableMessage: "activity store unavailable"}
+
+// toStatus maps domain errors to gRPC codes: Base C's own, then the
+// store's (storeErrors); anything else is masked by the server's
+// interceptor (grpcserver.Mask).
 func toStatus(err error) error {
 	switch {
 	case errors.Is(err, domain.ErrUnauthorized):
@@ -89,16 +75,10 @@ func toStatus(err error) error {
 		return status.Error(codes.ResourceExhausted, domain.ErrThrottled.Error())
 	case errors.Is(err, domain.ErrOverloaded):
 		return status.Error(codes.ResourceExhausted, domain.ErrOverloaded.Error())
-	case errors.Is(err, domain.ErrNotFound):
-		return status.Error(codes.NotFound, "no activity for this CPF")
 	case errors.Is(err, domain.ErrExists):
 		return status.Error(codes.AlreadyExists, "already exists")
-	case errors.Is(err, domain.ErrInvalid):
-		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, domain.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.Unavailable, "activity store unavailable")
 	}
-	return err
+	return storeErrors.Status(err)
 }
 
 // ActivityServer implements basecv1.ActivityServiceServer.
