@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -30,22 +31,10 @@ type AuditEntry struct {
 	TraceID   string     `json:"trace_id"`
 }
 
+// outcomeName is an outcome's public name: its enum name without
+// OUTCOME_, in lower case (accessLogs reads a filter back the same way).
 func outcomeName(o baseav1.Outcome) string {
-	n := baseav1.Outcome_name[int32(o)]
-	if len(n) > len("OUTCOME_") {
-		return lower(n[len("OUTCOME_"):])
-	}
-	return ""
-}
-
-func lower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			b[i] = c + 32
-		}
-	}
-	return string(b)
+	return strings.ToLower(strings.TrimPrefix(baseav1.Outcome_name[int32(o)], "OUTCOME_"))
 }
 
 func entries(es []*baseav1.AuditEntry) []AuditEntry {
