@@ -16,7 +16,7 @@ import (
 
 // BasicRequest carries Base C's basic credentials.
 type BasicRequest struct {
-	CPF           string `path:"cpf" maxLength:"20"`
+	CPFPath
 	Authorization string `header:"Authorization" maxLength:"1024" doc:"Basic <base64(user:password)> of a Base C account (required)"`
 }
 

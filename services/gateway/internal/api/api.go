@@ -139,6 +139,11 @@ func hasScheme(h, scheme string) bool {
 	return len(h) > len(scheme)+1 && strings.EqualFold(h[:len(scheme)], scheme) && h[len(scheme)] == ' '
 }
 
+// CPFPath is a request's {cpf}, with or without punctuation (parseCPF).
+type CPFPath struct {
+	CPF string `path:"cpf" maxLength:"20"`
+}
+
 func parseCPF(s string) (string, error) {
 	c, err := cpf.Parse(s)
 	if err != nil {

@@ -155,11 +155,6 @@ func (h *Handlers) accessLogs(ctx context.Context, in *AccessLogsRequest) (*Acce
 	})
 }
 
-// HistoryRequest names a CPF.
-type HistoryRequest struct {
-	CPF string `path:"cpf" maxLength:"20"`
-}
-
 // HistoryResponse lists accesses in the window.
 type HistoryResponse struct {
 	Body struct {
@@ -176,7 +171,7 @@ func historyResponse(resp *baseav1.GetAccessHistoryResponse) *HistoryResponse {
 	return out
 }
 
-func (h *Handlers) accessHistory(ctx context.Context, in *HistoryRequest) (*HistoryResponse, error) {
+func (h *Handlers) accessHistory(ctx context.Context, in *CPFPath) (*HistoryResponse, error) {
 	ctx, _, _, release, err := h.expensiveAudit(ctx, false)
 	if err != nil {
 		return nil, err

@@ -128,7 +128,7 @@ func (h *Handlers) revokeGrant(ctx context.Context, in *RevokeRequest) (*struct{
 
 // PersonRequest reads a person with a grant.
 type PersonRequest struct {
-	CPF   string `path:"cpf" maxLength:"20"`
+	CPFPath
 	Grant string `header:"X-Strata-Grant" maxLength:"128" doc:"the grant token (required)"`
 }
 

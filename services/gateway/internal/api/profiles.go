@@ -16,7 +16,7 @@ import (
 
 // BearerRequest carries the partner's OAuth2 access token for Base B.
 type BearerRequest struct {
-	CPF           string `path:"cpf" maxLength:"20"`
+	CPFPath
 	Authorization string `header:"Authorization" maxLength:"8192" doc:"Bearer <access token with base-b:read> (required)"`
 }
 

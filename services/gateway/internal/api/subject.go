@@ -59,7 +59,7 @@ type SubjectReportResponse struct {
 // subjectWindow is the report's window: six months (Decreto 9.936 art. 10).
 const subjectWindow = 183 * 24 * time.Hour
 
-func (h *Handlers) subjectReport(ctx context.Context, in *HistoryRequest) (*SubjectReportResponse, error) {
+func (h *Handlers) subjectReport(ctx context.Context, in *CPFPath) (*SubjectReportResponse, error) {
 	ctx, c, _, err := auditReader(ctx, false)
 	if err != nil {
 		return nil, err
