@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,10 +18,15 @@ import (
 // operator contract (README, Configuration): testdata/env.golden holds it.
 func TestEnvironmentIsTheGolden(t *testing.T) {
 	t.Parallel()
-	configtest.Golden(t, app.Prefix, map[string]string{
+	configtest.Golden(t, app.Prefix, minimalEnv(), app.Load, "testdata/env.golden")
+}
+
+// minimalEnv is the least Base B loads with.
+func minimalEnv() map[string]string {
+	return map[string]string{
 		"BASEB_TLS_CERT": "c", "BASEB_TLS_KEY": "k", "BASEB_TLS_CA": "ca", "BASEB_AMQP_URL": "amqp://x",
 		"BASEB_MONGODB_URI": "mongodb://x", "BASEB_OIDC_ISSUER": "https://issuer", "BASEB_REPLICA_ID": "r1",
-	}, app.Load, "testdata/env.golden")
+	}
 }
 
 // Every check of the settings, with its message as an operator reads it.
@@ -31,13 +37,10 @@ func TestEverySettingCheckNamesItsVariable(t *testing.T) {
 	if err := os.WriteFile(secret, []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{
-		"BASEB_TLS_CERT": "c", "BASEB_TLS_KEY": "k", "BASEB_TLS_CA": "ca", "BASEB_AMQP_URL": "amqp://x",
-		"BASEB_MONGODB_URI": "mongodb://x", "BASEB_OIDC_ISSUER": "https://issuer", "BASEB_REPLICA_ID": "bad id",
-		"BASEB_OPS_ADDR": "x", "BASEB_GRPC_ADDR": "y", "BASEB_TOKEN_LEEWAY": "6m", "BASEB_OIDC_AUDIENCE": " , ",
-		"BASEB_OIDC_INTROSPECTION": "maybe",
-		"BASEB_PROFILE_CACHE_SIZE": "0", "BASEB_OIDC_TIMEOUT": "0s",
-	}
+	env := minimalEnv()
+	maps.Copy(env, map[string]string{"BASEB_REPLICA_ID": "bad id", "BASEB_OPS_ADDR": "x", "BASEB_GRPC_ADDR": "y",
+		"BASEB_TOKEN_LEEWAY": "6m", "BASEB_OIDC_AUDIENCE": " , ", "BASEB_OIDC_INTROSPECTION": "maybe",
+		"BASEB_PROFILE_CACHE_SIZE": "0", "BASEB_OIDC_TIMEOUT": "0s"})
 	_, err := app.Load(context.Background(), config.Map(env))
 	if err == nil {
 		t.Fatal("loaded")
@@ -57,10 +60,8 @@ func TestEverySettingCheckNamesItsVariable(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	env = map[string]string{
-		"BASEB_TLS_CERT": "c", "BASEB_TLS_KEY": "k", "BASEB_TLS_CA": "ca", "BASEB_AMQP_URL": "amqp://x",
-		"BASEB_MONGODB_URI": "mongodb://x", "BASEB_OIDC_ISSUER": "https://issuer", "BASEB_OIDC_INTROSPECTION": "on",
-	}
+	env = minimalEnv()
+	env["BASEB_OIDC_INTROSPECTION"] = "on"
 	if _, err := app.Load(context.Background(), config.Map(env)); err == nil || !strings.Contains(err.Error(), "OIDC_INTROSPECTION=on needs OIDC_CLIENT_ID and its secret") {
 		t.Errorf("introspection on without a client: %v", err)
 	}

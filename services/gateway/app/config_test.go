@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/strata-bureau/strata/pkg/config"
+	"github.com/strata-bureau/strata/pkg/config/configtest"
 	"github.com/strata-bureau/strata/services/gateway/app"
 )
 
@@ -52,6 +53,16 @@ func TestStructuredSettingsAreDecodedAtLoad(t *testing.T) {
 			t.Errorf("%s: want %q, got %v", k, v, err)
 		}
 	}
+}
+
+// The gateway's environment contract (README Configuration):
+// testdata/env.golden lists every variable, its default, the required ones.
+func TestEnvironmentIsTheGolden(t *testing.T) {
+	t.Parallel()
+	env := minimalEnv()
+	delete(env, "GATEWAY_ISSUER_ENABLED") // its default, with the keys it needs
+	env["GATEWAY_ISSUER_KEYS"] = "1:k"
+	configtest.Golden(t, app.Prefix, env, app.Load, "testdata/env.golden")
 }
 
 // minimalEnv is the least a gateway loads with.
