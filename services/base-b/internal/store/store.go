@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -65,10 +64,10 @@ func (s *Store) Get(ctx context.Context, cpf string) (*domain.Profile, error) {
 // Upsert sets birth date and address, creating the profile if needed.
 func (s *Store) Upsert(ctx context.Context, cpf, birthDate string, addr domain.Address) (*domain.Profile, error) {
 	now := time.Now().UTC()
-	_, err := s.profiles.UpdateOne(ctx, bson.M{"_id": cpf}, bson.M{
+	err := mongodb.UpsertByID(ctx, s.profiles, cpf, bson.M{
 		"$set":         bson.M{"birth_date": birthDate, "address": addr, "updated_at": now},
 		"$setOnInsert": bson.M{"assets": bson.A{}, "income_sources": bson.A{}},
-	}, options.UpdateOne().SetUpsert(true))
+	})
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -153,21 +152,11 @@ func (s *Store) ApplyDebtSummary(ctx context.Context, cpf string, d domain.DebtS
 		{Key: "$max", Value: bson.D{{Key: "debt_summary", Value: sum}, {Key: "updated_at", Value: time.Now().UTC()}}},
 		{Key: "$setOnInsert", Value: bson.D{{Key: "assets", Value: bson.A{}}, {Key: "income_sources", Value: bson.A{}}}},
 	}
-	_, err := s.profiles.UpdateOne(ctx, bson.D{{Key: "_id", Value: cpf}}, update, options.UpdateOne().SetUpsert(true))
-	if mongo.IsDuplicateKeyError(err) {
-		_, err = s.profiles.UpdateOne(ctx, bson.D{{Key: "_id", Value: cpf}}, update, options.UpdateOne().SetUpsert(true))
-	}
-	if err != nil {
+	if err := mongodb.UpsertByID(ctx, s.profiles, cpf, update); err != nil {
 		return unavailable(err)
 	}
 	return nil
 }
-
-// bulkChunk caps the statements per bulk write: FerretDB v1 keeps every
-// update statement's query open until the whole command ends, one SQLite
-// connection each from a pool of 100, so a command updating more than
-// about 100 existing documents waits for itself forever.
-const bulkChunk = 50
 
 // Access is one CPF's latest access, for RecordAccesses.
 type Access struct {
@@ -193,20 +182,12 @@ func (s *Store) RecordAccesses(ctx context.Context, as map[string]Access) error 
 	if len(as) == 0 {
 		return nil
 	}
-	models := make([]mongo.WriteModel, 0, len(as))
+	updates := make(map[string]bson.D, len(as))
 	for cpf, a := range as {
-		models = append(models, mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: cpf}}).
-			SetUpdate(bson.D{{Key: "$max", Value: bson.D{{Key: "last_access", Value: accessMax(a)}}}}).SetUpsert(true))
+		updates[cpf] = bson.D{{Key: "$max", Value: bson.D{{Key: "last_access", Value: accessMax(a)}}}}
 	}
-	for chunk := range slices.Chunk(models, bulkChunk) {
-		_, err := s.accesses.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(false))
-		if mongo.IsDuplicateKeyError(err) {
-			// Two replicas' upserts of a new CPF raced: retry as updates.
-			_, err = s.accesses.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(false))
-		}
-		if err != nil {
-			return unavailable(err)
-		}
+	if err := mongodb.UpsertManyByID(ctx, s.accesses, updates); err != nil {
+		return unavailable(err)
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -37,7 +36,7 @@ func (s *Store) GetAccount(ctx context.Context, username string) (*domain.Accoun
 		return nil, domain.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+		return nil, unavailable(err)
 	}
 	return doc.domain(), nil
 }
@@ -50,7 +49,7 @@ func (s *Store) CreateAccount(ctx context.Context, username, hash string, admin 
 		return domain.ErrExists
 	}
 	if err != nil {
-		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+		return unavailable(err)
 	}
 	return nil
 }
@@ -69,7 +68,7 @@ func (s *Store) update(ctx context.Context, username string, set bson.M) error {
 	set["updated_at"] = time.Now().UTC()
 	res, err := s.accounts.UpdateOne(ctx, bson.M{"_id": username}, bson.M{"$set": set})
 	if err != nil {
-		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+		return unavailable(err)
 	}
 	if res.MatchedCount == 0 {
 		return domain.ErrNotFound
@@ -87,7 +86,7 @@ func (s *Store) RecordFailure(ctx context.Context, username string) (int, error)
 		return 0, domain.ErrNotFound
 	}
 	if err != nil {
-		return 0, fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+		return 0, unavailable(err)
 	}
 	return doc.FailedAttempts, nil
 }
@@ -102,7 +101,7 @@ func (s *Store) ResetFailures(ctx context.Context, username string) error {
 	_, err := s.accounts.UpdateOne(ctx, bson.M{"_id": username, "failed_attempts": bson.M{"$gt": 0}},
 		bson.M{"$set": bson.M{"failed_attempts": 0, "locked_until": time.Time{}}})
 	if err != nil {
-		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+		return unavailable(err)
 	}
 	return nil
 }

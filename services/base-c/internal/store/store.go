@@ -87,12 +87,6 @@ type activityDoc struct {
 	UpdatedAt time.Time `bson:"updated_at"`
 }
 
-// bulkChunk caps the statements per bulk write: FerretDB v1 keeps every
-// update statement's query open until the whole command ends, one SQLite
-// connection each from a pool of 100, so a command updating more than
-// about 100 existing documents waits for itself forever.
-const bulkChunk = 50
-
 // queryDoc is a CPF's last query (collection last_queries).
 type queryDoc struct {
 	CPF       string        `bson:"_id"`
@@ -178,6 +172,10 @@ func (s *Store) GetActivity(ctx context.Context, cpf string, n int) (*domain.Act
 	return a, nil
 }
 
+// unavailable is a driver error as the store returns it: the store being
+// unavailable (retried by consumers, counted by the breaker).
+func unavailable(err error) error { return fmt.Errorf("%w: %w", domain.ErrUnavailable, err) }
+
 // findByID decodes the document with _id id into out and says whether
 // there was one.
 func findByID(ctx context.Context, c *mongo.Collection, id string, out any) (bool, error) {
@@ -186,7 +184,7 @@ func findByID(ctx context.Context, c *mongo.Collection, id string, out any) (boo
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+		return false, unavailable(err)
 	}
 	return true, nil
 }
@@ -234,11 +232,11 @@ func (s *Store) ListMovements(ctx context.Context, f domain.MovementFilter) ([]d
 		SetLimit(int64(f.Limit))
 	cur, err := s.movements.Find(ctx, filter, opts)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+		return nil, unavailable(err)
 	}
 	var docs []movementDoc
 	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+		return nil, unavailable(err)
 	}
 	out := make([]domain.Movement, len(docs))
 	for i, d := range docs {
@@ -269,21 +267,12 @@ func (s *Store) SetLastQueries(ctx context.Context, qs map[string]domain.LastQue
 		return nil
 	}
 	now := time.Now().UTC()
-	models := make([]mongo.WriteModel, 0, len(qs))
+	updates := make(map[string]bson.D, len(qs))
 	for cpf, q := range qs {
-		models = append(models, mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: cpf}}).
-			SetUpdate(bson.D{{Key: "$max", Value: bson.D{{Key: "last_query", Value: lastQueryMax(q)}, {Key: "updated_at", Value: now}}}}).
-			SetUpsert(true))
+		updates[cpf] = bson.D{{Key: "$max", Value: bson.D{{Key: "last_query", Value: lastQueryMax(q)}, {Key: "updated_at", Value: now}}}}
 	}
-	for chunk := range slices.Chunk(models, bulkChunk) {
-		_, err := s.queries.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(false))
-		if mongo.IsDuplicateKeyError(err) {
-			// Two upserts of a new CPF raced: the loser retries as an update.
-			_, err = s.queries.BulkWrite(ctx, chunk, options.BulkWrite().SetOrdered(false))
-		}
-		if err != nil {
-			return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
-		}
+	if err := mongodb.UpsertManyByID(ctx, s.queries, updates); err != nil {
+		return unavailable(err)
 	}
 	return nil
 }
@@ -297,15 +286,11 @@ func (s *Store) SetLastPurchase(ctx context.Context, cpf string, p domain.Purcha
 		{Key: "$setOnInsert", Value: bson.D{{Key: "movements_inline", Value: true}}}})
 }
 
-// upsert applies update to the CPF's activity document, creating it; a
-// duplicate key (two replicas creating it at once) is retried once.
+// upsert applies update to the CPF's activity document, creating it
+// (mongodb.UpsertByID).
 func (s *Store) upsert(ctx context.Context, cpf string, update bson.D) error {
-	_, err := s.activity.UpdateOne(ctx, bson.D{{Key: "_id", Value: cpf}}, update, options.UpdateOne().SetUpsert(true))
-	if mongo.IsDuplicateKeyError(err) {
-		_, err = s.activity.UpdateOne(ctx, bson.D{{Key: "_id", Value: cpf}}, update, options.UpdateOne().SetUpsert(true))
-	}
-	if err != nil {
-		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+	if err := mongodb.UpsertByID(ctx, s.activity, cpf, update); err != nil {
+		return unavailable(err)
 	}
 	return nil
 }
@@ -318,7 +303,7 @@ func (s *Store) AddMovement(ctx context.Context, m domain.Movement) error {
 		Currency: m.Currency, Direction: string(m.Direction), Description: m.Description, OccurredAt: m.OccurredAt.UTC().Truncate(time.Millisecond)}
 	_, err := s.movements.InsertOne(ctx, doc)
 	if err != nil && !mongo.IsDuplicateKeyError(err) {
-		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+		return unavailable(err)
 	}
 	if err := s.addRecent(ctx, m.CPF, []movementDoc{doc}); err != nil {
 		return err
@@ -339,7 +324,7 @@ func (s *Store) confirmRecent(ctx context.Context, cpf string, doc movementDoc) 
 		}
 		var now recentDoc
 		if err := s.recent.FindOne(ctx, bson.D{{Key: "_id", Value: cpf}}).Decode(&now); err != nil {
-			return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+			return unavailable(err)
 		}
 		if slices.ContainsFunc(now.Recent, func(d movementDoc) bool { return d.ID == doc.ID }) {
 			return nil
@@ -367,13 +352,13 @@ func (s *Store) addRecent(ctx context.Context, cpf string, docs []movementDoc) e
 	case errors.Is(err, mongo.ErrNoDocuments):
 		return s.backfillRecent(ctx, cpf, docs)
 	case err != nil:
-		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+		return unavailable(err)
 	case len(before.Recent)+len(docs) <= 2*recentKeep:
 		return nil
 	}
 	var now recentDoc
 	if err := s.recent.FindOne(ctx, bson.D{{Key: "_id", Value: cpf}}).Decode(&now); err != nil {
-		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+		return unavailable(err)
 	}
 	if len(now.Recent) <= 2*recentKeep {
 		return nil
@@ -383,7 +368,7 @@ func (s *Store) addRecent(ctx context.Context, cpf string, docs []movementDoc) e
 	_, err = s.recent.UpdateOne(ctx, bson.D{{Key: "_id", Value: cpf}},
 		bson.D{{Key: "$pullAll", Value: bson.D{{Key: "items", Value: sorted[recentKeep:]}}}})
 	if err != nil {
-		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+		return unavailable(err)
 	}
 	return nil
 }
@@ -411,12 +396,12 @@ func (s *Store) backfillRecent(ctx context.Context, cpf string, docs []movementD
 	if len(fill) > 0 {
 		if _, err := s.recent.UpdateOne(ctx, bson.D{{Key: "_id", Value: cpf}},
 			bson.D{{Key: "$addToSet", Value: bson.D{{Key: "items", Value: bson.D{{Key: "$each", Value: fill}}}}}}); err != nil {
-			return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+			return unavailable(err)
 		}
 	}
 	if _, err := s.activity.UpdateOne(ctx, bson.D{{Key: "_id", Value: cpf}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "movements_inline", Value: true}}}}); err != nil {
-		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+		return unavailable(err)
 	}
 	return nil
 }
