@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -59,12 +60,7 @@ type Row struct {
 // two different rows share an encoding.
 func Digest(r Row) []byte {
 	h := sha256.New()
-	put := func(s string) {
-		var l [8]byte
-		binary.BigEndian.PutUint64(l[:], uint64(len(s)))
-		h.Write(l[:])
-		h.Write([]byte(s))
-	}
+	put := func(s string) { writeField(h, []byte(s)) }
 	put(fmt.Sprint(r.AuditID))
 	put(r.EntryID)
 	put(r.At.UTC().Format(time.RFC3339Nano))
@@ -79,6 +75,16 @@ func Digest(r Row) []byte {
 	put(r.TraceID)
 	put(r.GrantID)
 	return h.Sum(nil)
+}
+
+// writeField writes p after its length (8 bytes, big-endian): the
+// encoding of every field of Digest and LeafData, so that no two different
+// entries share an encoding.
+func writeField(w io.Writer, p []byte) {
+	var l [8]byte
+	binary.BigEndian.PutUint64(l[:], uint64(len(p)))
+	w.Write(l[:])
+	w.Write(p)
 }
 
 // Link computes the chain hash of entry seq from the previous hash.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/base64"
-	"encoding/binary"
 	"fmt"
 	"strconv"
 	"strings"
@@ -32,12 +31,7 @@ const LogName = "strata-audit-base-a"
 func LeafData(seq int64, r Row, cpfEnc []byte) []byte {
 	var b bytes.Buffer
 	b.WriteString("strata-audit-leaf/v1\n")
-	put := func(p []byte) {
-		var l [8]byte
-		binary.BigEndian.PutUint64(l[:], uint64(len(p)))
-		b.Write(l[:])
-		b.Write(p)
-	}
+	put := func(p []byte) { writeField(&b, p) }
 	puts := func(s string) { put([]byte(s)) }
 	puts(strconv.FormatInt(seq, 10))
 	puts(strconv.FormatInt(r.AuditID, 10))
