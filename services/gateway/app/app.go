@@ -113,12 +113,9 @@ type Config struct {
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
-	var errs []error
+	errs := config.Errors(&c.Service)
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		errs = append(errs, errors.New("HTTP_ADDR must be host:port"))
-	}
-	if err := c.Service.Validate(); err != nil {
-		errs = append(errs, err)
 	}
 	if p, err := base64.StdEncoding.DecodeString(c.KeyPepper.Reveal()); err != nil || len(p) < 32 {
 		errs = append(errs, errors.New("KEY_PEPPER must be at least 32 bytes, base64-encoded"))

@@ -154,8 +154,7 @@ func NewVerifier(ctx context.Context, o Options) (*Verifier, error) {
 	}
 	switch {
 	case endpoint != "" && o.ClientID != "" && !o.ClientSecret.IsZero():
-		v.intro = newIntrospector(introspectorOptions{endpoint: endpoint, clientID: o.ClientID, secret: o.ClientSecret.Reveal(),
-			issuer: o.Issuer, client: client, timeout: o.Timeout, ttl: o.CacheTTL, negativeTTL: o.NegativeTTL, size: o.CacheSize, now: now})
+		v.intro = newIntrospector(introspectorOptions{Config: o.Config, endpoint: endpoint, client: client, now: now})
 	case o.Introspection == IntrospectOn:
 		return nil, errors.New("authz: introspection is on but the provider publishes no introspection_endpoint " +
 			"or no client id and secret are configured")

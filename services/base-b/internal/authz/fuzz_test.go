@@ -28,7 +28,7 @@ func FuzzClaimsMapping(f *testing.F) {
 	if err := config.Defaults(context.Background(), &m); err != nil {
 		f.Fatal(err)
 	}
-	in := newIntrospector(introspectorOptions{issuer: "https://idp.example", now: time.Now})
+	in := newIntrospector(introspectorOptions{Config: Config{Issuer: "https://idp.example"}, now: time.Now})
 	f.Fuzz(func(t *testing.T, body, raw string) {
 		_, _ = jwtHeader(raw)
 		_, _ = ParseClientScopes(body)

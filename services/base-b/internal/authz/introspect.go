@@ -15,12 +15,14 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
+// introspectorOptions: the verifier's settings (the issuer, Base B's
+// client and its secret, the caches, the deadline), the endpoint found for
+// them, the HTTP client and the clock.
 type introspectorOptions struct {
-	endpoint, clientID, secret, issuer string
-	client                             *http.Client
-	timeout, ttl, negativeTTL          time.Duration
-	size                               int
-	now                                func() time.Time
+	Config
+	endpoint string
+	client   *http.Client
+	now      func() time.Time
 }
 
 // introspector asks the provider about opaque tokens (RFC 7662) and
@@ -35,7 +37,7 @@ type introspector struct {
 }
 
 func newIntrospector(o introspectorOptions) *introspector {
-	return &introspector{o: o, positive: newTTLCache(o.size, o.now), negative: newTTLCache(o.size, o.now)}
+	return &introspector{o: o, positive: newTTLCache(o.CacheSize, o.now), negative: newTTLCache(o.CacheSize, o.now)}
 }
 
 // errRefused marks the provider's own verdict that a token is not valid,
@@ -56,18 +58,18 @@ func (in *introspector) check(ctx context.Context, raw string, m *Mapping) (Prin
 	res, err, _ := in.flight.Do(key, func() (any, error) {
 		// Detached from the caller's cancellation (a caller hanging up is
 		// not a provider failure), bounded by the provider deadline.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), in.o.timeout)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), in.o.Timeout)
 		defer cancel()
 		p, err := in.ask(rctx, raw, m)
 		switch err.(type) {
 		case nil:
-			until := in.o.now().Add(in.o.ttl)
+			until := in.o.now().Add(in.o.CacheTTL)
 			if p.Expiry.Before(until) {
 				until = p.Expiry
 			}
 			in.positive.put(key, p, until)
 		case errRefused:
-			in.negative.put(key, Principal{}, in.o.now().Add(in.o.negativeTTL))
+			in.negative.put(key, Principal{}, in.o.now().Add(in.o.NegativeTTL))
 		}
 		return p, err
 	})
@@ -89,7 +91,7 @@ func (in *introspector) ask(ctx context.Context, raw string, m *Mapping) (Princi
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 	// RFC 6749 §2.3.1: both form-urlencoded inside the basic credentials.
-	req.SetBasicAuth(url.QueryEscape(in.o.clientID), url.QueryEscape(in.o.secret))
+	req.SetBasicAuth(url.QueryEscape(in.o.ClientID), url.QueryEscape(in.o.ClientSecret.Reveal()))
 	resp, err := in.o.client.Do(req)
 	if err != nil {
 		return Principal{}, err
@@ -118,7 +120,7 @@ func (in *introspector) principal(claims map[string]any, m *Mapping) (Principal,
 	if active, _ := claims["active"].(bool); !active {
 		return Principal{}, errRefused{"the provider reports the token inactive"}
 	}
-	if iss, ok := claims["iss"].(string); ok && strings.TrimRight(iss, "/") != strings.TrimRight(in.o.issuer, "/") {
+	if iss, ok := claims["iss"].(string); ok && strings.TrimRight(iss, "/") != strings.TrimRight(in.o.Issuer, "/") {
 		return Principal{}, errRefused{"the token is from another issuer"}
 	}
 	exp, ok := claims["exp"].(float64)
