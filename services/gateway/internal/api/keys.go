@@ -59,7 +59,7 @@ type cached struct {
 // Failing costs nothing: a source over its failure budget (Failures) or a
 // key id recently found unknown (a short negative cache) is refused
 // before any database work, and key lookups run at most MaxLookups at a
-// time.
+// time (limits.Lookups, as the OAuth2 issuer's client lookups).
 type KeyAuth struct {
 	Store   *store.Store
 	Pepper  []byte
@@ -83,9 +83,8 @@ type KeyAuth struct {
 
 	mu      sync.Mutex
 	cache   map[string]cached
-	unknown map[string]time.Time
 	used    map[string]time.Time
-	lookups chan struct{}
+	lookups *limits.Lookups
 }
 
 // Forget drops a key from the cache (after a revocation or rotation).
@@ -100,15 +99,8 @@ var errSourceBlocked = errors.New("source blocked")
 
 func (k *KeyAuth) init() {
 	if k.cache == nil {
-		k.cache, k.used, k.unknown = map[string]cached{}, map[string]time.Time{}, map[string]time.Time{}
-		n := k.MaxLookups
-		if n <= 0 {
-			n = 16
-		}
-		k.lookups = make(chan struct{}, n)
-		if k.NegativeTTL <= 0 {
-			k.NegativeTTL = 30 * time.Second
-		}
+		k.cache, k.used = map[string]cached{}, map[string]time.Time{}
+		k.lookups = limits.NewLookups(k.MaxLookups, k.NegativeTTL)
 	}
 }
 
@@ -120,7 +112,6 @@ func (k *KeyAuth) lookup(ctx context.Context, id string, secretHash []byte, bloc
 	k.mu.Lock()
 	k.init()
 	c, ok := k.cache[id]
-	neg, isNeg := k.unknown[id]
 	k.mu.Unlock()
 	if blocked && (!ok || !hmac.Equal(c.key.SecretHash, secretHash)) {
 		return store.Key{}, errSourceBlocked
@@ -128,40 +119,20 @@ func (k *KeyAuth) lookup(ctx context.Context, id string, secretHash []byte, bloc
 	if ok && time.Since(c.fetched) < k.CacheTTL {
 		return c.key, nil
 	}
-	if isNeg && time.Now().Before(neg) {
-		return store.Key{}, store.ErrNotFound
-	}
-	wait := time.NewTimer(time.Second)
-	defer wait.Stop()
-	select {
-	case k.lookups <- struct{}{}:
-	case <-wait.C:
-		return store.Key{}, errLookupsBusy
-	case <-ctx.Done():
-		return store.Key{}, ctx.Err()
-	}
-	key, err := k.Store.GetKey(ctx, id)
-	<-k.lookups
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if errors.Is(err, store.ErrNotFound) {
-		if len(k.unknown) > 100_000 {
-			clear(k.unknown)
-		}
-		k.unknown[id] = time.Now().Add(k.NegativeTTL)
-	}
+	key, err := limits.Lookup(ctx, k.lookups, id, store.ErrNotFound, func(ctx context.Context) (store.Key, error) {
+		return k.Store.GetKey(ctx, id)
+	})
 	if err != nil {
 		return key, err
 	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	if len(k.cache) > 100_000 {
 		clear(k.cache)
 	}
-	delete(k.unknown, id)
 	k.cache[id] = cached{key: key, fetched: time.Now()}
 	return key, nil
 }
-
-var errLookupsBusy = errors.New("key lookups saturated")
 
 // FlushLastUsed writes last_used_at for keys used since the last call.
 func (k *KeyAuth) FlushLastUsed(ctx context.Context) {
@@ -252,7 +223,7 @@ func (k *KeyAuth) authenticate(w http.ResponseWriter, r *http.Request, ip string
 		writeProblem(w, p)
 	case errors.Is(err, store.ErrNotFound):
 		k.fail(w, ip, errBadKey)
-	case err != nil: // errLookupsBusy or the store's failure
+	case err != nil: // limits.ErrLookupsBusy or the store's failure
 		writeProblem(w, logMasked(r.Context(), k.Logger, unavailable("the key store"), fmt.Errorf("key lookup: %w", err)))
 	case !hmac.Equal(secretHash, key.SecretHash),
 		key.RevokedAt != nil, key.ExpiresAt != nil && !time.Now().Before(*key.ExpiresAt):

@@ -24,13 +24,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/google/uuid"
 
 	"github.com/strata-bureau/strata/pkg/input"
+	"github.com/strata-bureau/strata/services/gateway/internal/limits"
 )
 
 // Client is an OAuth client as stored.
@@ -63,11 +63,8 @@ type Issuer struct {
 	jwks     []byte
 	failures Failures
 	clientIP func(*http.Request) (string, error)
-	lookups  chan struct{}
+	lookups  *limits.Lookups
 	logger   *slog.Logger
-
-	mu      sync.Mutex
-	unknown map[string]time.Time
 }
 
 // ParseKeys reads "1:<base64 32-byte seed>,2:..." into Ed25519 keys by version.
@@ -114,9 +111,6 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// negativeTTL is how long an unknown client id is refused without a lookup.
-const negativeTTL = 30 * time.Second
-
 // New builds an issuer.
 func New(o Options) (*Issuer, error) {
 	if o.TTL <= 0 {
@@ -141,9 +135,6 @@ func New(o Options) (*Issuer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.MaxLookups <= 0 {
-		o.MaxLookups = 16
-	}
 	if o.ClientIP == nil {
 		o.ClientIP = func(r *http.Request) (string, error) {
 			host, _, err := net.SplitHostPort(r.RemoteAddr)
@@ -154,7 +145,7 @@ func New(o Options) (*Issuer, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Issuer{url: strings.TrimRight(o.URL, "/"), audience: o.Audience, ttl: o.TTL, pepper: o.Pepper, clients: o.Clients, signer: signer, jwks: jwks,
-		failures: o.Failures, clientIP: o.ClientIP, lookups: make(chan struct{}, o.MaxLookups), logger: o.Logger, unknown: map[string]time.Time{}}, nil
+		failures: o.Failures, clientIP: o.ClientIP, lookups: limits.NewLookups(o.MaxLookups, 0), logger: o.Logger}, nil
 }
 
 func kid(v int) string { return "strata-" + strconv.Itoa(v) }
@@ -209,40 +200,16 @@ func oauthError(w http.ResponseWriter, status int, code, desc string) {
 	writeJSON(w, status, map[string]string{"error": code, "error_description": desc})
 }
 
-var errBusy = errors.New("client lookups saturated")
-
 // ErrUnknownClient is what Clients returns for an id it does not know.
 var ErrUnknownClient = errors.New("unknown client")
 
 // client looks a client up: an id found unknown is refused without a
-// lookup for a while, and at most MaxLookups lookups run at once.
+// lookup for a while, and at most MaxLookups lookups run at once
+// (limits.Lookups).
 func (is *Issuer) client(ctx context.Context, id string) (Client, error) {
-	is.mu.Lock()
-	until, unknown := is.unknown[id]
-	is.mu.Unlock()
-	if unknown && time.Now().Before(until) {
-		return Client{}, ErrUnknownClient
-	}
-	wait := time.NewTimer(time.Second)
-	defer wait.Stop()
-	select {
-	case is.lookups <- struct{}{}:
-	case <-wait.C:
-		return Client{}, errBusy
-	case <-ctx.Done():
-		return Client{}, ctx.Err()
-	}
-	c, err := is.clients.Client(ctx, id)
-	<-is.lookups
-	if errors.Is(err, ErrUnknownClient) {
-		is.mu.Lock()
-		if len(is.unknown) > 100_000 {
-			clear(is.unknown)
-		}
-		is.unknown[id] = time.Now().Add(negativeTTL)
-		is.mu.Unlock()
-	}
-	return c, err
+	return limits.Lookup(ctx, is.lookups, id, ErrUnknownClient, func(ctx context.Context) (Client, error) {
+		return is.clients.Client(ctx, id)
+	})
 }
 
 func (is *Issuer) token(w http.ResponseWriter, r *http.Request) {
