@@ -252,10 +252,6 @@ func invalid(msg string) error { return status.Error(codes.InvalidArgument, msg)
 
 // UpsertProfile creates or updates birth date and address.
 func (s *Server) UpsertProfile(ctx context.Context, req *basebv1.UpsertProfileRequest) (*basebv1.UpsertProfileResponse, error) {
-	c, err := grpcserver.CPF(req.GetCpf())
-	if err != nil {
-		return nil, err
-	}
 	if !validDate(req.GetBirthDate()) {
 		return nil, invalid("birth_date must be a past date, YYYY-MM-DD")
 	}
@@ -265,11 +261,14 @@ func (s *Server) UpsertProfile(ctx context.Context, req *basebv1.UpsertProfileRe
 	}
 	addr := domain.Address{Street: a.GetStreet(), Number: a.GetNumber(), Complement: a.GetComplement(), District: a.GetDistrict(),
 		City: a.GetCity(), State: a.GetState(), PostalCode: a.GetPostalCode()}
-	p, err := breaker.Do(s.Breaker, func() (*domain.Profile, error) { return s.Store.Upsert(ctx, c, req.GetBirthDate(), addr) })
+	var p *domain.Profile
+	err := s.write(ctx, req.GetCpf(), func(c string) (err error) {
+		p, err = s.Store.Upsert(ctx, c, req.GetBirthDate(), addr)
+		return err
+	})
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
-	s.Profiles.Written(ctx, c)
 	return &basebv1.UpsertProfileResponse{Profile: s.profileProto(p)}, nil
 }
 
