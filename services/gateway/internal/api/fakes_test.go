@@ -227,6 +227,17 @@ func (c *contract) logged() string {
 	return c.log.String()
 }
 
+// testPool is a pool of one replica at target, closed when the test ends.
+func testPool(tb testing.TB, name, target string, set *breaker.Set, o backend.Options) *backend.Pool {
+	tb.Helper()
+	p, err := backend.New(name, []string{target}, set, o)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(p.Close)
+	return p
+}
+
 func newContract(t *testing.T, o backend.Options) *contract {
 	t.Helper()
 	c := &contract{}
@@ -251,12 +262,7 @@ func newContract(t *testing.T, o backend.Options) *contract {
 		if po.Timeout == 0 {
 			po.Timeout = 5 * time.Second
 		}
-		p, err := backend.New(name, []string{"192.0.2.1:7000"}, set, po)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(p.Close)
-		return p
+		return testPool(t, name, "192.0.2.1:7000", set, po)
 	}
 	mux := http.NewServeMux()
 	api := NewAPI(mux)

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/danielgtaylor/huma/v2"
-	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -54,21 +52,11 @@ func edgeUnderTest(tb testing.TB) (http.Handler, *breaker.Set, string) {
 	tb.Helper()
 	set, _ := breaker.NewSet(telemetry.Noop().Meter("t"), logging.Discard())
 	addr := refusingBase(tb)
-	pool := func(name string) *backend.Pool {
-		p, err := backend.New(name, []string{addr}, set, backend.Options{Timeout: 2 * time.Second,
-			Breaker: breaker.Config{ConsecutiveFailures: 1, OpenFor: time.Hour}})
-		if err != nil {
-			tb.Fatal(err)
-		}
-		tb.Cleanup(p.Close)
-		return p
-	}
+	o := backend.Options{Timeout: 2 * time.Second, Breaker: breaker.Config{ConsecutiveFailures: 1, OpenFor: time.Hour}}
+	pool := func(name string) *backend.Pool { return testPool(tb, name, addr, set, o) }
 	mux := http.NewServeMux()
-	huma.NewError = NewHumaError
-	cfg := huma.DefaultConfig("t", "1")
-	cfg.CreateHooks = nil
 	bindings := &Bindings{TTL: time.Hour, cache: map[string]boundClients{"fuzz-bank": {list: "fuzz-client", fetched: time.Now()}}}
-	(&Handlers{Backends: Backends{A: pool("base-a"), B: pool("base-b"), C: pool("base-c")}, Logger: logging.Discard(), Bindings: bindings}).Register(humago.New(mux, cfg))
+	(&Handlers{Backends: Backends{A: pool("base-a"), B: pool("base-b"), C: pool("base-c")}, Logger: logging.Discard(), Bindings: bindings}).Register(NewAPI(mux))
 	pepper := []byte("pepper-pepper-pepper-pepper-pepp")
 	_, full := apikey.New()
 	parsed, _ := apikey.Parse(full)
