@@ -33,11 +33,10 @@ func MigrationsVersion() string { return postgres.MigrationsVersion(migrations, 
 
 // Migrate applies the migrations.
 func Migrate(ctx context.Context, url string) error {
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return errors.New("migrate: cannot connect to the gateway database")
-	}
-	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+	return withConn(ctx, url, func(conn *pgx.Conn) error { return migrate(ctx, conn) })
+}
+
+func migrate(ctx context.Context, conn *pgx.Conn) error {
 	return pgmigrate.Apply(ctx, conn, migrations, "migrations", "gateway_schema_version", 4242101)
 }
 
@@ -46,27 +45,35 @@ func Migrate(ctx context.Context, url string) error {
 // schema, SELECT, INSERT, UPDATE and DELETE on its tables, and its
 // sequences; never the migrations' bookkeeping, DDL or ownership.
 func MigrateAndGrant(ctx context.Context, url, appRole string) error {
-	if err := Migrate(ctx, url); err != nil {
-		return err
-	}
+	return withConn(ctx, url, func(conn *pgx.Conn) error {
+		if err := migrate(ctx, conn); err != nil {
+			return err
+		}
+		role := pgx.Identifier{appRole}.Sanitize()
+		for _, q := range []string{
+			"REVOKE ALL ON SCHEMA public FROM PUBLIC",
+			"GRANT USAGE ON SCHEMA public TO " + role,
+			"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO " + role,
+			"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO " + role,
+			"REVOKE ALL ON gateway_schema_version FROM " + role,
+		} {
+			if _, err := conn.Exec(ctx, q); err != nil {
+				return fmt.Errorf("migrate: grant to %s: %w", appRole, err)
+			}
+		}
+		return nil
+	})
+}
+
+// withConn runs fn on one connection to the gateway database at url (the
+// migrations' advisory lock ends with it).
+func withConn(ctx context.Context, url string, fn func(*pgx.Conn) error) error {
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		return errors.New("migrate: cannot connect to the gateway database")
 	}
 	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
-	role := pgx.Identifier{appRole}.Sanitize()
-	for _, q := range []string{
-		"REVOKE ALL ON SCHEMA public FROM PUBLIC",
-		"GRANT USAGE ON SCHEMA public TO " + role,
-		"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO " + role,
-		"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO " + role,
-		"REVOKE ALL ON gateway_schema_version FROM " + role,
-	} {
-		if _, err := conn.Exec(ctx, q); err != nil {
-			return fmt.Errorf("migrate: grant to %s: %w", appRole, err)
-		}
-	}
-	return nil
+	return fn(conn)
 }
 
 // Store is the gateway store.
