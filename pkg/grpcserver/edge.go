@@ -21,14 +21,15 @@ func CPF(s string) (string, error) {
 	return c.String(), nil
 }
 
-// RequireIdentity answers PermissionDenied unless the caller's mTLS
-// identity is one of allowed; what names the refused action ("read
-// subject reports").
-func RequireIdentity(ctx context.Context, allowed []string, what string) error {
-	if id, ok := PeerIdentity(ctx); !ok || !slices.Contains(allowed, id) {
-		return status.Error(codes.PermissionDenied, "this identity may not "+what)
+// RequireIdentity returns the caller's mTLS identity if it is one of
+// allowed, and PermissionDenied otherwise; what names the refused action
+// ("read subject reports").
+func RequireIdentity(ctx context.Context, allowed []string, what string) (string, error) {
+	id, ok := PeerIdentity(ctx)
+	if !ok || !slices.Contains(allowed, id) {
+		return "", status.Error(codes.PermissionDenied, "this identity may not "+what)
 	}
-	return nil
+	return id, nil
 }
 
 // StoreErrors are a base's sentinels for the failures every store shares,

@@ -2,12 +2,17 @@ package grpcserver_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"log/slog"
 	"testing"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-bureau/strata/pkg/breaker"
@@ -43,5 +48,26 @@ func TestStoreErrorsAnswerEveryBaseAlike(t *testing.T) {
 	}
 	if e.Status(bug) != bug {
 		t.Error("an unexpected error was not left as it is")
+	}
+}
+
+// A subject report (or any action guarded so) is refused to a caller
+// without a verified certificate or with an identity not allowed, and
+// tells an allowed caller who it is.
+func TestRequireIdentity(t *testing.T) {
+	t.Parallel()
+	as := func(cn string) context.Context {
+		state := tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{{Subject: pkix.Name{CommonName: cn}}}}}
+		return peer.NewContext(context.Background(), &peer.Peer{AuthInfo: credentials.TLSInfo{State: state}})
+	}
+	allowed := []string{"gateway"}
+	if id, err := grpcserver.RequireIdentity(as("gateway"), allowed, "read subject reports"); err != nil || id != "gateway" {
+		t.Fatalf("gateway: %q, %v", id, err)
+	}
+	for name, ctx := range map[string]context.Context{"stranger": as("someone"), "no certificate": context.Background()} {
+		id, err := grpcserver.RequireIdentity(ctx, allowed, "read subject reports")
+		if st := status.Convert(err); id != "" || st.Code() != codes.PermissionDenied || st.Message() != "this identity may not read subject reports" {
+			t.Errorf("%s: %q, %v", name, id, err)
+		}
 	}
 }

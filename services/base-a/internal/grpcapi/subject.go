@@ -3,7 +3,6 @@ package grpcapi
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -28,9 +27,9 @@ type SubjectServer struct {
 
 // GetSubjectData describes the CPF's data in Base A.
 func (s *SubjectServer) GetSubjectData(ctx context.Context, req *subjectv1.GetSubjectDataRequest) (*subjectv1.GetSubjectDataResponse, error) {
-	id, ok := grpcserver.PeerIdentity(ctx)
-	if !ok || !slices.Contains(s.Access.Audit, id) {
-		return nil, status.Error(codes.PermissionDenied, "this identity may not read subject reports")
+	id, err := grpcserver.RequireIdentity(ctx, s.Access.Audit, "read subject reports")
+	if err != nil {
+		return nil, err
 	}
 	v, err := viewer(ctx, s.Access, id)
 	if err != nil {

@@ -23,7 +23,7 @@ type SubjectServer struct {
 
 // GetSubjectData describes the CPF's data in Base B.
 func (s *SubjectServer) GetSubjectData(ctx context.Context, req *subjectv1.GetSubjectDataRequest) (*subjectv1.GetSubjectDataResponse, error) {
-	if err := grpcserver.RequireIdentity(ctx, s.Allowed, "read subject reports"); err != nil {
+	if _, err := grpcserver.RequireIdentity(ctx, s.Allowed, "read subject reports"); err != nil {
 		return nil, err
 	}
 	c, err := grpcserver.CPF(req.GetCpf())
