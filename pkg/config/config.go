@@ -47,6 +47,8 @@ func Errors(parts ...Validator) []error {
 
 // Load fills cfg (a pointer to a struct tagged with `env:"NAME"`) from the
 // variables named prefix+NAME and validates it when it implements Validator.
+// A Service cfg embeds also gets the standard OTEL_* environment (LoadOTel,
+// no prefix).
 // Every Secret field may instead come from the file named by
 // prefix+NAME+"_FILE" (its content, trailing newline trimmed).
 // Errors name the variable but never its value.
@@ -65,6 +67,9 @@ func Load(ctx context.Context, prefix string, cfg any, l Lookuper) error {
 	})
 	if err != nil {
 		return fmt.Errorf("config (%s*): %w", prefix, named(reflect.TypeOf(cfg), prefix, err))
+	}
+	if s, ok := cfg.(interface{ service() *Service }); ok {
+		s.service().OTel = LoadOTel(l)
 	}
 	if v, ok := cfg.(Validator); ok {
 		if err := v.Validate(); err != nil {

@@ -300,3 +300,32 @@ func TestDefaultsFillOnlyZeroFields(t *testing.T) {
 		t.Fatalf("required left zero: %v", err)
 	}
 }
+
+// The standard OTEL_* names are read without the service's prefix; a
+// prefixed one is not the standard variable.
+func TestLoadOTelReadsTheStandardNames(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		env     map[string]string
+		tracing bool
+	}{
+		{map[string]string{}, false},
+		{map[string]string{"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:4318"}, false},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:4318"}, true},
+		{map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://x:4318/v1/traces"}, true},
+		{map[string]string{"OTEL_TRACES_EXPORTER": "console"}, true},
+		{map[string]string{"BASEA_OTEL_TRACES_EXPORTER": "console"}, false},
+	}
+	for _, tt := range tests {
+		if got := config.LoadOTel(config.Map(tt.env)).Tracing(); got != tt.tracing {
+			t.Errorf("%v: tracing %v, want %v", tt.env, got, tt.tracing)
+		}
+	}
+	// Load reads them into the Service a configuration embeds.
+	c := &svcConfig{Service: config.Service{OpsAddr: "127.0.0.1:9999"}}
+	err := config.Load(context.Background(), "SVC_", c, config.Map(map[string]string{"SVC_TLS_CERT": "c", "SVC_TLS_KEY": "k",
+		"SVC_TLS_CA": "ca", "SVC_AMQP_URL": "amqp://x", "OTEL_SERVICE_NAME": "svc-1", "SVC_OTEL_TRACES_EXPORTER": "console"}))
+	if err != nil || c.OTel.ServiceName != "svc-1" || c.OTel.TracesExporter != "" {
+		t.Fatalf("Service.OTel: %+v %v", c.OTel, err)
+	}
+}

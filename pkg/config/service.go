@@ -7,7 +7,8 @@ import (
 )
 
 // Service is the configuration every service shares: the operator
-// address, its mTLS material, the broker, logging and telemetry. Each
+// address, its mTLS material, the broker, logging and telemetry (its own
+// OTLP_ENDPOINT and the standard OTEL_* environment). Each
 // service's Config embeds it, so its variables keep the service's prefix
 // (BASEB_AMQP_URL, GATEWAY_LOG_LEVEL, …). OpsAddr's default differs per
 // service: a service sets it in the Config it hands to Load, and the
@@ -30,7 +31,13 @@ type Service struct {
 	// OTLPEndpoint, when set, exports traces there (the standard OTEL_*
 	// variables work too).
 	OTLPEndpoint string `env:"OTLP_ENDPOINT"`
+	// OTel is the standard OpenTelemetry environment (OTEL_*, without the
+	// service's prefix), read by Load.
+	OTel OTel
 }
+
+// service gives Load the Service a configuration embeds.
+func (s *Service) service() *Service { return s }
 
 // LogLevelName is the configured log level (for pkg/command).
 func (s *Service) LogLevelName() string { return s.LogLevel }

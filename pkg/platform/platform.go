@@ -38,8 +38,8 @@ type Platform struct {
 // Start sets up telemetry, breakers and the broker for the service name
 // (also its broker connection's name, with suffix when not empty). Close
 // releases them.
-func Start(ctx context.Context, name, suffix string, cfg *config.Service, otel telemetry.Env, logger *slog.Logger) (*Platform, error) {
-	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: name, Env: otel, OTLPEndpoint: cfg.OTLPEndpoint, OTLPInsecure: true})
+func Start(ctx context.Context, name, suffix string, cfg *config.Service, logger *slog.Logger) (*Platform, error) {
+	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: name, Env: cfg.OTel, OTLPEndpoint: cfg.OTLPEndpoint, OTLPInsecure: true})
 	if err != nil {
 		return nil, err
 	}

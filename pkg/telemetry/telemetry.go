@@ -6,8 +6,9 @@
 // installed globally: callers pass the returned providers to the
 // instrumentation they construct.
 //
-// Only main reads the process environment: it hands a config.Lookuper to
-// LoadEnv, and Setup decides from that Env whether spans are recorded. The
+// Only main reads the process environment: the service's configuration
+// (config.Load) reads the standard variables into config.OTel, and Setup
+// decides from it whether spans are recorded. The
 // exporter itself is built by go.opentelemetry.io/contrib/exporters/autoexport,
 // which reads the OTEL_EXPORTER_OTLP_* details (endpoint, protocol,
 // headers, TLS) as every OpenTelemetry SDK does.
@@ -39,64 +40,13 @@ import (
 	"github.com/strata-bureau/strata/pkg/config"
 )
 
-// Env is the part of the standard OpenTelemetry environment Setup acts on.
-type Env struct {
-	// ServiceName (OTEL_SERVICE_NAME) replaces Config.ServiceName.
-	ServiceName string
-	// TracesExporter (OTEL_TRACES_EXPORTER): otlp, console or none.
-	TracesExporter string
-	// OTLPEndpoint (OTEL_EXPORTER_OTLP_ENDPOINT or
-	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT): set alone, it selects otlp.
-	OTLPEndpoint string
-	// Sampler (OTEL_TRACES_SAMPLER, with OTEL_TRACES_SAMPLER_ARG): when
-	// set, the SDK builds the sampler it names.
-	Sampler string
-	// ResourceAttributes (OTEL_RESOURCE_ATTRIBUTES), e.g.
-	// service.instance.id=base-b-1.
-	ResourceAttributes string
-}
-
-// LoadEnv reads the OTEL_* variables Setup acts on (no service prefix:
-// they are the standard names).
-func LoadEnv(l config.Lookuper) Env {
-	get := func(k string) string {
-		if l == nil {
-			return ""
-		}
-		v, _ := l.Lookup(k)
-		return v
-	}
-	endpoint := get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-	if endpoint == "" {
-		endpoint = get("OTEL_EXPORTER_OTLP_ENDPOINT")
-	}
-	return Env{
-		ServiceName:        get("OTEL_SERVICE_NAME"),
-		TracesExporter:     get("OTEL_TRACES_EXPORTER"),
-		OTLPEndpoint:       endpoint,
-		Sampler:            get("OTEL_TRACES_SAMPLER"),
-		ResourceAttributes: get("OTEL_RESOURCE_ATTRIBUTES"),
-	}
-}
-
-// Tracing reports whether this environment asks for spans to be exported.
-func (e Env) Tracing() bool {
-	switch e.TracesExporter {
-	case "none":
-		return false
-	case "":
-		return e.OTLPEndpoint != ""
-	}
-	return true
-}
-
 // Config says how to export.
 type Config struct {
 	// ServiceName names the service in traces and metrics.
 	ServiceName string
-	// Env is the standard OpenTelemetry environment (LoadEnv); it wins over
-	// OTLPEndpoint.
-	Env Env
+	// Env is the standard OpenTelemetry environment (config.LoadOTel); it
+	// wins over OTLPEndpoint.
+	Env config.OTel
 	// OTLPEndpoint is host:port of an OTLP/gRPC collector (the service's
 	// older <PREFIX>OTLP_ENDPOINT); used only when Env selects no exporter.
 	// With neither, no span is recorded (trace context still propagates,

@@ -19,7 +19,6 @@ import (
 	"github.com/strata-bureau/strata/pkg/outbox"
 	"github.com/strata-bureau/strata/pkg/platform"
 	"github.com/strata-bureau/strata/pkg/postgres"
-	"github.com/strata-bureau/strata/pkg/telemetry"
 	baseav1 "github.com/strata-bureau/strata/proto/gen/go/basea/v1"
 	subjectv1 "github.com/strata-bureau/strata/proto/gen/go/subject/v1"
 	"github.com/strata-bureau/strata/services/base-a/internal/audit"
@@ -69,9 +68,6 @@ type Config struct {
 	AuditPurgeInterval time.Duration `env:"AUDIT_PURGE_INTERVAL, default=1h"`
 	MaxConns           int32         `env:"DB_MAX_CONNS, default=16"`
 	SeedDemo           bool          `env:"SEED_DEMO, default=false"`
-	// OTel is the standard OpenTelemetry environment (OTEL_*, no prefix),
-	// read by Load.
-	OTel telemetry.Env
 }
 
 // Validate checks the configuration (key formats are checked at start).
@@ -98,7 +94,6 @@ func Load(ctx context.Context, l config.Lookuper) (*Config, error) {
 	if err := config.Load(ctx, Prefix, &c, l); err != nil {
 		return nil, err
 	}
-	c.OTel = telemetry.LoadEnv(l)
 	return &c, nil
 }
 
@@ -142,7 +137,7 @@ func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	p, err := platform.Start(ctx, "base-a", "", &cfg.Service, cfg.OTel, logger)
+	p, err := platform.Start(ctx, "base-a", "", &cfg.Service, logger)
 	if err != nil {
 		return err
 	}

@@ -19,7 +19,6 @@ import (
 	"github.com/strata-bureau/strata/pkg/grpcserver"
 	"github.com/strata-bureau/strata/pkg/mongodb"
 	"github.com/strata-bureau/strata/pkg/platform"
-	"github.com/strata-bureau/strata/pkg/telemetry"
 	basebv1 "github.com/strata-bureau/strata/proto/gen/go/baseb/v1"
 	subjectv1 "github.com/strata-bureau/strata/proto/gen/go/subject/v1"
 	"github.com/strata-bureau/strata/services/base-b/internal/authz"
@@ -57,9 +56,6 @@ type Config struct {
 	// Verifier: the OAuth2 provider Base B trusts (OIDC_ISSUER) and how
 	// its access tokens are checked (OIDC_*, TOKEN_LEEWAY).
 	Verifier authz.Config
-	// OTel is the standard OpenTelemetry environment (OTEL_*, no prefix),
-	// read by Load.
-	OTel telemetry.Env
 
 	// mTLS: the identities allowed per method group.
 	ClientsRead   config.List `env:"CLIENTS_READ, default=gateway"`
@@ -91,7 +87,6 @@ func Load(ctx context.Context, l config.Lookuper) (*Config, error) {
 	if err := config.Load(ctx, Prefix, &c, l); err != nil {
 		return nil, err
 	}
-	c.OTel = telemetry.LoadEnv(l)
 	c.Replica.Default()
 	return &c, nil
 }
@@ -118,7 +113,7 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 // Serve serves Base B on the given listeners until ctx ends.
 func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net.Listener) error {
 	defer func() { _ = glis.Close(); _ = hlis.Close() }()
-	p, err := platform.Start(ctx, "base-b", cfg.ReplicaID, &cfg.Service, cfg.OTel, logger)
+	p, err := platform.Start(ctx, "base-b", cfg.ReplicaID, &cfg.Service, logger)
 	if err != nil {
 		return err
 	}

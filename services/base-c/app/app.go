@@ -52,9 +52,6 @@ type Config struct {
 	config.Replica
 	// DataQueue is the shared AMQP queue (override only in tests).
 	DataQueue string `env:"AMQP_DATA_QUEUE, default=basec.events"`
-	// OTel is the standard OpenTelemetry environment (OTEL_*, no prefix),
-	// read by Load.
-	OTel telemetry.Env
 
 	AuthCacheTTL time.Duration `env:"AUTH_CACHE_TTL, default=60s"`
 	AuthMaxCold  int           `env:"AUTH_MAX_COLD, default=2"`
@@ -122,7 +119,6 @@ func Load(ctx context.Context, l config.Lookuper) (*Config, error) {
 	if err := config.Load(ctx, Prefix, &c, l); err != nil {
 		return nil, err
 	}
-	c.OTel = telemetry.LoadEnv(l)
 	c.Replica.Default()
 	return &c, nil
 }
@@ -138,7 +134,7 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 // listeners until ctx ends.
 func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, glis, hlis net.Listener) error {
 	defer func() { _ = glis.Close(); _ = hlis.Close() }()
-	p, err := platform.Start(ctx, "base-c", cfg.ReplicaID, &cfg.Service, cfg.OTel, logger)
+	p, err := platform.Start(ctx, "base-c", cfg.ReplicaID, &cfg.Service, logger)
 	if err != nil {
 		return err
 	}

@@ -20,7 +20,6 @@ import (
 	"github.com/strata-bureau/strata/pkg/outbox"
 	"github.com/strata-bureau/strata/pkg/platform"
 	"github.com/strata-bureau/strata/pkg/postgres"
-	"github.com/strata-bureau/strata/pkg/telemetry"
 	"github.com/strata-bureau/strata/services/gateway/internal/api"
 	"github.com/strata-bureau/strata/services/gateway/internal/events"
 	"github.com/strata-bureau/strata/services/gateway/internal/issuer"
@@ -106,9 +105,6 @@ type Config struct {
 	BaseBTimeout time.Duration `env:"BASEB_TIMEOUT, default=1s"`
 	BaseCTimeout time.Duration `env:"BASEC_TIMEOUT, default=1s"`
 	Bulkhead     int           `env:"BULKHEAD, default=256"`
-	// OTel is the standard OpenTelemetry environment (OTEL_*, no prefix),
-	// read by Load.
-	OTel telemetry.Env
 }
 
 // Validate checks the configuration.
@@ -147,7 +143,6 @@ func Load(ctx context.Context, l config.Lookuper) (*Config, error) {
 	if err := config.Load(ctx, Prefix, &c, l); err != nil {
 		return nil, err
 	}
-	c.OTel = telemetry.LoadEnv(l)
 	if c.PublicURL == "" {
 		c.PublicURL = "http://" + c.HTTPAddr
 	}
@@ -196,7 +191,7 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 func Serve(ctx context.Context, cfg *Config, logger *slog.Logger, lis, opsLis net.Listener) error {
 	defer func() { _ = lis.Close(); _ = opsLis.Close() }()
 	pepper, _ := base64.StdEncoding.DecodeString(cfg.KeyPepper.Reveal()) // checked by Validate
-	p, err := platform.Start(ctx, "gateway", "", &cfg.Service, cfg.OTel, logger)
+	p, err := platform.Start(ctx, "gateway", "", &cfg.Service, logger)
 	if err != nil {
 		return err
 	}
