@@ -18,7 +18,7 @@ import (
 )
 
 // Golden loads a configuration with load from env (the least a service
-// starts with), lists what it reads (Variables) and compares the list with
+// starts with), lists what it reads (variables) and compares the list with
 // the file at path; STRATA_UPDATE_GOLDEN=1 rewrites the file. Each required
 // variable is also dropped in turn: the load must then fail naming it.
 func Golden[C any](t *testing.T, prefix string, env map[string]string, load func(context.Context, config.Lookuper) (*C, error), path string) {
@@ -28,7 +28,7 @@ func Golden[C any](t *testing.T, prefix string, env map[string]string, load func
 	if err != nil {
 		t.Fatal(err)
 	}
-	vars := Variables(prefix, cfg)
+	vars := variables(prefix, cfg)
 	got := strings.Join(vars, "\n") + "\n"
 	if os.Getenv("STRATA_UPDATE_GOLDEN") == "1" {
 		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
@@ -59,11 +59,11 @@ func Golden[C any](t *testing.T, prefix string, env map[string]string, load func
 	}
 }
 
-// Variables lists the variables cfg's type reads, sorted, one per line:
+// variables lists the variables cfg's type reads, sorted, one per line:
 // "NAME required = value" or "NAME = value", the value as cfg holds it
 // (lists comma-separated, secrets redacted). A secret NAME also reads
 // NAME_FILE (config.Load), listed once with an empty value.
-func Variables(prefix string, cfg any) []string {
+func variables(prefix string, cfg any) []string {
 	v := reflect.ValueOf(cfg)
 	for v.Kind() == reflect.Pointer {
 		v = v.Elem()
