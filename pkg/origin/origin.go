@@ -76,8 +76,8 @@ func One(md metadata.MD, key string) (v string, ok bool) {
 
 // FromIncoming reads the origin from an incoming call's metadata. A value
 // that is missing, malformed or given twice differently is returned empty.
-// Only a caller authenticated as the gateway may be believed
-// (grpcserver.Origin decides that, and falls back to the connection).
+// Whether to believe it is the caller's decision (grpcserver.Origin:
+// only from identities trusted with metadata, else the connection).
 func FromIncoming(ctx context.Context) Origin {
 	md, _ := metadata.FromIncomingContext(ctx)
 	var o Origin
