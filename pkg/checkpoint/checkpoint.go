@@ -91,6 +91,13 @@ func parse(body, origin string) (Head, error) {
 	return h, nil
 }
 
+// NewVerifier reads a log's verifier key as configured or published (the
+// note's "name+hash+key" text; white space around it, such as a file's
+// final newline, is ignored).
+func NewVerifier(vkey string) (note.Verifier, error) {
+	return note.NewVerifier(strings.TrimSpace(vkey))
+}
+
 // ClaimedSize is the tree size an unverified head claims, to name what a
 // head that fails Open pretended to cover. Never trust it otherwise.
 func ClaimedSize(msg []byte) (int64, bool) {

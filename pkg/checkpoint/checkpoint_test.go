@@ -23,9 +23,12 @@ func keys(t testing.TB, name string) (note.Signer, note.Verifier) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := note.NewVerifier(vkey)
+	v, err := checkpoint.NewVerifier(" " + vkey + "\n") // as read from a file
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := checkpoint.NewVerifier(vkey[:len(vkey)-2]); err == nil {
+		t.Fatal("a truncated verifier key was accepted")
 	}
 	return signer{name: name, hash: v.KeyHash(), priv: priv}, v
 }

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/strata-bureau/strata/pkg/checkpoint"
 	baseav1 "github.com/strata-bureau/strata/proto/gen/go/basea/v1"
 	"github.com/strata-bureau/strata/services/base-a/internal/audit"
 	"github.com/strata-bureau/strata/services/base-a/internal/grpcapi"
@@ -61,7 +62,7 @@ func readKey(k string) (note.Verifier, error) {
 	if b, err := os.ReadFile(k); err == nil {
 		k = strings.TrimSpace(string(b))
 	}
-	v, err := audit.NewVerifier(k)
+	v, err := checkpoint.NewVerifier(k)
 	if err != nil {
 		return nil, fmt.Errorf("verifier key: %w", err)
 	}

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/strata-bureau/strata/services/gateway/internal/apikey"
-	"github.com/strata-bureau/strata/services/gateway/internal/issuer"
 	"github.com/strata-bureau/strata/services/gateway/internal/store"
 )
 
@@ -58,7 +57,7 @@ func bootstrap(ctx context.Context, st *store.Store, pepper []byte, path string,
 		vars = append(vars, [2]string{k.env, full})
 	}
 	secret := apikey.NewSecret()
-	if err := st.UpsertOAuthClient(ctx, store.OAuthClient{ID: "demo-bank", SecretHash: issuer.HashSecret(pepper, secret),
+	if err := st.UpsertOAuthClient(ctx, store.OAuthClient{ID: "demo-bank", SecretHash: apikey.Hash(pepper, secret),
 		Scopes: []string{"base-b:read", "base-b:write", "base-b:export"}}); err != nil {
 		return err
 	}

@@ -6,18 +6,17 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 
 	"github.com/strata-bureau/strata/pkg/amqp"
 	"github.com/strata-bureau/strata/pkg/breaker"
+	"github.com/strata-bureau/strata/pkg/checkpoint"
 	"github.com/strata-bureau/strata/pkg/grpcclient"
 	"github.com/strata-bureau/strata/pkg/health"
 	"github.com/strata-bureau/strata/pkg/httpserver"
@@ -212,7 +211,7 @@ func newWitness(cfg *Config, p *platform.Platform, st *store.Store, baseA *backe
 	if cfg.AuditVerifierKey == "" {
 		return nil, nil
 	}
-	v, err := note.NewVerifier(strings.TrimSpace(cfg.AuditVerifierKey))
+	v, err := checkpoint.NewVerifier(cfg.AuditVerifierKey)
 	if err != nil {
 		return nil, fmt.Errorf("config: AUDIT_VERIFIER_KEY: %w", err)
 	}

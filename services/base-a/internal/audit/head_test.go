@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/strata-bureau/strata/pkg/checkpoint"
 	"github.com/strata-bureau/strata/services/base-a/internal/audit"
 )
 
@@ -45,7 +46,7 @@ func TestSignedHeadIsTheWireFormat(t *testing.T) {
 	if string(h.Note) != baseAHead {
 		t.Fatalf("signed\n%q\nwant\n%q", h.Note, baseAHead)
 	}
-	v, err := audit.NewVerifier(k.VerifierKey())
+	v, err := checkpoint.NewVerifier(k.VerifierKey())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -96,11 +96,6 @@ func OpenHead(msg []byte, v note.Verifier) (Head, error) {
 	return h, nil
 }
 
-// NewVerifier parses a verifier key.
-func NewVerifier(vkey string) (note.Verifier, error) {
-	return note.NewVerifier(strings.TrimSpace(vkey))
-}
-
 // Tree is the right edge of a Merkle tree plus the hashes added since the
 // last Prune: enough to append leaves and compute the root, in memory.
 type Tree struct {

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/strata-bureau/strata/pkg/checkpoint"
 	"github.com/strata-bureau/strata/services/base-a/internal/audit"
 	"github.com/strata-bureau/strata/services/base-a/internal/domain"
 )
@@ -32,7 +33,7 @@ func (s *Store) Verify(ctx context.Context, o ChainOptions, fromSeq, _ int64) (d
 	if o.Budget <= 0 {
 		o.Budget = 1_000_000
 	}
-	hv, err := audit.NewVerifier(o.Keys.VerifierKey())
+	hv, err := checkpoint.NewVerifier(o.Keys.VerifierKey())
 	if err != nil {
 		return domain.Verification{}, err
 	}

@@ -12,7 +12,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -30,6 +29,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/strata-bureau/strata/pkg/input"
+	"github.com/strata-bureau/strata/services/gateway/internal/apikey"
 	"github.com/strata-bureau/strata/services/gateway/internal/limits"
 )
 
@@ -150,13 +150,6 @@ func New(o Options) (*Issuer, error) {
 
 func kid(v int) string { return "strata-" + strconv.Itoa(v) }
 
-// HashSecret is how client secrets are stored.
-func HashSecret(pepper []byte, secret string) []byte {
-	m := hmac.New(sha256.New, pepper)
-	m.Write([]byte(secret))
-	return m.Sum(nil)
-}
-
 // Register adds the endpoints to mux.
 func (is *Issuer) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /.well-known/openid-configuration", is.discovery)
@@ -261,7 +254,7 @@ func (is *Issuer) token(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "clients cannot be looked up now; retry later")
 		return
 	}
-	if err != nil || !hmac.Equal(HashSecret(is.pepper, secret), c.SecretHash) {
+	if err != nil || !hmac.Equal(apikey.Hash(is.pepper, secret), c.SecretHash) {
 		fail()
 		return
 	}

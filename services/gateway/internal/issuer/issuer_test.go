@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/strata-bureau/strata/services/gateway/internal/apikey"
 	"github.com/strata-bureau/strata/services/gateway/internal/issuer"
 	"github.com/strata-bureau/strata/services/gateway/internal/limits"
 )
@@ -33,7 +34,7 @@ func (c clients) Client(_ context.Context, id string) (issuer.Client, error) {
 
 // c1 is a client that may ask for base-b:read, its secret s3cret.
 func c1() clients {
-	return clients{"c1": {ID: "c1", SecretHash: issuer.HashSecret(pepper, "s3cret"), Scopes: []string{"base-b:read"}}}
+	return clients{"c1": {ID: "c1", SecretHash: apikey.Hash(pepper, "s3cret"), Scopes: []string{"base-b:read"}}}
 }
 
 // serve serves the token endpoint of an issuer made with opts and the
