@@ -31,7 +31,10 @@ const maxBulk = 50
 
 // UpsertManyByID is UpsertByID for many documents of c at once (updates by
 // _id), in unordered bulk writes of at most maxBulk statements each; a bulk
-// write in which one upsert lost a race is written once more, whole.
+// write in which one upsert lost a race is written once more, whole. The
+// statements that had succeeded are then applied a second time, so every
+// update must be idempotent ($set, $max, $min, $setOnInsert; never $inc
+// or $push): Base B's last_access and Base C's last_query are $max.
 func UpsertManyByID(ctx context.Context, c *mongo.Collection, updates map[string]bson.D) error {
 	models := make([]mongo.WriteModel, 0, len(updates))
 	for id, u := range updates {
