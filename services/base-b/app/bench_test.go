@@ -10,6 +10,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/strata-bureau/strata/pkg/config"
 	"github.com/strata-bureau/strata/pkg/testenv"
 	basebv1 "github.com/strata-bureau/strata/proto/gen/go/baseb/v1"
 	"github.com/strata-bureau/strata/services/base-b/internal/authz"
@@ -33,7 +34,11 @@ func BenchmarkBaseB(b *testing.B) {
 		})
 	})
 	b.Run("verify_token", func(b *testing.B) {
-		v, err := authz.NewVerifier(context.Background(), authz.Options{Config: authz.Config{Issuer: c.issuer.URL, Mapping: authz.Mapping{Audiences: []string{audience}}}})
+		vc := authz.Config{Issuer: c.issuer.URL, Mapping: authz.Mapping{Audiences: []string{audience}}}
+		if err := config.Defaults(context.Background(), &vc); err != nil {
+			b.Fatal(err)
+		}
+		v, err := authz.NewVerifier(context.Background(), authz.Options{Config: vc})
 		if err != nil {
 			b.Fatal(err)
 		}

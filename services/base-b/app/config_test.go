@@ -75,3 +75,21 @@ func TestEverySettingCheckNamesItsVariable(t *testing.T) {
 		t.Fatalf("secret from a file: %v", err)
 	}
 }
+
+// A setting given as zero is zero: TOKEN_LEEWAY=0 loads as no leeway and
+// passes the checks (authz.TestZeroLeewayIsNoLeeway: the verifier keeps it).
+func TestZeroLeewayLoadsAsZero(t *testing.T) {
+	t.Parallel()
+	env := minimalEnv()
+	env["BASEB_TOKEN_LEEWAY"] = "0"
+	cfg, err := app.Load(context.Background(), config.Map(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Verifier.Leeway != 0 {
+		t.Fatalf("TOKEN_LEEWAY=0 loaded as %s", cfg.Verifier.Leeway)
+	}
+}

@@ -32,7 +32,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-bureau/strata/pkg/breaker"
-	"github.com/strata-bureau/strata/pkg/config"
 )
 
 // Scopes.
@@ -114,13 +113,12 @@ func (t breakerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // NewVerifier discovers the provider (retrying until ctx ends) and returns
-// a verifier. Every setting o leaves zero takes its default (Config's
-// tags). The context also carries the HTTP client for later JWKS
-// fetches, so it must live as long as the verifier.
+// a verifier. o.Config is used as given and checked: loading gives an
+// unset variable its default, and config.Defaults gives a configuration
+// built in code the same ones, but a setting given as zero stays zero
+// (TOKEN_LEEWAY=0 is no leeway). The context also carries the HTTP client
+// for later JWKS fetches, so it must live as long as the verifier.
 func NewVerifier(ctx context.Context, o Options) (*Verifier, error) {
-	if err := config.Defaults(ctx, &o.Config); err != nil {
-		return nil, fmt.Errorf("authz: %w", err)
-	}
 	if err := o.Config.Validate(); err != nil {
 		return nil, fmt.Errorf("authz: %w", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/strata-bureau/strata/pkg/breaker"
+	"github.com/strata-bureau/strata/pkg/config"
 	"github.com/strata-bureau/strata/services/base-b/internal/authz"
 	"github.com/strata-bureau/strata/services/base-b/internal/oidctest"
 )
@@ -23,13 +24,16 @@ import (
 const aud = "strata-base-b"
 
 // newVerifier verifies the tokens of the provider at issuer with o: each
-// setting o leaves zero at its default (audience aud), behind a breaker
+// setting o leaves zero at its default (config.Defaults; audience aud), behind a breaker
 // that opens after three failures unless o brings its own.
 func newVerifier(t *testing.T, issuer string, o authz.Options) *authz.Verifier {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	o.Issuer = issuer
+	if err := config.Defaults(ctx, &o.Config); err != nil {
+		t.Fatal(err)
+	}
 	if o.Breaker == nil {
 		o.Breaker = breaker.Standalone(breaker.Config{Name: "oidc", ConsecutiveFailures: 3, OpenFor: time.Hour})
 	}
@@ -88,6 +92,31 @@ func TestTokensAreRejectedForEveryFlaw(t *testing.T) {
 	// A token just past expiry is still inside the leeway.
 	if _, err := v.Verify(ctx, is.Token(t, oidctest.Claims{Subject: "bank-a", Audience: aud, Scope: "base-b:read", Expiry: time.Now().Add(-5 * time.Second)})); err != nil {
 		t.Errorf("token 5s past expiry refused despite the 30s leeway: %v", err)
+	}
+}
+
+// TOKEN_LEEWAY=0 is no leeway (it used to mean the default 30 s, as any
+// zero setting did): a token 5 s past its expiry is refused.
+func TestZeroLeewayIsNoLeeway(t *testing.T) {
+	t.Parallel()
+	is := oidctest.New(t, jose.RS256)
+	c := authz.Config{Issuer: is.URL}
+	if err := config.Defaults(context.Background(), &c); err != nil {
+		t.Fatal(err)
+	}
+	c.Leeway = 0
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	v, err := authz.NewVerifier(ctx, authz.Options{Config: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := is.Token(t, oidctest.Claims{Subject: "bank-a", Audience: aud, Scope: "base-b:read", Expiry: time.Now().Add(-5 * time.Second)})
+	if _, err := v.Verify(ctx, late); err == nil {
+		t.Fatal("a token 5 s past its expiry was accepted with no leeway")
+	}
+	if _, err := v.Verify(ctx, is.Token(t, oidctest.Claims{Subject: "bank-a", Audience: aud, Scope: "base-b:read"})); err != nil {
+		t.Fatalf("a valid token was refused: %v", err)
 	}
 }
 

@@ -9,9 +9,8 @@ import (
 
 // Config is how Base B checks access tokens. Base B's Config embeds it,
 // so its variables carry Base B's prefix (BASEB_OIDC_ISSUER, …). The tags
-// hold the only defaults: NewVerifier gives every setting left zero the
-// one its tag names (config.Defaults), as loading does for a variable
-// left unset.
+// hold the only defaults: loading gives them to variables left unset, and
+// config.Defaults to the zero settings of a Config built in code.
 type Config struct {
 	Issuer string `env:"OIDC_ISSUER, required"`
 	// Mapping: the audiences a token must name one of, and the claims that
