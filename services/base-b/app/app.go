@@ -77,6 +77,9 @@ func (c *Config) Validate() error {
 	if c.CacheSize < 1 || c.CacheTTL < 0 {
 		errs = append(errs, errors.New("PROFILE_CACHE_SIZE must be positive and PROFILE_CACHE_TTL not negative"))
 	}
+	if c.ProcessedRetention <= 0 { // zero or less used to mean the default, unsaid
+		errs = append(errs, errors.New("PROCESSED_RETENTION must be positive"))
+	}
 	return errors.Join(errs...)
 }
 

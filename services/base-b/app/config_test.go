@@ -40,7 +40,7 @@ func TestEverySettingCheckNamesItsVariable(t *testing.T) {
 	env := minimalEnv()
 	maps.Copy(env, map[string]string{"BASEB_REPLICA_ID": "bad id", "BASEB_OPS_ADDR": "x", "BASEB_GRPC_ADDR": "y",
 		"BASEB_TOKEN_LEEWAY": "6m", "BASEB_OIDC_AUDIENCE": " , ", "BASEB_OIDC_INTROSPECTION": "maybe",
-		"BASEB_PROFILE_CACHE_SIZE": "0", "BASEB_OIDC_TIMEOUT": "0s"})
+		"BASEB_PROFILE_CACHE_SIZE": "0", "BASEB_OIDC_TIMEOUT": "0s", "BASEB_PROCESSED_RETENTION": "-1h"})
 	_, err := app.Load(context.Background(), config.Map(env))
 	if err == nil {
 		t.Fatal("loaded")
@@ -53,6 +53,7 @@ func TestEverySettingCheckNamesItsVariable(t *testing.T) {
 		"OIDC_CACHE_TTL, OIDC_NEGATIVE_CACHE_TTL, OIDC_CACHE_SIZE and OIDC_TIMEOUT must be positive",
 		"OIDC_INTROSPECTION must be auto, on or off",
 		"OPS_ADDR must be host:port",
+		"PROCESSED_RETENTION must be positive",
 		"PROFILE_CACHE_SIZE must be positive and PROFILE_CACHE_TTL not negative",
 		"REPLICA_ID must be 1-64 letters, digits and . _ @ -",
 		"TOKEN_LEEWAY must be 0 to 5m",

@@ -107,6 +107,14 @@ func (c *Config) Validate() error {
 	if c.AuthMaxCold < 1 || c.AuthMaxCold > 64 {
 		errs = append(errs, errors.New("AUTH_MAX_COLD must be 1..64"))
 	}
+	// A setting of zero or less used to mean its default, unsaid: an
+	// operator who wrote THROTTLE_FREE=0 got three free failures.
+	if c.AuthCacheTTL <= 0 || c.ThrottleBase <= 0 || c.ThrottleMax <= 0 || c.ThrottleHalfLife <= 0 || c.ProcessedRetention <= 0 {
+		errs = append(errs, errors.New("AUTH_CACHE_TTL, THROTTLE_BASE, THROTTLE_MAX, THROTTLE_HALF_LIFE and PROCESSED_RETENTION must be positive"))
+	}
+	if c.ThrottleFree < 1 || c.SourceFailureLimit < 1 || c.CacheSize < 1 || c.LatestMovements < 1 {
+		errs = append(errs, errors.New("THROTTLE_FREE, SOURCE_FAILURE_LIMIT, ACTIVITY_CACHE_SIZE and LATEST_MOVEMENTS must be 1 or more"))
+	}
 	if (c.BootstrapUser == "") != c.BootstrapPassword.IsZero() {
 		errs = append(errs, errors.New("BOOTSTRAP_USER and BOOTSTRAP_PASSWORD go together"))
 	}
