@@ -59,6 +59,20 @@ func Golden[C any](t *testing.T, prefix string, env map[string]string, load func
 	}
 }
 
+// Refusals loads a configuration with load from env, which must be
+// refused, and returns each of the refusal's messages as an operator reads
+// it (without the "config (PREFIX_*): " it starts with), sorted.
+func Refusals[C any](t *testing.T, prefix string, env map[string]string, load func(context.Context, config.Lookuper) (*C, error)) []string {
+	t.Helper()
+	_, err := load(context.Background(), config.Map(env))
+	if err == nil {
+		t.Fatal("loaded a configuration that must be refused")
+	}
+	got := strings.Split(strings.TrimPrefix(err.Error(), fmt.Sprintf("config (%s*): ", prefix)), "\n")
+	slices.Sort(got)
+	return got
+}
+
 // variables lists the variables cfg's type reads, sorted, one per line:
 // "NAME required = value" or "NAME = value", the value as cfg holds it
 // (lists comma-separated, secrets redacted). A secret NAME also reads
