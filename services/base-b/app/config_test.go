@@ -40,13 +40,15 @@ func TestEverySettingCheckNamesItsVariable(t *testing.T) {
 	env := minimalEnv()
 	maps.Copy(env, map[string]string{"BASEB_REPLICA_ID": "bad id", "BASEB_OPS_ADDR": "x", "BASEB_GRPC_ADDR": "y",
 		"BASEB_TOKEN_LEEWAY": "6m", "BASEB_OIDC_AUDIENCE": " , ", "BASEB_OIDC_INTROSPECTION": "maybe",
-		"BASEB_PROFILE_CACHE_SIZE": "0", "BASEB_OIDC_TIMEOUT": "0s", "BASEB_PROCESSED_RETENTION": "-1h"})
+		"BASEB_PROFILE_CACHE_SIZE": "0", "BASEB_OIDC_TIMEOUT": "0s", "BASEB_PROCESSED_RETENTION": "-1h",
+		"BASEB_OIDC_TOKEN_TYPES": ""})
 	got := configtest.Refusals(t, app.Prefix, env, app.Load)
 	want := []string{
 		"GRPC_ADDR must be host:port",
 		"OIDC_AUDIENCE must name at least one audience",
 		"OIDC_CACHE_TTL, OIDC_NEGATIVE_CACHE_TTL, OIDC_CACHE_SIZE and OIDC_TIMEOUT must be positive",
 		"OIDC_INTROSPECTION must be auto, on or off",
+		"OIDC_SCOPE_CLAIMS, OIDC_CLIENT_CLAIM and OIDC_TOKEN_TYPES must each name at least one",
 		"OPS_ADDR must be host:port",
 		"PROCESSED_RETENTION must be positive",
 		"PROFILE_CACHE_SIZE must be positive and PROFILE_CACHE_TTL not negative",

@@ -47,6 +47,11 @@ func (c *Config) Validate() error {
 	if len(c.Audiences) == 0 {
 		errs = append(errs, errors.New("OIDC_AUDIENCE must name at least one audience"))
 	}
+	// Set but empty, these used to take their defaults; now a setting is
+	// what it says, and none of them can be empty.
+	if len(c.ScopeClaims) == 0 || len(c.ClientClaims) == 0 || len(c.TokenTypes) == 0 {
+		errs = append(errs, errors.New("OIDC_SCOPE_CLAIMS, OIDC_CLIENT_CLAIM and OIDC_TOKEN_TYPES must each name at least one"))
+	}
 	switch c.Introspection {
 	case IntrospectAuto, IntrospectOn, IntrospectOff:
 	default:
